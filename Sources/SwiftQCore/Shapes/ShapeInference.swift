@@ -1,0 +1,130 @@
+/// What static analysis knows about one graph value.
+public struct ValueFacts: Sendable, Equatable {
+    public var dtype: DType?
+    /// nil: rank unknown.
+    public var shape: [Dim]?
+    /// The element values of a small integer tensor (shape arithmetic: Shape → Gather → Concat → Reshape),
+    /// row-major; a value may be symbolic (a batch size) or unknown.
+    public var values: [Dim]?
+
+    public init(dtype: DType?, shape: [Dim]?, values: [Dim]? = nil) {
+        self.dtype = dtype
+        self.shape = shape
+        self.values = values
+    }
+
+    public static let unknown = ValueFacts(dtype: nil, shape: nil)
+
+    /// The shape when every dimension is a number.
+    public var concreteShape: [Int]? {
+        guard let shape else { return nil }
+        let v = shape.compactMap { d -> Int? in if case .value(let x) = d, x >= 0 { x } else { nil } }
+        return v.count == shape.count ? v : nil
+    }
+
+    public var rank: Int? { shape?.count }
+
+    /// Known integer values when all are numbers.
+    public var intValues: [Int]? {
+        guard let values else { return nil }
+        let v = values.compactMap(\.value)
+        return v.count == values.count ? v : nil
+    }
+}
+
+/// The inputs a shape rule sees.
+public struct ShapeContext {
+    public let node: Node
+    public let inputs: [ValueFacts?]
+    public let opset: Int64
+
+    /// Facts of input `i`; nil when omitted.
+    public func input(_ i: Int) -> ValueFacts? { i < inputs.count ? inputs[i] : nil }
+
+    public func fail(_ what: String) -> ModelError { .shape(node: node.displayName, opType: node.opType, what: what) }
+
+    /// Input `i` with a known rank, or an error naming it.
+    public func ranked(_ i: Int) throws -> (facts: ValueFacts, shape: [Dim]) {
+        guard let f = input(i) else { throw fail("input \(i) is missing") }
+        guard let s = f.shape else { throw ShapeUnknown() }
+        return (f, s)
+    }
+}
+
+/// Thrown by rules when an input's rank is unknown: the outputs become unknown without an error.
+public struct ShapeUnknown: Error {}
+
+public typealias ShapeRule = @Sendable (ShapeContext) throws -> [ValueFacts]
+
+/// Static shape, type and small-constant inference over a graph in topological order.
+public enum ShapeInference {
+    /// Op type → rule. Ops not listed get unknown outputs (or the model's own `value_info`, if it has one).
+    public static let rules: [String: ShapeRule] = [
+        "Conv": convShape, "ConvInteger": convShape, "QLinearConv": qlinearConvShape, "ConvTranspose": convTransposeShape,
+        "MaxPool": poolShape, "AveragePool": poolShape, "LpPool": poolShape,
+        "GlobalAveragePool": globalPoolShape, "GlobalMaxPool": globalPoolShape, "GlobalLpPool": globalPoolShape,
+        "Gemm": gemmShape, "MatMul": matMulShape, "MatMulInteger": matMulShape, "QLinearMatMul": qlinearMatMulShape,
+        "BatchNormalization": batchNormShape,
+        "Relu": sameShape, "LeakyRelu": sameShape, "PRelu": sameShape, "Clip": sameShape, "Sigmoid": sameShape,
+        "HardSigmoid": sameShape, "HardSwish": sameShape, "Tanh": sameShape, "Softmax": sameShape, "LogSoftmax": sameShape,
+        "LRN": sameShape, "Identity": sameShape, "Dropout": dropoutShape, "Elu": sameShape, "Selu": sameShape,
+        "Exp": sameShape, "Log": sameShape, "Sqrt": sameShape, "Abs": sameShape, "Neg": sameShape, "Erf": sameShape,
+        "Floor": sameShape, "Ceil": sameShape, "Round": sameShape, "Reciprocal": sameShape, "Softplus": sameShape,
+        "Mish": sameShape, "Gelu": sameShape, "InstanceNormalization": sameShape, "LayerNormalization": sameShape,
+        "Cast": castShape, "QuantizeLinear": quantizeShape, "DequantizeLinear": dequantizeShape,
+        "Add": broadcastShape, "Sub": broadcastShape, "Mul": broadcastShape, "Div": broadcastShape, "Pow": broadcastShape,
+        "Sum": broadcastShape, "Max": broadcastShape, "Min": broadcastShape, "Mean": broadcastShape,
+        "Equal": compareShape, "Less": compareShape, "Greater": compareShape, "Where": whereShape,
+        "Concat": concatShape, "Split": splitShape, "Slice": sliceShape, "Flatten": flattenShape, "Reshape": reshapeShape,
+        "Transpose": transposeShape, "Squeeze": squeezeShape, "Unsqueeze": unsqueezeShape, "Gather": gatherShape,
+        "Shape": shapeShape, "Size": sizeShape, "Constant": constantShape, "ConstantOfShape": constantOfShapeShape,
+        "Pad": padShape, "ReduceMean": reduceShape, "ReduceSum": reduceShape, "ReduceMax": reduceShape,
+        "ReduceMin": reduceShape, "ReduceProd": reduceShape, "ReduceL2": reduceShape, "Expand": expandShape,
+        "Tile": tileShape, "Range": rangeShape,
+    ]
+
+    /// Infers facts for every value. `inputShapes` overrides declared input shapes (e.g. to fix a dynamic
+    /// width); `bindBatch` gives symbolic or unknown leading dimensions of data inputs the value 1.
+    /// Problems (a node whose inputs contradict its op) are returned, not thrown: later nodes still get facts.
+    public static func run(_ model: Model, inputShapes: [String: [Int]] = [:], bindBatch: Bool = false)
+        -> (facts: [String: ValueFacts], problems: [ModelError])
+    {
+        let graph = model.graph
+        var facts: [String: ValueFacts] = [:]
+        var problems: [ModelError] = []
+        for v in graph.inputs {
+            var shape = v.shape?.map { d -> Dim in if case .value(let x) = d, x < 0 { .unknown } else { d } }
+            if let given = inputShapes[v.name] { shape = given.map { .value($0) } }
+            else if bindBatch, var s = shape, let first = s.first, first.value == nil { s[0] = .value(1); shape = s }
+            facts[v.name] = ValueFacts(dtype: v.dtype, shape: shape)
+        }
+        for i in graph.initializers { facts[i.name] = constantFacts(i.tensor) }
+        var declared: [String: ValueInfo] = [:]
+        for v in graph.valueInfo + graph.outputs { declared[v.name] = v }
+        let order = (try? graph.topologicalOrder()) ?? Array(graph.nodes.indices)
+        for index in order {
+            let node = graph.nodes[index]
+            let ctx = ShapeContext(node: node, inputs: node.inputs.map { $0.isEmpty ? nil : facts[$0] ?? .unknown }, opset: model.opset)
+            var out: [ValueFacts] = []
+            if node.isDefaultDomain, let rule = rules[node.opType] {
+                do { out = try rule(ctx) } catch let e as ModelError { problems.append(e) } catch {}
+            }
+            for (k, name) in node.outputs.enumerated() where !name.isEmpty {
+                var f = k < out.count ? out[k] : .unknown
+                if f.shape == nil || f.dtype == nil, let d = declared[name] {
+                    if f.shape == nil { f.shape = d.shape }
+                    if f.dtype == nil { f.dtype = d.dtype }
+                }
+                facts[name] = f
+            }
+        }
+        return (facts, problems)
+    }
+
+    /// Facts of a known tensor; values kept for small integer tensors.
+    public static func constantFacts(_ t: Tensor) -> ValueFacts {
+        let isInt = !t.dtype.isFloatingPoint && t.dtype != .bool
+        let values = isInt && t.elementCount <= 1024 ? t.int64s().map { Dim.value(Int(clamping: $0)) } : nil
+        return ValueFacts(dtype: t.dtype, shape: t.shape.map { .value($0) }, values: values)
+    }
+}
