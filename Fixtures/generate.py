@@ -1,0 +1,141 @@
+"""Generates the small ONNX fixtures swiftq's tests use. Run with `make fixtures` (pinned packages in
+scripts/requirements.txt); the outputs are committed so the tests need no Python.
+
+tiny_cnn.onnx          Conv-BN-Relu, MaxPool, depthwise Conv + Clip(0,6), 1x1 Conv, residual Add,
+                       GlobalAveragePool, Flatten, Gemm, Softmax; symbolic batch. With tiny_cnn.input.pb /
+                       tiny_cnn.output.pb, ONNX Runtime's output for a fixed input.
+encodings.onnx         initializers in every encoding ONNX allows (raw_data, float_data, int32_data, int64_data,
+                       double_data, uint64_data) and types; a Constant node; a custom-domain node carrying every
+                       attribute kind; metadata. encodings.expected.json lists each initializer's values.
+external.onnx(.data)   tiny_cnn with all tensors in an external data file.
+unknown_op.onnx        a default-domain node with an op ONNX does not have.
+string_tensor.onnx     an initializer of type STRING, which swiftq does not hold.
+"""
+import json, os
+import numpy as np, onnx
+from onnx import helper, numpy_helper, TensorProto
+
+OUT = os.path.dirname(os.path.abspath(__file__))
+rng = np.random.default_rng(42)
+
+def f32(*shape, scale=0.5):
+    return (rng.standard_normal(shape) * scale).astype(np.float32)
+
+def save(model, name, **kw):
+    onnx.checker.check_model(model)
+    onnx.save(model, os.path.join(OUT, name), **kw)
+
+def tiny_cnn():
+    inits = [
+        numpy_helper.from_array(f32(8, 3, 3, 3), 'c1.w'), numpy_helper.from_array(f32(8, scale=0.1), 'c1.b'),
+        numpy_helper.from_array((1 + f32(8, scale=0.1)), 'bn.scale'), numpy_helper.from_array(f32(8, scale=0.1), 'bn.bias'),
+        numpy_helper.from_array(f32(8, scale=0.1), 'bn.mean'), numpy_helper.from_array((1 + np.abs(f32(8, scale=0.2))), 'bn.var'),
+        numpy_helper.from_array(f32(8, 1, 3, 3), 'dw.w'), numpy_helper.from_array(f32(8, scale=0.1), 'dw.b'),
+        numpy_helper.from_array(np.array(0, np.float32), 'clip.min'), numpy_helper.from_array(np.array(6, np.float32), 'clip.max'),
+        numpy_helper.from_array(f32(8, 8, 1, 1), 'pw.w'), numpy_helper.from_array(f32(8, scale=0.1), 'pw.b'),
+        numpy_helper.from_array(f32(10, 8), 'fc.w'), numpy_helper.from_array(f32(10, scale=0.1), 'fc.b'),
+    ]
+    nodes = [
+        helper.make_node('Conv', ['input', 'c1.w', 'c1.b'], ['c1'], name='conv1', kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+        helper.make_node('BatchNormalization', ['c1', 'bn.scale', 'bn.bias', 'bn.mean', 'bn.var'], ['bn'], name='bn1', epsilon=1e-5),
+        helper.make_node('Relu', ['bn'], ['r1'], name='relu1'),
+        helper.make_node('MaxPool', ['r1'], ['p1'], name='pool1', kernel_shape=[2, 2], strides=[2, 2]),
+        helper.make_node('Conv', ['p1', 'dw.w', 'dw.b'], ['dw'], name='dwconv', kernel_shape=[3, 3], pads=[1, 1, 1, 1], group=8),
+        helper.make_node('Clip', ['dw', 'clip.min', 'clip.max'], ['dw6'], name='relu6'),
+        helper.make_node('Conv', ['dw6', 'pw.w', 'pw.b'], ['pw'], name='pwconv'),
+        helper.make_node('Add', ['pw', 'p1'], ['res'], name='residual'),
+        helper.make_node('GlobalAveragePool', ['res'], ['gap'], name='gap'),
+        helper.make_node('Flatten', ['gap'], ['flat'], name='flatten', axis=1),
+        helper.make_node('Gemm', ['flat', 'fc.w', 'fc.b'], ['logits'], name='fc', transB=1),
+        helper.make_node('Softmax', ['logits'], ['prob'], name='softmax', axis=1),
+    ]
+    g = helper.make_graph(nodes, 'tiny_cnn', [helper.make_tensor_value_info('input', TensorProto.FLOAT, ['N', 3, 32, 32])],
+                          [helper.make_tensor_value_info('prob', TensorProto.FLOAT, ['N', 10])], inits)
+    return helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)], producer_name='swiftq-fixtures', ir_version=8)
+
+def write_io(model, stem):
+    import onnxruntime as ort
+    x = rng.standard_normal((1, 3, 32, 32)).astype(np.float32)
+    y = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider']).run(None, {'input': x})[0]
+    open(os.path.join(OUT, stem + '.input.pb'), 'wb').write(numpy_helper.from_array(x, 'input').SerializeToString())
+    open(os.path.join(OUT, stem + '.output.pb'), 'wb').write(numpy_helper.from_array(y, 'prob').SerializeToString())
+
+def encodings():
+    expected = {}
+    inits = []
+    def add(t, values):
+        inits.append(t)
+        # JSON has no infinity or NaN: those are written as the strings "inf", "-inf", "nan".
+        expected[t.name] = {'dtype': TensorProto.DataType.Name(t.data_type), 'shape': list(t.dims),
+                            'values': [float(v) if np.isfinite(v) else str(float(v)) for v in np.asarray(values, np.float64).ravel()]}
+    fl = np.array([[1.5, -2.25, 3.0], [0.0, -0.0, 1e-20]], np.float32)
+    add(helper.make_tensor('float_raw', TensorProto.FLOAT, [2, 3], fl.tobytes(), raw=True), fl)
+    add(helper.make_tensor('float_data', TensorProto.FLOAT, [2, 3], fl.ravel().tolist()), fl)
+    d = np.array([1.0, -2.5, 1e10], np.float64)
+    add(helper.make_tensor('double_data', TensorProto.DOUBLE, [3], d.tolist()), d.astype(np.float32))
+    h = np.array([1.0, -2.0, 0.5, 65504.0, 6e-8, np.inf, -0.0, 0.1], np.float16)
+    add(helper.make_tensor('float16_raw', TensorProto.FLOAT16, [8], h.tobytes(), raw=True), h.astype(np.float32))
+    t = TensorProto(name='float16_int32_data', data_type=TensorProto.FLOAT16, dims=[8])
+    t.int32_data.extend(h.view(np.uint16).astype(np.int32).tolist())
+    add(t, h.astype(np.float32))
+    i8 = np.array([-128, -1, 0, 1, 127], np.int8)
+    add(helper.make_tensor('int8_data', TensorProto.INT8, [5], i8.tolist()), i8)
+    add(helper.make_tensor('int8_raw', TensorProto.INT8, [5], i8.tobytes(), raw=True), i8)
+    u8 = np.array([0, 1, 128, 255], np.uint8)
+    add(helper.make_tensor('uint8_data', TensorProto.UINT8, [2, 2], u8.tolist()), u8)
+    i32 = np.array([-2147483648, -1, 0, 2147483647], np.int32)
+    add(helper.make_tensor('int32_data', TensorProto.INT32, [4], i32.tolist()), i32)
+    i64 = np.array([-(2 ** 40), -1, 0, 2 ** 40], np.int64)
+    add(helper.make_tensor('int64_data', TensorProto.INT64, [4], i64.tolist()), i64)
+    add(helper.make_tensor('int64_raw', TensorProto.INT64, [4], i64.tobytes(), raw=True), i64)
+    u32 = np.array([0, 4000000000], np.uint32)
+    add(helper.make_tensor('uint32_data', TensorProto.UINT32, [2], u32.tolist()), u32)
+    add(helper.make_tensor('bool_data', TensorProto.BOOL, [3], [True, False, True]), [1, 0, 1])
+    add(helper.make_tensor('scalar', TensorProto.FLOAT, [], [7.0]), [7.0])
+    add(helper.make_tensor('empty', TensorProto.FLOAT, [0, 3], []), [])
+
+    body = helper.make_graph([helper.make_node('Identity', ['a'], ['b'])], 'body',
+                             [helper.make_tensor_value_info('a', TensorProto.FLOAT, [1])], [helper.make_tensor_value_info('b', TensorProto.FLOAT, [1])])
+    sparse = helper.make_sparse_tensor(helper.make_tensor('v', TensorProto.FLOAT, [2], [1.0, 2.0]), helper.make_tensor('i', TensorProto.INT64, [2], [0, 3]), [4])
+    attrs = [
+        helper.make_attribute('f', 0.25), helper.make_attribute('i', -7), helper.make_attribute('s', 'héllo'),
+        helper.make_attribute('t', helper.make_tensor('at', TensorProto.INT64, [2], [3, 4])), helper.make_attribute('g', body),
+        helper.make_attribute('floats', [1.0, 2.5]), helper.make_attribute('ints', [1, -2, 3]), helper.make_attribute('strings', ['a', 'bc']),
+        helper.make_attribute('tensors', [helper.make_tensor('t1', TensorProto.FLOAT, [1], [1.0])]), helper.make_attribute('graphs', [body]),
+        helper.make_attribute('sparse', sparse), helper.make_attribute('tp', helper.make_tensor_type_proto(TensorProto.FLOAT, [2])),
+    ]
+    custom = helper.make_node('AllAttributes', ['x'], ['y'], name='all_attributes', domain='test.swiftq', doc_string='every attribute kind')
+    custom.attribute.extend(attrs)
+    nodes = [
+        helper.make_node('Constant', [], ['c'], name='constant', value=helper.make_tensor('cv', TensorProto.FLOAT, [3], [1.0, 2.0, 3.0])),
+        helper.make_node('Add', ['x', 'c'], ['x1'], name='add'),
+        custom,
+    ]
+    g = helper.make_graph(nodes, 'encodings', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [3])],
+                          [helper.make_tensor_value_info('y', TensorProto.FLOAT, [3]), helper.make_tensor_value_info('x1', TensorProto.FLOAT, [3])], inits,
+                          doc_string='initializer encodings')
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid('', 13), helper.make_opsetid('test.swiftq', 1)], producer_name='swiftq-fixtures',
+                          producer_version='1', ir_version=8, doc_string='model doc')
+    helper.set_model_props(m, {'author': 'swiftq', 'purpose': 'reader tests'})
+    onnx.save(m, os.path.join(OUT, 'encodings.onnx'))
+    json.dump(expected, open(os.path.join(OUT, 'encodings.expected.json'), 'w'), indent=1, allow_nan=False)
+
+def broken():
+    g = helper.make_graph([helper.make_node('FooBar', ['x'], ['y'], name='mystery')], 'unknown',
+                          [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1])], [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1])])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(OUT, 'unknown_op.onnx'))
+    s = helper.make_tensor('labels', TensorProto.STRING, [2], [b'cat', b'dog'])
+    g = helper.make_graph([helper.make_node('Identity', ['labels'], ['y'], name='id')], 'strings', [],
+                          [helper.make_tensor_value_info('y', TensorProto.STRING, [2])], [s])
+    onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(OUT, 'string_tensor.onnx'))
+
+if __name__ == '__main__':
+    m = tiny_cnn()
+    save(m, 'tiny_cnn.onnx')
+    write_io(m, 'tiny_cnn')
+    ext = onnx.ModelProto()
+    ext.CopyFrom(m)  # the same weights as tiny_cnn.onnx; onnx.save moves tensors out of the proto it is given
+    save(ext, 'external.onnx', save_as_external_data=True, all_tensors_to_one_file=True, location='external.onnx.data', size_threshold=0)
+    encodings()
+    broken()
+    print('fixtures written to', OUT)
