@@ -37,6 +37,8 @@ public struct ModelReport: Sendable {
     /// Nodes whose MACs could not be counted (shape unknown).
     public var uncountedNodes: [String]
     public var quantizable: [QuantizableNode]
+    /// Nodes that stay in float, Constant nodes not counted.
+    public var floatNodeCount: Int
     /// Ops outside the default ONNX domain (`domain:op`).
     public var customOps: [String]
     /// Shape inference problems (node, what is wrong).
@@ -57,12 +59,13 @@ public struct ModelReport: Sendable {
         func value(_ v: ValueInfo) -> Value {
             let f = facts[v.name]
             let code: Int32? = if case .tensor(let t, _)? = v.type { t } else { nil }
-            return Value(name: v.name, dtype: code.map { DType.name(ofCode: $0) } ?? "?", shape: inputShapes[v.name].map { $0.map { .value($0) } } ?? v.shape ?? f?.shape)
+            let declared = v.shape?.map { d -> Dim in if case .value(let x) = d, x < 0 { .unknown } else { d } }
+            return Value(name: v.name, dtype: code.map { DType.name(ofCode: $0) } ?? "?", shape: inputShapes[v.name].map { $0.map { .value($0) } } ?? declared ?? f?.shape)
         }
         inputs = g.dataInputs.map(value)
         outputs = g.outputs.map { o in
             var v = value(o)
-            if let s = facts[o.name]?.shape, v.shape == nil || v.shape!.contains(where: { $0.value == nil }) { v.shape = s }
+            if let s = facts[o.name]?.shape, v.shape == nil || v.shape!.contains(.unknown) { v.shape = s }
             return v
         }
         var histogram: [String: Int] = [:]
@@ -95,9 +98,10 @@ public struct ModelReport: Sendable {
         uncountedNodes = uncounted
         macs = uncounted.isEmpty ? costs.reduce(0) { $0 + $1.macs } : nil
         quantizable = g.nodes.compactMap { n in
-            let r = n.quantizationRole(constants: constants)
+            let r = n.quantizationRole(constants: constants, inputType: n.input(0).flatMap { facts[$0]?.dtype })
             return r == .float ? nil : QuantizableNode(node: n.displayName, opType: n.opType, role: r)
         }
+        floatNodeCount = g.nodes.filter { $0.opType != "Constant" }.count - quantizable.count
     }
 
     /// Multiply-accumulates of one node from inferred shapes; nil when a needed shape is unknown.

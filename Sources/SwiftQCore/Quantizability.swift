@@ -19,9 +19,11 @@ public let quantizationRoles: [String: QuantizationRole] = [
 ]
 
 extension Node {
-    /// The role of this node given which values are constants (initializers or Constant outputs).
-    public func quantizationRole(constants: Set<String>) -> QuantizationRole {
+    /// The role of this node given which values are constants (initializers or Constant outputs) and the
+    /// inferred element type of its first input (integer tensors, such as shape arithmetic, stay as they are).
+    public func quantizationRole(constants: Set<String>, inputType: DType? = nil) -> QuantizationRole {
         guard isDefaultDomain, let role = quantizationRoles[opType] else { return .float }
+        if let t = inputType, !t.isFloatingPoint { return .float }
         if role == .weighted {
             guard let w = input(1), constants.contains(w) else { return .float }
         }

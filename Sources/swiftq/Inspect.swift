@@ -50,7 +50,9 @@ struct Inspect: ParsableCommand {
         for (i, v) in r.outputs.enumerated() { row(i == 0 ? "outputs" : "", "\(v.name)  \(v.dtype) \(shapeText(v.shape))") }
         row("nodes", "\(r.nodeCount): " + r.ops.map { "\($0.op) \($0.count)" }.joined(separator: ", "))
         row("parameters", "\(humanCount(r.parameters)) (\(humanBytes(r.parameterBytes)))")
-        if let m = r.macs {
+        if r.macsByNode.isEmpty && r.uncountedNodes.isEmpty {
+            row("MACs", "0 (no Conv, ConvTranspose, Gemm or MatMul)")
+        } else if let m = r.macs {
             var byOp: [String: Int] = [:]
             for c in r.macsByNode { byOp[c.opType, default: 0] += c.macs }
             row("MACs", "\(humanCount(m)) per image (" + byOp.sorted { $0.value > $1.value }.map { "\($0.key) \(humanCount($0.value))" }.joined(separator: ", ") + ")")
@@ -63,7 +65,7 @@ struct Inspect: ParsableCommand {
             for n in ns { h[n.opType, default: 0] += 1 }
             return h.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
         }
-        row("quantizable", "\(weighted.count) with int8 weights (\(histogram(weighted))), \(act.count) on int8 activations (\(histogram(act))), \(r.nodeCount - r.quantizable.count) stay float")
+        row("quantizable", "\(weighted.count) with int8 weights (\(histogram(weighted))), \(act.count) on int8 activations (\(histogram(act))), \(r.floatNodeCount) stay float")
         if !r.customOps.isEmpty { row("custom ops", r.customOps.joined(separator: ", ")) }
         for p in r.problems { row("warning", p) }
         if verbose {
@@ -101,7 +103,7 @@ struct Inspect: ParsableCommand {
             "quantizable": [
                 "weighted": r.quantizable.filter { $0.role == .weighted }.map(\.node),
                 "activation": r.quantizable.filter { $0.role == .activation }.map(\.node),
-                "float_count": r.nodeCount - r.quantizable.count,
+                "float_count": r.floatNodeCount,
             ] as [String: Any],
             "custom_ops": r.customOps,
             "shape_problems": r.problems,

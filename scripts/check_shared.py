@@ -1,0 +1,114 @@
+"""End-to-end checks of swiftq on the real material in ../shared (or $SWIFTQ_SHARED), side by side with ONNX Runtime.
+usage: check_shared.py SWIFTQ_BINARY
+Checks: inspect on every real and op-coverage model; MACs against an independent count (count_macs.py);
+read+write round trip giving bit-identical ONNX Runtime outputs on a real image; exit code 2 and one line for
+broken files; read time of a 25 MB model. Prints 'N passed, N failed'."""
+import json, os, subprocess, sys, tempfile, time
+import numpy as np, onnx, onnxruntime as ort
+from onnx import helper, TensorProto
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shared_path import shared_dir
+from count_macs import count as independent_macs
+
+SWIFTQ = os.path.abspath(sys.argv[1])
+SHARED = shared_dir()
+sys.path.insert(0, os.path.join(SHARED, 'anchors'))
+from preprocess import prep
+
+MODELS = json.load(open(os.path.join(SHARED, 'models', 'models.json')))
+PRESETS = {m['file']: m['ort_preproc'] for m in MODELS}
+FIXED_SHAPES = {'ppocr-mobile-v2-cls.onnx': {'x': [1, 3, 48, 192]}}
+REAL = sorted(f for f in os.listdir(os.path.join(SHARED, 'models')) if f.endswith('.onnx'))
+COVERAGE = sorted(os.path.join(SHARED, 'onnx-tests', 'models', d, 'model.onnx') for d in os.listdir(os.path.join(SHARED, 'onnx-tests', 'models')))
+IMAGE = os.path.join(SHARED, 'images', 'val', open(os.path.join(SHARED, 'images', 'val', 'labels.txt')).readline().split()[0])
+passed = failed = 0
+tmp = tempfile.mkdtemp(prefix='swiftq-check-')
+
+def check(name, ok, detail=''):
+    global passed, failed
+    if ok: passed += 1
+    else: failed += 1
+    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+
+def swiftq(*args):
+    return subprocess.run([SWIFTQ, *args], capture_output=True, text=True, timeout=600)
+
+def shape_args(f):
+    return [a for n, s in FIXED_SHAPES.get(f, {}).items() for a in ('--input-shape', f"{n}={'x'.join(map(str, s))}")]
+
+def real_input(f, sess):
+    i = sess.get_inputs()[0]
+    if f in FIXED_SHAPES:
+        _, c, h, w = FIXED_SHAPES[f][i.name]
+        x = prep(IMAGE, 'torch', max(h, w), max(h, w))[:, :, :h, :w]
+        return {i.name: np.ascontiguousarray(x)}
+    return {i.name: prep(IMAGE, PRESETS[f])}
+
+def run(path, feeds):
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    return sess.run(None, feeds)
+
+# inspect and MACs
+for f in REAL:
+    path = os.path.join(SHARED, 'models', f)
+    out = os.path.join(tmp, f + '.json')
+    r = swiftq('inspect', path, '--json', out, *shape_args(f))
+    ok = r.returncode == 0 and os.path.exists(out)
+    check(f'inspect {f}', ok, r.stderr.strip())
+    if not ok: continue
+    j = json.load(open(out))
+    check(f'inspect {f} JSON keys', all(k in j for k in ('opset', 'inputs', 'outputs', 'ops', 'parameters', 'macs')))
+    ref = independent_macs(path, FIXED_SHAPES.get(f))
+    mine = j['macs'] or 0
+    check(f'MACs {f}', ref > 0 and abs(mine - ref) / ref <= 0.01, f'swiftq {mine} vs ONNX Runtime shapes {ref} ({100 * (mine - ref) / ref:+.3f}%)')
+for path in COVERAGE:
+    r = swiftq('inspect', path, '--json', '-')
+    ok = r.returncode == 0
+    try: j = json.loads(r.stdout)
+    except ValueError: ok = False
+    check(f'inspect onnx-tests/{os.path.basename(os.path.dirname(path))}', ok and j.get('macs'), r.stderr.strip())
+
+# round trip through swiftq's IR: ONNX Runtime outputs must be bit-identical
+for f in REAL:
+    path = os.path.join(SHARED, 'models', f)
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    feeds = real_input(f, sess)
+    want = sess.run(None, feeds)
+    for mode in (['--external-data', 'never'], ['--external-data', 'always']):
+        out = os.path.join(tmp, f'{mode[1]}-{f}')
+        r = swiftq('convert', path, '-o', out, *mode)
+        if r.returncode != 0:
+            check(f'round trip {f} ({mode[1]})', False, r.stderr.strip()); continue
+        got = run(out, feeds)
+        same = len(got) == len(want) and all(a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes() for a, b in zip(got, want))
+        check(f'round trip {f} ({mode[1]} external data)', same, f'{len(want)} outputs, {sum(a.size for a in want)} values compared bit for bit')
+
+# broken files: exit code 2 and a single line
+src = os.path.join(SHARED, 'models', 'squeezenet1.1.onnx')
+data = open(src, 'rb').read()
+cases = {'truncated.onnx': data[:len(data) // 2], 'empty.onnx': b'', 'random.onnx': np.random.default_rng(1).bytes(65536), 'image.onnx': open(IMAGE, 'rb').read()}
+for name, content in cases.items():
+    p = os.path.join(tmp, name)
+    open(p, 'wb').write(content)
+    r = swiftq('inspect', p)
+    lines = r.stderr.strip().splitlines()
+    check(f'broken file {name}', r.returncode == 2 and len(lines) == 1 and not r.stdout, f'exit {r.returncode}: {r.stderr.strip()}')
+r = swiftq('inspect', os.path.join(tmp, 'missing.onnx'))
+check('missing file', r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr.strip())
+r = swiftq('convert', src, '-o', os.path.join(tmp, 'no-such-folder', 'x.onnx'))
+check('output in a missing folder', r.returncode == 2 and not os.path.exists(os.path.join(tmp, 'no-such-folder')), r.stderr.strip())
+
+# read time of a 25 MB model (one 2560x2560 float Gemm weight)
+w = helper.make_tensor('w', TensorProto.FLOAT, [2560, 2560], np.random.default_rng(2).standard_normal(2560 * 2560).astype(np.float32).tobytes(), raw=True)
+g = helper.make_graph([helper.make_node('Gemm', ['x', 'w'], ['y'])], 'big', [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 2560])],
+                      [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 2560])], [w])
+big = os.path.join(tmp, 'big25mb.onnx')
+onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), big)
+times = []
+for _ in range(3):
+    t0 = time.perf_counter(); r = swiftq('inspect', big); times.append(time.perf_counter() - t0)
+mb = os.path.getsize(big) / 1e6
+check(f'inspect a {mb:.1f} MB model in well under a second', r.returncode == 0 and min(times) < 0.5, f'best of 3: {min(times) * 1000:.0f} ms (whole process)')
+
+print(f'{passed} passed, {failed} failed')
+sys.exit(1 if failed else 0)
