@@ -1,0 +1,60 @@
+# swiftq: the two commands a user needs are `make demo` and `make test`; both install what they need.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+# System packages from Debian (the ONNX schema, protobuf-c, zlib, and the image codecs).
+APT_PACKAGES := libprotobuf-c-dev protobuf-c-compiler libonnx-dev zlib1g-dev libturbojpeg0-dev libjpeg62-turbo-dev libpng-dev
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+SWIFT_BUILD_FLAGS := -c release
+BIN := .build/release/swiftq
+VENV := .venv
+PY := $(VENV)/bin/python
+SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
+
+.PHONY: deps build test unit check-shared demo proto fixtures venv bench clean
+
+## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
+deps:
+	@missing=$$(for p in $(APT_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed$$' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing: $$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
+	fi
+
+build: deps
+	swift build $(SWIFT_BUILD_FLAGS)
+
+## Unit tests (no Python, no ../shared needed), then the real-model checks when ../shared is there.
+test: build
+	swift test $(SWIFT_BUILD_FLAGS) --disable-swift-testing 2>&1 | tee .build/unit-tests.log | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; \
+	  status=$${PIPESTATUS[0]}; grep -E "^\s*Executed [0-9]+ tests" .build/unit-tests.log | tail -1; exit $$status
+	@if [ -d "$(SHARED)/models" ]; then $(MAKE) --no-print-directory check-shared; \
+	else echo "../shared not found (set SWIFTQ_SHARED): real-model checks skipped"; fi
+
+## End-to-end checks on the real models and images in ../shared, side by side with ONNX Runtime.
+check-shared: build venv
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/check_shared.py $(BIN)
+
+## The main job on the built-in example.
+demo: build
+	$(BIN) inspect Fixtures/tiny_cnn.onnx
+
+## Regenerates the C reader/writer from the ONNX schema installed by libonnx-dev.
+proto: deps
+	protoc-c --proto_path=/usr/include/onnx --c_out=Sources/COnnx /usr/include/onnx/onnx.proto
+	mv Sources/COnnx/onnx.pb-c.h Sources/COnnx/include/onnx.pb-c.h
+
+## Regenerates Fixtures/ (the outputs are committed; tests need no Python).
+fixtures: venv
+	$(PY) Fixtures/generate.py
+
+## Python with onnx, onnxruntime, numpy and pillow, for fixtures and for side-by-side checks with ONNX Runtime.
+venv: $(VENV)/.installed
+$(VENV)/.installed: scripts/requirements.txt
+	@command -v python3 >/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3 python3-venv >/dev/null; }
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check -r scripts/requirements.txt
+	touch $@
+
+clean:
+	rm -rf .build
