@@ -8,6 +8,7 @@ let package = Package(
         .executable(name: "swiftq", targets: ["swiftq"]),
         .library(name: "SwiftQCore", targets: ["SwiftQCore"]),
         .library(name: "SwiftQONNX", targets: ["SwiftQONNX"]),
+        .library(name: "SwiftQRuntime", targets: ["SwiftQRuntime"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -21,17 +22,24 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O2"])],
             linkerSettings: [.linkedLibrary("protobuf-c")]
         ),
+        // Float kernels in C: GEMM micro-kernels for AVX-512 / AVX2 chosen at run time, im2col, depthwise.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "SwiftQCore"),
+        .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
+        .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),
         .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SwiftQCoreTests", dependencies: ["SwiftQCore"]),
-        .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
+        .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
+        .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

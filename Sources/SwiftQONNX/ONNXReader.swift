@@ -35,6 +35,28 @@ public enum ONNXReader {
     }
 }
 
+extension ONNXReader {
+    /// Reads a serialized TensorProto file (the `input_N.pb` / `output_N.pb` files of ONNX test data).
+    /// Returns the tensor's name and value.
+    public static func readTensor(path: String) throws -> (name: String, tensor: Tensor) {
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        }
+        return try data.withUnsafeBytes { b in
+            guard let base = b.baseAddress, b.count > 0,
+                  let proto = onnx__tensor_proto__unpack(nil, b.count, base.assumingMemoryBound(to: UInt8.self)) else {
+                throw ModelError.notONNX(path: path, reason: "not a serialized TensorProto")
+            }
+            defer { onnx__tensor_proto__free_unpacked(proto, nil) }
+            let context = ReadContext(path: path, baseDirectory: nil)
+            let name = context.string(proto.pointee.name)
+            return (name, try context.tensor(proto.pointee, name: name.isEmpty ? path : name))
+        }
+    }
+}
+
 /// Per-read state: the file name for messages and open external-data files.
 private final class ReadContext {
     let path: String

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftQCore
 import SwiftQONNX
+import TestSupport
 import XCTest
 
 final class ONNXWriterTests: XCTestCase {

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftQCore
 import SwiftQONNX
+import TestSupport
 import XCTest
 
 /// Real models from ../shared: read, write, read again gives the same IR. ONNX Runtime's side of the round

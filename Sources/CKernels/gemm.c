@@ -1,0 +1,213 @@
+// Single-precision GEMM in the Goto/BLIS style: A packed once into MR-row panels, B packed per call into
+// NR-column panels in KC x NC blocks, an MR x NR register-blocked micro-kernel per instruction set.
+#include "CKernels.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { KC = 256, NC = 512, HEADER = 16 };
+
+static int forced_level = -1;
+
+static int detect_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return 3;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
+    return 0;
+}
+
+int sq_cpu_level(void) {
+    static int level = -1;
+    if (level < 0) level = detect_level();
+    return forced_level >= 0 && forced_level < level ? forced_level : level;
+}
+
+int sq_set_cpu_level(int level) {
+    forced_level = level;
+    return sq_cpu_level();
+}
+
+static void tile_shape(int level, int *mr, int *nr) {
+    switch (level) {
+    case 3: *mr = 12; *nr = 32; break;
+    case 2: *mr = 6; *nr = 16; break;
+    default: *mr = 4; *nr = 8; break;
+    }
+}
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+size_t sq_packed_a_size(int M, int K) {
+    // Sized for the largest MR so a buffer fits whichever level packs into it.
+    return HEADER + (size_t)round_up(M, 12) * (size_t)K + 64;
+}
+
+// Layout after the header: for each KC block, for each MR-row panel, kc x MR values (rows past M are 0).
+void sq_pack_a(int M, int K, const float *A, int lda, float *packed) {
+    int level = sq_cpu_level(), mr, nr;
+    tile_shape(level, &mr, &nr);
+    packed[0] = (float)level;
+    float *p = packed + HEADER;
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kc = K - k0 < KC ? K - k0 : KC;
+        for (int i0 = 0; i0 < M; i0 += mr) {
+            for (int k = 0; k < kc; k++)
+                for (int i = 0; i < mr; i++) *p++ = i0 + i < M ? A[(size_t)(i0 + i) * lda + k0 + k] : 0.0f;
+        }
+    }
+}
+
+static void pack_b(int kc, int n0, int n1, const float *B, int ldb, int nr, float *out) {
+    for (int j0 = n0; j0 < n1; j0 += nr) {
+        int w = n1 - j0 < nr ? n1 - j0 : nr;
+        if (w == nr) {
+            for (int k = 0; k < kc; k++) { memcpy(out, B + (size_t)k * ldb + j0, sizeof(float) * nr); out += nr; }
+        } else {
+            for (int k = 0; k < kc; k++) {
+                const float *b = B + (size_t)k * ldb + j0;
+                int j = 0;
+                for (; j < w; j++) out[j] = b[j];
+                for (; j < nr; j++) out[j] = 0.0f;
+                out += nr;
+            }
+        }
+    }
+}
+
+// Merges an MR x NR product tile into C: adds C when `load`, then bias and clamp when `last`.
+static void merge_tile(const float *t, int ldt, float *C, int ldc, int mr, int nr, int load, int last,
+                       const float *bias, float lo, float hi) {
+    for (int i = 0; i < mr; i++) {
+        float *c = C + (size_t)i * ldc;
+        const float *r = t + (size_t)i * ldt;
+        float b = last && bias ? bias[i] : 0.0f;
+        for (int j = 0; j < nr; j++) {
+            float v = r[j] + (load ? c[j] : 0.0f);
+            if (last) { v += b; v = v < lo ? lo : (v > hi ? hi : v); }
+            c[j] = v;
+        }
+    }
+}
+
+typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                             int load, int last, const float *bias, float lo, float hi);
+
+__attribute__((target("avx512f")))
+static void kernel_avx512(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                          int load, int last, const float *bias, float lo, float hi) {
+    __m512 acc[12][2];
+    for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
+        for (int i = 0; i < 12; i++) {
+            __m512 ai = _mm512_set1_ps(a[i]);
+            acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += 12; b += 32;
+    }
+    if (mr == 12 && nr == 32) {
+        __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+        for (int i = 0; i < 12; i++) {
+            float *c = C + (size_t)i * ldc;
+            __m512 x0 = acc[i][0], x1 = acc[i][1];
+            if (load) { x0 = _mm512_add_ps(x0, _mm512_loadu_ps(c)); x1 = _mm512_add_ps(x1, _mm512_loadu_ps(c + 16)); }
+            if (last) {
+                if (bias) { __m512 bi = _mm512_set1_ps(bias[i]); x0 = _mm512_add_ps(x0, bi); x1 = _mm512_add_ps(x1, bi); }
+                x0 = _mm512_min_ps(_mm512_max_ps(x0, vlo), vhi);
+                x1 = _mm512_min_ps(_mm512_max_ps(x1, vlo), vhi);
+            }
+            _mm512_storeu_ps(c, x0);
+            _mm512_storeu_ps(c + 16, x1);
+        }
+        return;
+    }
+    float t[12 * 32];
+    for (int i = 0; i < 12; i++) { _mm512_storeu_ps(t + i * 32, acc[i][0]); _mm512_storeu_ps(t + i * 32 + 16, acc[i][1]); }
+    merge_tile(t, 32, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+__attribute__((target("avx2,fma")))
+static void kernel_avx2(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                        int load, int last, const float *bias, float lo, float hi) {
+    __m256 acc[6][2];
+    for (int i = 0; i < 6; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
+    for (int k = 0; k < kc; k++) {
+        __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
+        for (int i = 0; i < 6; i++) {
+            __m256 ai = _mm256_broadcast_ss(a + i);
+            acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
+            acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
+        }
+        a += 6; b += 16;
+    }
+    if (mr == 6 && nr == 16) {
+        __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+        for (int i = 0; i < 6; i++) {
+            float *c = C + (size_t)i * ldc;
+            __m256 x0 = acc[i][0], x1 = acc[i][1];
+            if (load) { x0 = _mm256_add_ps(x0, _mm256_loadu_ps(c)); x1 = _mm256_add_ps(x1, _mm256_loadu_ps(c + 8)); }
+            if (last) {
+                if (bias) { __m256 bi = _mm256_set1_ps(bias[i]); x0 = _mm256_add_ps(x0, bi); x1 = _mm256_add_ps(x1, bi); }
+                x0 = _mm256_min_ps(_mm256_max_ps(x0, vlo), vhi);
+                x1 = _mm256_min_ps(_mm256_max_ps(x1, vlo), vhi);
+            }
+            _mm256_storeu_ps(c, x0);
+            _mm256_storeu_ps(c + 8, x1);
+        }
+        return;
+    }
+    float t[6 * 16];
+    for (int i = 0; i < 6; i++) { _mm256_storeu_ps(t + i * 16, acc[i][0]); _mm256_storeu_ps(t + i * 16 + 8, acc[i][1]); }
+    merge_tile(t, 16, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                            int load, int last, const float *bias, float lo, float hi) {
+    float t[4 * 8] = {0};
+    for (int k = 0; k < kc; k++) {
+        for (int i = 0; i < 4; i++)
+            for (int j = 0; j < 8; j++) t[i * 8 + j] += a[i] * b[j];
+        a += 4; b += 8;
+    }
+    merge_tile(t, 8, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+static _Thread_local float *b_scratch;
+
+void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                    int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
+    int level = (int)packedA[0], mr, nr;
+    tile_shape(level, &mr, &nr);
+    micro_kernel kern = level == 3 ? kernel_avx512 : level == 2 ? kernel_avx2 : kernel_portable;
+    if (!b_scratch) b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
+    const float *A = packedA + HEADER;
+    int Mp = round_up(M, mr);
+    if (K == 0) {
+        for (int i = 0; i < M; i++)
+            for (int j = n0; j < n1; j++) {
+                float v = (accumulate ? C[(size_t)i * ldc + j] : 0.0f) + (bias && !accumulate ? bias[i] : 0.0f);
+                C[(size_t)i * ldc + j] = v < lo ? lo : (v > hi ? hi : v);
+            }
+        return;
+    }
+    for (int j0 = n0; j0 < n1; j0 += NC) {
+        int j1 = j0 + NC < n1 ? j0 + NC : n1;
+        for (int k0 = 0; k0 < K; k0 += KC) {
+            int kc = K - k0 < KC ? K - k0 : KC;
+            int load = k0 > 0 || accumulate, last = k0 + kc == K;
+            pack_b(kc, j0, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
+            const float *ablock = A + (size_t)Mp * k0;
+            for (int i0 = 0; i0 < M; i0 += mr) {
+                const float *ap = ablock + (size_t)i0 * kc;
+                int m = M - i0 < mr ? M - i0 : mr;
+                const float *bp = b_scratch;
+                for (int j = j0; j < j1; j += nr, bp += (size_t)nr * kc) {
+                    int w = j1 - j < nr ? j1 - j : nr;
+                    kern(kc, ap, bp, C + (size_t)i0 * ldc + j, ldc, m, w, load, last,
+                         bias && !accumulate ? bias + i0 : NULL, lo, hi);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,36 @@
+// CKernels: float compute kernels with run-time CPU dispatch (AVX-512, AVX2+FMA, portable C).
+// No Swift API of its own: SwiftQKernels wraps it.
+#ifndef SWIFTQ_CKERNELS_H
+#define SWIFTQ_CKERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+
+/// The instruction set the kernels picked on this CPU: 3 AVX-512, 2 AVX2+FMA, 0 portable C.
+int sq_cpu_level(void);
+/// Forces a level no higher than the CPU has (for tests); returns the level in force.
+int sq_set_cpu_level(int level);
+
+/// Floats needed by sq_pack_a for an M x K matrix.
+size_t sq_packed_a_size(int M, int K);
+/// Packs row-major A (M x K, row stride lda) into the layout sq_gemm_packed reads.
+void sq_pack_a(int M, int K, const float *A, int lda, float *packed);
+
+/// C[M x N] (row stride ldc) = A · B[K x N] (row stride ldb) for columns [n0, n1), A packed by sq_pack_a.
+/// Then, per row i: + bias[i] (if bias), clamped to [lo, hi]. With accumulate != 0, C is added to instead
+/// of overwritten (bias then not added). Single-threaded: callers split [0, N) between threads.
+void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                    int n0, int n1, const float *bias, float lo, float hi, int accumulate);
+
+/// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow].
+void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
+               int PT, int PL, int OH, int OW, float *col);
+
+/// Depthwise 2-D convolution of channels [c0, c1) of one image: y[c] = w[c] * x[c] (+ bias[c]), clamped.
+void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, int SH, int SW, int DH, int DW,
+                  int PT, int PL, float *y, int OH, int OW, const float *bias, float lo, float hi, int c0, int c1);
+
+
+
+/// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
+void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
+#endif

@@ -1,0 +1,44 @@
+/// Reference kernels: plain loops that define what the fast kernels must compute.
+public enum Reference {
+    /// y = conv(x, w) + bias, clamped to [lo, hi]. x: N×C×H×W, w: M×(C/group)×KH×KW, y: N×M×OH×OW.
+    public static func conv(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
+                            y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float = -.infinity, hi: Float = .infinity) {
+        let cpg = g.channels / g.group, mpg = g.outChannels / g.group
+        for n in 0..<g.batch {
+            for m in 0..<g.outChannels {
+                let grp = m / mpg
+                for oh in 0..<g.outHeight {
+                    for ow in 0..<g.outWidth {
+                        var s: Float = bias?[m] ?? 0
+                        for c in 0..<cpg {
+                            let ci = grp * cpg + c
+                            for kh in 0..<g.kernelH {
+                                let ih = oh * g.strideH - g.padTop + kh * g.dilationH
+                                if ih < 0 || ih >= g.height { continue }
+                                for kw in 0..<g.kernelW {
+                                    let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
+                                    if iw < 0 || iw >= g.width { continue }
+                                    s += x[((n * g.channels + ci) * g.height + ih) * g.width + iw]
+                                        * w[((m * cpg + c) * g.kernelH + kh) * g.kernelW + kw]
+                                }
+                            }
+                        }
+                        y[((n * g.outChannels + m) * g.outHeight + oh) * g.outWidth + ow] = min(max(s, lo), hi)
+                    }
+                }
+            }
+        }
+    }
+
+    /// C[M×N] = A[M×K] · B[K×N] (+ bias per row), row-major with the given row strides.
+    public static func gemm(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+                            c: UnsafeMutablePointer<Float>, ldc: Int, rowBias: UnsafePointer<Float>? = nil) {
+        for i in 0..<m {
+            for j in 0..<n {
+                var s: Float = 0
+                for p in 0..<k { s += a[i * lda + p] * b[p * ldb + j] }
+                c[i * ldc + j] = s + (rowBias?[i] ?? 0)
+            }
+        }
+    }
+}

@@ -1,0 +1,98 @@
+import Dispatch
+import Foundation
+import SwiftQCore
+
+/// What can go wrong while building or running a graph; each case names the node.
+public enum RuntimeError: Error, Equatable, CustomStringConvertible {
+    /// An operator (or an attribute form of it) the runtime does not implement.
+    case unsupported(node: String, opType: String, what: String)
+    /// Inputs that break the operator's rules (shapes, types, values).
+    case invalidInput(node: String, opType: String, what: String)
+    /// A graph input was not fed, or fed with the wrong type or rank.
+    case badFeed(input: String, what: String)
+
+    public var description: String {
+        switch self {
+        case .unsupported(let n, let op, let w): "node '\(n)' (\(op)): not supported: \(w)"
+        case .invalidInput(let n, let op, let w): "node '\(n)' (\(op)): \(w)"
+        case .badFeed(let i, let w): "input '\(i)': \(w)"
+        }
+    }
+}
+
+/// Reuses tensor storage between nodes and between runs: after the first run of a shape, no allocation.
+public final class BufferPool: @unchecked Sendable {
+    private var free: [Int: [Storage]] = [:]
+
+    public init() {}
+
+    public func take(bytes: Int) -> Storage {
+        let key = max(64, (bytes + 63) / 64 * 64)
+        if let s = free[key]?.popLast() { return s }
+        return Storage(byteCapacity: key)
+    }
+
+    public func give(_ s: Storage) { free[s.byteCapacity, default: []].append(s) }
+}
+
+/// Per-interpreter state kernels use: the buffer pool, threads, and the node being run (for messages).
+public final class ExecutionContext: @unchecked Sendable {
+    public let pool: BufferPool
+    /// How many threads kernels may use.
+    public let threads: Int
+    /// Use the reference kernels only (the specification), for tests.
+    public let referenceOnly: Bool
+
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, referenceOnly: Bool = false) {
+        pool = BufferPool()
+        self.threads = max(1, threads)
+        self.referenceOnly = referenceOnly
+    }
+
+    /// A tensor with uninitialized contents whose storage comes from the pool.
+    public func alloc(_ dtype: DType, _ shape: [Int]) -> RTensor {
+        RTensor(dtype: dtype, shape: shape, storage: pool.take(bytes: shape.reduce(1, *) * dtype.byteSize!))
+    }
+}
+
+/// One compiled node: runs on its inputs (nil for an omitted optional input) and returns its outputs.
+public protocol Operator {
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor]
+}
+
+/// What an operator's builder sees: the node, the opset and which inputs are constants.
+public struct OperatorSetup {
+    public let node: Node
+    public let opset: Int64
+    /// Constant inputs by position (initializers and Constant outputs), nil where the input varies.
+    public let constants: [Tensor?]
+
+    public func constant(_ i: Int) -> Tensor? { i < constants.count ? constants[i] : nil }
+
+    public func unsupported(_ what: String) -> RuntimeError { .unsupported(node: node.displayName, opType: node.opType, what: what) }
+    public func invalid(_ what: String) -> RuntimeError { .invalidInput(node: node.displayName, opType: node.opType, what: what) }
+
+    public func int(_ name: String, _ d: Int) -> Int { node.int(name).map { Int($0) } ?? d }
+    public func ints(_ name: String) -> [Int]? { node.ints(name)?.map { Int($0) } }
+    public func float(_ name: String, _ d: Float) -> Float { node.float(name) ?? d }
+}
+
+/// Errors raised while an operator runs, naming its node.
+public struct NodeFailure {
+    public let node: String
+    public let opType: String
+    public func invalid(_ what: String) -> RuntimeError { .invalidInput(node: node, opType: opType, what: what) }
+
+    public init(_ setup: OperatorSetup) {
+        node = setup.node.displayName
+        opType = setup.node.opType
+    }
+}
+
+extension Array where Element == RTensor? {
+    /// Input `i`, which the operator requires.
+    func required(_ i: Int, _ f: NodeFailure) throws -> RTensor {
+        guard i < count, let t = self[i] else { throw f.invalid("input \(i) is missing") }
+        return t
+    }
+}

@@ -1,0 +1,82 @@
+import SwiftQCore
+
+/// Attribute names the runtime sets on a Conv it fused an activation into (never written to a file).
+let fusedMinAttribute = "swiftq.fused_min"
+let fusedMaxAttribute = "swiftq.fused_max"
+
+/// The graph the runtime executes: BatchNormalization folded into a preceding Conv with a constant weight,
+/// and a following Relu or constant-bound Clip folded into the Conv as a clamp. Only values with a single
+/// consumer that are not graph outputs disappear. The model's semantics are unchanged (up to float rounding).
+func fuseForExecution(_ g: Graph) -> Graph {
+    var graph = g
+    var inits = graph.initializerTable
+    let graphOutputs = Set(graph.outputs.map(\.name))
+    func consumers(_ name: String) -> [Int] {
+        graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(name) }
+    }
+    func constant(_ name: String?) -> [Float]? { name.flatMap { inits[$0] }.map { $0.floats() } }
+    var removed = Set<Int>()
+    var newInits: [Initializer] = []
+    for i in graph.nodes.indices where graph.nodes[i].opType == "Conv" && graph.nodes[i].isDefaultDomain {
+        var conv = graph.nodes[i]
+        guard let wName = conv.input(1), let w = inits[wName], w.dtype.isFloatingPoint, w.shape.count >= 3 else { continue }
+        var out = conv.outputs[0]
+        var weight = w.floats()
+        var bias = constant(conv.input(2)) ?? [Float](repeating: 0, count: w.shape[0])
+        var changedWeights = false
+        var next = consumers(out)
+        if next.count == 1, !graphOutputs.contains(out), !removed.contains(next[0]) {
+            let bn = graph.nodes[next[0]]
+            if bn.opType == "BatchNormalization", bn.outputs.count == 1 || bn.outputs.dropFirst().allSatisfy(\.isEmpty),
+               let scale = constant(bn.input(1)), let shift = constant(bn.input(2)), let mean = constant(bn.input(3)),
+               let variance = constant(bn.input(4)), scale.count == w.shape[0], shift.count == scale.count,
+               mean.count == scale.count, variance.count == scale.count {
+                let eps = bn.float("epsilon") ?? 1e-5
+                let per = weight.count / scale.count
+                for c in 0..<scale.count {
+                    let k = scale[c] / (variance[c] + eps).squareRoot()
+                    for j in 0..<per { weight[c * per + j] *= k }
+                    bias[c] = (bias[c] - mean[c]) * k + shift[c]
+                }
+                changedWeights = true
+                removed.insert(next[0])
+                out = bn.outputs[0]
+                next = consumers(out)
+            }
+        }
+        if next.count == 1, !graphOutputs.contains(out), !removed.contains(next[0]) {
+            let act = graph.nodes[next[0]]
+            var bounds: (Float, Float)? = nil
+            if act.opType == "Relu" { bounds = (0, .infinity) }
+            if act.opType == "Clip" {
+                // Opset 11 and later give the bounds as inputs, earlier opsets as attributes.
+                var lo: Float? = act.float("min") ?? -.infinity, hi: Float? = act.float("max") ?? .infinity
+                if act.inputs.count > 1 {
+                    lo = act.input(1).map { constant($0)?.first } ?? -.infinity
+                    hi = act.input(2).map { constant($0)?.first } ?? .infinity
+                }
+                if let lo, let hi { bounds = (lo, hi) }
+            }
+            if let (lo, hi) = bounds {
+                conv.attributes.append(Attribute(name: fusedMinAttribute, value: .float(lo)))
+                conv.attributes.append(Attribute(name: fusedMaxAttribute, value: .float(hi)))
+                removed.insert(next[0])
+                out = act.outputs[0]
+            }
+        }
+        if changedWeights {
+            let base = conv.name.isEmpty ? conv.outputs[0] : conv.name
+            let wn = "\(base).swiftq_folded_weight", bn = "\(base).swiftq_folded_bias"
+            newInits.append(Initializer(name: wn, tensor: Tensor(floats: weight, shape: w.shape)))
+            newInits.append(Initializer(name: bn, tensor: Tensor(floats: bias, shape: [bias.count])))
+            inits[wn] = newInits[newInits.count - 2].tensor
+            inits[bn] = newInits[newInits.count - 1].tensor
+            conv.inputs = [conv.inputs[0], wn, bn]
+        }
+        conv.outputs = [out]
+        graph.nodes[i] = conv
+    }
+    graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    graph.initializers += newInits
+    return graph
+}

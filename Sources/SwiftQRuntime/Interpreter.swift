@@ -1,0 +1,154 @@
+import Foundation
+import SwiftQCore
+
+/// Runs a model's graph on float (and small integer) tensors.
+///
+/// Built once per model: nodes in topological order, each compiled to an `Operator` from `operatorTable`,
+/// constants converted once. Running reuses buffers through the context's pool, so after the first image
+/// of a given size no tensor memory is allocated except for the returned outputs.
+public final class Interpreter: @unchecked Sendable {
+    struct Step {
+        let op: Operator
+        let inputs: [Int]   // value slot, or -1 for an omitted input
+        let outputs: [Int]
+        let node: Node
+    }
+
+    public struct Options: Sendable {
+        /// Threads for kernels (both cores by default).
+        public var threads: Int
+        /// Fold BatchNormalization and Relu/Clip into the preceding Conv (faster; the intermediate values
+        /// then are not observable).
+        public var fuse: Bool
+        /// Use only the reference kernels.
+        public var referenceOnly: Bool
+
+        public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, fuse: Bool = true, referenceOnly: Bool = false) {
+            self.threads = threads
+            self.fuse = fuse
+            self.referenceOnly = referenceOnly
+        }
+    }
+
+    public let model: Model
+    public let context: ExecutionContext
+    public let inputNames: [String]
+    public let outputNames: [String]
+    let steps: [Step]
+    let slotNames: [String]
+    let constantSlots: [Int: RTensor]
+    let inputSlots: [Int]
+    let outputSlots: [Int]
+    let useCounts: [Int]
+    let inputTypes: [DType?]
+
+    public init(model: Model, options: Options = Options()) throws {
+        var graph = model.graph
+        if options.fuse { graph = fuseForExecution(graph) }
+        self.model = model
+        context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly)
+        var slot: [String: Int] = [:]
+        var names: [String] = []
+        func id(_ name: String) -> Int {
+            if let s = slot[name] { return s }
+            slot[name] = names.count
+            names.append(name)
+            return names.count - 1
+        }
+        var constants: [String: Tensor] = graph.initializerTable
+        let dataInputs = graph.dataInputs
+        inputNames = dataInputs.map(\.name)
+        inputTypes = dataInputs.map(\.dtype)
+        inputSlots = dataInputs.map { id($0.name) }
+        let order = try graph.topologicalOrder()
+        var steps: [Step] = []
+        for index in order {
+            let node = graph.nodes[index]
+            if node.opType == "Constant", node.isDefaultDomain, let value = try constantValue(node) {
+                if let out = node.outputs.first { constants[out] = value }
+                continue
+            }
+            guard node.isDefaultDomain, let factory = operatorTable[node.opType] else {
+                throw RuntimeError.unsupported(node: node.displayName, opType: node.isDefaultDomain ? node.opType : "\(node.domain):\(node.opType)",
+                                               what: "swiftq's runtime has no kernel for this operator")
+            }
+            let setup = OperatorSetup(node: node, opset: model.opset, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] })
+            let op = try factory(setup)
+            let varying = node.inputs.filter { !$0.isEmpty && constants[$0] == nil }
+            if varying.isEmpty && !node.inputs.isEmpty && !randomOps.contains(node.opType) {
+                // Every input is known: evaluate once now (exporters' ConstantOfShape weights, shape chains).
+                let outs = try op.run(node.inputs.map { $0.isEmpty ? nil : RTensor(constants[$0]!) }, ExecutionContext(threads: options.threads))
+                for (k, name) in node.outputs.enumerated() where !name.isEmpty && k < outs.count { constants[name] = outs[k].tensor() }
+                continue
+            }
+            steps.append(Step(op: op, inputs: node.inputs.map { $0.isEmpty ? -1 : id($0) }, outputs: node.outputs.map { $0.isEmpty ? -1 : id($0) }, node: node))
+        }
+        outputNames = graph.outputs.map(\.name)
+        outputSlots = graph.outputs.map { id($0.name) }
+        var cs: [Int: RTensor] = [:]
+        for (name, t) in constants where slot[name] != nil { cs[slot[name]!] = RTensor(t) }
+        constantSlots = cs
+        var uses = [Int](repeating: 0, count: names.count)
+        for s in steps { for i in s.inputs where i >= 0 { uses[i] += 1 } }
+        for o in outputSlots { uses[o] += 1 << 30 }
+        useCounts = uses
+        slotNames = names
+        self.steps = steps
+    }
+
+    /// Runs the graph. `feeds` maps input names to tensors; `observe` sees every value a node produces
+    /// (name, tensor) while it is alive. Returns the graph outputs by name.
+    public func run(_ feeds: [String: RTensor], observe: ((String, RTensor) -> Void)? = nil) throws -> [String: RTensor] {
+        var values = [RTensor?](repeating: nil, count: slotNames.count)
+        for (s, t) in constantSlots { values[s] = t }
+        for (k, name) in inputNames.enumerated() {
+            guard let t = feeds[name] else { throw RuntimeError.badFeed(input: name, what: "not given") }
+            if let want = inputTypes[k], want != t.dtype, !(want.isFloatingPoint && t.dtype == .float) {
+                throw RuntimeError.badFeed(input: name, what: "expected \(want), got \(t.dtype)")
+            }
+            values[inputSlots[k]] = t
+        }
+        var remaining = useCounts
+        for step in steps {
+            let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
+            for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
+                throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
+            }
+            let outs = try step.op.run(ins, context)
+            for (k, o) in step.outputs.enumerated() where o >= 0 && k < outs.count {
+                values[o] = outs[k]
+                observe?(slotNames[o], outs[k])
+            }
+            for i in step.inputs where i >= 0 {
+                remaining[i] -= 1
+                if remaining[i] == 0 && constantSlots[i] == nil { recycle(&values[i]) }
+            }
+            for o in step.outputs where o >= 0 && remaining[o] == 0 { recycle(&values[o]) }
+        }
+        var result: [String: RTensor] = [:]
+        for (k, name) in outputNames.enumerated() {
+            guard let t = values[outputSlots[k]] else { throw RuntimeError.badFeed(input: name, what: "graph output was not computed") }
+            result[name] = t
+        }
+        return result
+    }
+
+    private func recycle(_ slot: inout RTensor?) {
+        guard var t = slot else { return }
+        slot = nil
+        if isKnownUniquelyReferenced(&t.storage) { context.pool.give(t.storage) }
+    }
+}
+
+/// Ops whose output is not a function of their inputs: never evaluated ahead of time.
+let randomOps: Set<String> = ["RandomNormal", "RandomNormalLike", "RandomUniform", "RandomUniformLike", "Multinomial", "Bernoulli"]
+
+/// The tensor of a Constant node (value, or the value_float(s)/value_int(s) forms).
+func constantValue(_ node: Node) throws -> Tensor? {
+    if let t = node.tensor("value") { return t }
+    if let v = node.float("value_float") { return Tensor(floats: [v], shape: []) }
+    if let v = node.floats("value_floats") { return Tensor(floats: v, shape: [v.count]) }
+    if let v = node.int("value_int") { return Tensor(int64s: [v], shape: []) }
+    if let v = node.ints("value_ints") { return Tensor(int64s: v, shape: [v.count]) }
+    throw RuntimeError.unsupported(node: node.displayName, opType: "Constant", what: "only tensor, float(s) and int(s) values")
+}

@@ -1,0 +1,127 @@
+import Foundation
+import SwiftQCore
+
+/// numpy-style broadcast of two shapes, or nil when they do not broadcast.
+func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
+    let r = max(a.count, b.count)
+    let pa = [Int](repeating: 1, count: r - a.count) + a, pb = [Int](repeating: 1, count: r - b.count) + b
+    var out: [Int] = []
+    for (x, y) in zip(pa, pb) {
+        if x == y || y == 1 { out.append(x) } else if x == 1 { out.append(y) } else { return nil }
+    }
+    return out
+}
+
+/// Strides of `shape` read as broadcast to `out` (0 along broadcast dimensions).
+func broadcastStrides(_ shape: [Int], to out: [Int]) -> [Int] {
+    let padded = [Int](repeating: 1, count: out.count - shape.count) + shape
+    let s = strides(of: padded)
+    return padded.indices.map { padded[$0] == 1 && out[$0] != 1 ? 0 : s[$0] }
+}
+
+/// Calls `body(outIndex, aIndex, bIndex, n, aStep, bStep)` for runs along the last dimension of `out`.
+func forEachBroadcastRun(_ out: [Int], _ sa: [Int], _ sb: [Int], _ body: (Int, Int, Int, Int, Int, Int) -> Void) {
+    let r = out.count
+    if r == 0 { body(0, 0, 0, 1, 0, 0); return }
+    let inner = out[r - 1], outer = out.dropLast().reduce(1, *)
+    var idx = [Int](repeating: 0, count: max(0, r - 1))
+    var ia = 0, ib = 0
+    for o in 0..<outer {
+        body(o * inner, ia, ib, inner, sa[r - 1], sb[r - 1])
+        var d = r - 2
+        while d >= 0 {
+            idx[d] += 1
+            ia += sa[d]; ib += sb[d]
+            if idx[d] < out[d] { break }
+            ia -= sa[d] * out[d]; ib -= sb[d] * out[d]
+            idx[d] = 0
+            d -= 1
+        }
+    }
+}
+
+enum BinaryKind { case add, sub, mul, div, prelu }
+
+/// Add, Sub, Mul, Div, PRelu with numpy broadcasting. Floats on a fast path; integer types through Double
+/// with C semantics (wrap-around, division truncating toward zero).
+struct BinaryOp: Operator {
+    let fail: NodeFailure
+    let kind: BinaryKind
+
+    init(_ s: OperatorSetup) throws {
+        fail = NodeFailure(s)
+        switch s.node.opType {
+        case "Add": kind = .add
+        case "Sub": kind = .sub
+        case "Mul": kind = .mul
+        case "Div": kind = .div
+        default: kind = .prelu
+        }
+        if s.opset < 7 && s.node.int("broadcast") == 1 && s.node.int("axis") != nil { throw s.unsupported("legacy broadcast with axis") }
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let a = try inputs.required(0, fail), b = try inputs.required(1, fail)
+        return [try binary(a, b, ctx)]
+    }
+
+    func binary(_ a: RTensor, _ b: RTensor, _ ctx: ExecutionContext) throws -> RTensor {
+        guard a.dtype == b.dtype else { throw fail.invalid("input types differ: \(a.dtype) and \(b.dtype)") }
+        guard let out = broadcastShapes(a.shape, b.shape) else { throw fail.invalid("shapes \(a.shape) and \(b.shape) do not broadcast") }
+        let sa = broadcastStrides(a.shape, to: out), sb = broadcastStrides(b.shape, to: out)
+        if a.dtype == .float {
+            let y = ctx.alloc(.float, out)
+            let pa = a.f, pb = b.f, py = y.f
+            let k = kind
+            forEachBroadcastRun(out, sa, sb) { o, ia, ib, n, da, db in
+                switch k {
+                case .add: for i in 0..<n { py[o + i] = pa[ia + i * da] + pb[ib + i * db] }
+                case .sub: for i in 0..<n { py[o + i] = pa[ia + i * da] - pb[ib + i * db] }
+                case .mul: for i in 0..<n { py[o + i] = pa[ia + i * da] * pb[ib + i * db] }
+                case .div: for i in 0..<n { py[o + i] = pa[ia + i * da] / pb[ib + i * db] }
+                case .prelu: for i in 0..<n { let x = pa[ia + i * da]; py[o + i] = x < 0 ? x * pb[ib + i * db] : x }
+                }
+            }
+            return y
+        }
+        let va = a.doubles(), vb = b.doubles()
+        var r = [Double](repeating: 0, count: out.reduce(1, *))
+        let integer = !a.dtype.isFloatingPoint
+        forEachBroadcastRun(out, sa, sb) { o, ia, ib, n, da, db in
+            for i in 0..<n {
+                let x = va[ia + i * da], y = vb[ib + i * db]
+                switch kind {
+                case .add: r[o + i] = x + y
+                case .sub: r[o + i] = x - y
+                case .mul: r[o + i] = x * y
+                case .div: r[o + i] = integer ? (y == 0 ? 0 : (x / y).rounded(.towardZero)) : x / y
+                case .prelu: r[o + i] = x < 0 ? x * y : x
+                }
+            }
+        }
+        return RTensor.from(doubles: r, dtype: a.dtype, shape: out)
+    }
+}
+
+/// Sum: elementwise sum of any number of inputs with broadcasting.
+struct SumOp: Operator {
+    let add: BinaryOp
+
+    init(_ s: OperatorSetup) throws {
+        var n = s.node
+        n.opType = "Add"
+        add = try BinaryOp(OperatorSetup(node: n, opset: s.opset, constants: s.constants))
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let xs = inputs.compactMap { $0 }
+        guard var acc = xs.first else { throw add.fail.invalid("Sum needs at least one input") }
+        if xs.count == 1 {
+            let y = ctx.alloc(acc.dtype, acc.shape)
+            y.storage.raw.copyMemory(from: acc.storage.raw, byteCount: acc.byteCount)
+            return [y]
+        }
+        for x in xs.dropFirst() { acc = try add.binary(acc, x, ctx) }
+        return [acc]
+    }
+}

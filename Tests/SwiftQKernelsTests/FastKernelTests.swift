@@ -1,0 +1,79 @@
+import CKernels
+import SwiftQKernels
+import XCTest
+
+/// Every fast float kernel against its reference, over shapes with odd edges, at every instruction set this
+/// CPU has (AVX-512, AVX2+FMA, portable C).
+final class FastKernelTests: XCTestCase {
+    var rng = SystemRandomNumberGenerator()
+
+    func random(_ n: Int) -> [Float] { (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } }
+
+    func levels() -> [Int32] {
+        let top = sq_set_cpu_level(-1)
+        return [3, 2, 0].filter { $0 <= top }
+    }
+
+    func assertClose(_ a: [Float], _ b: [Float], _ what: String, file: StaticString = #filePath, line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        for i in 0..<min(a.count, b.count) where abs(a[i] - b[i]) > 1e-4 * max(1, abs(b[i])) {
+            XCTFail("\(what): [\(i)] fast \(a[i]) vs reference \(b[i])", file: file, line: line)
+            return
+        }
+    }
+
+    func testConvSweep() {
+        defer { _ = sq_set_cpu_level(-1) }
+        // (channels, outChannels, group, H, W, kernel, stride, dilation, pad)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (3, 8, 1, 9, 11, 3, 1, 1, 1), (3, 13, 1, 16, 16, 3, 2, 1, 1), (16, 7, 1, 5, 7, 1, 1, 1, 0),
+            (17, 33, 1, 7, 7, 1, 1, 1, 0), (8, 8, 8, 12, 13, 3, 1, 1, 1), (24, 24, 24, 15, 15, 3, 2, 1, 1),
+            (6, 6, 6, 11, 9, 5, 2, 1, 2), (12, 9, 3, 8, 8, 3, 1, 2, 2), (5, 4, 1, 1, 1, 1, 1, 1, 0),
+            (4, 40, 2, 10, 6, 3, 2, 1, 0), (300, 27, 1, 3, 3, 3, 1, 1, 1),
+        ]
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for (c, m, grp, h, w, k, s, d, p) in cases {
+                let oh = (h + 2 * p - (k - 1) * d - 1) / s + 1, ow = (w + 2 * p - (k - 1) * d - 1) / s + 1
+                let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: grp, kernelH: k, kernelW: k,
+                                     strideH: s, strideW: s, dilationH: d, dilationW: d, padTop: p, padLeft: p, padBottom: p, padRight: p,
+                                     outHeight: oh, outWidth: ow)
+                let x = random(2 * c * h * w), wt = random(m * c / grp * k * k), bias = random(m)
+                let mpg = m / grp, kk = c / grp * k * k
+                var want = [Float](repeating: 0, count: 2 * m * oh * ow), got = want
+                Reference.conv(x: x, w: wt, bias: bias, y: &want, g, lo: -0.5, hi: 0.7)
+                let packed = (0..<grp).map { gi in wt.withUnsafeBufferPointer { PackedMatrix(rows: mpg, cols: kk, data: $0.baseAddress! + gi * mpg * kk, ld: kk) } }
+                for threads in [1, 2] {
+                    Fast.conv(x: x, packed: packed, depthwise: g.isDepthwise ? wt : nil, bias: bias, y: &got, g, lo: -0.5, hi: 0.7,
+                              scratch: Scratch(), threads: threads)
+                    assertClose(got, want, "level \(level) threads \(threads) conv \(g)")
+                }
+            }
+        }
+    }
+
+    func testGemmAndGemvSweep() {
+        defer { _ = sq_set_cpu_level(-1) }
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000)] {
+                let a = random(m * k), b = random(k * n), bias = random(m)
+                var want = [Float](repeating: 0, count: m * n), got = want
+                Reference.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &want, ldc: n, rowBias: bias)
+                let p = a.withUnsafeBufferPointer { PackedMatrix(rows: m, cols: k, data: $0.baseAddress!, ld: k) }
+                for threads in [1, 2] {
+                    Fast.gemm(p, b: b, ldb: n, n: n, c: &got, ldc: n, bias: bias, threads: threads)
+                    assertClose(got, want, "level \(level) gemm \(m)x\(n)x\(k) threads \(threads)")
+                    var plain = [Float](repeating: 0, count: m * n)
+                    Fast.matmul(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &plain, ldc: n, scratch: Scratch(), threads: threads)
+                    assertClose(plain.enumerated().map { $0.element + bias[$0.offset / n] }, want, "level \(level) matmul \(m)x\(n)x\(k)")
+                }
+                if n == 1 {
+                    var y = [Float](repeating: 0, count: m)
+                    Fast.gemv(rows: m, k: k, w: a, x: b, y: &y, bias: bias, threads: 2)
+                    assertClose(y, want, "gemv \(m)x\(k)")
+                }
+            }
+        }
+    }
+}
