@@ -22,6 +22,8 @@ public final class Interpreter: @unchecked Sendable {
         public var fuse: Bool
         /// Use only the reference kernels.
         public var referenceOnly: Bool
+        /// Accumulate the time spent in each op type (`Interpreter.profile`).
+        public var profile = false
 
         public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, fuse: Bool = true, referenceOnly: Bool = false) {
             self.threads = threads
@@ -41,11 +43,15 @@ public final class Interpreter: @unchecked Sendable {
     let outputSlots: [Int]
     let useCounts: [Int]
     let inputTypes: [DType?]
+    /// Seconds spent per op type over all runs so far, when `Options.profile` is on.
+    public private(set) var profile: [String: Double] = [:]
+    let profiling: Bool
 
     public init(model: Model, options: Options = Options()) throws {
         var graph = model.graph
         if options.fuse { graph = fuseForExecution(graph) }
         self.model = model
+        profiling = options.profile
         context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly)
         var slot: [String: Int] = [:]
         var names: [String] = []
@@ -114,7 +120,9 @@ public final class Interpreter: @unchecked Sendable {
             for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
                 throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
             }
+            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             let outs = try step.op.run(ins, context)
+            if profiling { profile[step.node.opType, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
             for (k, o) in step.outputs.enumerated() where o >= 0 && k < outs.count {
                 values[o] = outs[k]
                 observe?(slotNames[o], outs[k])

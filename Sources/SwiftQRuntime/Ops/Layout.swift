@@ -319,6 +319,9 @@ struct PadOp: Operator {
         let value = padsAttribute == nil ? (inputs.count > 2 ? inputs[2]?.doubles().first : nil) ?? 0 : Double(valueAttribute)
         let out = (0..<r).map { x.shape[$0] + pads[$0] + pads[$0 + r] }
         guard out.allSatisfy({ $0 >= 0 }) else { throw fail.invalid("pads \(given) make a negative dimension") }
+        if mode == "constant" && x.dtype == .float && r > 0 && pads.allSatisfy({ $0 >= 0 }) {
+            return [padConstantFloat(x, pads: pads, out: out, value: Float(value), ctx)]
+        }
         let v = x.doubles()
         let sx = strides(of: x.shape), so = strides(of: out)
         var res = [Double](repeating: value, count: out.reduce(1, *))
@@ -347,4 +350,20 @@ struct PadOp: Operator {
         }
         return [RTensor.from(doubles: res, dtype: x.dtype, shape: out)]
     }
+}
+
+/// Constant padding of a float tensor with non-negative pads: fill, then copy each innermost row.
+func padConstantFloat(_ x: RTensor, pads: [Int], out: [Int], value: Float, _ ctx: ExecutionContext) -> RTensor {
+    let r = x.rank
+    let y = ctx.alloc(.float, out)
+    y.f.initialize(repeating: value, count: y.count)
+    let inner = x.shape[r - 1]
+    let rows = x.count / max(1, inner)
+    let so = strides(of: out), sx = strides(of: x.shape)
+    for row in 0..<rows {
+        var rem = row * inner, off = pads[r - 1]
+        for d in 0..<(r - 1) { let c = rem / sx[d]; rem %= sx[d]; off += (c + pads[d]) * so[d] }
+        (y.f + off).update(from: x.f + row * inner, count: inner)
+    }
+    return y
 }

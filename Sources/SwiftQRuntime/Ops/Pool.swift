@@ -37,6 +37,7 @@ struct PoolOp: Operator {
     }
 
     private func pool(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        if g.dilationH == 1 && g.dilationW == 1 { return poolUndilated(x, y, g) }
         for oh in 0..<g.outHeight {
             for ow in 0..<g.outWidth {
                 var best = -Float.infinity, sum: Float = 0
@@ -55,6 +56,32 @@ struct PoolOp: Operator {
                     }
                 }
                 y[oh * g.outWidth + ow] = isMax ? best : sum / Float(max(1, countIncludePad ? padded : inside))
+            }
+        }
+    }
+}
+
+extension PoolOp {
+    /// The same result as the general loop for dilation 1, with the window clamped once per output.
+    func poolUndilated(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
+        for oh in 0..<g.outHeight {
+            let h0 = oh * g.strideH - g.padTop, h1 = h0 + g.kernelH
+            let ih0 = max(h0, 0), ih1 = min(h1, g.height)
+            let ph = min(h1, g.height + g.padBottom) - max(h0, -g.padTop)
+            for ow in 0..<g.outWidth {
+                let w0 = ow * g.strideW - g.padLeft, w1 = w0 + g.kernelW
+                let iw0 = max(w0, 0), iw1 = min(w1, g.width)
+                if isMax {
+                    var best = -Float.infinity
+                    for ih in ih0..<max(ih0, ih1) { let row = x + ih * g.width; for iw in iw0..<max(iw0, iw1) { best = max(best, row[iw]) } }
+                    y[oh * g.outWidth + ow] = best
+                } else {
+                    var sum: Float = 0
+                    for ih in ih0..<max(ih0, ih1) { let row = x + ih * g.width; for iw in iw0..<max(iw0, iw1) { sum += row[iw] } }
+                    let inside = max(0, ih1 - ih0) * max(0, iw1 - iw0)
+                    let padded = max(0, ph) * max(0, min(w1, g.width + g.padRight) - max(w0, -g.padLeft))
+                    y[oh * g.outWidth + ow] = sum / Float(max(1, countIncludePad ? padded : inside))
+                }
             }
         }
     }
