@@ -24,20 +24,25 @@ let package = Package(
         ),
         // Float kernels in C: GEMM micro-kernels for AVX-512 / AVX2 chosen at run time, im2col, depthwise.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O3"])]),
+        // JPEG (TurboJPEG) and PNG (libpng) decoding to RGB. No Swift API: only SwiftQImages imports it.
+        .target(name: "CImage", path: "Sources/CImage", cSettings: [.unsafeFlags(["-O2"])],
+                linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("png16")]),
         .target(name: "SwiftQCore"),
+        .target(name: "SwiftQImages", dependencies: ["CImage"]),
         .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
         .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),
         .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
         .testTarget(name: "SwiftQCoreTests", dependencies: ["SwiftQCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
+        .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
         .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],

@@ -10,6 +10,9 @@ encodings.onnx         initializers in every encoding ONNX allows (raw_data, flo
 external.onnx(.data)   tiny_cnn with all tensors in an external data file.
 unknown_op.onnx        a default-domain node with an op ONNX does not have.
 string_tensor.onnx     an initializer of type STRING, which swiftq does not hold.
+images/                small JPEG, PNG and grayscale JPEG images (class folders a/ and b/), a corrupt JPEG,
+                       images.expected.json: Pillow's decoded bytes, Pillow's bilinear resize and the
+                       reference preprocessing (../shared/anchors/preprocess.py, reproduced here) of each.
 """
 import json, os
 import numpy as np, onnx
@@ -129,6 +132,40 @@ def broken():
                           [helper.make_tensor_value_info('y', TensorProto.STRING, [2])], [s])
     onnx.save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(OUT, 'string_tensor.onnx'))
 
+def images():
+    import base64
+    from PIL import Image
+    d = os.path.join(OUT, 'images')
+    for sub in ('a', 'b'):
+        os.makedirs(os.path.join(d, sub), exist_ok=True)
+    yy, xx = np.mgrid[0:37, 0:53]
+    smooth = np.stack([(xx * 5) % 256, (yy * 7) % 256, ((xx + yy) * 3) % 256], -1).astype(np.uint8)
+    noisy = rng.integers(0, 256, (29, 41, 3), dtype=np.uint8)
+    Image.fromarray(smooth).save(os.path.join(d, 'a', 'smooth.jpg'), quality=90)
+    Image.fromarray(noisy).save(os.path.join(d, 'a', 'noisy.png'))
+    Image.fromarray(noisy[:, :, 0]).save(os.path.join(d, 'b', 'gray.jpg'), quality=85)
+    Image.fromarray(smooth[:20, :30]).save(os.path.join(d, 'b', 'small.jpg'), quality=75, subsampling=0)
+    open(os.path.join(d, 'b', 'corrupt.jpg'), 'wb').write(b'\xff\xd8\xff\xe0 this is not really a jpeg')
+    expected = {}
+    for rel in ('a/smooth.jpg', 'a/noisy.png', 'b/gray.jpg', 'b/small.jpg'):
+        im = Image.open(os.path.join(d, rel)).convert('RGB')
+        w, h = im.size
+        r = im.resize((31, 17), Image.BILINEAR)
+        big = im.resize((97, 61), Image.BILINEAR)
+        # The reference preprocessing: shorter side to 18, center crop 16, torch normalization.
+        s_ = 18 / min(w, h)
+        p = im.resize((max(16, round(w * s_)), max(16, round(h * s_))), Image.BILINEAR)
+        pw, ph = p.size
+        l, t = (pw - 16) // 2, (ph - 16) // 2
+        a = np.asarray(p.crop((l, t, l + 16, t + 16)), dtype=np.float32)
+        a = (a / 255.0 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+        x = np.ascontiguousarray(a.transpose(2, 0, 1)).astype(np.float32)
+        expected[rel] = {'size': [w, h], 'decoded': base64.b64encode(im.tobytes()).decode(),
+                         'resized_31x17': base64.b64encode(r.tobytes()).decode(),
+                         'resized_97x61': base64.b64encode(big.tobytes()).decode(),
+                         'torch_16_18': [float(v) for v in x.ravel()]}
+    json.dump(expected, open(os.path.join(d, 'images.expected.json'), 'w'), indent=0)
+
 if __name__ == '__main__':
     m = tiny_cnn()
     save(m, 'tiny_cnn.onnx')
@@ -138,4 +175,5 @@ if __name__ == '__main__':
     save(ext, 'external.onnx', save_as_external_data=True, all_tensors_to_one_file=True, location='external.onnx.data', size_threshold=0)
     encodings()
     broken()
+    images()
     print('fixtures written to', OUT)

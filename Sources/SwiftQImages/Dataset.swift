@@ -1,0 +1,118 @@
+import Foundation
+
+/// Labelled images: from a labels file (`relative/path class_index` per line) or from a folder of class
+/// folders (`root/<class>/<image>`), classes numbered by a classes file or by sorted folder names.
+public struct Dataset: Sendable {
+    public struct Item: Sendable, Equatable {
+        /// Path as listed (relative to `root`).
+        public var path: String
+        public var label: Int?
+        public init(path: String, label: Int?) { self.path = path; self.label = label }
+    }
+
+    public var root: String
+    public var items: [Item]
+
+    public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "jpe"]
+
+    /// Builds the list. `labels` wins when given; otherwise class folders under `root` are labelled through
+    /// `classes` (one name per line, line number = index) or their sorted order; loose images get no label.
+    public init(root: String, labels: String? = nil, classes: String? = nil) throws {
+        self.root = root
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
+            throw ImageError(path: root, reason: "no such folder")
+        }
+        if let labels {
+            guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else { throw ImageError(path: labels, reason: "cannot read the labels file") }
+            var items: [Item] = []
+            for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+                if parts.isEmpty || parts[0].hasPrefix("#") { continue }
+                guard parts.count >= 2, let label = Int(parts[1]), label >= 0 else {
+                    throw ImageError(path: labels, reason: "line \(n + 1): expected 'path class_index', got '\(line)'")
+                }
+                items.append(Item(path: String(parts[0]), label: label))
+            }
+            self.items = items
+            return
+        }
+        var classIndex: [String: Int] = [:]
+        if let classes {
+            guard let text = try? String(contentsOfFile: classes, encoding: .utf8) else { throw ImageError(path: classes, reason: "cannot read the classes file") }
+            for (i, name) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
+                let n = name.split(separator: " ").first.map(String.init) ?? ""
+                if !n.isEmpty && classIndex[n] == nil { classIndex[n] = i }
+            }
+        }
+        let fm = FileManager.default
+        let entries = (try? fm.contentsOfDirectory(atPath: root))?.sorted() ?? []
+        let folders = entries.filter { var d: ObjCBool = false; return fm.fileExists(atPath: "\(root)/\($0)", isDirectory: &d) && d.boolValue }
+        if classes == nil { for (i, f) in folders.enumerated() { classIndex[f] = i } }
+        var items: [Item] = []
+        for e in entries where Self.isImage(e) && !folders.contains(e) { items.append(Item(path: e, label: nil)) }
+        for f in folders {
+            let files = ((try? fm.contentsOfDirectory(atPath: "\(root)/\(f)")) ?? []).sorted().filter(Self.isImage)
+            for file in files { items.append(Item(path: "\(f)/\(file)", label: classIndex[f])) }
+        }
+        self.items = items
+    }
+
+    static func isImage(_ name: String) -> Bool { imageExtensions.contains((name as NSString).pathExtension.lowercased()) }
+
+    public func fullPath(_ item: Item) -> String { item.path.hasPrefix("/") ? item.path : "\(root)/\(item.path)" }
+}
+
+/// Decodes and preprocesses images on a background thread, a few ahead of the consumer.
+public final class Prefetcher: @unchecked Sendable {
+    public enum Result: Sendable {
+        case tensor([Float])
+        case failed(String)
+    }
+
+    private let lock = NSCondition()
+    private var ready: [Int: Result] = [:]
+    private var next = 0
+    private var cancelled = false
+    private let depth: Int
+
+    /// Starts decoding `paths` in order with `prepare`, keeping at most `depth` results waiting.
+    public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> [Float]) {
+        self.depth = depth
+        let thread = Thread { [self] in
+            for (i, p) in paths.enumerated() {
+                lock.lock()
+                while !cancelled && i - next >= depth { lock.wait() }
+                let stop = cancelled
+                lock.unlock()
+                if stop { return }
+                let r: Result
+                do { r = .tensor(try prepare(p)) } catch { r = .failed("\(error)") }
+                lock.lock()
+                ready[i] = r
+                lock.broadcast()
+                lock.unlock()
+            }
+        }
+        thread.stackSize = 1 << 22
+        thread.start()
+    }
+
+    /// The result for image `i` (call with 0, 1, 2, … in order); waits until it is ready.
+    public func take(_ i: Int) -> Result {
+        lock.lock()
+        defer { lock.unlock() }
+        while ready[i] == nil { lock.wait() }
+        let r = ready.removeValue(forKey: i)!
+        next = i + 1
+        lock.broadcast()
+        return r
+    }
+
+    public func cancel() {
+        lock.lock()
+        cancelled = true
+        lock.broadcast()
+        lock.unlock()
+    }
+}

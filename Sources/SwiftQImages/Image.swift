@@ -1,0 +1,145 @@
+import CImage
+import Foundation
+
+/// An 8-bit RGB image, rows of `width * 3` bytes.
+public struct RGBImage: Sendable, Equatable {
+    public var width: Int
+    public var height: Int
+    public var pixels: [UInt8]
+
+    public init(width: Int, height: Int, pixels: [UInt8]) {
+        precondition(pixels.count == width * height * 3)
+        self.width = width
+        self.height = height
+        self.pixels = pixels
+    }
+}
+
+public struct ImageError: Error, CustomStringConvertible, Equatable {
+    public var path: String
+    public var reason: String
+    public var description: String { "\(path): \(reason)" }
+    public init(path: String, reason: String) { self.path = path; self.reason = reason }
+}
+
+extension RGBImage {
+    /// Decodes a JPEG or PNG file (grayscale and palette images become RGB).
+    public init(contentsOf path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(path: path, reason: "cannot read the file") }
+        var w: Int32 = 0, h: Int32 = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let rgb = data.withUnsafeBytes { b in
+            sq_decode_rgb(b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count, &w, &h, &err, err.count)
+        }
+        guard let rgb else {
+            throw ImageError(path: path, reason: err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
+        }
+        defer { free(rgb) }
+        self.init(width: Int(w), height: Int(h), pixels: Array(UnsafeBufferPointer(start: rgb, count: Int(w) * Int(h) * 3)))
+    }
+
+    /// Resizes with Pillow's `Image.resize(..., BILINEAR)`: a triangle filter widened by the scale factor when
+    /// shrinking, two passes (horizontal, then vertical) in 22-bit fixed point, each rounded to 8 bits.
+    /// The result equals Pillow's byte for byte.
+    /// Pillow (13) runs the vertical pass first when the width grows and the height shrinks.
+    public func resizedBilinear(width outW: Int, height outH: Int) -> RGBImage {
+        if outW > width && outH < height { return resizedVertically(outH).resizedHorizontally(outW) }
+        return resizedHorizontally(outW).resizedVertically(outH)
+    }
+
+    func resizedHorizontally(_ outW: Int) -> RGBImage {
+        let img = self
+        let outH = height
+        if outW != width {
+            let (bounds, kk, ksize) = Self.coefficients(inSize: width, outSize: outW)
+            var out = [UInt8](repeating: 0, count: outW * height * 3)
+            img.pixels.withUnsafeBufferPointer { src in
+                for y in 0..<height {
+                    let row = y * width * 3
+                    for x in 0..<outW {
+                        let (x0, n) = (bounds[2 * x], bounds[2 * x + 1])
+                        var s0 = Self.half, s1 = Self.half, s2 = Self.half
+                        for i in 0..<n {
+                            let k = kk[x * ksize + i], p = row + (x0 + i) * 3
+                            s0 += Int32(src[p]) * k; s1 += Int32(src[p + 1]) * k; s2 += Int32(src[p + 2]) * k
+                        }
+                        let o = (y * outW + x) * 3
+                        out[o] = Self.clip8(s0); out[o + 1] = Self.clip8(s1); out[o + 2] = Self.clip8(s2)
+                    }
+                }
+            }
+            return RGBImage(width: outW, height: height, pixels: out)
+        }
+        return img
+    }
+
+    func resizedVertically(_ outH: Int) -> RGBImage {
+        let img = self
+        let outW = width
+        if outH != height {
+            let (bounds, kk, ksize) = Self.coefficients(inSize: height, outSize: outH)
+            var out = [UInt8](repeating: 0, count: outW * outH * 3)
+            let stride = outW * 3
+            img.pixels.withUnsafeBufferPointer { src in
+                for y in 0..<outH {
+                    let (y0, n) = (bounds[2 * y], bounds[2 * y + 1])
+                    for x in 0..<stride {
+                        var s = Self.half
+                        for i in 0..<n { s += Int32(src[(y0 + i) * stride + x]) * kk[y * ksize + i] }
+                        out[y * stride + x] = Self.clip8(s)
+                    }
+                }
+            }
+            return RGBImage(width: outW, height: outH, pixels: out)
+        }
+        return img
+    }
+
+    static let precisionBits: Int32 = 32 - 8 - 2
+    static let half: Int32 = 1 << (precisionBits - 1)
+
+    static func clip8(_ v: Int32) -> UInt8 { UInt8(clamping: max(0, v >> precisionBits)) }
+
+    /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
+    static func coefficients(inSize: Int, outSize: Int) -> (bounds: [Int], kk: [Int32], ksize: Int) {
+        let scale = Double(inSize) / Double(outSize)
+        let filterScale = max(scale, 1.0)
+        let support = 1.0 * filterScale
+        let ksize = Int(support.rounded(.up)) * 2 + 1
+        var bounds = [Int](repeating: 0, count: outSize * 2)
+        var kk = [Int32](repeating: 0, count: outSize * ksize)
+        var w = [Double](repeating: 0, count: ksize)
+        for xx in 0..<outSize {
+            let center = (Double(xx) + 0.5) * scale
+            let ss = 1.0 / filterScale
+            let xmin = max(Int(center - support + 0.5), 0)
+            let xmax = min(Int(center + support + 0.5), inSize) - xmin
+            var ww = 0.0
+            for x in 0..<ksize { w[x] = 0 }
+            for x in 0..<max(0, xmax) {
+                let t = abs((Double(x + xmin) - center + 0.5) * ss)
+                w[x] = t < 1 ? 1 - t : 0
+                ww += w[x]
+            }
+            for x in 0..<ksize {
+                let v = ww != 0 && x < xmax ? w[x] / ww : w[x]
+                let scaled = v * Double(1 << precisionBits)
+                kk[xx * ksize + x] = Int32(v < 0 ? -0.5 + scaled : 0.5 + scaled)
+            }
+            bounds[2 * xx] = xmin
+            bounds[2 * xx + 1] = max(0, xmax)
+        }
+        return (bounds, kk, ksize)
+    }
+
+    /// The centered `size`×`size` crop (left and top offsets rounded down, as `(w - size) // 2`).
+    public func centerCrop(_ w: Int, _ h: Int) -> RGBImage {
+        let left = (width - w) / 2, top = (height - h) / 2
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for y in 0..<h {
+            let src = ((top + y) * width + left) * 3
+            out.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: pixels[src..<(src + w * 3)])
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+}

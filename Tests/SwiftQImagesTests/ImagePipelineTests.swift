@@ -1,0 +1,78 @@
+import Foundation
+import SwiftQImages
+import TestSupport
+import XCTest
+
+/// Decoding, resizing and preprocessing against Pillow's own results (Fixtures/images, made by generate.py).
+final class ImagePipelineTests: XCTestCase {
+    let dir = Paths.fixture("images")
+
+    func expected() throws -> [String: [String: Any]] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/images.expected.json"))
+        return try JSONSerialization.jsonObject(with: data) as! [String: [String: Any]]
+    }
+
+    func bytes(_ e: [String: Any], _ key: String) -> [UInt8] { Array(Data(base64Encoded: e[key] as! String)!) }
+
+    func testDecodeAndResizeEqualPillowByteForByte() throws {
+        for (rel, e) in try expected() {
+            let img = try RGBImage(contentsOf: "\(dir)/\(rel)")
+            XCTAssertEqual([img.width, img.height], e["size"] as? [Int], rel)
+            XCTAssertEqual(img.pixels, bytes(e, "decoded"), "\(rel): decoded pixels differ from Pillow's")
+            XCTAssertEqual(img.resizedBilinear(width: 31, height: 17).pixels, bytes(e, "resized_31x17"), "\(rel): shrink differs from Pillow's")
+            XCTAssertEqual(img.resizedBilinear(width: 97, height: 61).pixels, bytes(e, "resized_97x61"), "\(rel): enlargement differs from Pillow's")
+        }
+    }
+
+    func testPreprocessingEqualsTheReference() throws {
+        let p = Preprocessing.preset("torch", size: 16, resize: 18)!
+        for (rel, e) in try expected() {
+            let got = p.tensor(try RGBImage(contentsOf: "\(dir)/\(rel)"))
+            let want = (e["torch_16_18"] as! [NSNumber]).map { Float(truncating: $0) }
+            XCTAssertEqual(got.count, want.count)
+            for i in 0..<want.count where abs(got[i] - want[i]) > 1e-6 {
+                return XCTFail("\(rel)[\(i)]: \(got[i]) vs reference \(want[i])")
+            }
+        }
+    }
+
+    func testBadImagesGiveErrorsNamingTheFile() throws {
+        let tmp = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try Data("not an image".utf8).write(to: URL(fileURLWithPath: "\(tmp)/text.jpg"))
+        try Data().write(to: URL(fileURLWithPath: "\(tmp)/empty.png"))
+        let png = try Data(contentsOf: URL(fileURLWithPath: "\(dir)/a/noisy.png"))
+        try png.prefix(png.count / 2).write(to: URL(fileURLWithPath: "\(tmp)/cut.png"))
+        for path in ["\(dir)/b/corrupt.jpg", "\(tmp)/text.jpg", "\(tmp)/empty.png", "\(tmp)/cut.png", "\(tmp)/missing.jpg"] {
+            XCTAssertThrowsError(try RGBImage(contentsOf: path)) { XCTAssertEqual(($0 as? ImageError)?.path, path) }
+        }
+    }
+
+    func testDatasetFromClassFoldersAndFromLabels() throws {
+        let d = try Dataset(root: dir)
+        XCTAssertEqual(d.items.map(\.path), ["a/noisy.png", "a/smooth.jpg", "b/corrupt.jpg", "b/gray.jpg", "b/small.jpg"])
+        XCTAssertEqual(d.items.map(\.label), [0, 0, 1, 1, 1])
+        let tmp = try Paths.temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: tmp) }
+        try "zzz\nb\na\n".write(toFile: "\(tmp)/classes.txt", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Dataset(root: dir, classes: "\(tmp)/classes.txt").items.map(\.label), [2, 2, 1, 1, 1])
+        try "# comment\na/smooth.jpg 7\nb/gray.jpg 3\n".write(toFile: "\(tmp)/labels.txt", atomically: true, encoding: .utf8)
+        XCTAssertEqual(try Dataset(root: dir, labels: "\(tmp)/labels.txt").items, [.init(path: "a/smooth.jpg", label: 7), .init(path: "b/gray.jpg", label: 3)])
+        try "a/smooth.jpg seven\n".write(toFile: "\(tmp)/bad.txt", atomically: true, encoding: .utf8)
+        XCTAssertThrowsError(try Dataset(root: dir, labels: "\(tmp)/bad.txt"))
+    }
+
+    func testPrefetcherKeepsOrderAndReportsFailures() {
+        let paths = (0..<20).map { "p\($0)" }
+        let f = Prefetcher(paths: paths, depth: 3) { p in
+            if p == "p7" { throw ImageError(path: p, reason: "broken") }
+            return [Float(p.dropFirst())!]
+        }
+        for i in 0..<20 {
+            switch f.take(i) {
+            case .tensor(let t): XCTAssertEqual(t, [Float(i)])
+            case .failed(let m): XCTAssertEqual(i, 7); XCTAssertTrue(m.contains("broken"))
+            }
+        }
+    }
+}
