@@ -7,6 +7,17 @@ func normalizedAxis(_ a: Int, rank: Int, _ fail: NodeFailure) throws -> Int {
     return r
 }
 
+/// Fills `y` in row-major order: its element at output coordinates (c₀, c₁, …) is x's element at
+/// Σ `source(d, c_d)` (an element index into x). Any element type.
+func copyElements(from x: RTensor, to y: RTensor, source: (Int, Int) -> Int) {
+    let so = strides(of: y.shape), es = x.dtype.byteSize!
+    for i in 0..<y.count {
+        var rem = i, off = 0
+        for d in 0..<y.rank { let c = rem / so[d]; rem %= so[d]; off += source(d, c) }
+        y.storage.raw.advanced(by: i * es).copyMemory(from: x.storage.raw.advanced(by: off * es), byteCount: es)
+    }
+}
+
 /// Reshape, Flatten, Squeeze, Unsqueeze, Identity and Dropout (inference): same data, new shape, no copy.
 struct ViewOp: Operator {
     let fail: NodeFailure
@@ -101,13 +112,8 @@ struct TransposeOp: Operator {
         guard p.sorted() == Array(0..<x.rank) else { throw fail.invalid("perm \(p) is not a permutation of \(x.rank) axes") }
         let out = p.map { x.shape[$0] }
         let y = ctx.alloc(x.dtype, out)
-        let sx = strides(of: x.shape), so = strides(of: out), es = x.dtype.byteSize!
-        let src = x.storage.raw, dst = y.storage.raw
-        for i in 0..<x.count {
-            var rem = i, off = 0
-            for d in 0..<out.count { let c = rem / so[d]; rem %= so[d]; off += c * sx[p[d]] }
-            dst.advanced(by: i * es).copyMemory(from: src.advanced(by: off * es), byteCount: es)
-        }
+        let sx = strides(of: x.shape)
+        copyElements(from: x, to: y) { d, c in c * sx[p[d]] }
         return [y]
     }
 }
@@ -219,12 +225,8 @@ struct SliceOp: Operator {
         for (k, a) in ax.enumerated() { picks[a] = sliceIndices(dim: x.shape[a], start: starts[k], end: ends[k], step: steps?[k] ?? 1) }
         let out = picks.map(\.count)
         let y = ctx.alloc(x.dtype, out)
-        let sx = strides(of: x.shape), so = strides(of: out), es = x.dtype.byteSize!
-        for i in 0..<y.count {
-            var rem = i, off = 0
-            for d in 0..<out.count { let c = rem / so[d]; rem %= so[d]; off += picks[d][c] * sx[d] }
-            y.storage.raw.advanced(by: i * es).copyMemory(from: x.storage.raw.advanced(by: off * es), byteCount: es)
-        }
+        let sx = strides(of: x.shape)
+        copyElements(from: x, to: y) { d, c in picks[d][c] * sx[d] }
         return [y]
     }
 }
