@@ -32,10 +32,12 @@ let package = Package(
         .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
         .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),
         .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx"]),
+        // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
+        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

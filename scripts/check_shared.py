@@ -2,7 +2,7 @@
 usage: check_shared.py SWIFTQ_BINARY
 Checks: inspect on every real and op-coverage model; MACs against an independent count (count_macs.py);
 read+write round trip giving bit-identical ONNX Runtime outputs on a real image; exit code 2 and one line for
-broken files; read time of a 25 MB model. Prints 'N passed, N failed'."""
+broken files; read time of a 25 MB model; eval accuracy and outputs against ONNX Runtime on val; eval on bad data. Prints 'N passed, N failed'."""
 import json, os, subprocess, sys, tempfile, time
 import numpy as np, onnx, onnxruntime as ort
 from onnx import helper, TensorProto
@@ -109,6 +109,52 @@ for _ in range(3):
     t0 = time.perf_counter(); r = swiftq('inspect', big); times.append(time.perf_counter() - t0)
 mb = os.path.getsize(big) / 1e6
 check(f'inspect a {mb:.1f} MB model in well under a second', r.returncode == 0 and min(times) < 0.5, f'best of 3: {min(times) * 1000:.0f} ms (whole process)')
+
+# swiftq eval on the full labelled val set: top-1/top-5 as ONNX Runtime (models.json) within 0.3 points,
+# and logits equal to ONNX Runtime's to 1e-3 relative on the first LOGIT_IMAGES real images.
+VAL = os.path.join(SHARED, 'images', 'val')
+LOGIT_IMAGES = 100
+val_items = [l.split() for l in open(os.path.join(VAL, 'labels.txt')) if l.strip() and not l.startswith('#')]
+for m in MODELS:
+    path = os.path.join(SHARED, 'models', m['file'])
+    out_json, out_npy, out_pred = (os.path.join(tmp, m['file'] + ext) for ext in ('.eval.json', '.npy', '.pred'))
+    r = swiftq('eval', path, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'), '--preset', m['preset'],
+               '--json', out_json, '--save-outputs', out_npy, '--predictions', out_pred)
+    if r.returncode != 0 or not os.path.exists(out_json):
+        check(f"eval {m['file']}", False, r.stderr.strip()[-500:]); continue
+    j = json.load(open(out_json))['models'][0]
+    d1, d5 = j['top1'] - m['ort_fp32_top1'], j['top5'] - m['ort_fp32_top5']
+    check(f"eval {m['file']} top-1/top-5 vs ONNX Runtime", j['images'] == len(val_items) and abs(d1) <= 0.3 and abs(d5) <= 0.3,
+          f"swiftq {j['top1']:.2f}/{j['top5']:.2f} vs ORT {m['ort_fp32_top1']:.2f}/{m['ort_fp32_top5']:.2f} ({d1:+.2f}/{d5:+.2f}) on {j['images']} images, "
+          f"{j['images_per_second']:.1f} img/s network, {j['end_to_end_images_per_second']:.1f} img/s end to end")
+    pred_lines = [l.split() for l in open(out_pred) if not l.startswith('#')]
+    check(f"eval {m['file']} --predictions", len(pred_lines) == len(val_items) and all(a[0] == b[0] and a[1] == b[1] for a, b in zip(pred_lines, val_items)),
+          f'{len(pred_lines)} lines')
+    mine = np.load(out_npy)[0]
+    sess = ort.InferenceSession(path, providers=['CPUExecutionProvider'])
+    iname = sess.get_inputs()[0].name
+    worst = 0.0
+    for k, (rel, _) in enumerate(val_items[:LOGIT_IMAGES]):
+        want = sess.run(None, {iname: prep(os.path.join(VAL, rel), m['ort_preproc'], m['size'], m['resize'])})[0].reshape(-1)
+        worst = max(worst, float(np.max(np.abs(mine[k] - want)) / np.max(np.abs(want))))
+    check(f"eval {m['file']} outputs vs ONNX Runtime", worst <= 1e-3, f'largest |difference| / largest |output| over {LOGIT_IMAGES} images: {worst:.2e}')
+
+# eval on bad data: an empty folder, only corrupt images, one corrupt image among good ones
+empty = os.path.join(tmp, 'empty-folder'); os.makedirs(empty, exist_ok=True)
+sq = os.path.join(SHARED, 'models', 'squeezenet1.1.onnx')
+r = swiftq('eval', sq, '--data', empty, '--preset', 'caffe')
+check('eval on an empty folder', r.returncode == 2 and 'no images' in r.stderr, r.stderr.strip())
+bad = os.path.join(tmp, 'corrupt', 'n01440764'); os.makedirs(bad, exist_ok=True)
+for k in range(3): open(os.path.join(bad, f'bad{k}.JPEG'), 'wb').write(data[:1000])
+r = swiftq('eval', sq, '--data', os.path.dirname(bad), '--preset', 'caffe')
+check('eval on only corrupt images', r.returncode == 2 and r.stderr.count('skipped') == 3, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else '')
+import shutil
+for rel, _ in val_items[:4]: shutil.copy(os.path.join(VAL, rel), bad)
+r = swiftq('eval', sq, '--data', os.path.dirname(bad), '--preset', 'caffe', '--json', '-')
+ok = r.returncode == 0
+try: j = json.loads(r.stdout); ok = ok and j['skipped'] == 3 and j['models'][0]['images'] == 4
+except ValueError: ok = False
+check('eval skips corrupt images and counts them', ok, f'exit {r.returncode}')
 
 print(f'{passed} passed, {failed} failed')
 sys.exit(1 if failed else 0)

@@ -49,7 +49,6 @@ extension RGBImage {
 
     func resizedHorizontally(_ outW: Int) -> RGBImage {
         let img = self
-        let outH = height
         if outW != width {
             let (bounds, kk, ksize) = Self.coefficients(inSize: width, outSize: outW)
             var out = [UInt8](repeating: 0, count: outW * height * 3)

@@ -12,6 +12,11 @@ func failing<T>(_ body: () throws -> T) throws -> T {
     } catch let e as CLIError {
         printError(e.message)
         throw ExitCode(2)
+    } catch let e as ExitCode {
+        throw e
+    } catch let e as CustomStringConvertible {
+        printError(e.description)
+        throw ExitCode(2)
     }
 }
 

@@ -1,0 +1,94 @@
+import Foundation
+import SwiftQCore
+import SwiftQImages
+import SwiftQRuntime
+
+/// The `k` largest entries of `scores`, best first; ties go to the lower index (as a stable sort would).
+public func topK(_ scores: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
+    var best: [Int] = []
+    best.reserveCapacity(k + 1)
+    for i in scores.indices {
+        let v = scores[i]
+        if best.count == k, let last = best.last, !(v > scores[last]) { continue }
+        var pos = best.count
+        while pos > 0 && v > scores[best[pos - 1]] { pos -= 1 }
+        best.insert(i, at: pos)
+        if best.count > k { best.removeLast() }
+    }
+    return best
+}
+
+/// One classifier being evaluated: its interpreter and what it has scored so far.
+public final class ClassifierRun: @unchecked Sendable {
+    public let path: String
+    public let interpreter: Interpreter
+    public let inputName: String
+    public let outputName: String
+    /// Top-1 / top-5 hits over the labelled images seen so far.
+    public private(set) var top1 = 0
+    public private(set) var top5 = 0
+    public private(set) var labelled = 0
+    public private(set) var images = 0
+    /// Seconds spent inside the network.
+    public private(set) var networkSeconds = 0.0
+
+    public init(path: String, model: Model, options: Interpreter.Options) throws {
+        self.path = path
+        interpreter = try Interpreter(model: model, options: options)
+        guard interpreter.inputNames.count == 1 else {
+            throw PipelineError("\(path): a classifier takes one image input; this model has \(interpreter.inputNames.count) (\(interpreter.inputNames.joined(separator: ", ")))")
+        }
+        inputName = interpreter.inputNames[0]
+        outputName = interpreter.outputNames[0]
+    }
+
+    /// Runs one preprocessed image; returns the scores of the first output (flattened).
+    public func classify(_ input: RTensor) throws -> RTensor {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let out = try interpreter.run([inputName: input])
+        networkSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        images += 1
+        return out[outputName]!
+    }
+
+    /// Counts the top-5 of `scores` against `label`; returns the top-1 class.
+    public func score(_ scores: RTensor, label: Int?) -> Int {
+        let best = topK(UnsafeBufferPointer(start: scores.f, count: scores.count), 5)
+        if let label {
+            labelled += 1
+            if best.first == label { top1 += 1 }
+            if best.contains(label) { top5 += 1 }
+        }
+        return best.first ?? -1
+    }
+
+    public var top1Percent: Double? { labelled > 0 ? 100 * Double(top1) / Double(labelled) : nil }
+    public var top5Percent: Double? { labelled > 0 ? 100 * Double(top5) / Double(labelled) : nil }
+}
+
+/// Images of a dataset, decoded and preprocessed ahead on a background thread, handed out in order.
+public struct ImageStream {
+    public let dataset: Dataset
+    public let items: [Dataset.Item]
+    let prefetcher: Prefetcher
+
+    public init(dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing) {
+        self.dataset = dataset
+        self.items = items
+        let prep = preprocessing
+        prefetcher = Prefetcher(paths: items.map(dataset.fullPath)) { path in
+            prep.tensor(try RGBImage(contentsOf: path))
+        }
+    }
+
+    /// The input tensor for image `i` (0, 1, 2, … in order), or why it could not be made.
+    public func take(_ i: Int) -> Prefetcher.Result { prefetcher.take(i) }
+
+    public func cancel() { prefetcher.cancel() }
+}
+
+/// A problem with the job as a whole (not one node or one file), as one line for the user.
+public struct PipelineError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,95 @@
+import ArgumentParser
+import Foundation
+import SwiftQCore
+import SwiftQONNX
+import SwiftQRuntime
+
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the network alone: batch-1 runs of a model on a fixed input, as images/s.",
+        discussion: """
+            The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic
+            dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for
+            --seconds (at least --min-runs times); the median and best run times are reported. --profile adds
+            the time per op type.
+            """
+    )
+
+    @Argument(help: "The ONNX model file.")
+    var model: String
+
+    @Option(name: .long, help: ArgumentHelp("Fix an input's shape, e.g. x=1x3x48x192 (repeatable).", valueName: "name=shape"))
+    var inputShape: [InputShape] = []
+
+    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: ArgumentHelp("Untimed runs first.", valueName: "n"))
+    var warmup = 5
+
+    @Option(help: ArgumentHelp("Time to spend measuring.", valueName: "seconds"))
+    var seconds = 3.0
+
+    @Option(help: ArgumentHelp("Measure at least this many runs.", valueName: "n"))
+    var minRuns = 10
+
+    @Flag(help: "Print the time per op type.")
+    var profile = false
+
+    @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
+    var json: String?
+
+    func validate() throws {
+        if threads <= 0 { throw ValidationError("--threads must be positive") }
+        if seconds < 0 || warmup < 0 || minRuns <= 0 { throw ValidationError("--seconds, --warmup and --min-runs must not be negative") }
+    }
+
+    func run() throws {
+        try failing {
+            let m = try ONNXReader.read(path: model)
+            var options = Interpreter.Options(threads: threads)
+            options.profile = profile
+            let interp = try Interpreter(model: m, options: options)
+            let fixed = Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
+            var feeds: [String: RTensor] = [:]
+            var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
+            for v in m.graph.dataInputs {
+                let dims = v.shape ?? []
+                let shape = try fixed[v.name] ?? dims.enumerated().map { k, d in
+                    if let x = d.value { return x }
+                    if k == 0 { return 1 }
+                    throw CLIError(message: "input '\(v.name)' has a dynamic dimension \(k); pass --input-shape \(v.name)=...")
+                }
+                let t = RTensor(dtype: .float, shape: shape)
+                for i in 0..<t.count {
+                    seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                    t.f[i] = Float(Int64(bitPattern: seed) >> 40) / Float(1 << 23)
+                }
+                feeds[v.name] = t
+            }
+            for _ in 0..<warmup { _ = try interp.run(feeds) }
+            var times: [Double] = []
+            let start = DispatchTime.now().uptimeNanoseconds
+            while times.count < minRuns || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                _ = try interp.run(feeds)
+                times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
+            }
+            let sorted = times.sorted()
+            let median = sorted[sorted.count / 2], best = sorted[0]
+            if json != "-" {
+                print("\(model): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
+                if profile {
+                    let total = interp.profile.values.reduce(0, +)
+                    for (op, t) in interp.profile.sorted(by: { $0.value > $1.value }) {
+                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / Double(times.count + warmup) * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
+                    }
+                }
+            }
+            if let json {
+                try writeJSON(["model": model, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
+                               "images_per_second": 1 / median] as [String: Any], to: json)
+            }
+        }
+    }
+}

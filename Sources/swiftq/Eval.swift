@@ -1,0 +1,235 @@
+import ArgumentParser
+import Foundation
+import SwiftQCore
+import SwiftQImages
+import SwiftQONNX
+import SwiftQPipeline
+import SwiftQRuntime
+
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Measure top-1 / top-5 accuracy of one or more classifiers on a labelled image folder.",
+        discussion: """
+            Images are read from DIR: with --labels, the files it lists (`relative/path class_index` per line);
+            otherwise every .jpg/.jpeg/.png in DIR's class folders (`DIR/<class>/<image>`), classes numbered by
+            --classes or by sorted folder names. Images are decoded and preprocessed on a background thread.
+            Each image is resized (shorter side to --resize, bilinear as PIL), center-cropped to --size and
+            normalized by the preset or the explicit flags. An unreadable image is reported and skipped.
+
+            With several models, each one runs on every image; they share the first model's preprocessing.
+            images/s counts time inside the network only; end-to-end images/s counts everything from reading
+            the file to the prediction.
+
+            Exit codes: 0 done; 2 a model, the data or an output file could not be used, or every image failed.
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The ONNX classifier(s) to evaluate.", valueName: "model"))
+    var models: [String]
+
+    @Option(help: ArgumentHelp("The image folder.", valueName: "dir"))
+    var data: String
+
+    @Option(help: ArgumentHelp("Labels file: `relative/path class_index` per line, paths relative to --data.", valueName: "file"))
+    var labels: String?
+
+    @Option(help: ArgumentHelp("Class names, one per line (line number = class index), matched to --data's folder names; e.g. ImageNet's synsets.txt.", valueName: "file"))
+    var classes: String?
+
+    @OptionGroup(title: "Preprocessing")
+    var preprocessing: PreprocessingOptions
+
+    @Option(help: ArgumentHelp("Evaluate only the first N images.", valueName: "n"))
+    var limit: Int?
+
+    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
+    var json: String?
+
+    @Option(help: ArgumentHelp("Write one line per image: path, label, then each model's top-1 class ('-' when unknown or skipped).", valueName: "file"))
+    var predictions: String?
+
+    @Option(help: ArgumentHelp("Save every model's raw output as a float32 .npy array [models, images, classes] (NaN rows for skipped images).", valueName: "file"))
+    var saveOutputs: String?
+
+    func validate() throws {
+        if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
+        if threads <= 0 { throw ValidationError("--threads must be positive") }
+    }
+
+    func run() throws {
+        try failing {
+            let loaded = try models.map { path in (path, try ONNXReader.read(path: path)) }
+            let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
+            for (path, model) in loaded {
+                if let side = PreprocessingOptions.inputSide(model), side != prep.size {
+                    throw CLIError(message: "\(path) takes \(side)x\(side) images but the crop is \(prep.size)x\(prep.size) (--size)")
+                }
+            }
+            let dataset = try Dataset(root: data, labels: labels, classes: classes)
+            var items = dataset.items
+            if let limit { items = Array(items.prefix(limit)) }
+            if items.isEmpty {
+                throw CLIError(message: labels != nil ? "\(labels!) lists no images" : "\(data): no images (.jpg, .jpeg, .png) in the folder or its class folders")
+            }
+            let options = Interpreter.Options(threads: threads)
+            let runs = try loaded.map { try ClassifierRun(path: $0.0, model: $0.1, options: options) }
+            let quiet = json == "-"
+            if !quiet {
+                let labelled = items.filter { $0.label != nil }.count
+                print("data        \(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")")
+                print("preprocess  \(source): \(prep.summary)")
+            }
+            let result = try evaluate(runs, dataset: dataset, items: items, prep: prep, quiet: quiet)
+            if !quiet { printSummary(runs, result) }
+            if let json { try writeJSON(jsonObject(runs, result, prep), to: json) }
+            if let predictions { try writePredictions(runs, items: items, result: result, to: predictions) }
+            if let saveOutputs { try writeNPY(result.outputs, to: saveOutputs) }
+        }
+    }
+
+    struct Result {
+        var skipped = 0
+        var seconds = 0.0
+        /// Per model, per image: the top-1 class (nil when skipped).
+        var predicted: [[Int?]]
+        /// Per model, per image: the raw output (only with --save-outputs).
+        var outputs: [[[Float]?]]
+    }
+
+    func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.Item], prep: Preprocessing, quiet: Bool) throws -> Result {
+        var result = Result(predicted: runs.map { _ in [] }, outputs: runs.map { _ in [] })
+        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
+        defer { stream.cancel() }
+        let progress = Progress("eval", total: items.count)
+        var warnedClasses = false
+        for (i, item) in items.enumerated() {
+            switch stream.take(i) {
+            case .failed(let why):
+                result.skipped += 1
+                progress.note("swiftq: warning: skipped \(why)")
+                for m in runs.indices {
+                    result.predicted[m].append(nil)
+                    if saveOutputs != nil { result.outputs[m].append(nil) }
+                }
+            case .tensor(let pixels):
+                let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.size])
+                for (m, run) in runs.enumerated() {
+                    let scores: RTensor
+                    do {
+                        scores = try run.classify(input)
+                    } catch {
+                        progress.clear()
+                        throw CLIError(message: "\(run.path): \(error) (on \(item.path))")
+                    }
+                    if let label = item.label, label >= scores.count, !warnedClasses {
+                        warnedClasses = true
+                        progress.note("swiftq: warning: \(item.path) has label \(label) but \(run.path) scores only \(scores.count) classes")
+                    }
+                    result.predicted[m].append(run.score(scores, label: item.label))
+                    if saveOutputs != nil { result.outputs[m].append(scores.floatArray()) }
+                }
+            }
+            if !quiet {
+                let acc = runs[0].top1Percent.map { String(format: "top-1 %.2f%%", $0) } ?? ""
+                progress.update(i + 1, detail: acc)
+            }
+        }
+        progress.clear()
+        result.seconds = progress.elapsed
+        if result.skipped == items.count {
+            throw CLIError(message: "every image failed to load (\(items.count) of \(items.count)); see the warnings above")
+        }
+        return result
+    }
+
+    func printSummary(_ runs: [ClassifierRun], _ r: Result) {
+        let done = runs[0].images
+        let names = runs.map { ($0.path as NSString).lastPathComponent }
+        let w = max(12, names.map(\.count).max()! + 2)
+        func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
+        func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
+        print("")
+        print(pad("model", w) + lpad("top-1", 8) + lpad("top-5", 8) + lpad("images/s", 11))
+        for (run, name) in zip(runs, names) {
+            let t1 = run.top1Percent.map { String(format: "%.2f", $0) } ?? "-"
+            let t5 = run.top5Percent.map { String(format: "%.2f", $0) } ?? "-"
+            print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11))
+        }
+        print("")
+        let labelled = runs[0].labelled
+        print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding")
+    }
+
+    func jsonObject(_ runs: [ClassifierRun], _ r: Result, _ prep: Preprocessing) -> [String: Any] {
+        let e2e = Double(runs[0].images) / max(r.seconds, 1e-9)
+        return [
+            "models": runs.map { run -> [String: Any] in
+                [
+                    "path": run.path,
+                    "top1": run.top1Percent ?? NSNull(),
+                    "top5": run.top5Percent ?? NSNull(),
+                    "images": run.images,
+                    "labelled": run.labelled,
+                    "images_per_second": Double(run.images) / max(run.networkSeconds, 1e-9),
+                    "end_to_end_images_per_second": e2e,
+                ]
+            },
+            "skipped": r.skipped,
+            "seconds": r.seconds,
+            "threads": threads,
+            "preprocessing": [
+                "size": prep.size, "resize": prep.resize, "bgr": prep.bgr, "divisor": prep.divisor,
+                "mean": prep.mean, "std": prep.std,
+            ] as [String: Any],
+        ]
+    }
+
+    func writePredictions(_ runs: [ClassifierRun], items: [Dataset.Item], result: Result, to path: String) throws {
+        var text = "# path label " + runs.map { ($0.path as NSString).lastPathComponent }.joined(separator: " ") + "\n"
+        for (i, item) in items.enumerated() {
+            text += "\(item.path) \(item.label.map(String.init) ?? "-")"
+            for m in runs.indices { text += " " + (result.predicted[m][i].map(String.init) ?? "-") }
+            text += "\n"
+        }
+        try writeAtomically(Data(text.utf8), to: path)
+    }
+
+    func writeNPY(_ outputs: [[[Float]?]], to path: String) throws {
+        let classes = outputs.flatMap { $0 }.compactMap { $0?.count }.first ?? 0
+        if outputs.flatMap({ $0 }).contains(where: { $0 != nil && $0!.count != classes }) {
+            throw CLIError(message: "--save-outputs: the models' outputs differ in size")
+        }
+        var data = npyHeader(shape: [outputs.count, outputs.first?.count ?? 0, classes])
+        for model in outputs {
+            for row in model {
+                let v = row ?? [Float](repeating: .nan, count: classes)
+                v.withUnsafeBytes { data.append(contentsOf: $0) }
+            }
+        }
+        try writeAtomically(data, to: path)
+    }
+}
+
+/// The header of a little-endian float32 .npy file (format version 1.0) for an array of `shape`.
+func npyHeader(shape: [Int]) -> Data {
+    var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
+    let total = 10 + dict.utf8.count + 1
+    dict += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
+    var d = Data([0x93]) + Data("NUMPY".utf8) + Data([1, 0])
+    let n = UInt16(dict.utf8.count)
+    d.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8)])
+    d.append(Data(dict.utf8))
+    return d
+}
+
+/// Writes `data` to `path` through a temporary file, so a failure never leaves half a file.
+func writeAtomically(_ data: Data, to path: String) throws {
+    do {
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
+    } catch {
+        throw CLIError(message: "\(path): cannot write: \((error as NSError).localizedDescription)")
+    }
+}

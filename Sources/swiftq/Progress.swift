@@ -1,0 +1,58 @@
+import Foundation
+
+/// Progress on standard error: a redrawn bar on a terminal, a plain line every 10% otherwise (logs, CI).
+final class Progress {
+    let label: String
+    let total: Int
+    let isTerminal = isatty(STDERR_FILENO) != 0
+    let start = DispatchTime.now().uptimeNanoseconds
+    private var lastDraw: UInt64 = 0
+    private var lastDecile = 0
+    private var drawn = false
+
+    init(_ label: String, total: Int) {
+        self.label = label
+        self.total = max(total, 1)
+    }
+
+    var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+
+    /// Reports `done` of `total`; `detail` is appended (e.g. running accuracy).
+    func update(_ done: Int, detail: String = "") {
+        let now = DispatchTime.now().uptimeNanoseconds
+        let rate = Double(done) / max(elapsed, 1e-9)
+        if isTerminal {
+            guard done == total || now - lastDraw > 100_000_000 else { return }
+            lastDraw = now
+            let width = 28
+            let filled = width * done / total
+            let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
+            let eta = rate > 0 ? Double(total - done) / rate : 0
+            let line = "\(label) \(bar) \(done)/\(total)  \(String(format: "%.1f", rate)) img/s  eta \(Self.clock(eta))\(detail.isEmpty ? "" : "  " + detail)"
+            FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
+            drawn = true
+        } else {
+            let decile = 10 * done / total
+            guard decile > lastDecile else { return }
+            lastDecile = decile
+            FileHandle.standardError.write(Data("\(label): \(done)/\(total) (\(100 * done / total)%), \(String(format: "%.1f", rate)) img/s\(detail.isEmpty ? "" : ", " + detail)\n".utf8))
+        }
+    }
+
+    /// Prints a message line without breaking the bar.
+    func note(_ message: String) {
+        clear()
+        FileHandle.standardError.write(Data("\(message)\n".utf8))
+    }
+
+    /// Removes the bar (before the summary is printed).
+    func clear() {
+        if isTerminal && drawn { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+        drawn = false
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
