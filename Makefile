@@ -35,6 +35,11 @@ test: build
 check-shared: build venv
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/check_shared.py $(BIN)
 
+## swiftq beside ONNX Runtime on every ../shared model: float images/s at batch 1, same threads, and the ratio.
+bench: build venv
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED): nothing to benchmark"; exit 1; fi
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/bench.py $(BIN) $(BENCH_ARGS)
+
 ## The main job on the built-in example.
 demo: build
 	$(BIN) inspect Fixtures/tiny_cnn.onnx

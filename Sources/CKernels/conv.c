@@ -1,6 +1,7 @@
 // Convolution helpers: im2col for the GEMM path and a direct depthwise kernel. The loops are written so the
 // compiler vectorizes the innermost one; target_clones builds AVX-512, AVX2 and portable versions.
 #include "CKernels.h"
+#include <stdlib.h>
 #include <string.h>
 
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
@@ -34,41 +35,145 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
     }
 }
 
+typedef float v16 __attribute__((ext_vector_type(16)));
+
+
+static _Thread_local float *dw_scratch;
+static _Thread_local size_t dw_capacity;
+
+static float *dw_buffer(size_t n) {
+    if (n > dw_capacity) {
+        free(dw_scratch);
+        dw_capacity = n + 1024;
+        dw_scratch = aligned_alloc(64, ((dw_capacity * sizeof(float)) + 63) / 64 * 64);
+    }
+    return dw_scratch;
+}
+
+// Depthwise convolution, one channel at a time: the channel is first copied into a zero-padded buffer whose
+// columns are split by phase (column mod SW), so every tap of 16 neighbouring outputs is one unit-stride
+// load: x_padded[r][ow*SW + t] = phase[t % SW][r][ow + t / SW]. Then 16 outputs at a time accumulate all
+// KH x KW taps in one register (v16: one zmm with AVX-512, two ymm with AVX2) before bias, clamp and store.
 CLONES
 void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, int SH, int SW, int DH, int DW,
                   int PT, int PL, float *y, int OH, int OW, const float *bias, float lo, float hi, int c0, int c1) {
+    int Hp = (OH - 1) * SH + (KH - 1) * DH + 1;           // padded rows the outputs read
+    int Wp = (OW - 1) * SW + (KW - 1) * DW + 1;           // padded columns the outputs read
+    int OWv = (OW + 15) / 16 * 16;
+    int Wq = OWv + ((KW - 1) * DW) / SW + 1;              // phase row length, with room for the last vector
+    size_t phase_size = (size_t)Hp * Wq;
+    float *buf = dw_buffer(phase_size * SW + 16);
+    int taps = KH * KW;
+    int tap_off[64];
+    int big = taps > 64;
+    if (!big)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++) {
+                int t = kw * DW;
+                tap_off[kh * KW + kw] = (int)((size_t)(t % SW) * phase_size) + kh * DH * Wq + t / SW;
+            }
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * H * W;
-        const float *wc = w + (size_t)c * KH * KW;
+        const float *wc = w + (size_t)c * taps;
         float *yc = y + (size_t)c * OH * OW;
         float b = bias ? bias[c] : 0.0f;
-        for (int oh = 0; oh < OH; oh++) {
-            float *o = yc + (size_t)oh * OW;
-            for (int ow = 0; ow < OW; ow++) o[ow] = b;
-            for (int kh = 0; kh < KH; kh++) {
-                int ih = oh * SH - PT + kh * DH;
-                if (ih < 0 || ih >= H) continue;
+        // Fill the phase buffer: padded column j = input column j - PL.
+        for (int p = 0; p < SW; p++) {
+            float *ph = buf + (size_t)p * phase_size;
+            for (int r = 0; r < Hp; r++) {
+                int ih = r - PT;
+                float *o = ph + (size_t)r * Wq;
+                if (ih < 0 || ih >= H) { memset(o, 0, sizeof(float) * Wq); continue; }
                 const float *row = xc + (size_t)ih * W;
-                for (int kw = 0; kw < KW; kw++) {
-                    float wv = wc[kh * KW + kw];
-                    int off = kw * DW - PL;
-                    int ow0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                    if (ow1 > OW) ow1 = OW;
-                    const float *r = row + off;
-                    if (SW == 1) for (int ow = ow0; ow < ow1; ow++) o[ow] += wv * r[ow];
-                    else if (SW == 2) for (int ow = ow0; ow < ow1; ow++) o[ow] += wv * r[2 * ow];
-                    else for (int ow = ow0; ow < ow1; ow++) o[ow] += wv * r[ow * SW];
-                }
+                // q covers input columns iw = q*SW + p - PL; valid where 0 <= iw < W.
+                int qlo = PL - p > 0 ? (PL - p + SW - 1) / SW : 0;
+                int qhi = W + PL - p > 0 ? (W + PL - p + SW - 1) / SW : 0;
+                if (qhi > Wq) qhi = Wq;
+                if (qlo > qhi) qlo = qhi;
+                for (int q = 0; q < qlo; q++) o[q] = 0.0f;
+                const float *src = row + qlo * SW + p - PL;
+                if (SW == 1) memcpy(o + qlo, src, sizeof(float) * (qhi - qlo));
+                else if (SW == 2) for (int q = qlo; q < qhi; q++) o[q] = src[2 * (q - qlo)];
+                else for (int q = qlo; q < qhi; q++) o[q] = src[(size_t)SW * (q - qlo)];
+                for (int q = qhi; q < Wq; q++) o[q] = 0.0f;
             }
-            for (int ow = 0; ow < OW; ow++) { float v = o[ow]; o[ow] = v < lo ? lo : (v > hi ? hi : v); }
+        }
+        if (big) {
+            for (int oh = 0; oh < OH; oh++)
+                for (int ow = 0; ow < OW; ow++) {
+                    float s = b;
+                    for (int kh = 0; kh < KH; kh++)
+                        for (int kw = 0; kw < KW; kw++) {
+                            int t = kw * DW;
+                            s += wc[kh * KW + kw] * buf[(size_t)(t % SW) * phase_size + (size_t)(oh * SH + kh * DH) * Wq + ow + t / SW];
+                        }
+                    yc[(size_t)oh * OW + ow] = s < lo ? lo : (s > hi ? hi : s);
+                }
+            continue;
+        }
+        // Jobs are (output row, 16-column vector) pairs; four at a time keep four independent FMA chains.
+        int nv = OWv / 16, jobs = OH * nv;
+        for (int j = 0; j < jobs; j += 4) {
+            int nj = jobs - j < 4 ? jobs - j : 4;
+            const float *bp[4];
+            float *op[4];
+            int width[4];
+            for (int u = 0; u < 4; u++) {
+                int jj = j + (u < nj ? u : 0), oh = jj / nv, ow = jj % nv * 16;
+                bp[u] = buf + (size_t)oh * SH * Wq + ow;
+                op[u] = yc + (size_t)oh * OW + ow;
+                width[u] = OW - ow < 16 ? OW - ow : 16;
+            }
+            v16 a0 = b, a1 = b, a2 = b, a3 = b;
+            for (int t = 0; t < taps; t++) {
+                v16 x0, x1, x2, x3;
+                int off = tap_off[t];
+                __builtin_memcpy(&x0, bp[0] + off, sizeof x0);
+                __builtin_memcpy(&x1, bp[1] + off, sizeof x1);
+                __builtin_memcpy(&x2, bp[2] + off, sizeof x2);
+                __builtin_memcpy(&x3, bp[3] + off, sizeof x3);
+                float wt = wc[t];
+                a0 += wt * x0; a1 += wt * x1; a2 += wt * x2; a3 += wt * x3;
+            }
+            v16 vlo = lo, vhi = hi;
+            a0 = __builtin_elementwise_min(__builtin_elementwise_max(a0, vlo), vhi);
+            a1 = __builtin_elementwise_min(__builtin_elementwise_max(a1, vlo), vhi);
+            a2 = __builtin_elementwise_min(__builtin_elementwise_max(a2, vlo), vhi);
+            a3 = __builtin_elementwise_min(__builtin_elementwise_max(a3, vlo), vhi);
+            float t[4][16];
+            __builtin_memcpy(t[0], &a0, sizeof a0); __builtin_memcpy(t[1], &a1, sizeof a1);
+            __builtin_memcpy(t[2], &a2, sizeof a2); __builtin_memcpy(t[3], &a3, sizeof a3);
+            for (int u = 0; u < nj; u++) memcpy(op[u], t[u], sizeof(float) * width[u]);
         }
     }
 }
 
+// Four rows at a time, 16 lanes per row, so the reductions run as independent vector FMA chains.
 CLONES
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1) {
-    for (int i = r0; i < r1; i++) {
+    int i = r0;
+    for (; i + 4 <= r1; i += 4) {
+        const float *w0 = W + (size_t)i * ldw, *w1 = w0 + ldw, *w2 = w1 + ldw, *w3 = w2 + ldw;
+        v16 a0 = 0, a1 = 0, a2 = 0, a3 = 0;
+        int k = 0;
+        for (; k + 16 <= K; k += 16) {
+            v16 xv, v0, v1, v2, v3;
+            __builtin_memcpy(&xv, x + k, sizeof xv);
+            __builtin_memcpy(&v0, w0 + k, sizeof v0); __builtin_memcpy(&v1, w1 + k, sizeof v1);
+            __builtin_memcpy(&v2, w2 + k, sizeof v2); __builtin_memcpy(&v3, w3 + k, sizeof v3);
+            a0 += v0 * xv; a1 += v1 * xv; a2 += v2 * xv; a3 += v3 * xv;
+        }
+        float t[4][16], s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+        __builtin_memcpy(t[0], &a0, sizeof a0); __builtin_memcpy(t[1], &a1, sizeof a1);
+        __builtin_memcpy(t[2], &a2, sizeof a2); __builtin_memcpy(t[3], &a3, sizeof a3);
+        for (int j = 0; j < 16; j++) { s0 += t[0][j]; s1 += t[1][j]; s2 += t[2][j]; s3 += t[3][j]; }
+        for (; k < K; k++) { s0 += w0[k] * x[k]; s1 += w1[k] * x[k]; s2 += w2[k] * x[k]; s3 += w3[k] * x[k]; }
+        y[i] = s0 + (bias ? bias[i] : 0.0f);
+        y[i + 1] = s1 + (bias ? bias[i + 1] : 0.0f);
+        y[i + 2] = s2 + (bias ? bias[i + 2] : 0.0f);
+        y[i + 3] = s3 + (bias ? bias[i + 3] : 0.0f);
+    }
+    for (; i < r1; i++) {
         const float *w = W + (size_t)i * ldw;
         float s = 0.0f;
         for (int k = 0; k < K; k++) s += w[k] * x[k];

@@ -175,16 +175,23 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
 
 static _Thread_local float *b_scratch;
 
+int sq_packed_mr(const float *packedA) {
+    int mr, nr;
+    tile_shape((int)packedA[0], &mr, &nr);
+    return mr;
+}
+
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
-                    int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
+                    int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
     int level = (int)packedA[0], mr, nr;
     tile_shape(level, &mr, &nr);
     micro_kernel kern = level == 3 ? kernel_avx512 : level == 2 ? kernel_avx2 : kernel_portable;
     if (!b_scratch) b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
     const float *A = packedA + HEADER;
     int Mp = round_up(M, mr);
+    if (m1 > M) m1 = M;
     if (K == 0) {
-        for (int i = 0; i < M; i++)
+        for (int i = m0; i < m1; i++)
             for (int j = n0; j < n1; j++) {
                 float v = (accumulate ? C[(size_t)i * ldc + j] : 0.0f) + (bias && !accumulate ? bias[i] : 0.0f);
                 C[(size_t)i * ldc + j] = v < lo ? lo : (v > hi ? hi : v);
@@ -198,9 +205,9 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
             int load = k0 > 0 || accumulate, last = k0 + kc == K;
             pack_b(kc, j0, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
             const float *ablock = A + (size_t)Mp * k0;
-            for (int i0 = 0; i0 < M; i0 += mr) {
+            for (int i0 = m0; i0 < m1; i0 += mr) {
                 const float *ap = ablock + (size_t)i0 * kc;
-                int m = M - i0 < mr ? M - i0 : mr;
+                int m = m1 - i0 < mr ? m1 - i0 : mr;
                 const float *bp = b_scratch;
                 for (int j = j0; j < j1; j += nr, bp += (size_t)nr * kc) {
                     int w = j1 - j < nr ? j1 - j : nr;

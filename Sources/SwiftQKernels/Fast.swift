@@ -7,15 +7,18 @@ public func parallelFor(_ parts: Int, threads: Int, _ body: (Int) -> Void) {
     if parts <= 1 || threads <= 1 {
         for p in 0..<parts { body(p) }
     } else {
-        // The parts write disjoint memory through raw pointers, which Swift cannot see as Sendable.
+        // The persistent pool in CKernels (pool.c): workers spin between the short jobs of one network run.
         withoutActuallyEscaping(body) { b in
-            let box = UncheckedSendable(value: b)
-            DispatchQueue.concurrentPerform(iterations: parts) { box.value($0) }
+            var task = b
+            withUnsafeMutablePointer(to: &task) { ctx in
+                sq_parallel(Int32(threads), Int32(parts), { ctx, part in
+                    ctx!.assumingMemoryBound(to: ((Int) -> Void).self).pointee(Int(part))
+                }, ctx)
+            }
         }
     }
 }
 
-struct UncheckedSendable<T>: @unchecked Sendable { let value: T }
 
 /// The instruction set the fast kernels use on this CPU ("AVX-512", "AVX2", "portable").
 public var kernelInstructionSet: String {
@@ -26,32 +29,45 @@ public var kernelInstructionSet: String {
     }
 }
 
-/// A constant left-hand matrix (weights) packed once for `Fast.gemm`, split into row blocks so two threads
-/// can each take one when the right-hand side has few columns.
+/// A constant left-hand matrix (weights) packed once for `Fast.gemm`.
 public final class PackedMatrix: @unchecked Sendable {
     public let rows: Int
     public let cols: Int
-    let blocks: [(start: Int, count: Int, data: UnsafeMutablePointer<Float>)]
+    let data: UnsafeMutablePointer<Float>
+    /// Row-panel height of the packing (row ranges handed to threads are multiples of it).
+    let panel: Int
 
-    /// Packs row-major `data` (rows × cols, row stride `ld`) into `rowBlocks` blocks of whole 12-row panels.
-    public init(rows: Int, cols: Int, data: UnsafePointer<Float>, ld: Int, rowBlocks: Int = 2) {
+    /// Packs row-major `data` (rows × cols, row stride `ld`).
+    public init(rows: Int, cols: Int, data: UnsafePointer<Float>, ld: Int) {
         self.rows = rows
         self.cols = cols
-        let per = max(12, ((rows + rowBlocks - 1) / rowBlocks + 11) / 12 * 12)
-        var b: [(Int, Int, UnsafeMutablePointer<Float>)] = []
-        var start = 0
-        while start < rows {
-            let count = min(per, rows - start)
-            let size = sq_packed_a_size(Int32(count), Int32(cols))
-            let p = UnsafeMutablePointer<Float>.allocate(capacity: size)
-            sq_pack_a(Int32(count), Int32(cols), data + start * ld, Int32(ld), p)
-            b.append((start, count, p))
-            start += count
-        }
-        blocks = b
+        self.data = .allocate(capacity: sq_packed_a_size(Int32(rows), Int32(cols)))
+        sq_pack_a(Int32(rows), Int32(cols), data, Int32(ld), self.data)
+        panel = Int(sq_packed_mr(self.data))
     }
 
-    deinit { for b in blocks { b.data.deallocate() } }
+    deinit { data.deallocate() }
+}
+
+/// How a rows × n product is split between threads: by columns when there are enough for every thread
+/// to get several whole 32-column tiles, else by row panels, else not at all.
+func gemmSplit(rows: Int, n: Int, panel: Int, threads: Int) -> (parts: Int, byColumns: Bool, chunk: Int) {
+    guard threads > 1 else { return (1, true, n) }
+    if n >= 256 * threads {
+        let chunk = ((n + threads - 1) / threads + 31) / 32 * 32
+        return ((n + chunk - 1) / chunk, true, chunk)
+    }
+    let panels = (rows + panel - 1) / panel
+    if panels >= 2 {
+        let parts = min(threads, panels)
+        let chunk = (panels + parts - 1) / parts * panel
+        return ((rows + chunk - 1) / chunk, false, chunk)
+    }
+    if n >= 64 * threads {
+        let chunk = ((n + threads - 1) / threads + 31) / 32 * 32
+        return ((n + chunk - 1) / chunk, true, chunk)
+    }
+    return (1, true, n)
 }
 
 /// Reusable scratch memory for one operator (im2col columns, transposes).
@@ -76,37 +92,29 @@ public enum Fast {
     /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`.
     public static func gemm(_ a: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                             bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, threads: Int) {
-        func run(_ block: Int, _ n0: Int, _ n1: Int) {
-            let (start, count, data) = a.blocks[block]
-            sq_gemm_packed(Int32(count), Int32(n), Int32(a.cols), data, b, Int32(ldb), c + start * ldc, Int32(ldc),
-                           Int32(n0), Int32(n1), bias.map { $0 + start }, lo, hi, 0)
-        }
-        if threads > 1 && n >= 128 {
-            let parts = min(threads, n / 64)
-            let chunk = ((n + parts - 1) / parts + 31) / 32 * 32
-            parallelFor(parts, threads: threads) { p in
-                let n0 = p * chunk, n1 = min(n, n0 + chunk)
-                if n0 < n1 { for blk in a.blocks.indices { run(blk, n0, n1) } }
+        packedProduct(a.data, rows: a.rows, k: a.cols, panel: a.panel, b: b, ldb: ldb, n: n, c: c, ldc: ldc, bias: bias, lo: lo, hi: hi, threads: threads)
+    }
+
+    static func packedProduct(_ a: UnsafePointer<Float>, rows: Int, k: Int, panel: Int, b: UnsafePointer<Float>, ldb: Int, n: Int,
+                              c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, lo: Float, hi: Float, threads: Int) {
+        let (parts, byColumns, chunk) = gemmSplit(rows: rows, n: n, panel: panel, threads: threads)
+        parallelFor(parts, threads: threads) { p in
+            let (m0, m1, n0, n1) = byColumns ? (0, rows, p * chunk, min(n, p * chunk + chunk)) : (p * chunk, min(rows, p * chunk + chunk), 0, n)
+            if m0 < m1 && n0 < n1 {
+                sq_gemm_packed(Int32(rows), Int32(n), Int32(k), a, b, Int32(ldb), c, Int32(ldc), Int32(m0), Int32(m1), Int32(n0), Int32(n1),
+                               bias, lo, hi, 0)
             }
-        } else if threads > 1 && a.blocks.count > 1 {
-            parallelFor(a.blocks.count, threads: threads) { run($0, 0, n) }
-        } else {
-            for blk in a.blocks.indices { run(blk, 0, n) }
         }
     }
 
     /// C[m×n] = A·B for a left-hand side that changes every call (MatMul, Gemm on activations): A is packed
-    /// into `scratch`, then the columns are split between threads.
+    /// into `scratch`, then the work is split between threads.
     public static func matmul(m: Int, n: Int, k: Int, a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
                               c: UnsafeMutablePointer<Float>, ldc: Int, scratch: Scratch, threads: Int) {
         let packed = scratch.floats(sq_packed_a_size(Int32(m), Int32(k)))
         sq_pack_a(Int32(m), Int32(k), a, Int32(lda), packed)
-        let parts = threads > 1 && n >= 128 ? threads : 1
-        let chunk = ((n + parts - 1) / parts + 31) / 32 * 32
-        parallelFor(parts, threads: threads) { p in
-            let n0 = p * chunk, n1 = min(n, n0 + chunk)
-            if n0 < n1 { sq_gemm_packed(Int32(m), Int32(n), Int32(k), packed, b, Int32(ldb), c, Int32(ldc), Int32(n0), Int32(n1), nil, -.infinity, .infinity, 0) }
-        }
+        packedProduct(packed, rows: m, k: k, panel: Int(sq_packed_mr(packed)), b: b, ldb: ldb, n: n, c: c, ldc: ldc, bias: nil,
+                      lo: -.infinity, hi: .infinity, threads: threads)
     }
 
     /// y = W·x (+ bias) for a row-major W (rows × k): one image of a fully connected layer.

@@ -82,6 +82,7 @@ public struct NodeFailure {
     public let node: String
     public let opType: String
     public func invalid(_ what: String) -> RuntimeError { .invalidInput(node: node, opType: opType, what: what) }
+    public func unsupported(_ what: String) -> RuntimeError { .unsupported(node: node, opType: opType, what: what) }
 
     public init(_ setup: OperatorSetup) {
         node = setup.node.displayName

@@ -45,6 +45,12 @@ public final class Interpreter: @unchecked Sendable {
     let inputTypes: [DType?]
     /// Seconds spent per op type over all runs so far, when `Options.profile` is on.
     public private(set) var profile: [String: Double] = [:]
+    /// Seconds spent per node (display name, op type, first output's shape), in run order, with `Options.profile`.
+    public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double)] {
+        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0]) }
+    }
+    private var stepSeconds: [Double] = []
+    private var stepShapes: [[Int]] = []
     let profiling: Bool
 
     public init(model: Model, options: Options = Options()) throws {
@@ -115,14 +121,20 @@ public final class Interpreter: @unchecked Sendable {
             values[inputSlots[k]] = t
         }
         var remaining = useCounts
-        for step in steps {
+        if profiling && stepSeconds.isEmpty { stepSeconds = Array(repeating: 0, count: steps.count); stepShapes = Array(repeating: [], count: steps.count) }
+        for (index, step) in steps.enumerated() {
             let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
             for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
                 throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
             }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             let outs = try step.op.run(ins, context)
-            if profiling { profile[step.node.opType, default: 0] += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
+            if profiling {
+                let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                profile[step.node.opType, default: 0] += t
+                stepSeconds[index] += t
+                stepShapes[index] = outs.first?.shape ?? []
+            }
             for (k, o) in step.outputs.enumerated() where o >= 0 && k < outs.count {
                 values[o] = outs[k]
                 observe?(slotNames[o], outs[k])

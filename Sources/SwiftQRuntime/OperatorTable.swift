@@ -13,5 +13,5 @@ public let operatorTable: [String: OperatorFactory] = [
     "Concat": ConcatOp.init, "Split": SplitOp.init, "Slice": SliceOp.init, "Transpose": TransposeOp.init, "Gather": GatherOp.init,
     "Flatten": ViewOp.init, "Reshape": ViewOp.init, "Squeeze": ViewOp.init, "Unsqueeze": ViewOp.init,
     "Identity": ViewOp.init, "Dropout": ViewOp.init,
-    "Shape": ShapeOp.init, "ConstantOfShape": ShapeOp.init, "Pad": PadOp.init,
+    "Shape": ShapeOp.init, "ConstantOfShape": ShapeOp.init, "Cast": CastOp.init, "Pad": PadOp.init,
 ]

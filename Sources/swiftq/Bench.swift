@@ -33,8 +33,11 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Measure at least this many runs.", valueName: "n"))
     var minRuns = 10
 
-    @Flag(help: "Print the time per op type.")
+    @Flag(help: "Print the time per op type and the slowest nodes.")
     var profile = false
+
+    @Option(help: ArgumentHelp("With --profile, how many of the slowest nodes to list.", valueName: "n"))
+    var profileNodes = 15
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
@@ -83,6 +86,10 @@ struct Bench: ParsableCommand {
                     let total = interp.profile.values.reduce(0, +)
                     for (op, t) in interp.profile.sorted(by: { $0.value > $1.value }) {
                         print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / Double(times.count + warmup) * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
+                    }
+                    print("  slowest nodes:")
+                    for n in interp.nodeProfile.sorted(by: { $0.seconds > $1.seconds }).prefix(profileNodes) {
+                        print("  \(String(format: "%7.3f", n.seconds / Double(times.count + warmup) * 1000)) ms  \(n.opType) \(n.node) → \(n.shape.map(String.init).joined(separator: "x"))")
                     }
                 }
             }

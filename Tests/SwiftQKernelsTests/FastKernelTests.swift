@@ -30,6 +30,9 @@ final class FastKernelTests: XCTestCase {
             (17, 33, 1, 7, 7, 1, 1, 1, 0), (8, 8, 8, 12, 13, 3, 1, 1, 1), (24, 24, 24, 15, 15, 3, 2, 1, 1),
             (6, 6, 6, 11, 9, 5, 2, 1, 2), (12, 9, 3, 8, 8, 3, 1, 2, 2), (5, 4, 1, 1, 1, 1, 1, 1, 0),
             (4, 40, 2, 10, 6, 3, 2, 1, 0), (300, 27, 1, 3, 3, 3, 1, 1, 1),
+            // depthwise: several 16-wide vectors per row, more taps than the fast path holds, stride 3, no padding
+            (5, 5, 5, 9, 40, 3, 1, 1, 1), (3, 3, 3, 12, 12, 9, 1, 1, 4), (4, 4, 4, 13, 35, 3, 3, 1, 1), (7, 7, 7, 6, 6, 3, 1, 1, 0),
+            (2, 2, 2, 20, 37, 5, 2, 2, 3),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
@@ -56,7 +59,7 @@ final class FastKernelTests: XCTestCase {
         defer { _ = sq_set_cpu_level(-1) }
         for level in levels() {
             _ = sq_set_cpu_level(level)
-            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000)] {
+            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000), (7, 1, 37), (576, 196, 96), (30, 100, 20)] {
                 let a = random(m * k), b = random(k * n), bias = random(m)
                 var want = [Float](repeating: 0, count: m * n), got = want
                 Reference.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &want, ldc: n, rowBias: bias)

@@ -15,11 +15,15 @@ size_t sq_packed_a_size(int M, int K);
 /// Packs row-major A (M x K, row stride lda) into the layout sq_gemm_packed reads.
 void sq_pack_a(int M, int K, const float *A, int lda, float *packed);
 
-/// C[M x N] (row stride ldc) = A · B[K x N] (row stride ldb) for columns [n0, n1), A packed by sq_pack_a.
-/// Then, per row i: + bias[i] (if bias), clamped to [lo, hi]. With accumulate != 0, C is added to instead
-/// of overwritten (bias then not added). Single-threaded: callers split [0, N) between threads.
+/// The row-panel height of a packed A: row ranges given to sq_gemm_packed start at multiples of it.
+int sq_packed_mr(const float *packedA);
+
+/// C[M x N] (row stride ldc) = A · B[K x N] (row stride ldb) for rows [m0, m1) and columns [n0, n1), A packed
+/// by sq_pack_a (m0 a multiple of sq_packed_mr). Then, per row i: + bias[i] (if bias), clamped to [lo, hi].
+/// With accumulate != 0, C is added to instead of overwritten (bias then not added). Single-threaded:
+/// callers split the rows or the columns between threads.
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
-                    int n0, int n1, const float *bias, float lo, float hi, int accumulate);
+                    int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate);
 
 /// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow].
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
@@ -33,4 +37,10 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
 
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
+
+/// A task of a parallel loop: runs part `part` of the job described by `ctx`.
+typedef void (*sq_task)(void *ctx, int part);
+/// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
+/// when all are done. Jobs from different callers are serialized; a call from inside a task runs inline.
+void sq_parallel(int threads, int parts, sq_task fn, void *ctx);
 #endif

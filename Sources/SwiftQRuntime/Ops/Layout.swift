@@ -369,3 +369,25 @@ func padConstantFloat(_ x: RTensor, pads: [Int], out: [Int], value: Float, _ ctx
     }
     return y
 }
+
+/// Cast between numeric types (exporters put it in shape arithmetic). Floats become integers by truncation
+/// toward zero, anything nonzero becomes true.
+struct CastOp: Operator {
+    let fail: NodeFailure
+    let to: DType
+
+    init(_ s: OperatorSetup) throws {
+        fail = NodeFailure(s)
+        guard let code = s.node.int("to"), let t = DType(rawValue: Int32(code)), t.byteSize != nil, t != .complex64, t != .complex128 else {
+            throw s.unsupported("'to' must be a numeric type")
+        }
+        to = t
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let x = try inputs.required(0, fail)
+        if x.dtype == to { return [x] }
+        guard x.dtype.byteSize != nil, x.dtype != .string else { throw fail.unsupported("casting from \(x.dtype)") }
+        return [RTensor.from(doubles: x.doubles(), dtype: to, shape: x.shape)]
+    }
+}

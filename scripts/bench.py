@@ -1,0 +1,73 @@
+"""Side-by-side benchmark of swiftq and ONNX Runtime on the models in ../shared/models (or $SWIFTQ_SHARED).
+usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b]
+Float network throughput: batch 1, the same deterministic input shape, the same thread count; each tool is
+timed for S seconds per round, rounds alternate between the tools (the machine is shared and noisy) and the
+best round's median counts. End to end: `swiftq eval` and the ONNX Runtime anchor (ort_eval.py, PIL decoding)
+on the first N val images. Prints images/s for both and the ratio swiftq / ONNX Runtime."""
+import argparse, json, os, subprocess, sys, time
+import numpy as np, onnxruntime as ort
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from shared_path import shared_dir
+
+ap = argparse.ArgumentParser()
+ap.add_argument('swiftq'); ap.add_argument('--threads', type=int, default=os.cpu_count())
+ap.add_argument('--seconds', type=float, default=3.0); ap.add_argument('--rounds', type=int, default=3)
+ap.add_argument('--e2e-images', type=int, default=300); ap.add_argument('--models', default='')
+a = ap.parse_args()
+SWIFTQ = os.path.abspath(a.swiftq)
+SHARED = shared_dir()
+INFO = {m['file']: m for m in json.load(open(os.path.join(SHARED, 'models', 'models.json')))}
+FIXED = {'ppocr-mobile-v2-cls.onnx': [1, 3, 48, 192]}
+models = sorted(f for f in os.listdir(os.path.join(SHARED, 'models')) if f.endswith('.onnx'))
+if a.models: models = [m for m in models if any(k in m for k in a.models.split(','))]
+VAL = os.path.join(SHARED, 'images', 'val')
+
+def ort_rate(sess, feeds):
+    for _ in range(5): sess.run(None, feeds)
+    times = []; start = time.perf_counter()
+    while len(times) < 10 or time.perf_counter() - start < a.seconds:
+        t0 = time.perf_counter(); sess.run(None, feeds); times.append(time.perf_counter() - t0)
+    return 1 / float(np.median(times))
+
+def swiftq_rate(path, shape_args):
+    r = subprocess.run([SWIFTQ, 'bench', path, '--threads', str(a.threads), '--seconds', str(a.seconds), '--json', '-', *shape_args],
+                       capture_output=True, text=True)
+    if r.returncode != 0: sys.exit(f'swiftq bench {path} failed: {r.stderr.strip()}')
+    return json.loads(r.stdout)['images_per_second']
+
+print(f'float throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (ONNX Runtime {ort.__version__})')
+print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
+ratios = {}
+for f in models:
+    path = os.path.join(SHARED, 'models', f)
+    so = ort.SessionOptions(); so.intra_op_num_threads = a.threads
+    sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+    i = sess.get_inputs()[0]
+    shape = FIXED.get(f) or [d if isinstance(d, int) else 1 for d in i.shape]
+    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+    shape_args = ['--input-shape', f"{i.name}={'x'.join(map(str, shape))}"] if f in FIXED else []
+    mine = theirs = 0.0
+    for _ in range(a.rounds):
+        mine = max(mine, swiftq_rate(path, shape_args))
+        theirs = max(theirs, ort_rate(sess, {i.name: x}))
+    del sess
+    ratios[f] = mine / theirs
+    print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x', flush=True)
+print(f"lowest ratio {min(ratios.values()):.2f}x (target 0.7x: {'met' if min(ratios.values()) >= 0.7 else 'NOT met'})")
+
+labelled = [f for f in models if f in INFO]
+if a.e2e_images and labelled:
+    print(f'\nend to end (decode + preprocess + network), first {a.e2e_images} val images, {a.threads} threads')
+    print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
+    for f in labelled:
+        m = INFO[f]; path = os.path.join(SHARED, 'models', f)
+        r = subprocess.run([SWIFTQ, 'eval', path, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'), '--preset', m['preset'],
+                            '--limit', str(a.e2e_images), '--threads', str(a.threads), '--json', '-'], capture_output=True, text=True)
+        if r.returncode != 0: sys.exit(f'swiftq eval {f} failed: {r.stderr.strip()}')
+        mine = json.loads(r.stdout)['models'][0]['end_to_end_images_per_second']
+        r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), path, m['ort_preproc'], os.path.join(VAL, 'labels.txt'),
+                            '--limit', str(a.e2e_images), '--threads', str(a.threads), '--size', str(m['size']), '--resize', str(m['resize'])],
+                           capture_output=True, text=True)
+        if r.returncode != 0: sys.exit(f'ort_eval.py {f} failed: {r.stderr.strip()}')
+        theirs = float(r.stdout.split('e2e_img_s=')[1].split()[0])
+        print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x', flush=True)
