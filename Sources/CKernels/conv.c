@@ -8,7 +8,7 @@
 
 CLONES
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
-               int PT, int PL, int OH, int OW, float *col) {
+               int PT, int PL, int OH, int OW, int oh0, int oh1, float *col) {
     for (int c = 0; c < C; c++) {
         const float *xc = x + (size_t)c * H * W;
         for (int kh = 0; kh < KH; kh++) {
@@ -20,7 +20,7 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
                 int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
                 if (ow1 > OW) ow1 = OW;
                 if (ow0 > ow1) ow0 = ow1;
-                for (int oh = 0; oh < OH; oh++) {
+                for (int oh = oh0; oh < oh1; oh++) {
                     int ih = oh * SH - PT + kh * DH;
                     float *o = out + (size_t)oh * OW;
                     if (ih < 0 || ih >= H) { memset(o, 0, sizeof(float) * OW); continue; }

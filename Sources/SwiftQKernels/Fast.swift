@@ -155,12 +155,47 @@ public enum Fast {
                 var b = UnsafePointer(xg)
                 if !g.isPointwise {
                     let col = scratch.floats(k * ohw)
-                    sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
-                              Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth), col)
+                    let a = packed[grp]
+                    let split = gemmSplit(rows: mpg, n: ohw, panel: a.panel, threads: threads)
+                    func im2col(_ oh0: Int, _ oh1: Int) {
+                        sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                                  Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth),
+                                  Int32(oh0), Int32(oh1), col)
+                    }
+                    if split.parts > 1 && split.byColumns {
+                        // Each thread unfolds the output rows it then multiplies: im2col runs in parallel too.
+                        let parts = min(split.parts, g.outHeight)
+                        let rowsPer = (g.outHeight + parts - 1) / parts
+                        let cg = yn + grp * mpg * ohw, bg = bias.map { $0 + grp * mpg }
+                        parallelFor(parts, threads: threads) { p in
+                            let oh0 = p * rowsPer, oh1 = min(g.outHeight, oh0 + rowsPer)
+                            guard oh0 < oh1 else { return }
+                            im2col(oh0, oh1)
+                            sq_gemm_packed(Int32(mpg), Int32(ohw), Int32(k), a.data, col, Int32(ohw), cg, Int32(ohw), 0, Int32(mpg),
+                                           Int32(oh0 * g.outWidth), Int32(oh1 * g.outWidth), bg, lo, hi, 0)
+                        }
+                        continue
+                    }
+                    im2col(0, g.outHeight)
                     b = UnsafePointer(col)
                 }
                 gemm(packed[grp], b: b, ldb: ohw, n: ohw, c: yn + grp * mpg * ohw, ldc: ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi, threads: threads)
             }
         }
+    }
+
+    /// Max or average pooling (dilation 1) of `planes` (each g.height × g.width) into y.
+    public static func pool(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, isMax: Bool, countIncludePad: Bool,
+                            planes: Range<Int>) {
+        guard !planes.isEmpty else { return }
+        sq_pool2d(x, Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                  Int32(g.padTop), Int32(g.padLeft), Int32(g.padBottom), Int32(g.padRight), y, Int32(g.outHeight), Int32(g.outWidth),
+                  isMax ? 1 : 0, countIncludePad ? 1 : 0, Int32(planes.lowerBound), Int32(planes.upperBound))
+    }
+
+    /// y[p] = max or mean of plane p (`size` values) for p in `planes`.
+    public static func globalPool(x: UnsafePointer<Float>, size: Int, isMax: Bool, y: UnsafeMutablePointer<Float>, planes: Range<Int>) {
+        guard !planes.isEmpty else { return }
+        sq_global_pool(x, Int32(size), isMax ? 1 : 0, y, Int32(planes.lowerBound), Int32(planes.upperBound))
     }
 }

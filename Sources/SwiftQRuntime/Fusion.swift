@@ -4,11 +4,12 @@ import SwiftQCore
 let fusedMinAttribute = "swiftq.fused_min"
 let fusedMaxAttribute = "swiftq.fused_max"
 
-/// The graph the runtime executes: BatchNormalization folded into a preceding Conv with a constant weight,
-/// and a following Relu or constant-bound Clip folded into the Conv as a clamp. Only values with a single
-/// consumer that are not graph outputs disappear. The model's semantics are unchanged (up to float rounding).
-func fuseForExecution(_ g: Graph) -> Graph {
-    var graph = g
+/// The graph the runtime executes: a zero-constant Pad of the spatial dimensions folded into the following
+/// Conv's pads, BatchNormalization folded into a preceding Conv with a constant weight, and a following Relu
+/// or constant-bound Clip folded into the Conv as a clamp. Only values with a single consumer that are not
+/// graph outputs disappear. The model's semantics are unchanged (up to float rounding).
+func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
+    var graph = foldPadsIntoConv(g, opset: opset)
     var inits = graph.initializerTable
     let graphOutputs = Set(graph.outputs.map(\.name))
     func consumers(_ name: String) -> [Int] {
@@ -78,5 +79,58 @@ func fuseForExecution(_ g: Graph) -> Graph {
     }
     graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     graph.initializers += newInits
+    return graph
+}
+
+/// Pad (constant mode, value 0, spatial dimensions only, no negative amounts) whose only consumer is a Conv
+/// with explicit pads: the amounts move into the Conv's `pads` and the Pad disappears (exporters of TF-"same"
+/// models write such pairs; the Conv then reads the unpadded input directly).
+func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
+    var graph = g
+    let inits = graph.initializerTable
+    let graphOutputs = Set(graph.outputs.map(\.name))
+    var producer: [String: Int] = [:]
+    var uses: [String: Int] = [:]
+    for (i, n) in graph.nodes.enumerated() {
+        for o in n.outputs where !o.isEmpty { producer[o] = i }
+        for x in n.inputs where !x.isEmpty { uses[x, default: 0] += 1 }
+    }
+    var removed = Set<Int>()
+    for i in graph.nodes.indices where graph.nodes[i].opType == "Conv" && graph.nodes[i].isDefaultDomain {
+        var conv = graph.nodes[i]
+        guard let x = conv.input(0), let pi = producer[x], !removed.contains(pi), uses[x] == 1, !graphOutputs.contains(x) else { continue }
+        let pad = graph.nodes[pi]
+        guard pad.opType == "Pad", pad.isDefaultDomain, (pad.string("mode") ?? "constant") == "constant", pad.inputs.count <= 3 else { continue }
+        var amounts: [Int64]
+        if opset >= 11 {
+            guard let p = pad.input(1), let t = inits[p] else { continue }
+            amounts = t.int64s()
+            if let v = pad.input(2) {
+                guard let t = inits[v], t.floats() == [0] else { continue }
+            }
+        } else {
+            guard let p = pad.ints("pads"), (pad.float("value") ?? 0) == 0 else { continue }
+            amounts = p
+        }
+        let rank = amounts.count / 2
+        guard rank == 3 || rank == 4, amounts.count == 2 * rank, amounts.allSatisfy({ $0 >= 0 }),
+              amounts[0] == 0, amounts[1] == 0, amounts[rank] == 0, amounts[rank + 1] == 0 else { continue }
+        let autoPad = conv.string("auto_pad") ?? "NOTSET"
+        guard autoPad == "NOTSET" || autoPad.isEmpty else { continue }
+        let spatial = rank - 2
+        var pads = conv.ints("pads") ?? Array(repeating: 0, count: 2 * spatial)
+        guard pads.count == 2 * spatial else { continue }
+        for d in 0..<spatial {
+            pads[d] += amounts[2 + d]
+            pads[spatial + d] += amounts[rank + 2 + d]
+        }
+        conv.attributes.removeAll { $0.name == "pads" || $0.name == "auto_pad" }
+        conv.attributes.append(Attribute(name: "pads", value: .ints(pads)))
+        guard let padInput = pad.input(0) else { continue }
+        conv.inputs[0] = padInput
+        graph.nodes[i] = conv
+        removed.insert(pi)
+    }
+    graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
     return graph
 }

@@ -55,7 +55,7 @@ public final class Interpreter: @unchecked Sendable {
 
     public init(model: Model, options: Options = Options()) throws {
         var graph = model.graph
-        if options.fuse { graph = fuseForExecution(graph) }
+        if options.fuse { graph = fuseForExecution(graph, opset: model.opset) }
         self.model = model
         profiling = options.profile
         context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly)

@@ -25,9 +25,10 @@ int sq_packed_mr(const float *packedA);
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                     int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate);
 
-/// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow].
+/// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow], for
+/// output rows [oh0, oh1) (the other columns of col are left alone).
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
-               int PT, int PL, int OH, int OW, float *col);
+               int PT, int PL, int OH, int OW, int oh0, int oh1, float *col);
 
 /// Depthwise 2-D convolution of channels [c0, c1) of one image: y[c] = w[c] * x[c] (+ bias[c]), clamped.
 void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, int SH, int SW, int DH, int DW,
@@ -37,6 +38,13 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
 
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
+
+/// Max (is_max) or average pooling with dilation 1 over planes [p0, p1) of x (each H x W, outputs OH x OW).
+/// Averages divide by the window's count inside the image, or inside the padded image with count_include_pad.
+void sq_pool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int PB, int PR,
+               float *y, int OH, int OW, int is_max, int count_include_pad, int p0, int p1);
+/// y[p] = max or mean of x[p*size ..< (p+1)*size] for planes [p0, p1).
+void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int p1);
 
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);

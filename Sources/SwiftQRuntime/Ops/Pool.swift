@@ -27,8 +27,11 @@ struct PoolOp: Operator {
         let planes = g.batch * g.channels
         let parts = min(ctx.threads, planes)
         let chunk = (planes + parts - 1) / parts
+        let fast = !ctx.referenceOnly && g.dilationH == 1 && g.dilationW == 1
         parallelFor(parts, threads: ctx.threads) { p in
-            for plane in (p * chunk)..<min(planes, (p + 1) * chunk) {
+            let p0 = p * chunk, p1 = min(planes, (p + 1) * chunk)
+            if fast { return Fast.pool(x: x.f, y: y.f, g, isMax: isMax, countIncludePad: countIncludePad, planes: p0..<p1) }
+            for plane in p0..<max(p0, p1) {
                 pool(x.f + plane * g.height * g.width, y.f + plane * g.outHeight * g.outWidth, g)
             }
         }
@@ -36,8 +39,8 @@ struct PoolOp: Operator {
         return [RTensor.from(doubles: y.floatArray().map { Double($0) }, dtype: x0.dtype, shape: shape)]
     }
 
+    /// The reference: every window element checked against the image and the padding.
     private func pool(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        if g.dilationH == 1 && g.dilationW == 1 { return poolUndilated(x, y, g) }
         for oh in 0..<g.outHeight {
             for ow in 0..<g.outWidth {
                 var best = -Float.infinity, sum: Float = 0
@@ -61,32 +64,6 @@ struct PoolOp: Operator {
     }
 }
 
-extension PoolOp {
-    /// The same result as the general loop for dilation 1, with the window clamped once per output.
-    func poolUndilated(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        for oh in 0..<g.outHeight {
-            let h0 = oh * g.strideH - g.padTop, h1 = h0 + g.kernelH
-            let ih0 = max(h0, 0), ih1 = min(h1, g.height)
-            let ph = min(h1, g.height + g.padBottom) - max(h0, -g.padTop)
-            for ow in 0..<g.outWidth {
-                let w0 = ow * g.strideW - g.padLeft, w1 = w0 + g.kernelW
-                let iw0 = max(w0, 0), iw1 = min(w1, g.width)
-                if isMax {
-                    var best = -Float.infinity
-                    for ih in ih0..<max(ih0, ih1) { let row = x + ih * g.width; for iw in iw0..<max(iw0, iw1) { best = max(best, row[iw]) } }
-                    y[oh * g.outWidth + ow] = best
-                } else {
-                    var sum: Float = 0
-                    for ih in ih0..<max(ih0, ih1) { let row = x + ih * g.width; for iw in iw0..<max(iw0, iw1) { sum += row[iw] } }
-                    let inside = max(0, ih1 - ih0) * max(0, iw1 - iw0)
-                    let padded = max(0, ph) * max(0, min(w1, g.width + g.padRight) - max(w0, -g.padLeft))
-                    y[oh * g.outWidth + ow] = sum / Float(max(1, countIncludePad ? padded : inside))
-                }
-            }
-        }
-    }
-}
-
 /// GlobalAveragePool and GlobalMaxPool over all spatial dimensions.
 struct GlobalPoolOp: Operator {
     let fail: NodeFailure
@@ -102,6 +79,14 @@ struct GlobalPoolOp: Operator {
         guard x.dtype == .float, x.rank >= 3 else { throw fail.invalid("needs a float input of rank 3 or more") }
         let planes = x.shape[0] * x.shape[1], size = x.count / max(1, planes)
         let y = ctx.alloc(.float, [x.shape[0], x.shape[1]] + Array(repeating: 1, count: x.rank - 2))
+        if !ctx.referenceOnly {
+            let parts = planes * size >= 1 << 15 ? min(ctx.threads, planes) : 1
+            let chunk = (planes + parts - 1) / max(parts, 1)
+            parallelFor(parts, threads: ctx.threads) { p in
+                Fast.globalPool(x: x.f, size: size, isMax: isMax, y: y.f, planes: (p * chunk)..<min(planes, (p + 1) * chunk))
+            }
+            return [y]
+        }
         for p in 0..<planes {
             let src = x.f + p * size
             if isMax {
