@@ -198,4 +198,9 @@ public enum Fast {
         guard !planes.isEmpty else { return }
         sq_global_pool(x, Int32(size), isMax ? 1 : 0, y, Int32(planes.lowerBound), Int32(planes.upperBound))
     }
+
+    /// y[i] = a[i*sa] op b[i*sb] for i < n (op: 0 add, 1 sub, 2 mul, 3 div, 4 PRelu).
+    public static func binary(_ op: Int, a: UnsafePointer<Float>, sa: Int, b: UnsafePointer<Float>, sb: Int, y: UnsafeMutablePointer<Float>, n: Int) {
+        sq_binary(Int32(op), a, Int32(sa), b, Int32(sb), y, Int32(n))
+    }
 }

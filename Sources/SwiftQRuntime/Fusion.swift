@@ -9,7 +9,7 @@ let fusedMaxAttribute = "swiftq.fused_max"
 /// or constant-bound Clip folded into the Conv as a clamp. Only values with a single consumer that are not
 /// graph outputs disappear. The model's semantics are unchanged (up to float rounding).
 func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
-    var graph = foldPadsIntoConv(g, opset: opset)
+    var graph = foldPadsIntoConv(constantsAsInitializers(g), opset: opset)
     var inits = graph.initializerTable
     let graphOutputs = Set(graph.outputs.map(\.name))
     func consumers(_ name: String) -> [Int] {
@@ -132,5 +132,21 @@ func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
         removed.insert(pi)
     }
     graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    return graph
+}
+
+/// Constant nodes (exporters write weights and BatchNormalization statistics that way) turned into
+/// initializers, so the folds below see them.
+func constantsAsInitializers(_ g: Graph) -> Graph {
+    var graph = g
+    var keep: [Node] = []
+    for n in graph.nodes {
+        if n.opType == "Constant", n.isDefaultDomain, n.outputs.count == 1, let t = try? constantValue(n) {
+            graph.initializers.append(Initializer(name: n.outputs[0], tensor: t))
+        } else {
+            keep.append(n)
+        }
+    }
+    graph.nodes = keep
     return graph
 }

@@ -45,6 +45,8 @@ void sq_pool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int
                float *y, int OH, int OW, int is_max, int count_include_pad, int p0, int p1);
 /// y[p] = max or mean of x[p*size ..< (p+1)*size] for planes [p0, p1).
 void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int p1);
+/// y[i] = a[i*sa] op b[i*sb] for i < n; op 0 add, 1 sub, 2 mul, 3 div, 4 PRelu (a < 0 ? a*b : a).
+void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y, int n);
 
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);

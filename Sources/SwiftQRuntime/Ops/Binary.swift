@@ -1,5 +1,6 @@
 import Foundation
 import SwiftQCore
+import SwiftQKernels
 
 /// numpy-style broadcast of two shapes, or nil when they do not broadcast.
 func broadcastShapes(_ a: [Int], _ b: [Int]) -> [Int]? {
@@ -42,6 +43,24 @@ func forEachBroadcastRun(_ out: [Int], _ sa: [Int], _ sb: [Int], _ body: (Int, I
 
 enum BinaryKind { case add, sub, mul, div, prelu }
 
+/// Merges neighbouring dimensions that both operands walk through contiguously (or both broadcast), so
+/// the innermost runs are as long as possible: [1,200,2,96] with [1,200,1,1] becomes [200,192] with strides
+/// [192,1] and [1,0].
+func coalesce(_ out: [Int], _ sa: [Int], _ sb: [Int]) -> ([Int], [Int], [Int]) {
+    var shape: [Int] = [], a: [Int] = [], b: [Int] = []
+    for d in out.indices where out[d] != 1 {
+        if let n = shape.last, a.last! == sa[d] * out[d], b.last! == sb[d] * out[d] {
+            shape[shape.count - 1] = n * out[d]
+            a[a.count - 1] = sa[d]
+            b[b.count - 1] = sb[d]
+        } else {
+            shape.append(out[d]); a.append(sa[d]); b.append(sb[d])
+        }
+    }
+    if shape.isEmpty { return ([1], [0], [0]) }
+    return (shape, a, b)
+}
+
 /// Add, Sub, Mul, Div, PRelu with numpy broadcasting. Floats on a fast path; integer types through Double
 /// with C semantics (wrap-around, division truncating toward zero).
 struct BinaryOp: Operator {
@@ -69,6 +88,26 @@ struct BinaryOp: Operator {
         guard a.dtype == b.dtype else { throw fail.invalid("input types differ: \(a.dtype) and \(b.dtype)") }
         guard let out = broadcastShapes(a.shape, b.shape) else { throw fail.invalid("shapes \(a.shape) and \(b.shape) do not broadcast") }
         let sa = broadcastStrides(a.shape, to: out), sb = broadcastStrides(b.shape, to: out)
+        if a.dtype == .float && !ctx.referenceOnly {
+            let y = ctx.alloc(.float, out)
+            let (shape, ca, cb) = coalesce(out, sa, sb)
+            let op = [BinaryKind.add, .sub, .mul, .div, .prelu].firstIndex(of: kind)!
+            let pa = a.f, pb = b.f, py = y.f
+            let total = y.count, inner = shape.last ?? 1
+            if total == inner && total >= 1 << 16 && ctx.threads > 1 {
+                let (da, db) = (ca.last ?? 0, cb.last ?? 0)
+                let chunk = (total + ctx.threads - 1) / ctx.threads
+                parallelFor(ctx.threads, threads: ctx.threads) { p in
+                    let i0 = p * chunk, n = min(total, i0 + chunk) - i0
+                    if n > 0 { Fast.binary(op, a: pa + i0 * da, sa: da, b: pb + i0 * db, sb: db, y: py + i0, n: n) }
+                }
+                return y
+            }
+            forEachBroadcastRun(shape, ca, cb) { o, ia, ib, n, da, db in
+                Fast.binary(op, a: pa + ia, sa: da, b: pb + ib, sb: db, y: py + o, n: n)
+            }
+            return y
+        }
         if a.dtype == .float {
             let y = ctx.alloc(.float, out)
             let pa = a.f, pb = b.f, py = y.f
