@@ -6,6 +6,22 @@
 
 #define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
+typedef float v16 __attribute__((ext_vector_type(16)));
+
+// dst[i] = src[i * 2] for i < n, 16 at a time by loading 32 and keeping the even lanes. Reads no further
+// than src[2 * (n - 1)].
+static inline __attribute__((always_inline)) void copy_stride2(float *dst, const float *src, int n) {
+    int i = 0;
+    for (; i + 16 <= n && 2 * i + 32 <= 2 * (n - 1) + 1; i += 16) {
+        v16 a, b;
+        __builtin_memcpy(&a, src + 2 * i, sizeof a);
+        __builtin_memcpy(&b, src + 2 * i + 16, sizeof b);
+        v16 e = __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+        __builtin_memcpy(dst + i, &e, sizeof e);
+    }
+    for (; i < n; i++) dst[i] = src[2 * i];
+}
+
 CLONES
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                int PT, int PL, int OH, int OW, int oh0, int oh1, float *col) {
@@ -27,6 +43,7 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
                     const float *row = xc + (size_t)ih * W + off;
                     for (int ow = 0; ow < ow0; ow++) o[ow] = 0.0f;
                     if (SW == 1) memcpy(o + ow0, row + ow0, sizeof(float) * (ow1 - ow0));
+                    else if (SW == 2) copy_stride2(o + ow0, row + 2 * ow0, ow1 - ow0);
                     else for (int ow = ow0; ow < ow1; ow++) o[ow] = row[ow * SW];
                     for (int ow = ow1; ow < OW; ow++) o[ow] = 0.0f;
                 }
@@ -35,7 +52,6 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
     }
 }
 
-typedef float v16 __attribute__((ext_vector_type(16)));
 
 
 static _Thread_local float *dw_scratch;
@@ -48,6 +64,30 @@ static float *dw_buffer(size_t n) {
         dw_scratch = aligned_alloc(64, ((dw_capacity * sizeof(float)) + 63) / 64 * 64);
     }
     return dw_scratch;
+}
+
+// Four output rows (stride 1, dilation 1 vertically) of 16 columns: every loaded input vector serves all
+// the output rows whose window covers it, so loads drop from 4*KH to KH+3 per column tap. KH is a constant
+// at each call site, so the loops unroll completely.
+static inline __attribute__((always_inline)) void dw_rows4(const float *base, int Wq, const int *col_off, int KW, const float *wc,
+                                                           int KH, float b, float lo, float hi, float *o, int OW, int width) {
+    v16 acc[4] = {b, b, b, b};
+    for (int kw = 0; kw < KW; kw++) {
+        const float *p = base + col_off[kw];
+        for (int r = 0; r < KH + 3; r++) {
+            v16 v;
+            __builtin_memcpy(&v, p + (size_t)r * Wq, sizeof v);
+            for (int u = 0; u < 4; u++) {
+                int kh = r - u;
+                if (kh >= 0 && kh < KH) acc[u] += wc[kh * KW + kw] * v;
+            }
+        }
+    }
+    for (int u = 0; u < 4; u++) {
+        v16 a = __builtin_elementwise_min(__builtin_elementwise_max(acc[u], (v16)lo), (v16)hi);
+        if (width == 16) __builtin_memcpy(o + (size_t)u * OW, &a, sizeof a);
+        else { float t[16]; __builtin_memcpy(t, &a, sizeof a); for (int j = 0; j < width; j++) o[(size_t)u * OW + j] = t[j]; }
+    }
 }
 
 // Depthwise convolution, one channel at a time: the channel is first copied into a zero-padded buffer whose
@@ -64,8 +104,10 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
     size_t phase_size = (size_t)Hp * Wq;
     float *buf = dw_buffer(phase_size * SW + 16);
     int taps = KH * KW;
-    int tap_off[64];
-    int big = taps > 64;
+    int tap_off[64], col_off[64];
+    int big = taps > 64 || KW > 64;
+    if (!big)
+        for (int kw = 0; kw < KW; kw++) col_off[kw] = (int)((size_t)((kw * DW) % SW) * phase_size) + (kw * DW) / SW;
     if (!big)
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++) {
@@ -93,7 +135,7 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
                 for (int q = 0; q < qlo; q++) o[q] = 0.0f;
                 const float *src = row + qlo * SW + p - PL;
                 if (SW == 1) memcpy(o + qlo, src, sizeof(float) * (qhi - qlo));
-                else if (SW == 2) for (int q = qlo; q < qhi; q++) o[q] = src[2 * (q - qlo)];
+                else if (SW == 2) copy_stride2(o + qlo, src, qhi - qlo);
                 else for (int q = qlo; q < qhi; q++) o[q] = src[(size_t)SW * (q - qlo)];
                 for (int q = qhi; q < Wq; q++) o[q] = 0.0f;
             }
@@ -111,9 +153,22 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
                 }
             continue;
         }
-        // Jobs are (output row, 16-column vector) pairs; four at a time keep four independent FMA chains.
+        int first_job = 0;
         int nv = OWv / 16, jobs = OH * nv;
-        for (int j = 0; j < jobs; j += 4) {
+        if (SH == 1 && DH == 1 && (KH == 3 || KH == 5) && OH >= 4) {
+            int oh = 0;
+            for (; oh + 4 <= OH; oh += 4)
+                for (int ow = 0; ow < OW; ow += 16) {
+                    const float *base = buf + (size_t)oh * Wq + ow;
+                    float *o = yc + (size_t)oh * OW + ow;
+                    int width = OW - ow < 16 ? OW - ow : 16;
+                    if (KH == 3) dw_rows4(base, Wq, col_off, KW, wc, 3, b, lo, hi, o, OW, width);
+                    else dw_rows4(base, Wq, col_off, KW, wc, 5, b, lo, hi, o, OW, width);
+                }
+            first_job = oh * nv;
+        }
+        // Jobs are (output row, 16-column vector) pairs; four at a time keep four independent FMA chains.
+        for (int j = first_job; j < jobs; j += 4) {
             int nj = jobs - j < 4 ? jobs - j : 4;
             const float *bp[4];
             float *op[4];

@@ -92,9 +92,43 @@ static void merge_tile(const float *t, int ldt, float *C, int ldc, int mr, int n
 typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                              int load, int last, const float *bias, float lo, float hi);
 
+// Writes rows [0, mr) of an accumulator tile (nv 16-column vectors per row, the last nr columns valid) with
+// masked loads and stores, so partial tiles need no scalar pass.
+#define AVX512_STORE(ACC, NV)                                                                                     \
+    do {                                                                                                          \
+        __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);                                           \
+        __mmask16 m1 = nr >= 32 ? 0xFFFF : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;                      \
+        __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);                                                \
+        for (int i = 0; i < mr; i++) {                                                                            \
+            float *c = C + (size_t)i * ldc;                                                                       \
+            for (int v = 0; v < NV; v++) {                                                                        \
+                __mmask16 m = v == 0 ? m0 : m1;                                                                   \
+                __m512 x = ACC[i][v];                                                                             \
+                if (load) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c + 16 * v));                            \
+                if (last) {                                                                                       \
+                    if (bias) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));                                      \
+                    x = _mm512_min_ps(_mm512_max_ps(x, vlo), vhi);                                                \
+                }                                                                                                 \
+                _mm512_mask_storeu_ps(c + 16 * v, m, x);                                                          \
+            }                                                                                                     \
+        }                                                                                                         \
+    } while (0)
+
 __attribute__((target("avx512f")))
 static void kernel_avx512(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                           int load, int last, const float *bias, float lo, float hi) {
+    if (nr <= 16) {
+        // A tail of at most 16 columns: one vector per row (the packed panel is still 32 wide).
+        __m512 acc[12][1];
+        for (int i = 0; i < 12; i++) acc[i][0] = _mm512_setzero_ps();
+        for (int k = 0; k < kc; k++) {
+            __m512 b0 = _mm512_loadu_ps(b);
+            for (int i = 0; i < 12; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
+            a += 12; b += 32;
+        }
+        AVX512_STORE(acc, 1);
+        return;
+    }
     __m512 acc[12][2];
     for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
     for (int k = 0; k < kc; k++) {
@@ -106,25 +140,7 @@ static void kernel_avx512(int kc, const float *a, const float *b, float *C, int 
         }
         a += 12; b += 32;
     }
-    if (mr == 12 && nr == 32) {
-        __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
-        for (int i = 0; i < 12; i++) {
-            float *c = C + (size_t)i * ldc;
-            __m512 x0 = acc[i][0], x1 = acc[i][1];
-            if (load) { x0 = _mm512_add_ps(x0, _mm512_loadu_ps(c)); x1 = _mm512_add_ps(x1, _mm512_loadu_ps(c + 16)); }
-            if (last) {
-                if (bias) { __m512 bi = _mm512_set1_ps(bias[i]); x0 = _mm512_add_ps(x0, bi); x1 = _mm512_add_ps(x1, bi); }
-                x0 = _mm512_min_ps(_mm512_max_ps(x0, vlo), vhi);
-                x1 = _mm512_min_ps(_mm512_max_ps(x1, vlo), vhi);
-            }
-            _mm512_storeu_ps(c, x0);
-            _mm512_storeu_ps(c + 16, x1);
-        }
-        return;
-    }
-    float t[12 * 32];
-    for (int i = 0; i < 12; i++) { _mm512_storeu_ps(t + i * 32, acc[i][0]); _mm512_storeu_ps(t + i * 32 + 16, acc[i][1]); }
-    merge_tile(t, 32, C, ldc, mr, nr, load, last, bias, lo, hi);
+    AVX512_STORE(acc, 2);
 }
 
 __attribute__((target("avx2,fma")))
@@ -183,6 +199,7 @@ int sq_packed_mr(const float *packedA) {
 
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                     int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
+    (void)N;
     int level = (int)packedA[0], mr, nr;
     tile_shape(level, &mr, &nr);
     micro_kernel kern = level == 3 ? kernel_avx512 : level == 2 ? kernel_avx2 : kernel_portable;

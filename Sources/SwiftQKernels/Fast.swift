@@ -49,25 +49,19 @@ public final class PackedMatrix: @unchecked Sendable {
     deinit { data.deallocate() }
 }
 
-/// How a rows × n product is split between threads: by columns when there are enough for every thread
-/// to get several whole 32-column tiles, else by row panels, else not at all.
+/// How a rows × n product is split between threads: by 32-column tiles or by row panels, whichever keeps
+/// the threads more evenly loaded (columns on a near tie: then no thread packs B columns it does not use).
 func gemmSplit(rows: Int, n: Int, panel: Int, threads: Int) -> (parts: Int, byColumns: Bool, chunk: Int) {
-    guard threads > 1 else { return (1, true, n) }
-    if n >= 256 * threads {
-        let chunk = ((n + threads - 1) / threads + 31) / 32 * 32
-        return ((n + chunk - 1) / chunk, true, chunk)
+    guard threads > 1, rows * n >= 4096 else { return (1, true, n) }
+    let tiles = (n + 31) / 32, panels = (rows + panel - 1) / panel
+    let colChunk = (tiles + threads - 1) / threads * 32
+    let colBalance = Double(n) / Double(threads) / Double(min(n, colChunk))
+    let rowChunk = (panels + threads - 1) / threads * panel
+    let rowBalance = Double(rows) / Double(threads) / Double(min(rows, rowChunk))
+    if colBalance >= rowBalance - 0.05 {
+        return ((n + colChunk - 1) / colChunk, true, colChunk)
     }
-    let panels = (rows + panel - 1) / panel
-    if panels >= 2 {
-        let parts = min(threads, panels)
-        let chunk = (panels + parts - 1) / parts * panel
-        return ((rows + chunk - 1) / chunk, false, chunk)
-    }
-    if n >= 64 * threads {
-        let chunk = ((n + threads - 1) / threads + 31) / 32 * 32
-        return ((n + chunk - 1) / chunk, true, chunk)
-    }
-    return (1, true, n)
+    return ((rows + rowChunk - 1) / rowChunk, false, rowChunk)
 }
 
 /// Reusable scratch memory for one operator (im2col columns, transposes).
@@ -157,10 +151,11 @@ public enum Fast {
                     let col = scratch.floats(k * ohw)
                     let a = packed[grp]
                     let split = gemmSplit(rows: mpg, n: ohw, panel: a.panel, threads: threads)
-                    func im2col(_ oh0: Int, _ oh1: Int) {
-                        sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                    func im2col(_ oh0: Int, _ oh1: Int, channels: Range<Int>? = nil) {
+                        let cs = channels ?? 0..<cpg
+                        sq_im2col(xg + cs.lowerBound * hw, Int32(cs.count), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
                                   Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth),
-                                  Int32(oh0), Int32(oh1), col)
+                                  Int32(oh0), Int32(oh1), col + cs.lowerBound * g.kernelH * g.kernelW * ohw)
                     }
                     if split.parts > 1 && split.byColumns {
                         // Each thread unfolds the output rows it then multiplies: im2col runs in parallel too.
@@ -176,7 +171,15 @@ public enum Fast {
                         }
                         continue
                     }
-                    im2col(0, g.outHeight)
+                    if threads > 1 && cpg >= 2 * threads && k * ohw >= 1 << 14 {
+                        let per = (cpg + threads - 1) / threads
+                        parallelFor(threads, threads: threads) { p in
+                            let c0 = p * per, c1 = min(cpg, c0 + per)
+                            if c0 < c1 { im2col(0, g.outHeight, channels: c0..<c1) }
+                        }
+                    } else {
+                        im2col(0, g.outHeight)
+                    }
                     b = UnsafePointer(col)
                 }
                 gemm(packed[grp], b: b, ldb: ohw, n: ohw, c: yn + grp * mpg * ohw, ldc: ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi, threads: threads)

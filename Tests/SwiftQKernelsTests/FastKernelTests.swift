@@ -32,7 +32,7 @@ final class FastKernelTests: XCTestCase {
             (4, 40, 2, 10, 6, 3, 2, 1, 0), (300, 27, 1, 3, 3, 3, 1, 1, 1),
             // depthwise: several 16-wide vectors per row, more taps than the fast path holds, stride 3, no padding
             (5, 5, 5, 9, 40, 3, 1, 1, 1), (3, 3, 3, 12, 12, 9, 1, 1, 4), (4, 4, 4, 13, 35, 3, 3, 1, 1), (7, 7, 7, 6, 6, 3, 1, 1, 0),
-            (2, 2, 2, 20, 37, 5, 2, 2, 3),
+            (2, 2, 2, 20, 37, 5, 2, 2, 3), (3, 3, 3, 11, 21, 5, 1, 1, 2), (64, 256, 1, 13, 13, 3, 1, 1, 1),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
