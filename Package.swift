@@ -46,6 +46,7 @@ let package = Package(
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
+        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore"]),
         .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

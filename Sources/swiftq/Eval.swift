@@ -61,6 +61,9 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try failing {
+            try checkOutputPath(json, flag: "--json")
+            try checkOutputPath(predictions, flag: "--predictions")
+            try checkOutputPath(saveOutputs, flag: "--save-outputs")
             let loaded = try models.map { path in (path, try ONNXReader.read(path: path)) }
             let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
             for (path, model) in loaded {

@@ -96,3 +96,13 @@ func shapeJSON(_ dims: [Dim]?) -> Any {
         }
     }
 }
+
+/// Fails early (before minutes of work) when an output file could not be written: its folder is missing.
+func checkOutputPath(_ path: String?, flag: String) throws {
+    guard let path, path != "-" else { return }
+    let dir = (path as NSString).deletingLastPathComponent
+    var isDir: ObjCBool = false
+    if !dir.isEmpty && !(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
+        throw CLIError(message: "\(flag) \(path): folder '\(dir)' does not exist")
+    }
+}

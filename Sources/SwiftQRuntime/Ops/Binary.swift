@@ -94,7 +94,7 @@ struct BinaryOp: Operator {
             let op = [BinaryKind.add, .sub, .mul, .div, .prelu].firstIndex(of: kind)!
             let pa = a.f, pb = b.f, py = y.f
             let total = y.count, inner = shape.last ?? 1
-            if total == inner && total >= 1 << 16 && ctx.threads > 1 {
+            if total == inner && total >= 1 << 18 && ctx.threads > 1 {
                 let (da, db) = (ca.last ?? 0, cb.last ?? 0)
                 let chunk = (total + ctx.threads - 1) / ctx.threads
                 parallelFor(ctx.threads, threads: ctx.threads) { p in
