@@ -43,6 +43,8 @@ bench: build venv
 ## The main job on the built-in example.
 demo: build
 	$(BIN) inspect Fixtures/tiny_cnn.onnx
+	@echo "--- float evaluation on Fixtures/images (random weights, so accuracy means nothing; one image is corrupt on purpose)"
+	$(BIN) eval Fixtures/tiny_cnn.onnx --data Fixtures/images --preset torch
 
 ## Regenerates the C reader/writer from the ONNX schema installed by libonnx-dev.
 proto: deps
