@@ -227,12 +227,3 @@ func npyHeader(shape: [Int]) -> Data {
     d.append(Data(dict.utf8))
     return d
 }
-
-/// Writes `data` to `path` through a temporary file, so a failure never leaves half a file.
-func writeAtomically(_ data: Data, to path: String) throws {
-    do {
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw CLIError(message: "\(path): cannot write: \((error as NSError).localizedDescription)")
-    }
-}

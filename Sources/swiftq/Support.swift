@@ -40,8 +40,13 @@ func writeJSON(_ object: Any, to path: String) throws {
         FileHandle.standardOutput.write(data + Data("\n".utf8))
         return
     }
+    try writeAtomically(data + Data("\n".utf8), to: path)
+}
+
+/// Writes `data` to `path` through a temporary file, so a failure never leaves half a file.
+func writeAtomically(_ data: Data, to path: String) throws {
     do {
-        try (data + Data("\n".utf8)).write(to: URL(fileURLWithPath: path), options: .atomic)
+        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
     } catch {
         throw CLIError(message: "\(path): cannot write: \((error as NSError).localizedDescription)")
     }
