@@ -1,12 +1,9 @@
 // Convolution helpers: im2col for the GEMM path and a direct depthwise kernel. The loops are written so the
 // compiler vectorizes the innermost one; target_clones builds AVX-512, AVX2 and portable versions.
 #include "CKernels.h"
+#include "simd.h"
 #include <stdlib.h>
 #include <string.h>
-
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-
-typedef float v16 __attribute__((ext_vector_type(16)));
 
 // dst[i] = src[i * 2] for i < n, 16 at a time by loading 32 and keeping the even lanes. Reads no further
 // than src[2 * (n - 1)].

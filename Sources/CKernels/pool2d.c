@@ -1,8 +1,8 @@
 // Max and average pooling (dilation 1) and global pooling. Outputs whose window lies wholly inside the
 // image take a branch-free loop the compiler vectorizes; the border ones clamp their window.
 #include "CKernels.h"
+#include "simd.h"
 
-#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 static inline float window(const float *x, int H, int W, int h0, int h1, int w0, int w1, int is_max) {
     float acc = is_max ? -__builtin_inff() : 0.0f;
@@ -71,8 +71,6 @@ void sq_pool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int
     }
 }
 
-typedef float v16 __attribute__((ext_vector_type(16)));
-
 CLONES
 void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
@@ -98,23 +96,5 @@ void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int 
             r /= (float)size;
         }
         y[p] = r;
-    }
-}
-
-// Elementwise a (op) b over n values; each operand steps by 1 or stays put (stride 0: broadcast).
-#define BINARY_LOOP(EXPR)                                                                                   \
-    if (sa == 1 && sb == 1) for (int i = 0; i < n; i++) { float x = a[i], z = b[i]; y[i] = EXPR; }             \
-    else if (sa == 1) { float z = b[0]; for (int i = 0; i < n; i++) { float x = a[i]; y[i] = EXPR; } }         \
-    else if (sb == 1) { float x = a[0]; for (int i = 0; i < n; i++) { float z = b[i]; y[i] = EXPR; } }         \
-    else for (int i = 0; i < n; i++) { float x = a[(size_t)i * sa], z = b[(size_t)i * sb]; y[i] = EXPR; }
-
-CLONES
-void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y, int n) {
-    switch (op) {
-    case 0: BINARY_LOOP(x + z) break;
-    case 1: BINARY_LOOP(x - z) break;
-    case 2: BINARY_LOOP(x * z) break;
-    case 3: BINARY_LOOP(x / z) break;
-    default: BINARY_LOOP(x < 0 ? x * z : x) break;
     }
 }
