@@ -104,13 +104,11 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
     int tap_off[64], col_off[64];
     int big = taps > 64 || KW > 64;
     if (!big)
-        for (int kw = 0; kw < KW; kw++) col_off[kw] = (int)((size_t)((kw * DW) % SW) * phase_size) + (kw * DW) / SW;
-    if (!big)
-        for (int kh = 0; kh < KH; kh++)
-            for (int kw = 0; kw < KW; kw++) {
-                int t = kw * DW;
-                tap_off[kh * KW + kw] = (int)((size_t)(t % SW) * phase_size) + kh * DH * Wq + t / SW;
-            }
+        for (int kw = 0; kw < KW; kw++) {
+            // Column kw*DW lies in phase (kw*DW) % SW, (kw*DW) / SW further along; row kh adds kh*DH rows.
+            col_off[kw] = (int)((size_t)((kw * DW) % SW) * phase_size) + (kw * DW) / SW;
+            for (int kh = 0; kh < KH; kh++) tap_off[kh * KW + kw] = col_off[kw] + kh * DH * Wq;
+        }
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * H * W;
         const float *wc = w + (size_t)c * taps;

@@ -100,7 +100,8 @@ func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
         var conv = graph.nodes[i]
         guard let x = conv.input(0), let pi = producer[x], !removed.contains(pi), uses[x] == 1, !graphOutputs.contains(x) else { continue }
         let pad = graph.nodes[pi]
-        guard pad.opType == "Pad", pad.isDefaultDomain, (pad.string("mode") ?? "constant") == "constant", pad.inputs.count <= 3 else { continue }
+        guard pad.opType == "Pad", pad.isDefaultDomain, (pad.string("mode") ?? "constant") == "constant", pad.inputs.count <= 3,
+              let padInput = pad.input(0) else { continue }
         var amounts: [Int64]
         if opset >= 11 {
             guard let p = pad.input(1), let t = inits[p] else { continue }
@@ -126,7 +127,6 @@ func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
         }
         conv.attributes.removeAll { $0.name == "pads" || $0.name == "auto_pad" }
         conv.attributes.append(Attribute(name: "pads", value: .ints(pads)))
-        guard let padInput = pad.input(0) else { continue }
         conv.inputs[0] = padInput
         graph.nodes[i] = conv
         removed.insert(pi)

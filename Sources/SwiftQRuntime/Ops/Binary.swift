@@ -41,7 +41,8 @@ func forEachBroadcastRun(_ out: [Int], _ sa: [Int], _ sb: [Int], _ body: (Int, I
     }
 }
 
-enum BinaryKind { case add, sub, mul, div, prelu }
+/// Raw values are the op codes of `Fast.binary` (sq_binary).
+enum BinaryKind: Int { case add, sub, mul, div, prelu }
 
 /// Merges neighbouring dimensions that both operands walk through contiguously (or both broadcast), so
 /// the innermost runs are as long as possible: [1,200,2,96] with [1,200,1,1] becomes [200,192] with strides
@@ -91,7 +92,7 @@ struct BinaryOp: Operator {
         if a.dtype == .float && !ctx.referenceOnly {
             let y = ctx.alloc(.float, out)
             let (shape, ca, cb) = coalesce(out, sa, sb)
-            let op = [BinaryKind.add, .sub, .mul, .div, .prelu].firstIndex(of: kind)!
+            let op = kind.rawValue
             let pa = a.f, pb = b.f, py = y.f
             let total = y.count, inner = shape.last ?? 1
             if total == inner && total >= 1 << 18 && ctx.threads > 1 {
