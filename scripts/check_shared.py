@@ -3,7 +3,7 @@ usage: check_shared.py SWIFTQ_BINARY
 Checks: inspect on every real and op-coverage model; MACs against an independent count (count_macs.py);
 read+write round trip giving bit-identical ONNX Runtime outputs on a real image; exit code 2 and one line for
 broken files; read time of a 25 MB model; eval accuracy and outputs against ONNX Runtime on val; eval on bad data. Prints 'N passed, N failed'."""
-import json, os, subprocess, sys, tempfile, time
+import json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np, onnx, onnxruntime as ort
 from onnx import helper, TensorProto
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -148,7 +148,6 @@ bad = os.path.join(tmp, 'corrupt', 'n01440764'); os.makedirs(bad, exist_ok=True)
 for k in range(3): open(os.path.join(bad, f'bad{k}.JPEG'), 'wb').write(data[:1000])
 r = swiftq('eval', sq, '--data', os.path.dirname(bad), '--preset', 'caffe')
 check('eval on only corrupt images', r.returncode == 2 and r.stderr.count('skipped') == 3, r.stderr.strip().splitlines()[-1] if r.stderr.strip() else '')
-import shutil
 for rel, _ in val_items[:4]: shutil.copy(os.path.join(VAL, rel), bad)
 r = swiftq('eval', sq, '--data', os.path.dirname(bad), '--preset', 'caffe', '--json', '-')
 ok = r.returncode == 0

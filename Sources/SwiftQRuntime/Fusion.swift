@@ -12,9 +12,12 @@ func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
     var graph = foldPadsIntoConv(constantsAsInitializers(g), opset: opset)
     var inits = graph.initializerTable
     let graphOutputs = Set(graph.outputs.map(\.name))
-    func consumers(_ name: String) -> [Int] {
-        graph.nodes.indices.filter { graph.nodes[$0].inputs.contains(name) }
+    // Built once: the folds below change only Conv weights and outputs, never which node reads a value.
+    var consumerTable: [String: [Int]] = [:]
+    for (i, n) in graph.nodes.enumerated() {
+        for x in Set(n.inputs) where !x.isEmpty { consumerTable[x, default: []].append(i) }
     }
+    func consumers(_ name: String) -> [Int] { consumerTable[name] ?? [] }
     func constant(_ name: String?) -> [Float]? { name.flatMap { inits[$0] }.map { $0.floats() } }
     var removed = Set<Int>()
     var newInits: [Initializer] = []
