@@ -49,6 +49,34 @@ public final class PackedMatrix: @unchecked Sendable {
     deinit { data.deallocate() }
 }
 
+/// Constant 3x3 weights of a group-1 convolution packed for the direct AVX-512 kernel (sq_conv3x3_avx512),
+/// which beats im2col + GEMM there; nil on CPUs without AVX-512.
+public final class Direct3x3Weights: @unchecked Sendable {
+    let outChannels: Int
+    let channels: Int
+    let data: UnsafeMutablePointer<Float>
+
+    /// Packs `data` (outChannels × channels × 3 × 3).
+    public init?(outChannels: Int, channels: Int, data: UnsafePointer<Float>) {
+        guard sq_cpu_level() == 3 else { return nil }
+        self.outChannels = outChannels
+        self.channels = channels
+        self.data = .allocate(capacity: sq_conv3x3_packed_size(Int32(outChannels), Int32(channels)))
+        sq_conv3x3_pack(Int32(outChannels), Int32(channels), data, self.data)
+    }
+
+    deinit { data.deallocate() }
+
+    /// Whether the direct kernel runs `g`: 3x3, dilation 1, the same stride 1 or 2 both ways, and output rows
+    /// wide enough that the 16-wide vectors are at least 3/4 used (narrower maps go to the GEMM).
+    func applies(to g: ConvGeometry) -> Bool {
+        let used = Double(g.outWidth) / Double((g.outWidth + 15) / 16 * 16)
+        return sq_cpu_level() == 3 && g.group == 1 && g.channels == channels && g.outChannels == outChannels
+            && g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1
+            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2) && used >= 0.75
+    }
+}
+
 /// How a rows × n product is split between threads: by 32-column tiles or by row panels, whichever keeps
 /// the threads more evenly loaded (columns on a near tie: then no thread packs B columns it does not use).
 func gemmSplit(rows: Int, n: Int, panel: Int, threads: Int) -> (parts: Int, byColumns: Bool, chunk: Int) {
@@ -124,11 +152,27 @@ public enum Fast {
 
     /// The fast 2-D convolution. `packed` holds one packed weight matrix per group (M/group × C/group·KH·KW);
     /// `depthwise` the raw weights when `g.isDepthwise`.
-    public static func conv(x: UnsafePointer<Float>, packed: [PackedMatrix], depthwise: UnsafePointer<Float>?, bias: UnsafePointer<Float>?,
-                            y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
+    /// `direct`, when given and it applies to `g`, replaces im2col + GEMM.
+    public static func conv(x: UnsafePointer<Float>, packed: [PackedMatrix], direct: Direct3x3Weights? = nil, depthwise: UnsafePointer<Float>?,
+                            bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float, hi: Float,
+                            scratch: Scratch, threads: Int) {
         let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
+            if let d = direct, d.applies(to: g) {
+                // Threads take bands of output rows: each reads only the input rows its band needs.
+                let parts = min(threads, g.outHeight)
+                let rows = (g.outHeight + parts - 1) / parts
+                parallelFor(parts, threads: threads) { p in
+                    let oh0 = p * rows, oh1 = min(g.outHeight, oh0 + rows)
+                    if oh0 < oh1 {
+                        sq_conv3x3_avx512(xn, Int32(g.channels), Int32(g.height), Int32(g.width), d.data, Int32(g.outChannels), Int32(g.strideH),
+                                          Int32(g.padTop), Int32(g.padLeft), yn, Int32(g.outHeight), Int32(g.outWidth), bias, lo, hi,
+                                          Int32(oh0), Int32(oh1))
+                    }
+                }
+                continue
+            }
             if g.isDepthwise, let w = depthwise {
                 let parts = min(threads, g.channels)
                 let chunk = (g.channels + parts - 1) / parts

@@ -33,6 +33,9 @@ final class FastKernelTests: XCTestCase {
             // depthwise: several 16-wide vectors per row, more taps than the fast path holds, stride 3, no padding
             (5, 5, 5, 9, 40, 3, 1, 1, 1), (3, 3, 3, 12, 12, 9, 1, 1, 4), (4, 4, 4, 13, 35, 3, 3, 1, 1), (7, 7, 7, 6, 6, 3, 1, 1, 0),
             (2, 2, 2, 20, 37, 5, 2, 2, 3), (3, 3, 3, 11, 21, 5, 1, 1, 2), (64, 256, 1, 13, 13, 3, 1, 1, 1),
+            (4, 4, 4, 23, 45, 5, 2, 1, 2), (3, 3, 3, 14, 33, 5, 1, 1, 2), (4, 4, 4, 17, 70, 3, 2, 1, 1), (2, 2, 2, 9, 31, 5, 2, 1, 0),
+            // full 3x3 on the direct kernel: 17 outputs (a partial block of 16), stride 2 without padding, 2 vectors a row
+            (5, 17, 1, 10, 14, 3, 1, 1, 1), (6, 18, 1, 29, 29, 3, 2, 1, 0), (3, 32, 1, 31, 62, 3, 2, 1, 1), (16, 16, 16, 30, 64, 3, 2, 1, 1),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
@@ -46,10 +49,41 @@ final class FastKernelTests: XCTestCase {
                 var want = [Float](repeating: 0, count: 2 * m * oh * ow), got = want
                 Reference.conv(x: x, w: wt, bias: bias, y: &want, g, lo: -0.5, hi: 0.7)
                 let packed = (0..<grp).map { gi in wt.withUnsafeBufferPointer { PackedMatrix(rows: mpg, cols: kk, data: $0.baseAddress! + gi * mpg * kk, ld: kk) } }
+                let direct = grp == 1 && k == 3 ? wt.withUnsafeBufferPointer { Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!) } : nil
                 for threads in [1, 2] {
-                    Fast.conv(x: x, packed: packed, depthwise: g.isDepthwise ? wt : nil, bias: bias, y: &got, g, lo: -0.5, hi: 0.7,
+                    Fast.conv(x: x, packed: packed, direct: direct, depthwise: g.isDepthwise ? wt : nil, bias: bias, y: &got, g, lo: -0.5, hi: 0.7,
                               scratch: Scratch(), threads: threads)
                     assertClose(got, want, "level \(level) threads \(threads) conv \(g)")
+                }
+            }
+        }
+    }
+
+    func testPoolSweep() {
+        defer { _ = sq_set_cpu_level(-1) }
+        // (H, W, kernel, stride, pad begin, pad end): ceil_mode-style windows past the end, 16-wide edges
+        let cases: [(Int, Int, Int, Int, Int, Int)] = [
+            (111, 111, 3, 2, 0, 0), (56, 56, 3, 2, 0, 1), (13, 40, 3, 1, 1, 1), (9, 33, 3, 2, 1, 1), (7, 7, 2, 2, 0, 1), (10, 17, 5, 3, 2, 2),
+        ]
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for (h, w, k, s, pb, pe) in cases {
+                let oh = (h + pb + pe - k) / s + 1, ow = (w + pb + pe - k) / s + 1
+                let g = ConvGeometry(batch: 1, channels: 3, height: h, width: w, outChannels: 3, group: 1, kernelH: k, kernelW: k,
+                                     strideH: s, strideW: s, dilationH: 1, dilationW: 1, padTop: pb, padLeft: pb, padBottom: pe, padRight: pe,
+                                     outHeight: oh, outWidth: ow)
+                let x = random(3 * h * w)
+                for isMax in [true, false] {
+                    var want = [Float](repeating: 0, count: 3 * oh * ow), got = want
+                    x.withUnsafeBufferPointer { xp in
+                        want.withUnsafeMutableBufferPointer { yp in
+                            for p in 0..<3 {
+                                Reference.pool(x: xp.baseAddress! + p * h * w, y: yp.baseAddress! + p * oh * ow, g, isMax: isMax, countIncludePad: false)
+                            }
+                        }
+                    }
+                    Fast.pool(x: x, y: &got, g, isMax: isMax, countIncludePad: false, planes: 0..<3)
+                    assertClose(got, want, "level \(level) \(isMax ? "max" : "average") pool \(g)")
                 }
             }
         }

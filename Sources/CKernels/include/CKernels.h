@@ -36,6 +36,20 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
 
 
 
+/// Direct 3x3 (and 5x5 depthwise) kernels (dilation 1, stride 1 or 2 both ways), AVX-512 only: call when sq_cpu_level() == 3.
+/// Depthwise convolution of channels [c0, c1), as sq_depthwise with KH = KW = K, K 3 or 5.
+void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
+                  const float *bias, float lo, float hi, int c0, int c1);
+/// 3x3 max pooling of planes [p0, p1); windows reaching past the image (pads, ceil_mode) ignore those cells.
+void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
+/// Floats needed by sq_conv3x3_pack for M output and C input channels.
+size_t sq_conv3x3_packed_size(int M, int C);
+/// Packs M x C x 3 x 3 weights as [M/16 blocks][C][9][16 outputs], zero-filled past M.
+void sq_conv3x3_pack(int M, int C, const float *w, float *packed);
+/// Full (group 1) 3x3 convolution of one image for output rows [oh0, oh1): y = w * x (+ bias), clamped.
+void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
+                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1);
+
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
 

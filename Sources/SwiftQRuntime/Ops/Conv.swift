@@ -11,6 +11,7 @@ struct ConvOp: Operator {
     let weight: RTensor?
     let bias: RTensor?
     let packed: [PackedMatrix]
+    let direct: Direct3x3Weights?
     let scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
@@ -22,14 +23,19 @@ struct ConvOp: Operator {
         weight = s.constant(1).map(RTensor.init)
         bias = s.constant(2).map(RTensor.init)
         var packs: [PackedMatrix] = []
+        var direct3x3: Direct3x3Weights?
         if let w = weight, w.dtype == .float, w.rank >= 3, group > 0, w.shape[0] % group == 0 {
             let mpg = w.shape[0] / group, k = w.count / w.shape[0]
             let depthwise = w.shape[1] == 1 && group == w.shape[0] && group > 1
             if !depthwise {
                 for g in 0..<group { packs.append(PackedMatrix(rows: mpg, cols: k, data: w.f + g * mpg * k, ld: k)) }
             }
+            if group == 1 && w.rank == 4 && w.shape[2] == 3 && w.shape[3] == 3 {
+                direct3x3 = Direct3x3Weights(outChannels: w.shape[0], channels: w.shape[1], data: w.f)
+            }
         }
         packed = packs
+        direct = direct3x3
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -44,7 +50,7 @@ struct ConvOp: Operator {
         let y = ctx.alloc(.float, outShape)
         let fastOK = !ctx.referenceOnly && (g.isDepthwise || packed.count == group)
         if fastOK {
-            Fast.conv(x: x.f, packed: packed, depthwise: g.isDepthwise ? w.f : nil, bias: b.map { UnsafePointer($0.f) }, y: y.f, g,
+            Fast.conv(x: x.f, packed: packed, direct: direct, depthwise: g.isDepthwise ? w.f : nil, bias: b.map { UnsafePointer($0.f) }, y: y.f, g,
                       lo: lo, hi: hi, scratch: scratch, threads: ctx.threads)
         } else {
             Reference.conv(x: x.f, w: w.f, bias: b.map { UnsafePointer($0.f) }, y: y.f, g, lo: lo, hi: hi)

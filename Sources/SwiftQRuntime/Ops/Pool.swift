@@ -32,35 +32,12 @@ struct PoolOp: Operator {
             let p0 = p * chunk, p1 = min(planes, (p + 1) * chunk)
             if fast { return Fast.pool(x: x.f, y: y.f, g, isMax: isMax, countIncludePad: countIncludePad, planes: p0..<p1) }
             for plane in p0..<max(p0, p1) {
-                pool(x.f + plane * g.height * g.width, y.f + plane * g.outHeight * g.outWidth, g)
+                Reference.pool(x: x.f + plane * g.height * g.width, y: y.f + plane * g.outHeight * g.outWidth, g, isMax: isMax,
+                               countIncludePad: countIncludePad)
             }
         }
         if x0.dtype == .float { return [y] }
         return [RTensor.from(doubles: y.floatArray().map { Double($0) }, dtype: x0.dtype, shape: shape)]
-    }
-
-    /// The reference: every window element checked against the image and the padding.
-    private func pool(_ x: UnsafeMutablePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ g: ConvGeometry) {
-        for oh in 0..<g.outHeight {
-            for ow in 0..<g.outWidth {
-                var best = -Float.infinity, sum: Float = 0
-                var inside = 0, padded = 0
-                for kh in 0..<g.kernelH {
-                    let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                    let rowInPad = ih >= -g.padTop && ih < g.height + g.padBottom
-                    for kw in 0..<g.kernelW {
-                        let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
-                        if rowInPad && iw >= -g.padLeft && iw < g.width + g.padRight { padded += 1 }
-                        guard ih >= 0, ih < g.height, iw >= 0, iw < g.width else { continue }
-                        let v = x[ih * g.width + iw]
-                        best = max(best, v)
-                        sum += v
-                        inside += 1
-                    }
-                }
-                y[oh * g.outWidth + ow] = isMax ? best : sum / Float(max(1, countIncludePad ? padded : inside))
-            }
-        }
     }
 }
 

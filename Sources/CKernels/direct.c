@@ -1,0 +1,171 @@
+// Direct 3x3 (and 5x5 depthwise) kernels (dilation 1, stride 1 or 2) for AVX-512, straight from NCHW input: no im2col matrix and
+// no padded copy. For 16 neighbouring outputs of one row, the three column taps of one input row are built in
+// registers: with stride 1 they are three masked unaligned loads; with stride 2 two loads are split into
+// even and odd lanes (vpermt2ps) and the third tap is the even lanes moved along by one (valignd). Lanes
+// outside the image come from the masks as the padding value (0 for convolution, -inf for max pooling),
+// so borders need no separate code. Callers check sq_cpu_level() == 3 first.
+#include "CKernels.h"
+#include <immintrin.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+// Lanes j of a 16-wide load at column c0 + j that lie inside [0, W).
+static inline AVX512 __mmask16 inside(int c0, int W) {
+    int lo = c0 < 0 ? -c0 : 0, hi = W - c0;
+    if (hi > 16) hi = 16;
+    if (hi <= lo) return 0;
+    return (__mmask16)(((1u << hi) - 1u) & ~((1u << lo) - 1u));
+}
+
+// The masks of one 16-output column block for a K-tap row (K = 3 or 5) starting at column c0: with stride 1
+// one per tap (columns c0 + kw + j); with stride 2 m[0] and m[1] for columns c0 + j and c0 + 16 + j, m[2]
+// for the K - 2 columns from c0 + 32 that the last outputs reach.
+typedef struct { __mmask16 m[5]; int c0; } taps_mask;
+
+static inline AVX512 taps_mask block_masks(int ow, int stride, int K, int PL, int W) {
+    taps_mask t;
+    t.c0 = ow * stride - PL;
+    if (stride == 1) {
+        for (int kw = 0; kw < K; kw++) t.m[kw] = inside(t.c0 + kw, W);
+    } else {
+        t.m[0] = inside(t.c0, W); t.m[1] = inside(t.c0 + 16, W); t.m[2] = inside(t.c0 + 32, W) & ((1u << (K - 2)) - 1u);
+    }
+    return t;
+}
+
+// t[kw] = row[(ow + j) * stride - PL + kw] for j < 16 and kw < K (pad where outside the row). K is a
+// constant at every call site, so the loops unroll.
+static inline __attribute__((always_inline)) AVX512 void row_taps(const float *row, int stride, int K, taps_mask m, __m512 pad,
+                                                                 __m512 t[5]) {
+    if (stride == 1) {
+        for (int kw = 0; kw < K; kw++) t[kw] = _mm512_mask_loadu_ps(pad, m.m[kw], row + m.c0 + kw);
+        return;
+    }
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    __m512 a = _mm512_mask_loadu_ps(pad, m.m[0], row + m.c0);
+    __m512 b = _mm512_mask_loadu_ps(pad, m.m[1], row + m.c0 + 16);
+    __m512 c = _mm512_mask_loadu_ps(pad, m.m[2], row + m.c0 + 32);
+    t[0] = _mm512_permutex2var_ps(a, even, b);                      // columns c0 + 2j
+    t[1] = _mm512_permutex2var_ps(a, odd, b);                       // c0 + 1 + 2j
+    __m512i e0 = _mm512_castps_si512(t[0]), ce = _mm512_castps_si512(c);
+    if (K == 3) {
+        t[2] = _mm512_castsi512_ps(_mm512_alignr_epi32(ce, e0, 1));  // c0 + 2 + 2j: the evens moved along one, c0 + 32 last
+    } else {
+        __m512i ec = _mm512_permutexvar_epi32(even, ce), oc = _mm512_permutexvar_epi32(odd, ce);
+        t[2] = _mm512_castsi512_ps(_mm512_alignr_epi32(ec, e0, 1));
+        t[3] = _mm512_castsi512_ps(_mm512_alignr_epi32(oc, _mm512_castps_si512(t[1]), 1));
+        t[4] = _mm512_castsi512_ps(_mm512_alignr_epi32(ec, e0, 2));
+    }
+}
+
+static inline AVX512 __mmask16 store_mask(int ow, int OW) { return OW - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OW - ow)) - 1u); }
+
+// Depthwise KxK (K = 3 or 5): one accumulator per column tap, so the FMA chains run side by side.
+static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, int H, int W, const float *w, int K, int stride,
+                                                               int PT, int PL, float *y, int OH, int OW, const float *bias,
+                                                               float lo, float hi, int c0, int c1) {
+    const __m512 zero = _mm512_setzero_ps(), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    for (int c = c0; c < c1; c++) {
+        const float *xc = x + (size_t)c * H * W;
+        const float *wc = w + (size_t)c * K * K;
+        float *yc = y + (size_t)c * OH * OW;
+        float b = bias ? bias[c] : 0.0f;
+        for (int ow = 0; ow < OW; ow += 16) {
+            taps_mask m = block_masks(ow, stride, K, PL, W);
+            __mmask16 sm = store_mask(ow, OW);
+            for (int oh = 0; oh < OH; oh++) {
+                __m512 acc[5] = {zero, zero, zero, zero, zero}, t[5];
+                int ih = oh * stride - PT;
+                int kh0 = ih < 0 ? -ih : 0, kh1 = H - ih < K ? H - ih : K;
+                for (int kh = kh0; kh < kh1; kh++) {
+                    row_taps(xc + (size_t)(ih + kh) * W, stride, K, m, zero, t);
+                    for (int kw = 0; kw < K; kw++) acc[kw] = _mm512_fmadd_ps(_mm512_set1_ps(wc[kh * K + kw]), t[kw], acc[kw]);
+                }
+                __m512 r = _mm512_add_ps(_mm512_set1_ps(b), acc[0]);
+                for (int kw = 1; kw < K; kw++) r = _mm512_add_ps(r, acc[kw]);
+                _mm512_mask_storeu_ps(yc + (size_t)oh * OW + ow, sm, _mm512_min_ps(_mm512_max_ps(r, vlo), vhi));
+            }
+        }
+    }
+}
+
+AVX512
+void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
+                  const float *bias, float lo, float hi, int c0, int c1) {
+    if (K == 3) dw_kxk(x, H, W, w, 3, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+    else dw_kxk(x, H, W, w, 5, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+}
+
+AVX512
+void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1) {
+    const __m512 ninf = _mm512_set1_ps(-__builtin_inff());
+    for (int p = p0; p < p1; p++) {
+        const float *xp = x + (size_t)p * H * W;
+        float *yp = y + (size_t)p * OH * OW;
+        for (int ow = 0; ow < OW; ow += 16) {
+            taps_mask m = block_masks(ow, stride, 3, PL, W);
+            __mmask16 sm = store_mask(ow, OW);
+            for (int oh = 0; oh < OH; oh++) {
+                __m512 acc = ninf;
+                int ih = oh * stride - PT;
+                for (int r = ih < 0 ? 0 : ih; r < ih + 3 && r < H; r++) {
+                    __m512 t[5];
+                    row_taps(xp + (size_t)r * W, stride, 3, m, ninf, t);
+                    acc = _mm512_max_ps(acc, _mm512_max_ps(_mm512_max_ps(t[0], t[1]), t[2]));
+                }
+                _mm512_mask_storeu_ps(yp + (size_t)oh * OW + ow, sm, acc);
+            }
+        }
+    }
+}
+
+size_t sq_conv3x3_packed_size(int M, int C) { return (size_t)(M + 15) / 16 * 16 * C * 9; }
+
+void sq_conv3x3_pack(int M, int C, const float *w, float *packed) {
+    int blocks = (M + 15) / 16;
+    memset(packed, 0, sizeof(float) * sq_conv3x3_packed_size(M, C));
+    for (int b = 0; b < blocks; b++)
+        for (int j = 0; j < 16 && b * 16 + j < M; j++)
+            for (int c = 0; c < C; c++)
+                for (int t = 0; t < 9; t++)
+                    packed[(((size_t)b * C + c) * 9 + t) * 16 + j] = w[((size_t)(b * 16 + j) * C + c) * 9 + t];
+}
+
+AVX512
+void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
+                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1) {
+    const __m512 zero = _mm512_setzero_ps(), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    int blocks = (M + 15) / 16;
+    size_t plane = (size_t)H * W, oplane = (size_t)OH * OW;
+    for (int oh = oh0; oh < oh1; oh++) {
+        int ih = oh * stride - PT;
+        int kh0 = ih < 0 ? -ih : 0, kh1 = H - ih < 3 ? H - ih : 3;
+        for (int blk = 0; blk < blocks; blk++) {
+            const float *wb = packed + (size_t)blk * C * 9 * 16;
+            int nm = M - blk * 16 < 16 ? M - blk * 16 : 16;
+            for (int ow = 0; ow < OW; ow += 16) {
+                taps_mask m = block_masks(ow, stride, 3, PL, W);
+                __mmask16 sm = store_mask(ow, OW);
+                __m512 acc[16];
+                for (int j = 0; j < 16; j++) acc[j] = _mm512_set1_ps(bias && j < nm ? bias[blk * 16 + j] : 0.0f);
+                for (int c = 0; c < C; c++) {
+                    const float *xc = x + c * plane;
+                    for (int kh = kh0; kh < kh1; kh++) {
+                        __m512 t[5];
+                        row_taps(xc + (size_t)(ih + kh) * W, stride, 3, m, zero, t);
+                        const float *wk = wb + ((size_t)c * 9 + kh * 3) * 16;
+                        for (int kw = 0; kw < 3; kw++)
+                            for (int j = 0; j < 16; j++)
+                                acc[j] = _mm512_fmadd_ps(_mm512_set1_ps(wk[kw * 16 + j]), t[kw], acc[j]);
+                    }
+                }
+                float *o = y + (size_t)blk * 16 * oplane + (size_t)oh * OW + ow;
+                for (int j = 0; j < nm; j++)
+                    _mm512_mask_storeu_ps(o + j * oplane, sm, _mm512_min_ps(_mm512_max_ps(acc[j], vlo), vhi));
+            }
+        }
+    }
+}
