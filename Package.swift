@@ -31,13 +31,21 @@ let package = Package(
         .target(name: "SwiftQImages", dependencies: ["CImage"]),
         .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
         .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),
-        .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx"]),
+        .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx", "CZlib"]),
+        // zlib (CRC-32 and deflate for the int8 weight file). No Swift API of its own.
+        .systemLibrary(name: "CZlib", path: "Sources/CZlib"),
+        // Graph rewrites before quantization, one pass per file, each returning patches for the Rewriter.
+        .target(name: "SwiftQPasses", dependencies: ["SwiftQCore", "SwiftQRuntime"]),
+        // Streaming activation statistics (min/max, histograms) apart from the threshold methods.
+        .target(name: "SwiftQCalibrate", dependencies: ["SwiftQCore", "CKernels"]),
+        // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
+        .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
         .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline", "SwiftQPasses", "SwiftQCalibrate", "SwiftQQuantize",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -47,6 +55,9 @@ let package = Package(
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
         .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore"]),
+        .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore"]),
+        .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
+        .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

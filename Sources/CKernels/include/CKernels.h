@@ -62,6 +62,14 @@ void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int 
 /// y[i] = a[i*sa] op b[i*sb] for i < n; op 0 add, 1 sub, 2 mul, 3 div, 4 PRelu (a < 0 ? a*b : a).
 void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y, int n);
 
+/// The smallest and largest of x[0..<n] (NaNs ignored; +inf / -inf when n is 0).
+void sq_minmax(const float *x, size_t n, float *mn, float *mx);
+/// counts[min(floor(|x[i]| * bins_per_unit), bins - 1)] += 1 for i < n.
+void sq_histogram_abs(const float *x, size_t n, float bins_per_unit, int bins, double *counts);
+/// sq_minmax and sq_histogram_abs with the work split over up to `threads` threads (sq_parallel).
+void sq_minmax_parallel(const float *x, size_t n, float *mn, float *mx, int threads);
+void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, int bins, double *counts, int threads);
+
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning

@@ -1,0 +1,143 @@
+import SwiftQCore
+
+/// One edit of a graph, addressed by node index in the graph the pass looked at.
+public enum Edit: Sendable {
+    /// Node `index` disappears.
+    case remove(node: Int)
+    /// Node `index` is replaced by `with`.
+    case replace(node: Int, with: Node)
+    /// Every reader of value `from` (nodes and graph outputs) reads `to` instead.
+    case rewire(from: String, to: String)
+    /// A new initializer (replaces one of the same name).
+    case addInitializer(Initializer)
+    /// Nodes added to the graph (the rewriter sorts the graph afterwards).
+    case insert([Node])
+    /// The default-domain opset version becomes `version`.
+    case setOpset(Int64)
+}
+
+/// What a pass wants changed, with a line for the user saying what and why.
+public struct Patch: Sendable {
+    public var summary: String
+    public var edits: [Edit]
+    public init(_ summary: String, _ edits: [Edit]) {
+        self.summary = summary
+        self.edits = edits
+    }
+}
+
+/// A graph rewrite rule: looks at a model and returns patches; it never edits the model itself. The patches
+/// of one call must not touch the same node twice.
+public protocol Pass: Sendable {
+    var name: String { get }
+    func patches(_ model: Model) throws -> [Patch]
+}
+
+/// Applies passes in order, each until it returns no patches, then removes nodes whose outputs nobody reads
+/// and initializers nobody uses. Returns the model and every patch summary, in order.
+public struct Rewriter: Sendable {
+    public var passes: [any Pass]
+    public var maxRounds = 50
+
+    public init(_ passes: [any Pass]) { self.passes = passes }
+
+    public func run(_ model: Model) throws -> (model: Model, log: [String]) {
+        var m = model
+        var log: [String] = []
+        for pass in passes {
+            for _ in 0..<maxRounds {
+                let ps = try pass.patches(m)
+                if ps.isEmpty { break }
+                m = try apply(ps, to: m)
+                log += ps.map { "\(pass.name): \($0.summary)" }
+            }
+        }
+        return (removeDead(m), log)
+    }
+
+    /// Applies `patches` (computed on `model`) and restores topological order.
+    public func apply(_ patches: [Patch], to model: Model) throws -> Model {
+        var m = model
+        var nodes: [Node?] = m.graph.nodes.map { $0 }
+        var rewires: [String: String] = [:]
+        var inits = m.graph.initializers
+        var added: [Node] = []
+        for p in patches {
+            for e in p.edits {
+                switch e {
+                case .remove(let i): nodes[i] = nil
+                case .replace(let i, let n): nodes[i] = n
+                case .rewire(let from, let to): rewires[from] = to
+                case .addInitializer(let t):
+                    inits.removeAll { $0.name == t.name }
+                    inits.append(t)
+                case .insert(let ns): added += ns
+                case .setOpset(let v):
+                    m.opsetImports.removeAll { $0.domain.isEmpty || $0.domain == "ai.onnx" }
+                    m.opsetImports.insert(OpsetID(domain: "", version: v), at: 0)
+                }
+            }
+        }
+        func resolve(_ name: String) -> String {
+            var n = name, seen = 0
+            while let t = rewires[n], seen < 64 { n = t; seen += 1 }
+            return n
+        }
+        var all = nodes.compactMap { $0 } + added
+        for i in all.indices { all[i].inputs = all[i].inputs.map { $0.isEmpty ? $0 : resolve($0) } }
+        // A rewired graph output keeps its name: the node producing the new value writes the old name.
+        for o in m.graph.outputs where resolve(o.name) != o.name {
+            let to = resolve(o.name)
+            if let k = all.firstIndex(where: { $0.outputs.contains(to) }) {
+                all[k].outputs = all[k].outputs.map { $0 == to ? o.name : $0 }
+                for j in all.indices { all[j].inputs = all[j].inputs.map { $0 == to ? o.name : $0 } }
+            } else {
+                all.append(Node(name: "\(o.name)_identity", opType: "Identity", inputs: [to], outputs: [o.name]))
+            }
+        }
+        m.graph.nodes = all
+        m.graph.initializers = inits
+        let order = try m.graph.topologicalOrder()
+        m.graph.nodes = order.map { m.graph.nodes[$0] }
+        return m
+    }
+
+    /// Drops nodes none of whose outputs is read (repeatedly), then unused initializers and value infos.
+    public func removeDead(_ model: Model) -> Model {
+        var m = model
+        let outputs = Set(m.graph.outputs.map(\.name))
+        while true {
+            var used = outputs
+            for n in m.graph.nodes { for i in n.inputs where !i.isEmpty { used.insert(i) } }
+            let before = m.graph.nodes.count
+            m.graph.nodes.removeAll { n in !n.outputs.contains { used.contains($0) } }
+            if m.graph.nodes.count == before {
+                // Older models also list initializers among the graph inputs: those entries go with them.
+                let dropped = Set(m.graph.initializers.map(\.name).filter { !used.contains($0) })
+                m.graph.initializers.removeAll { dropped.contains($0.name) }
+                m.graph.inputs.removeAll { dropped.contains($0.name) }
+                let values = used.union(m.graph.nodes.flatMap(\.outputs))
+                m.graph.valueInfo.removeAll { !values.contains($0.name) }
+                return m
+            }
+        }
+    }
+}
+
+extension Graph {
+    /// Indices of the nodes reading each value.
+    public func consumers() -> [String: [Int]] {
+        var table: [String: [Int]] = [:]
+        for (i, n) in nodes.enumerated() {
+            for x in Set(n.inputs) where !x.isEmpty { table[x, default: []].append(i) }
+        }
+        return table
+    }
+
+    /// The index of the node producing each value.
+    public func producers() -> [String: Int] {
+        var table: [String: Int] = [:]
+        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { table[o] = i } }
+        return table
+    }
+}

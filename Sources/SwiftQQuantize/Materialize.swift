@@ -1,0 +1,151 @@
+import SwiftQCore
+import SwiftQPasses
+
+/// An integer tensor of the quantized model: what the Q/DQ graph stores as an initializer and the int8
+/// weight file repeats with its parameters.
+public struct QuantizedTensor: Sendable, Equatable {
+    public var name: String
+    public var shape: [Int]
+    public var params: QuantParams
+    /// The integer values (int8 weights, int32 biases) in row-major order.
+    public var values: [Int32]
+}
+
+/// The outcome of quantization: the Q/DQ model and its integer tensors.
+public struct QuantizedModel: Sendable {
+    public var model: Model
+    public var tensors: [QuantizedTensor]
+    /// Activation parameters per tensor that got a Q/DQ pair.
+    public var activations: [String: QuantParams]
+}
+
+/// Inserts the Q/DQ pairs the plan asks for. Activation tensors: QuantizeLinear → DequantizeLinear right after
+/// the producer, every reader reads the dequantized value. Weights: int8 initializer → DequantizeLinear (axis
+/// of the output channels when per channel). Biases: int32 with scale s_input × s_weight, zero point 0.
+/// Passthrough ops keep their input's parameters and Concat inputs share the output's, so runtimes fuse them.
+public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String: (lo: Float, hi: Float)],
+                        options: QuantizeOptions) throws -> QuantizedModel {
+    var g = model.graph
+    let inits = g.initializerTable
+    var act: [String: QuantParams] = [:]
+    func params(_ lo: Float, _ hi: Float) -> QuantParams {
+        .activation(lo: lo, hi: hi, bits: options.activationBits, symmetric: options.symmetricActivations)
+    }
+    for t in plan.tensors {
+        guard let r = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
+        act[t] = params(r.lo, r.hi)
+    }
+    for (i, n) in g.nodes.enumerated() where plan.quantized.contains(i) {
+        switch opQuantizers[n.opType] {
+        case .passthrough?:
+            if let x = n.input(0), let p = act[x], let o = n.outputs.first, act[o] != nil { act[o] = p }
+        case .concat?:
+            let members = (n.inputs + [n.outputs[0]]).filter { act[$0] != nil }
+            let lo = members.compactMap { ranges[$0]?.lo }.min() ?? 0, hi = members.compactMap { ranges[$0]?.hi }.max() ?? 0
+            for m in members { act[m] = params(lo, hi) }
+        default: break
+        }
+    }
+    var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
+    func fresh(_ base: String) -> String {
+        var name = base, k = 1
+        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        taken.insert(name)
+        return name
+    }
+    var newInits: [Initializer] = []
+    var tensors: [QuantizedTensor] = []
+    func scalarOrVector(_ v: [Float], perChannel: Bool) -> Tensor { Tensor(floats: v, shape: perChannel ? [v.count] : []) }
+    func zeroPointTensor(_ p: QuantParams, perChannel: Bool) -> Tensor {
+        let shape = perChannel ? [p.zeroPoints.count] : []
+        switch p.dtype {
+        case .uint8: return Tensor(integers: p.zeroPoints.map { UInt8($0) }, dtype: .uint8, shape: shape)
+        case .int8: return Tensor(integers: p.zeroPoints.map { Int8($0) }, dtype: .int8, shape: shape)
+        default: return Tensor(integers: p.zeroPoints, dtype: .int32, shape: shape)
+        }
+    }
+    /// Scale and zero-point initializers; returns their names.
+    func paramInits(_ base: String, _ p: QuantParams) -> (String, String) {
+        let per = p.axis != nil
+        let s = fresh("\(base)_scale"), z = fresh("\(base)_zero_point")
+        newInits.append(Initializer(name: s, tensor: scalarOrVector(p.scales, perChannel: per)))
+        newInits.append(Initializer(name: z, tensor: zeroPointTensor(p, perChannel: per)))
+        return (s, z)
+    }
+    func dequantize(_ input: String, _ output: String, _ p: QuantParams, _ scale: String, _ zp: String) -> Node {
+        Node(name: fresh("\(output)_DequantizeLinear"), opType: "DequantizeLinear", inputs: [input, scale, zp], outputs: [output],
+             attributes: p.axis.map { [Attribute(name: "axis", value: .int(Int64($0)))] } ?? [])
+    }
+    /// An integer constant with its DequantizeLinear; returns the dequantized value's name.
+    func constant(_ name: String, shape: [Int], values: [Int32], _ p: QuantParams, into nodes: inout [Node]) -> String {
+        let q = fresh("\(name)_quantized"), dq = fresh("\(name)_dequantized")
+        let t: Tensor = p.dtype == .int32 ? Tensor(integers: values, dtype: .int32, shape: shape)
+            : Tensor(integers: values.map { Int8($0) }, dtype: .int8, shape: shape)
+        newInits.append(Initializer(name: q, tensor: t))
+        tensors.append(QuantizedTensor(name: q, shape: shape, params: p, values: values))
+        let (s, z) = paramInits(name, p)
+        nodes.append(dequantize(q, dq, p, s, z))
+        return dq
+    }
+    var dequantized: [String: String] = [:]
+    var nodes: [Node] = []
+    func quantizeActivation(_ t: String) {
+        guard let p = act[t], dequantized[t] == nil else { return }
+        let (s, z) = paramInits(t, p)
+        let q = fresh("\(t)_quantized"), dq = fresh("\(t)_dequantized")
+        nodes.append(Node(name: fresh("\(t)_QuantizeLinear"), opType: "QuantizeLinear", inputs: [t, s, z], outputs: [q]))
+        nodes.append(dequantize(q, dq, p, s, z))
+        dequantized[t] = dq
+    }
+    for v in g.inputs { quantizeActivation(v.name) }
+    for (i, n0) in g.nodes.enumerated() {
+        var n = n0
+        n.inputs = n.inputs.map { dequantized[$0] ?? $0 }
+        if plan.quantized.contains(i), opQuantizers[n.opType] == .weighted {
+            let wName = n0.inputs[1]
+            let w = inits[wName]!
+            let layout = OutputChannels(node: n0, weightShape: w.shape)!
+            let values = w.floats()
+            let perChannel = options.perChannel
+            var absMax = [Float](repeating: 0, count: perChannel ? layout.count : 1)
+            for (k, v) in values.enumerated() {
+                let c = perChannel ? layout.channel(of: k) : 0
+                absMax[c] = Swift.max(absMax[c], abs(v))
+            }
+            let wp = QuantParams.weight(absMax: absMax, axis: perChannel ? layout.axis : nil, bits: options.weightBits)
+            let qw = values.enumerated().map { wp.quantize($0.element, channel: perChannel ? layout.channel(of: $0.offset) : 0) }
+            n.inputs[1] = constant(wName, shape: w.shape, values: qw, wp, into: &nodes)
+            if let b = n0.input(2), let bt = inits[b], let inParams = act[n0.inputs[0]],
+               bt.elementCount == layout.count || (!perChannel && bt.elementCount == 1) {
+                let sIn = inParams.scales[0]
+                let bScales = (0..<bt.elementCount).map { sIn * wp.scales[perChannel ? $0 : 0] }
+                let bp = QuantParams(scales: bScales, zeroPoints: Array(repeating: 0, count: bScales.count), axis: bScales.count > 1 || perChannel ? 0 : nil,
+                                     dtype: .int32, bits: 32, qmin: Int32.min + 1, qmax: Int32.max)
+                let qb = bt.floats().enumerated().map { bp.quantize($0.element, channel: $0.offset) }
+                n.inputs[2] = constant(b, shape: bt.shape, values: qb, bp, into: &nodes)
+            }
+        }
+        nodes.append(n)
+        for o in n0.outputs { quantizeActivation(o) }
+    }
+    g.nodes = nodes
+    g.initializers += newInits
+    g.valueInfo = []
+    var m = model
+    m.graph = g
+    m = Rewriter([]).removeDead(m)
+    return QuantizedModel(model: m, tensors: tensors, activations: act)
+}
+
+/// What stops quantization, as a message naming the tensor or node.
+public enum QuantizeError: Error, Equatable, CustomStringConvertible {
+    case missingStatistics(tensor: String)
+    case tableMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .missingStatistics(let t): "no calibration statistics for tensor '\(t)' (the calibration table does not match this model?)"
+        case .tableMismatch(let w): "calibration table: \(w)"
+        }
+    }
+}

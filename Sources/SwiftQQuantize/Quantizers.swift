@@ -1,0 +1,88 @@
+import SwiftQCore
+import SwiftQPasses
+
+/// How each op takes part in quantization; a literal table, no dispatch on strings elsewhere.
+public enum OpQuantizer: Sendable {
+    /// Constant weight quantized per channel (or per tensor), int32 bias, activation in and out.
+    case weighted
+    /// Runs on quantized inputs with its own output scale (Add, average pooling, activations).
+    case requantize
+    /// Moves or picks values: the output keeps the input's scale, so runtimes drop the Q/DQ around it.
+    case passthrough
+    /// Concat: every input shares the output's scale.
+    case concat
+}
+
+public let opQuantizers: [String: OpQuantizer] = [
+    "Conv": .weighted, "Gemm": .weighted,
+    "Add": .requantize, "GlobalAveragePool": .requantize, "AveragePool": .requantize, "Relu": .requantize, "Clip": .requantize,
+    "MaxPool": .passthrough, "Reshape": .passthrough, "Flatten": .passthrough, "Transpose": .passthrough,
+    "Squeeze": .passthrough, "Unsqueeze": .passthrough,
+    "Concat": .concat,
+]
+
+/// Which nodes are quantized, which stay float and why, and which tensors get a Q/DQ pair.
+public struct QuantizationPlan: Sendable {
+    public var quantized: Set<Int> = []
+    /// Node index → why it stays float.
+    public var float: [Int: String] = [:]
+    /// Producer → fused activation (no Q/DQ between them).
+    public var fused: [Int: Int] = [:]
+    /// Tensors that get a Q/DQ pair, in graph order.
+    public var tensors: [String] = []
+
+    /// Plans `g`: a node is quantized when its op is in `opQuantizers`, it is not excluded, its data inputs are
+    /// float, and (weighted ops) its weight is a constant float tensor of a shape the layout allows.
+    public init(_ g: Graph, exclude: Set<String>, floatTypes: (String) -> Bool) {
+        let inits = g.initializerTable
+        for (i, n) in g.nodes.enumerated() {
+            guard n.isDefaultDomain, let q = opQuantizers[n.opType] else { float[i] = "no int8 form (\(n.opType))"; continue }
+            if exclude.contains(n.name) || exclude.contains(n.opType) || n.outputs.contains(where: exclude.contains) {
+                float[i] = "excluded"; continue
+            }
+            let data = q == .weighted ? [n.inputs[0]] : n.inputs.enumerated().filter { k, x in
+                !x.isEmpty && !(inits[x] != nil && k > 0) }.map(\.element)
+            if !data.allSatisfy(floatTypes) { float[i] = "non-float input"; continue }
+            if q == .weighted {
+                guard let w = n.input(1), let t = inits[w], t.dtype == .float, OutputChannels(node: n, weightShape: t.shape) != nil else {
+                    float[i] = "weight is not a constant float tensor"; continue
+                }
+                if n.opType == "Gemm", (n.int("transA") ?? 0) != 0 { float[i] = "Gemm with transA"; continue }
+            }
+            if n.opType == "Clip", clipLowerBound(n, inits) == nil { float[i] = "Clip bounds are not constant"; continue }
+            quantized.insert(i)
+        }
+        // An op without weights whose every reader stays float (Softmax on pooled logits) runs in float too:
+        // quantizing its output would only coarsen what float code reads next.
+        let consumers = g.consumers()
+        let graphOutputs0 = Set(g.outputs.map(\.name))
+        let activationsOfWeighted = Set(fusedActivations(g, quantized: quantized).values)
+        var changed = true
+        while changed {
+            changed = false
+            for i in quantized.sorted(by: >) where opQuantizers[g.nodes[i].opType] != .weighted && !activationsOfWeighted.contains(i) {
+                let readers = g.nodes[i].outputs.flatMap { consumers[$0] ?? [] }
+                let toOutput = g.nodes[i].outputs.contains(where: graphOutputs0.contains)
+                if toOutput || !readers.contains(where: quantized.contains) {
+                    quantized.remove(i)
+                    float[i] = "only float ops read its output"
+                    changed = true
+                }
+            }
+        }
+        fused = fusedActivations(g, quantized: quantized)
+        let fusedOutputs = Set(fused.keys.map { g.nodes[$0].outputs[0] })
+        let graphOutputs = Set(g.outputs.map(\.name))
+        var marked: [String] = []
+        var seen = Set<String>()
+        func mark(_ t: String) {
+            if !t.isEmpty, inits[t] == nil, !graphOutputs.contains(t), !fusedOutputs.contains(t), seen.insert(t).inserted { marked.append(t) }
+        }
+        for (i, n) in g.nodes.enumerated() where quantized.contains(i) {
+            let q = opQuantizers[n.opType]!
+            if q == .weighted { mark(n.inputs[0]) } else { n.inputs.forEach(mark) }
+            if let o = n.outputs.first { mark(o) }
+        }
+        tensors = marked
+    }
+}

@@ -1,0 +1,296 @@
+import ArgumentParser
+import Foundation
+import SwiftQCalibrate
+import SwiftQCore
+import SwiftQImages
+import SwiftQONNX
+import SwiftQPasses
+import SwiftQPipeline
+import SwiftQQuantize
+import SwiftQRuntime
+
+extension CalibrationMethod: ExpressibleByArgument {}
+
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a float ONNX CNN to int8: a Q/DQ ONNX model and an int8 weight file.",
+        discussion: """
+            Steps: Identity/Dropout removed, constants folded, BatchNormalization folded into the Conv/Gemm
+            before it, the model moved to opset 13; then one pass over the calibration images collects, for
+            every activation that gets quantized, its min/max and a 2048-bin histogram; thresholds come from
+            those statistics by --method; the Q/DQ model (QuantizeLinear/DequantizeLinear, int8 weights per
+            output channel, int32 biases, uint8 asymmetric activations by default) is written with the
+            preprocessing recorded in its metadata, beside the int8 weight file (.swq) and the calibration
+            table (.calib.json). Rerun with --calib-table to try another method without the images.
+
+            Exit codes: 0 done; 2 the model, the images or an output could not be used (no output is left behind).
+            """
+    )
+
+    @Argument(help: ArgumentHelp("The float ONNX model.", valueName: "model"))
+    var model: String
+
+    @Option(help: ArgumentHelp("Calibration images: a folder of .jpg/.jpeg/.png files (class subfolders are searched too).", valueName: "dir"))
+    var calib: String?
+
+    @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The Q/DQ ONNX model to write (default: MODEL with .int8.onnx). The weight file and calibration table go beside it.", valueName: "file"))
+    var output: String?
+
+    @Option(help: ArgumentHelp("Threshold method: max, percentile, entropy (TensorRT's KL search) or mse.", valueName: "method"))
+    var method: CalibrationMethod = .percentile
+
+    @Option(help: ArgumentHelp("Percentile of |x| kept by --method percentile.", valueName: "p"))
+    var percentile: Double = 99.99
+
+    @Option(help: ArgumentHelp("Use at most N calibration images (shuffled with a fixed seed).", valueName: "n"))
+    var calibLimit: Int = 500
+
+    @Option(help: ArgumentHelp("Seed of the calibration image shuffle.", valueName: "n"))
+    var seed: UInt64 = 0
+
+    @Option(help: ArgumentHelp("Reuse the statistics of an earlier run (its .calib.json) instead of running images.", valueName: "file"))
+    var calibTable: String?
+
+    @Flag(help: "One weight scale per tensor instead of per output channel.")
+    var perTensor = false
+
+    @Flag(help: "Symmetric int8 activations with zero point 0 (TensorRT) instead of asymmetric uint8.")
+    var symmetricActivations = false
+
+    @Option(help: ArgumentHelp("Weight bits, 2-8 (narrower ranges inside int8).", valueName: "n"))
+    var weightBits: Int = 8
+
+    @Option(help: ArgumentHelp("Activation bits, 2-8 (narrower ranges inside uint8/int8).", valueName: "n"))
+    var activationBits: Int = 8
+
+    @Option(help: ArgumentHelp("Keep this node (name) or op type in float; repeatable.", valueName: "name-or-op"))
+    var exclude: [String] = []
+
+    @OptionGroup(title: "Preprocessing (as for eval)")
+    var preprocessing: PreprocessingOptions
+
+    @Option(help: ArgumentHelp("Threads for the network (default: all cores but one, which decodes the images).", valueName: "n"))
+    var threads: Int = pipelineThreads
+
+    @Option(help: ArgumentHelp("Write the summary as JSON to this file ('-' for standard output).", valueName: "file"))
+    var json: String?
+
+    func validate() throws {
+        if calib == nil && calibTable == nil { throw ValidationError("give --calib DIR (or --calib-table FILE from an earlier run)") }
+        if !(2...8).contains(weightBits) { throw ValidationError("--weight-bits must be 2 to 8") }
+        if !(2...8).contains(activationBits) { throw ValidationError("--activation-bits must be 2 to 8") }
+        if !(percentile > 0 && percentile <= 100) { throw ValidationError("--percentile must be in (0, 100]") }
+        if calibLimit <= 0 { throw ValidationError("--calib-limit must be positive") }
+        if threads <= 0 { throw ValidationError("--threads must be positive") }
+    }
+
+    var outputPath: String {
+        if let output { return output }
+        let base = model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model
+        return base + ".int8.onnx"
+    }
+
+    /// A path beside the output: its name without .onnx plus `suffix`.
+    func sibling(_ suffix: String) -> String {
+        let o = outputPath
+        return (o.hasSuffix(".onnx") ? String(o.dropLast(5)) : o) + suffix
+    }
+
+    func run() throws {
+        try failing {
+            let out = outputPath, weightsPath = sibling(".swq"), tablePath = sibling(".calib.json")
+            for (p, flag) in [(out, "--output"), (weightsPath, "weight file"), (json, "--json")] as [(String?, String)] { try checkOutputPath(p, flag: flag) }
+            if calibTable == nil { try checkOutputPath(tablePath, flag: "calibration table") }
+            let quiet = json == "-"
+            func say(_ s: String) {
+                if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+            }
+            var phases: [(String, Double)] = []
+            var clock = DispatchTime.now().uptimeNanoseconds
+            func lap(_ name: String) {
+                let now = DispatchTime.now().uptimeNanoseconds
+                phases.append((name, Double(now - clock) / 1e9))
+                clock = now
+            }
+
+            let original = try ONNXReader.read(path: model)
+            let (prep, source) = try preprocessing.resolve(for: original)
+            let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), UpgradeOpset()]).run(original)
+            let interpreter: Interpreter
+            do {
+                interpreter = try Interpreter(model: prepared, options: .init(threads: threads, fuse: true))
+            } catch {
+                throw CLIError(message: "\(model): \(error)")
+            }
+            guard interpreter.inputNames.count == 1 else {
+                throw CLIError(message: "\(model): calibration feeds one image input; this model has \(interpreter.inputNames.count)")
+            }
+            let inputShape = [1, 3, prep.size, prep.size]
+            let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: inputShape]).facts
+            let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
+            lap("prepare")
+            say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(log.count) rewrites → \(prepared.graph.nodes.count) nodes, opset \(prepared.opset)")
+            say("preprocess  \(source): \(prep.summary)")
+
+            var table: CalibrationTable
+            if let calibTable {
+                table = try readTable(calibTable)
+                say("calibration \(calibTable): \(table.images) images (reused)")
+            } else {
+                table = try calibrate(interpreter, plan: plan, prep: prep, inputShape: inputShape, quiet: quiet, say: say)
+                table.preprocessing = prep.metadataValue
+            }
+            lap("calibrate")
+            let missing = plan.tensors.filter { table.tensors[$0] == nil }
+            if !missing.isEmpty {
+                throw CLIError(message: "the calibration statistics lack \(missing.count) tensors of this model (first: '\(missing[0])'); was the table made from another model or other --exclude?")
+            }
+            var options = QuantizeOptions()
+            options.method = method; options.percentile = percentile; options.perChannel = !perTensor
+            options.symmetricActivations = symmetricActivations; options.weightBits = weightBits; options.activationBits = activationBits
+            options.exclude = Set(exclude)
+            let ranges = table.ranges(method: method, percentile: percentile, bits: activationBits)
+            var q = try materialize(prepared, plan: plan, ranges: ranges, options: options)
+            lap("quantize")
+
+            let records = q.tensors.map {
+                Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
+                                      scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
+            }
+            let weightBytes = try Int8WeightFile.serialize(records)
+            let crc = weightBytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            q.model.metadataProps.removeAll { $0.key == Preprocessing.metadataKey || $0.key == Int8WeightFile.metadataKey }
+            q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue))
+            q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))
+            q.model.producerName = "swiftq"
+            q.model.producerVersion = swiftqVersion
+            let onnxBytes = try ONNXWriter.serialize(q.model)
+            var tableBytes: Data?
+            if calibTable == nil {
+                let e = JSONEncoder()
+                e.outputFormatting = [.sortedKeys]
+                e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+                tableBytes = try e.encode(table)
+            }
+            // The model last: a reader never sees a model whose weight file is not there yet.
+            if let tableBytes { try writeAtomically(tableBytes, to: tablePath) }
+            try writeAtomically(Data(weightBytes), to: weightsPath)
+            try writeAtomically(Data(onnxBytes), to: out)
+            lap("write")
+
+            let g = prepared.graph
+            var byOp: [String: Int] = [:]
+            for i in plan.quantized { byOp[g.nodes[i].opType, default: 0] += 1 }
+            var whyFloat: [String: [String]] = [:]
+            for (i, why) in plan.float { whyFloat[why, default: []].append(g.nodes[i].opType) }
+            let weighted = plan.quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.count
+            if !quiet {
+                let ops = byOp.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+                print("quantized   \(plan.quantized.count) nodes (\(ops)); \(weighted) with int8 weights \(perTensor ? "per tensor" : "per channel"), \(plan.fused.count) activations fused")
+                for (why, ops) in whyFloat.sorted(by: { $0.key < $1.key }) {
+                    print("float       \(ops.count) nodes: \(why) [\(Set(ops).sorted().joined(separator: ", "))]")
+                }
+                print("calibration \(table.images) images, \(table.skipped) skipped; method \(method.rawValue)\(method == .percentile ? " \(percentile)" : ""); \(plan.tensors.count) activations, \(symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(activationBits)-bit")
+                print("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+                print("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
+            }
+            if let json {
+                var o: [String: Any] = [
+                    "model": model, "output": out, "weights": weightsPath, "method": method.rawValue, "per_channel": !perTensor,
+                    "symmetric_activations": symmetricActivations, "weight_bits": weightBits, "activation_bits": activationBits,
+                    "quantized_nodes": plan.quantized.count, "quantized_by_op": byOp, "fused_activations": plan.fused.count,
+                    "float_nodes": whyFloat.mapValues { $0.count }, "activations": plan.tensors.count,
+                    "calibration": ["images": table.images, "skipped": table.skipped, "table": calibTable ?? tablePath],
+                    "seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
+                    "bytes": ["onnx": onnxBytes.count, "weights": weightBytes.count],
+                    "rewrites": log,
+                ]
+                if method == .percentile { o["percentile"] = percentile }
+                try writeJSON(o, to: json)
+            }
+        }
+    }
+
+    func readTable(_ path: String) throws -> CalibrationTable {
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(message: "\(path): cannot read the calibration table") }
+        do {
+            let d = JSONDecoder()
+            d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+            let t = try d.decode(CalibrationTable.self, from: data)
+            guard t.format == "swiftq-calibration", t.version == 1 else { throw CLIError(message: "\(path): not a swiftq calibration table (version 1)") }
+            guard t.tensors.values.allSatisfy({ $0.histogram.count == TensorStatistics.binCount }) else {
+                throw CLIError(message: "\(path): histograms must have \(TensorStatistics.binCount) bins")
+            }
+            return t
+        } catch let e as CLIError {
+            throw e
+        } catch {
+            throw CLIError(message: "\(path): not a readable calibration table (\(error))")
+        }
+    }
+
+    func calibrate(_ interpreter0: Interpreter, plan: QuantizationPlan, prep: Preprocessing, inputShape: [Int], quiet: Bool,
+                   say: (String) -> Void) throws -> CalibrationTable {
+        let dataset = try Dataset(root: calib!)
+        var rng = SplitMix64(seed: seed)
+        var items = dataset.items
+        items.shuffle(using: &rng)
+        items = Array(items.prefix(calibLimit))
+        if items.isEmpty { throw CLIError(message: "\(calib!): no images (.jpg, .jpeg, .png) in the folder or its class folders") }
+        say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
+        var interpreter = interpreter0
+        let collector = ActivationCollector(names: plan.tensors)
+        collector.threads = threads
+        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
+        defer { stream.cancel() }
+        let progress = Progress("calibrate", total: items.count)
+        var skipped = 0, used = 0
+        for (i, item) in items.enumerated() {
+            switch stream.take(i) {
+            case .failed(let why):
+                skipped += 1
+                progress.note("swiftq: warning: skipped \(why)")
+            case .tensor(let pixels):
+                let input = RTensor(floats: pixels, shape: inputShape)
+                do {
+                    var seen: Set<String> = [interpreter.inputNames[0]]
+                    collector.observe(interpreter.inputNames[0], input)
+                    _ = try interpreter.run([interpreter.inputNames[0]: input]) { name, t in
+                        collector.observe(name, t)
+                        if used == 0 { seen.insert(name) }
+                    }
+                    if used == 0, !plan.tensors.allSatisfy(seen.contains) {
+                        // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
+                        // Conv before a quantized Relu): run unfused from here on.
+                        interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
+                        _ = try interpreter.run([interpreter.inputNames[0]: input]) { name, t in
+                            if !seen.contains(name) { collector.observe(name, t) }
+                        }
+                    }
+                    used += 1
+                } catch {
+                    progress.clear()
+                    throw CLIError(message: "\(model): \(error) (on \(item.path))")
+                }
+            }
+            if !quiet { progress.update(i + 1) }
+        }
+        progress.clear()
+        if used == 0 { throw CLIError(message: "every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
+        return CalibrationTable(model: (model as NSString).lastPathComponent, images: used, skipped: skipped, preprocessing: nil,
+                                tensors: collector.statistics)
+    }
+}
+
+/// A small seeded generator (SplitMix64) so the calibration subset is the same on every run and machine.
+struct SplitMix64: RandomNumberGenerator {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
