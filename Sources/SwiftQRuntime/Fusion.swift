@@ -90,19 +90,30 @@ func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
 /// models write such pairs; the Conv then reads the unpadded input directly).
 func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
     var graph = g
-    let inits = graph.initializerTable
-    let graphOutputs = Set(graph.outputs.map(\.name))
+    let folds = padFolds(g, opset: opset)
+    for f in folds { graph.nodes[f.conv] = f.folded }
+    let removed = Set(folds.map(\.pad))
+    graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
+    return graph
+}
+
+/// The Pad → Conv pairs `foldPadsIntoConv` merges: the Pad's index, the Conv's index and the Conv with the
+/// padding folded in (reading the Pad's input).
+public func padFolds(_ g: Graph, opset: Int64) -> [(pad: Int, conv: Int, folded: Node)] {
+    let inits = g.initializerTable
+    let graphOutputs = Set(g.outputs.map(\.name))
     var producer: [String: Int] = [:]
     var uses: [String: Int] = [:]
-    for (i, n) in graph.nodes.enumerated() {
+    for (i, n) in g.nodes.enumerated() {
         for o in n.outputs where !o.isEmpty { producer[o] = i }
         for x in n.inputs where !x.isEmpty { uses[x, default: 0] += 1 }
     }
-    var removed = Set<Int>()
-    for i in graph.nodes.indices where graph.nodes[i].opType == "Conv" && graph.nodes[i].isDefaultDomain {
-        var conv = graph.nodes[i]
-        guard let x = conv.input(0), let pi = producer[x], !removed.contains(pi), uses[x] == 1, !graphOutputs.contains(x) else { continue }
-        let pad = graph.nodes[pi]
+    var folds: [(pad: Int, conv: Int, folded: Node)] = []
+    var taken = Set<Int>()
+    for i in g.nodes.indices where g.nodes[i].opType == "Conv" && g.nodes[i].isDefaultDomain {
+        var conv = g.nodes[i]
+        guard let x = conv.input(0), let pi = producer[x], !taken.contains(pi), uses[x] == 1, !graphOutputs.contains(x) else { continue }
+        let pad = g.nodes[pi]
         guard pad.opType == "Pad", pad.isDefaultDomain, (pad.string("mode") ?? "constant") == "constant", pad.inputs.count <= 3,
               let padInput = pad.input(0) else { continue }
         var amounts: [Int64]
@@ -131,11 +142,10 @@ func foldPadsIntoConv(_ g: Graph, opset: Int64) -> Graph {
         conv.attributes.removeAll { $0.name == "pads" || $0.name == "auto_pad" }
         conv.attributes.append(Attribute(name: "pads", value: .ints(pads)))
         conv.inputs[0] = padInput
-        graph.nodes[i] = conv
-        removed.insert(pi)
+        taken.insert(pi)
+        folds.append((pi, i, conv))
     }
-    graph.nodes = graph.nodes.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-    return graph
+    return folds
 }
 
 /// Constant nodes (exporters write weights and BatchNormalization statistics that way) turned into

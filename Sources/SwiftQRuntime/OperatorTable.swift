@@ -14,4 +14,5 @@ public let operatorTable: [String: OperatorFactory] = [
     "Flatten": ViewOp.init, "Reshape": ViewOp.init, "Squeeze": ViewOp.init, "Unsqueeze": ViewOp.init,
     "Identity": ViewOp.init, "Dropout": ViewOp.init,
     "Shape": ShapeOp.init, "ConstantOfShape": ShapeOp.init, "Cast": CastOp.init, "Pad": PadOp.init,
+    "QuantizeLinear": QuantizeLinearOp.init, "DequantizeLinear": QuantizeLinearOp.init,
 ]

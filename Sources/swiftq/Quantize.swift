@@ -115,7 +115,7 @@ struct Quantize: ParsableCommand {
 
             let original = try ONNXReader.read(path: model)
             let (prep, source) = try preprocessing.resolve(for: original)
-            let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), UpgradeOpset()]).run(original)
+            let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), FoldPadIntoConv(), UpgradeOpset()]).run(original)
             let interpreter: Interpreter
             do {
                 interpreter = try Interpreter(model: prepared, options: .init(threads: threads, fuse: true))

@@ -64,3 +64,16 @@ final class FoldBatchNormTests: PassTestCase {
         XCTAssertTrue(log.isEmpty)
     }
 }
+
+final class FoldPadIntoConvTests: PassTestCase {
+    func testAsymmetricPadMovesIntoTheConv() throws {
+        let g = Graph(nodes: [
+            Node(name: "pad", opType: "Pad", inputs: ["x", "pads"], outputs: ["p"]),
+            Node(name: "conv", opType: "Conv", inputs: ["p", "w"], outputs: ["y"], attributes: [Attribute(name: "strides", value: .ints([2, 2]))]),
+        ], inputs: [input([1, 2, 7, 8])], outputs: [output()],
+           initializers: [Initializer(name: "pads", tensor: Tensor(int64s: [0, 0, 0, 1, 0, 0, 1, 2], shape: [8])), tensor("w", [3, 2, 3, 3])])
+        let (m, _) = try rewrite(Model(graph: g), [FoldPadIntoConv()], input: [1, 2, 7, 8])
+        XCTAssertEqual(opTypes(m), ["Conv"])
+        XCTAssertEqual(m.graph.nodes[0].ints("pads"), [0, 1, 1, 2])
+    }
+}

@@ -13,7 +13,6 @@ final class ONNXBackendTests: XCTestCase {
     static let skippedOps: [String: String] = [
         "ConvInteger": "integer runtime (issue 5)", "MatMulInteger": "integer runtime (issue 5)",
         "QLinearConv": "integer runtime (issue 5)", "QLinearMatMul": "integer runtime (issue 5)",
-        "QuantizeLinear": "integer runtime (issue 5)", "DequantizeLinear": "integer runtime (issue 5)",
         "SplitToSequence": "sequence types are outside swiftq's CNN op set",
     ]
 

@@ -1,0 +1,149 @@
+import SwiftQCalibrate
+import SwiftQCore
+import SwiftQONNX
+import SwiftQPasses
+import SwiftQQuantize
+import SwiftQRuntime
+import XCTest
+
+final class QuantizeTests: XCTestCase {
+    var seed: UInt64 = 9
+    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
+        (0..<n).map { _ in
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return lo + (hi - lo) * Float(seed >> 40) / Float(1 << 24)
+        }
+    }
+    func tensor(_ name: String, _ shape: [Int], _ lo: Float = -1, _ hi: Float = 1) -> Initializer {
+        Initializer(name: name, tensor: Tensor(floats: random(shape.reduce(1, *), lo, hi), shape: shape))
+    }
+
+    /// x → Conv → Relu → MaxPool ─┬→ Conv → Clip(0,6) → Concat → GlobalAveragePool → Softmax → y
+    ///                            └──────────────────────┘
+    func smallNet() -> Model {
+        let g = Graph(nodes: [
+            Node(name: "conv1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["c1"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+            Node(name: "pool", opType: "MaxPool", inputs: ["r1"], outputs: ["p1"], attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2])), Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(name: "conv2", opType: "Conv", inputs: ["p1", "w2", "b2"], outputs: ["c2"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "clip", opType: "Clip", inputs: ["c2", "zero", "six"], outputs: ["r2"]),
+            Node(name: "cat", opType: "Concat", inputs: ["p1", "r2"], outputs: ["k"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["k"], outputs: ["g"]),
+            Node(name: "softmax", opType: "Softmax", inputs: ["g"], outputs: ["y"], attributes: [Attribute(name: "axis", value: .int(1))]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(8), .value(8)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [6, 3, 3, 3]), tensor("b1", [6], -0.2, 0.2), tensor("w2", [5, 6, 3, 3], -0.3, 0.3), tensor("b2", [5]),
+                          Initializer(name: "zero", tensor: Tensor(floats: [0], shape: [])), Initializer(name: "six", tensor: Tensor(floats: [6], shape: []))])
+        return Model(graph: g)
+    }
+
+    func testPlanFusesActivationsAndKeepsFloatTailsFloat() {
+        let g = smallNet().graph
+        let plan = QuantizationPlan(g, exclude: [], floatTypes: { _ in true })
+        let names = { (s: Set<Int>) in Set(s.map { g.nodes[$0].name }) }
+        // GAP feeds only Softmax (float), so GAP stays float, and then so does the Concat feeding only it.
+        XCTAssertEqual(names(plan.quantized), ["conv1", "relu", "pool", "conv2", "clip"])
+        XCTAssertEqual(plan.fused.count, 2)
+        XCTAssertEqual(plan.tensors, ["x", "r1", "p1", "r2"])
+        let excluded = QuantizationPlan(g, exclude: ["conv2"], floatTypes: { _ in true })
+        XCTAssertFalse(names(excluded.quantized).contains("conv2"))
+        XCTAssertEqual(excluded.float[3], "excluded")
+    }
+
+    /// Calibrates on random images, quantizes, and runs the Q/DQ model in the float runtime (fake quantization).
+    func quantized(_ model: Model, options: QuantizeOptions, images: Int = 16) throws -> (QuantizedModel, Interpreter, Interpreter) {
+        let plan = QuantizationPlan(model.graph, exclude: options.exclude, floatTypes: { _ in true })
+        let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
+        let collector = ActivationCollector(names: plan.tensors)
+        for _ in 0..<images {
+            let x = RTensor(floats: random(3 * 64), shape: [1, 3, 8, 8])
+            collector.observe("x", x)
+            _ = try float.run(["x": x], observe: collector.observe)
+        }
+        let table = CalibrationTable(model: "net", images: images, skipped: 0, preprocessing: nil, tensors: collector.statistics)
+        let q = try materialize(model, plan: plan, ranges: table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits), options: options)
+        return (q, float, try Interpreter(model: q.model, options: .init(threads: 1)))
+    }
+
+    func testQDQModelTracksTheFloatModel() throws {
+        for perChannel in [true, false] {
+            var options = QuantizeOptions()
+            options.method = .max
+            options.perChannel = perChannel
+            let (q, float, fake) = try quantized(smallNet(), options: options)
+            let ops = q.model.graph.nodes.map(\.opType)
+            XCTAssertEqual(ops.filter { $0 == "QuantizeLinear" }.count, 4)
+            XCTAssertEqual(ops.filter { $0 == "DequantizeLinear" }.count, 8, "4 activations, 2 weights, 2 biases")
+            // Concat's first input and MaxPool share one scale with what they pass along.
+            XCTAssertEqual(q.activations["p1"], q.activations["r1"])
+            var signal = 0.0, noise = 0.0
+            for _ in 0..<8 {
+                let x = RTensor(floats: random(3 * 64), shape: [1, 3, 8, 8])
+                let a = try float.run(["x": x])["y"]!.floatArray(), b = try fake.run(["x": x])["y"]!.floatArray()
+                for i in a.indices { signal += Double(a[i] * a[i]); noise += Double((a[i] - b[i]) * (a[i] - b[i])) }
+            }
+            let sqnr = 10 * log10(signal / max(noise, 1e-30))
+            XCTAssertGreaterThan(sqnr, 30, "per-channel \(perChannel): SQNR \(sqnr) dB")
+            XCTAssertLessThan(sqnr, 200, "the Q/DQ model should not be exactly the float model")
+        }
+    }
+
+    func testNarrowBitsAndSymmetricActivations() throws {
+        var options = QuantizeOptions()
+        options.weightBits = 4
+        options.activationBits = 6
+        options.symmetricActivations = true
+        let (q, _, _) = try quantized(smallNet(), options: options)
+        for t in q.tensors where t.params.dtype == .int8 {
+            XCTAssertEqual(t.params.qmax, 7)
+            XCTAssertTrue(t.values.allSatisfy { (-7...7).contains($0) })
+        }
+        for p in q.activations.values {
+            XCTAssertEqual(p.dtype, .int8)
+            XCTAssertEqual(p.zeroPoints, [0])
+            XCTAssertEqual(p.qmax, 31)
+        }
+    }
+
+    func testBiasUsesInputTimesWeightScale() throws {
+        let (q, _, _) = try quantized(smallNet(), options: QuantizeOptions())
+        let w = q.tensors.first { $0.name.hasPrefix("w1") }!, b = q.tensors.first { $0.name.hasPrefix("b1") }!
+        let sIn = q.activations["x"]!.scales[0]
+        for c in 0..<6 { XCTAssertEqual(b.params.scales[c], sIn * w.params.scales[c], accuracy: 1e-12) }
+        XCTAssertEqual(b.params.dtype, .int32)
+        XCTAssertEqual(w.params.axis, 0)
+    }
+
+    func testWeightFileRoundTripAndCorruption() throws {
+        let (q, _, _) = try quantized(smallNet(), options: QuantizeOptions())
+        let records = q.tensors.map {
+            Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
+                                  scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
+        }
+        let bytes = try Int8WeightFile.serialize(records)
+        XCTAssertEqual(try Int8WeightFile.read(bytes), records)
+        // The int8 data equals the Q/DQ graph's initializers.
+        let inits = q.model.graph.initializerTable
+        for r in records { XCTAssertEqual(inits[r.name]?.int64s().map { Int32($0) }, r.values, r.name) }
+        var damaged = bytes
+        damaged[40] ^= 0x10
+        XCTAssertThrowsError(try Int8WeightFile.read(damaged))
+        XCTAssertThrowsError(try Int8WeightFile.read(Array(bytes.prefix(bytes.count / 2))))
+        XCTAssertThrowsError(try Int8WeightFile.read(Array("not a weight file at all".utf8)))
+    }
+
+    func testQuantParamsConvention() {
+        let p = QuantParams.activation(lo: -1, hi: 3, bits: 8, symmetric: false)
+        XCTAssertEqual(p.scales[0], 4 / 255, accuracy: 1e-7)
+        XCTAssertEqual(p.zeroPoints, [64])
+        XCTAssertEqual(p.quantize(0), 64, "real 0 is exact")
+        XCTAssertEqual(p.quantize(100), 255)
+        // Round half to even, as QuantizeLinear: 0.5 and 1.5 steps.
+        let unit = QuantParams(scales: [1], zeroPoints: [0], axis: nil, dtype: .int8, bits: 8, qmin: -127, qmax: 127)
+        XCTAssertEqual(unit.quantize(0.5), 0)
+        XCTAssertEqual(unit.quantize(1.5), 2)
+        XCTAssertEqual(unit.quantize(-2.5), -2)
+        let bias = QuantParams(scales: [1e-12], zeroPoints: [0], axis: nil, dtype: .int32, bits: 32, qmin: Int32.min + 1, qmax: Int32.max)
+        XCTAssertEqual(bias.quantize(1), Int32.max, "out-of-range biases saturate instead of trapping")
+    }
+}
