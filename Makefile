@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit check-shared demo proto fixtures venv bench clean
+.PHONY: deps build test unit check-shared demo proto fixtures venv bench quant-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -40,11 +40,21 @@ bench: build venv
 	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED): nothing to benchmark"; exit 1; fi
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/bench.py $(BIN) $(BENCH_ARGS)
 
+## Int8 accuracy of swiftq's models by method, per channel and per tensor, on ../shared (ONNX Runtime runs them).
+quant-table: build venv
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/quant_table.py $(BIN)
+
 ## The main job on the built-in example.
 demo: build
 	$(BIN) inspect Fixtures/tiny_cnn.onnx
 	@echo "--- float evaluation on Fixtures/images (random weights, so accuracy means nothing; one image is corrupt on purpose)"
 	$(BIN) eval Fixtures/tiny_cnn.onnx --data Fixtures/images --preset torch
+	@echo "--- quantize it, calibrating on the same images (written to .build/demo/)"
+	@mkdir -p .build/demo
+	$(BIN) quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch -o .build/demo/tiny_cnn.int8.onnx
+	@echo "--- float and int8 side by side (the Q/DQ model runs as fake quantization on the float runtime)"
+	$(BIN) eval Fixtures/tiny_cnn.onnx .build/demo/tiny_cnn.int8.onnx --data Fixtures/images --preset torch
 
 ## Regenerates the C reader/writer from the ONNX schema installed by libonnx-dev.
 proto: deps

@@ -13,6 +13,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument('swiftq'); ap.add_argument('--threads', type=int, default=os.cpu_count())
 ap.add_argument('--seconds', type=float, default=3.0); ap.add_argument('--rounds', type=int, default=3)
 ap.add_argument('--e2e-images', type=int, default=300); ap.add_argument('--models', default='')
+ap.add_argument('--calib-images', type=int, default=1000, help='calibration side by side with ORT quantize_static MinMax (0: skip)')
 a = ap.parse_args()
 SWIFTQ = os.path.abspath(a.swiftq)
 SHARED = shared_dir()
@@ -57,12 +58,13 @@ print(f"lowest ratio {min(ratios.values()):.2f}x (target 0.7x: {'met' if min(rat
 
 labelled = [f for f in models if f in INFO]
 if a.e2e_images and labelled:
-    print(f'\nend to end (decode + preprocess + network), first {a.e2e_images} val images, {a.threads} threads')
+    print(f'\nend to end (decode + preprocess + network), first {a.e2e_images} val images; swiftq with its default threads '
+          f'(all cores but one, which decodes), ONNX Runtime with {a.threads}')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
     for f in labelled:
         m = INFO[f]; path = os.path.join(SHARED, 'models', f)
         r = subprocess.run([SWIFTQ, 'eval', path, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'), '--preset', m['preset'],
-                            '--limit', str(a.e2e_images), '--threads', str(a.threads), '--json', '-'], capture_output=True, text=True)
+                            '--limit', str(a.e2e_images), '--json', '-'], capture_output=True, text=True)
         if r.returncode != 0: sys.exit(f'swiftq eval {f} failed: {r.stderr.strip()}')
         mine = json.loads(r.stdout)['models'][0]['end_to_end_images_per_second']
         r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), path, m['ort_preproc'], os.path.join(VAL, 'labels.txt'),
@@ -71,3 +73,26 @@ if a.e2e_images and labelled:
         if r.returncode != 0: sys.exit(f'ort_eval.py {f} failed: {r.stderr.strip()}')
         theirs = float(r.stdout.split('e2e_img_s=')[1].split()[0])
         print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x', flush=True)
+
+if a.calib_images and labelled:
+    # Calibration over N images with every statistic swiftq keeps (min/max, 2048-bin histograms), against ONNX
+    # Runtime's quantize_static MinMax (ort_ptq.py) on the same N images, one after the other in this run.
+    CALIB = os.path.join(SHARED, 'images', 'calib')
+    tmp = os.path.join('/tmp', f'swiftq-bench-{os.getpid()}'); os.makedirs(tmp, exist_ok=True)
+    print(f'\ncalibration of {a.calib_images} images (../shared/images/calib): wall seconds and peak RSS')
+    print(f"{'model':28}{'swiftq s':>10}{'ORT s':>8}{'ratio':>8}{'swiftq MiB':>12}{'ORT MiB':>9}")
+    for f in labelled:
+        m = INFO[f]; path = os.path.join(SHARED, 'models', f)
+        out = os.path.join(tmp, f[:-5] + '.int8.onnx')
+        t0 = time.perf_counter()
+        r = subprocess.run(['/usr/bin/time', '-f', 'peak_kib=%M', SWIFTQ, 'quantize', path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'),
+                            '--calib-limit', str(a.calib_images), '--preset', m['preset'], '-o', out], capture_output=True, text=True)
+        mine = time.perf_counter() - t0
+        if r.returncode != 0: sys.exit(f'swiftq quantize {f} failed: {r.stderr.strip()[-400:]}')
+        mine_mib = int(r.stderr.split('peak_kib=')[1].split()[0]) / 1024
+        r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_ptq.py'), path, m['ort_preproc'], os.path.join(CALIB, 'labels.txt'),
+                            str(a.calib_images), 'minmax', os.path.join(tmp, f[:-5] + '.ort.onnx')], capture_output=True, text=True)
+        if 'wall_s=' not in r.stdout: sys.exit(f'ort_ptq.py {f} failed: {r.stderr.strip()[-400:]}')
+        theirs = float(r.stdout.split('wall_s=')[1].split()[0]); theirs_mib = float(r.stdout.split('peak_rss_mib=')[1].split()[0])
+        print(f'{f:28}{mine:10.1f}{theirs:8.1f}{mine / theirs:7.2f}x{mine_mib:12.0f}{theirs_mib:9.0f}', flush=True)
+    print('(swiftq: whole process, including reading the model and writing three files; ONNX Runtime: quantize_static only)')

@@ -155,5 +155,58 @@ try: j = json.loads(r.stdout); ok = ok and j['skipped'] == 3 and j['models'][0][
 except ValueError: ok = False
 check('eval skips corrupt images and counts them', ok, f'exit {r.returncode}')
 
+# swiftq quantize on every labelled model: calibrated on the 500 calibration images ONNX Runtime's own
+# quantize_static uses (../shared/anchors/ort_ptq.py: the first 500 of calib/labels.txt), default method,
+# per channel. ONNX Runtime must load the Q/DQ model, fuse every quantized Conv/Gemm (no float Conv or Gemm
+# in its optimized graph), and reach fp32 top-1 - 1.0 and at least its own quantize_static result (models.json).
+CALIB = os.path.join(SHARED, 'images', 'calib')
+for m in MODELS:
+    path = os.path.join(SHARED, 'models', m['file'])
+    out = os.path.join(tmp, m['file'][:-5] + '.int8.onnx')
+    r = swiftq('quantize', path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'), '--calib-limit', '500',
+               '--preset', m['preset'], '-o', out, '--json', out + '.json')
+    if r.returncode != 0 or not os.path.exists(out):
+        check(f"quantize {m['file']}", False, r.stderr.strip()[-500:]); continue
+    j = json.load(open(out + '.json'))
+    check(f"quantize {m['file']}: outputs and summary", os.path.exists(out[:-5] + '.swq') and os.path.exists(out[:-5] + '.calib.json')
+          and j['calibration']['images'] == 500, f"{j['quantized_nodes']} nodes quantized, {j['seconds']['calibrate']:.1f} s calibration")
+    so = ort.SessionOptions(); so.optimized_model_filepath = out + '.ort-optimized.onnx'
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    try:
+        ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
+        ops = [n.op_type for n in onnx.load(out + '.ort-optimized.onnx').graph.node]
+        float_ops = [o for o in ops if o in ('Conv', 'Gemm', 'MatMul')]
+        check(f"quantize {m['file']}: ONNX Runtime fuses every Conv/Gemm", not float_ops and ops.count('QLinearConv') > 0,
+              f"{ops.count('QLinearConv')} QLinearConv, {ops.count('QGemm')} QGemm, float: {float_ops}")
+    except Exception as e:
+        check(f"quantize {m['file']}: ONNX Runtime loads it", False, str(e)[:300]); continue
+    r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), out, m['ort_preproc'], os.path.join(VAL, 'labels.txt'),
+                        '--threads', '2'], capture_output=True, text=True)
+    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ''
+    top1 = float(line.split('top1=')[1].split()[0]) if 'top1=' in line else -1
+    check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val)", top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'],
+          f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f}")
+
+# quantize on bad input: each a clear message, exit 2, and no output file left
+def no_outputs(o): return not any(os.path.exists(o[:-5] + ext) for ext in ('.onnx', '.swq', '.calib.json'))
+o = os.path.join(tmp, 'bad-quant.onnx')
+r = swiftq('quantize', sq, '--calib', empty, '--preset', 'caffe', '-o', o)
+check('quantize with an empty calibration folder', r.returncode == 2 and 'no images' in r.stderr and no_outputs(o), r.stderr.strip())
+only = os.path.join(tmp, 'only-corrupt'); os.makedirs(only, exist_ok=True)
+for k in range(3): open(os.path.join(only, f'bad{k}.jpg'), 'wb').write(data[:1000])
+r = swiftq('quantize', sq, '--calib', only, '--preset', 'caffe', '-o', o)
+check('quantize with only corrupt images', r.returncode == 2 and 'every calibration image failed' in r.stderr and no_outputs(o), r.stderr.strip().splitlines()[-1])
+erf = os.path.join(tmp, 'erf.onnx')
+onnx.save(helper.make_model(helper.make_graph([helper.make_node('Erf', ['x'], ['y'], name='the_erf')], 'erf',
+          [helper.make_tensor_value_info('x', TensorProto.FLOAT, [1, 3, 224, 224])], [helper.make_tensor_value_info('y', TensorProto.FLOAT, [1, 3, 224, 224])]),
+          opset_imports=[helper.make_opsetid('', 13)]), erf)
+r = swiftq('quantize', erf, '--calib', os.path.dirname(bad), '-o', o)
+check('quantize a model with an op swiftq cannot run', r.returncode == 2 and 'the_erf' in r.stderr and 'Erf' in r.stderr and no_outputs(o), r.stderr.strip())
+unknown = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'Fixtures', 'unknown_op.onnx')
+r = swiftq('quantize', unknown, '--calib', os.path.dirname(bad), '-o', o)
+check('quantize a model with a non-standard op', r.returncode == 2 and 'FooBar' in r.stderr and no_outputs(o), r.stderr.strip())
+r = swiftq('quantize', sq, '--calib', os.path.dirname(bad), '--preset', 'caffe', '-o', os.path.join(tmp, 'missing', 'x.onnx'))
+check('quantize into a missing folder', r.returncode == 2 and 'does not exist' in r.stderr, r.stderr.strip())
+
 print(f'{passed} passed, {failed} failed')
 sys.exit(1 if failed else 0)

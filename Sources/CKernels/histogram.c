@@ -101,3 +101,18 @@ void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, in
         for (int b = 0; b < bins; b++) counts[b] += c[(size_t)p * bins + b];
     free(c);
 }
+
+CLONES
+void sq_channel_sums(const float *x, int outer, int channels, size_t inner, double *sums) {
+    for (int o = 0; o < outer; o++)
+        for (int c = 0; c < channels; c++) {
+            const float *p = x + ((size_t)o * channels + c) * inner;
+            v16 acc = 0;
+            size_t i = 0;
+            for (; i + 16 <= inner; i += 16) { v16 v; __builtin_memcpy(&v, p + i, sizeof v); acc += v; }
+            double s = 0;
+            for (int j = 0; j < 16; j++) s += acc[j];
+            for (; i < inner; i++) s += p[i];
+            sums[c] += s;
+        }
+}

@@ -13,6 +13,16 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
     /// Values counted (NaNs in the last bin).
     public var count: Double = 0
     public var histogram: [Double] = Array(repeating: 0, count: TensorStatistics.binCount)
+    /// Per channel (axis 1) sums and the values counted per channel, when asked for (inputs of weighted
+    /// layers: their means correct the bias shift weight rounding causes).
+    public var channelSums: [Double]?
+    public var channelCount: Double?
+
+    /// The mean of each channel (axis 1), when channel sums were collected.
+    public var channelMeans: [Double]? {
+        guard let s = channelSums, let n = channelCount, n > 0 else { return nil }
+        return s.map { $0 / n }
+    }
 
     public init() {}
 
@@ -45,6 +55,14 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
             histogram[0] += Double(values.count)
         }
         count += Double(values.count)
+    }
+
+    /// Adds per-channel sums of `values` laid out [outer, channels, inner].
+    public mutating func addChannelSums(_ values: UnsafeBufferPointer<Float>, outer: Int, channels: Int, inner: Int) {
+        guard let base = values.baseAddress, outer * channels * inner == values.count, channels > 0 else { return }
+        if channelSums?.count != channels { channelSums = Array(repeating: 0, count: channels); channelCount = 0 }
+        channelSums!.withUnsafeMutableBufferPointer { sq_channel_sums(base, Int32(outer), Int32(channels), inner, $0.baseAddress!) }
+        channelCount! += Double(outer * inner)
     }
 
     /// Widens the range `factor` times (a power of two): bins i·factor ..< (i+1)·factor become bin i.

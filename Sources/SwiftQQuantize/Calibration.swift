@@ -43,13 +43,21 @@ public final class ActivationCollector: @unchecked Sendable {
     /// Threads the statistics of one large tensor are split over.
     public var threads = 1
 
-    public init(names: [String]) {
+    /// Tensors whose per-channel means are kept too (inputs of weighted layers, for bias correction).
+    public let channelStatistics: Set<String>
+
+    public init(names: [String], channelStatistics: Set<String> = []) {
         statistics = Dictionary(uniqueKeysWithValues: names.map { ($0, TensorStatistics()) })
+        self.channelStatistics = channelStatistics
     }
 
     /// For `Interpreter.run(_:observe:)`.
     public func observe(_ name: String, _ t: RTensor) {
         guard statistics[name] != nil, t.dtype == .float else { return }
-        statistics[name]!.add(UnsafeBufferPointer(start: t.f, count: t.count), threads: threads)
+        let values = UnsafeBufferPointer(start: t.f, count: t.count)
+        statistics[name]!.add(values, threads: threads)
+        if channelStatistics.contains(name), t.rank >= 2 {
+            statistics[name]!.addChannelSums(values, outer: t.shape[0], channels: t.shape[1], inner: t.shape[2...].reduce(1, *))
+        }
     }
 }

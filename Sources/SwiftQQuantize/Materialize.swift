@@ -23,8 +23,9 @@ public struct QuantizedModel: Sendable {
 /// the producer, every reader reads the dequantized value. Weights: int8 initializer → DequantizeLinear (axis
 /// of the output channels when per channel). Biases: int32 with scale s_input × s_weight, zero point 0.
 /// Passthrough ops keep their input's parameters and Concat inputs share the output's, so runtimes fuse them.
+/// `channelMeans` (per input channel of weighted layers) enables bias correction.
 public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String: (lo: Float, hi: Float)],
-                        options: QuantizeOptions) throws -> QuantizedModel {
+                        channelMeans: [String: [Double]] = [:], options: QuantizeOptions) throws -> QuantizedModel {
     var g = model.graph
     let inits = g.initializerTable
     var act: [String: QuantParams] = [:]
@@ -115,14 +116,22 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
             let wp = QuantParams.weight(absMax: absMax, axis: perChannel ? layout.axis : nil, bits: options.weightBits)
             let qw = values.enumerated().map { wp.quantize($0.element, channel: perChannel ? layout.channel(of: $0.offset) : 0) }
             n.inputs[1] = constant(wName, shape: w.shape, values: qw, wp, into: &nodes)
-            if let b = n0.input(2), let bt = inits[b], let inParams = act[n0.inputs[0]],
-               bt.elementCount == layout.count || (!perChannel && bt.elementCount == 1) {
+            var bias: (name: String, values: [Float])? = n0.input(2).flatMap { b in inits[b].map { (b, $0.floats()) } }
+            if options.biasCorrection, let means = channelMeans[n0.inputs[0]],
+               let shift = roundingShift(n0, weight: values, quantized: qw, params: wp, layout: layout, means: means),
+               bias == nil || bias!.values.count == layout.count {
+                var b = bias?.values ?? Array(repeating: 0, count: layout.count)
+                for c in b.indices { b[c] -= Float(shift[c]) }
+                bias = (bias?.name ?? fresh("\(n0.name.isEmpty ? n0.outputs[0] : n0.name)_bias"), b)
+            }
+            if let (b, bv) = bias, let inParams = act[n0.inputs[0]], bv.count == layout.count || (!perChannel && bv.count == 1) {
                 let sIn = inParams.scales[0]
-                let bScales = (0..<bt.elementCount).map { sIn * wp.scales[perChannel ? $0 : 0] }
+                let bScales = (0..<bv.count).map { sIn * wp.scales[perChannel ? $0 : 0] }
                 let bp = QuantParams(scales: bScales, zeroPoints: Array(repeating: 0, count: bScales.count), axis: bScales.count > 1 || perChannel ? 0 : nil,
                                      dtype: .int32, bits: 32, qmin: Int32.min + 1, qmax: Int32.max)
-                let qb = bt.floats().enumerated().map { bp.quantize($0.element, channel: $0.offset) }
-                n.inputs[2] = constant(b, shape: bt.shape, values: qb, bp, into: &nodes)
+                let qb = bv.enumerated().map { bp.quantize($0.element, channel: $0.offset) }
+                while n.inputs.count < 3 { n.inputs.append("") }
+                n.inputs[2] = constant(b, shape: [bv.count], values: qb, bp, into: &nodes)
             }
         }
         nodes.append(n)
@@ -135,6 +144,40 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     m.graph = g
     m = Rewriter([]).removeDead(m)
     return QuantizedModel(model: m, tensors: tensors, activations: act)
+}
+
+/// The mean output shift per output channel that rounding the weights causes, (W_q − W) · E[x], for Conv
+/// (any group count; zero padding at the borders ignored) and Gemm; nil when the input means do not fit.
+func roundingShift(_ n: Node, weight w: [Float], quantized q: [Int32], params p: QuantParams, layout: OutputChannels,
+                   means: [Double]) -> [Double]? {
+    var shift = [Double](repeating: 0, count: layout.count)
+    func delta(_ k: Int, _ c: Int) -> Double { Double(p.scales[p.scales.count == 1 ? 0 : c] * Float(q[k]) - w[k]) }
+    switch n.opType {
+    case "Conv":
+        let m = layout.count, perOut = w.count / m, group = Int(n.int("group") ?? 1)
+        guard group > 0, m % group == 0 else { return nil }
+        let cpg = means.count / group, taps = cpg > 0 ? perOut / cpg : 0
+        guard cpg * group == means.count, taps * cpg == perOut else { return nil }
+        for o in 0..<m {
+            let g = o / (m / group)
+            for ci in 0..<cpg {
+                let mean = means[g * cpg + ci]
+                var s = 0.0
+                for t in 0..<taps { let k = (o * cpg + ci) * taps + t; s += delta(k, o) }
+                shift[o] += s * mean
+            }
+        }
+    case "Gemm":
+        let k = w.count / layout.count
+        guard means.count == k else { return nil }
+        for idx in w.indices {
+            let c = layout.channel(of: idx)
+            let kk = layout.axis == 0 ? idx % k : idx / layout.count
+            shift[c] += delta(idx, c) * means[kk]
+        }
+    default: return nil
+    }
+    return shift
 }
 
 /// What stops quantization, as a message naming the tensor or node.

@@ -30,6 +30,8 @@ public struct QuantizationPlan: Sendable {
     public var fused: [Int: Int] = [:]
     /// Tensors that get a Q/DQ pair, in graph order.
     public var tensors: [String] = []
+    /// Inputs of quantized weighted nodes: calibration keeps their per-channel means (bias correction).
+    public var weightedInputs: Set<String> = []
 
     /// Plans `g`: a node is quantized when its op is in `opQuantizers`, it is not excluded, its data inputs are
     /// float, and (weighted ops) its weight is a constant float tensor of a shape the layout allows.
@@ -84,5 +86,6 @@ public struct QuantizationPlan: Sendable {
             if let o = n.outputs.first { mark(o) }
         }
         tensors = marked
+        weightedInputs = Set(quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.map { g.nodes[$0].inputs[0] })
     }
 }

@@ -36,13 +36,16 @@ struct Quantize: ParsableCommand {
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The Q/DQ ONNX model to write (default: MODEL with .int8.onnx). The weight file and calibration table go beside it.", valueName: "file"))
     var output: String?
 
-    @Option(help: ArgumentHelp("Threshold method: max, percentile, entropy (TensorRT's KL search) or mse.", valueName: "method"))
-    var method: CalibrationMethod = .percentile
+    @Option(help: ArgumentHelp("Threshold method: max (default: with bias correction the only one that matched or beat ONNX Runtime's quantize_static on every ../shared model), percentile, entropy (TensorRT's KL search) or mse.", valueName: "method"))
+    var method: CalibrationMethod = .max
 
     @Option(help: ArgumentHelp("Percentile of |x| kept by --method percentile.", valueName: "p"))
     var percentile: Double = 99.99
 
-    @Option(help: ArgumentHelp("Use at most N calibration images (shuffled with a fixed seed).", valueName: "n"))
+    @Option(help: ArgumentHelp("Calibrate on the images this file lists instead, in its order: one path relative to --calib per line (a labels file works; the label is ignored).", valueName: "file"))
+    var calibList: String?
+
+    @Option(help: ArgumentHelp("Use at most N calibration images (the folder's images shuffled with a fixed seed, or the first N of --calib-list).", valueName: "n"))
     var calibLimit: Int = 500
 
     @Option(help: ArgumentHelp("Seed of the calibration image shuffle.", valueName: "n"))
@@ -53,6 +56,9 @@ struct Quantize: ParsableCommand {
 
     @Flag(help: "One weight scale per tensor instead of per output channel.")
     var perTensor = false
+
+    @Flag(help: "Leave biases as they are (by default each weighted layer's bias absorbs the mean shift its weight rounding causes, measured on the calibration images).")
+    var noBiasCorrection = false
 
     @Flag(help: "Symmetric int8 activations with zero point 0 (TensorRT) instead of asymmetric uint8.")
     var symmetricActivations = false
@@ -77,6 +83,7 @@ struct Quantize: ParsableCommand {
 
     func validate() throws {
         if calib == nil && calibTable == nil { throw ValidationError("give --calib DIR (or --calib-table FILE from an earlier run)") }
+        if calibList != nil && calib == nil { throw ValidationError("--calib-list needs --calib DIR (the folder its paths are relative to)") }
         if !(2...8).contains(weightBits) { throw ValidationError("--weight-bits must be 2 to 8") }
         if !(2...8).contains(activationBits) { throw ValidationError("--activation-bits must be 2 to 8") }
         if !(percentile > 0 && percentile <= 100) { throw ValidationError("--percentile must be in (0, 100]") }
@@ -149,8 +156,10 @@ struct Quantize: ParsableCommand {
             options.method = method; options.percentile = percentile; options.perChannel = !perTensor
             options.symmetricActivations = symmetricActivations; options.weightBits = weightBits; options.activationBits = activationBits
             options.exclude = Set(exclude)
+            options.biasCorrection = !noBiasCorrection
             let ranges = table.ranges(method: method, percentile: percentile, bits: activationBits)
-            var q = try materialize(prepared, plan: plan, ranges: ranges, options: options)
+            let means = table.tensors.compactMapValues(\.channelMeans)
+            var q = try materialize(prepared, plan: plan, ranges: ranges, channelMeans: means, options: options)
             lap("quantize")
 
             let records = q.tensors.map {
@@ -197,7 +206,7 @@ struct Quantize: ParsableCommand {
             if let json {
                 var o: [String: Any] = [
                     "model": model, "output": out, "weights": weightsPath, "method": method.rawValue, "per_channel": !perTensor,
-                    "symmetric_activations": symmetricActivations, "weight_bits": weightBits, "activation_bits": activationBits,
+                    "symmetric_activations": symmetricActivations, "bias_correction": !noBiasCorrection, "weight_bits": weightBits, "activation_bits": activationBits,
                     "quantized_nodes": plan.quantized.count, "quantized_by_op": byOp, "fused_activations": plan.fused.count,
                     "float_nodes": whyFloat.mapValues { $0.count }, "activations": plan.tensors.count,
                     "calibration": ["images": table.images, "skipped": table.skipped, "table": calibTable ?? tablePath],
@@ -231,15 +240,24 @@ struct Quantize: ParsableCommand {
 
     func calibrate(_ interpreter0: Interpreter, plan: QuantizationPlan, prep: Preprocessing, inputShape: [Int], quiet: Bool,
                    say: (String) -> Void) throws -> CalibrationTable {
-        let dataset = try Dataset(root: calib!)
-        var rng = SplitMix64(seed: seed)
+        var dataset = try Dataset(root: calib!)
         var items = dataset.items
-        items.shuffle(using: &rng)
+        if let calibList {
+            guard let text = try? String(contentsOfFile: calibList, encoding: .utf8) else { throw CLIError(message: "\(calibList): cannot read the list") }
+            items = text.split(separator: "\n").compactMap { line in
+                line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { $0.hasPrefix("#") ? nil : Dataset.Item(path: String($0), label: nil) }
+            }
+            dataset.items = items
+            if items.isEmpty { throw CLIError(message: "\(calibList): lists no images") }
+        } else {
+            var rng = SplitMix64(seed: seed)
+            items.shuffle(using: &rng)
+            if items.isEmpty { throw CLIError(message: "\(calib!): no images (.jpg, .jpeg, .png) in the folder or its class folders") }
+        }
         items = Array(items.prefix(calibLimit))
-        if items.isEmpty { throw CLIError(message: "\(calib!): no images (.jpg, .jpeg, .png) in the folder or its class folders") }
         say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
         var interpreter = interpreter0
-        let collector = ActivationCollector(names: plan.tensors)
+        let collector = ActivationCollector(names: plan.tensors, channelStatistics: plan.weightedInputs)
         collector.threads = threads
         let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
         defer { stream.cancel() }

@@ -66,6 +66,8 @@ void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y,
 void sq_minmax(const float *x, size_t n, float *mn, float *mx);
 /// counts[min(floor(|x[i]| * bins_per_unit), bins - 1)] += 1 for i < n.
 void sq_histogram_abs(const float *x, size_t n, float bins_per_unit, int bins, double *counts);
+/// sums[c] += the sum of x[o][c][0..<inner] over o < outer (x laid out outer x channels x inner).
+void sq_channel_sums(const float *x, int outer, int channels, size_t inner, double *sums);
 /// sq_minmax and sq_histogram_abs with the work split over up to `threads` threads (sq_parallel).
 void sq_minmax_parallel(const float *x, size_t n, float *mn, float *mx, int threads);
 void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, int bins, double *counts, int threads);
