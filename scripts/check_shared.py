@@ -187,6 +187,23 @@ for m in MODELS:
     check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val)", top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'],
           f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f}")
 
+# The unlabelled text-orientation model (dynamic width): calibrated as 1x3x48x192 with PaddleOCR's
+# normalization; ONNX Runtime must load it and fuse every Conv, Gemm and MatMul.
+ocr = os.path.join(SHARED, 'models', 'ppocr-mobile-v2-cls.onnx')
+if os.path.exists(ocr):
+    out = os.path.join(tmp, 'ppocr.int8.onnx')
+    r = swiftq('quantize', ocr, '--calib', CALIB, '--calib-limit', '200', '--input-shape', 'x=1x3x48x192', '--scale', '1/255',
+               '--mean', '0.5,0.5,0.5', '--std', '0.5,0.5,0.5', '-o', out)
+    ops = []
+    if r.returncode == 0:
+        so = ort.SessionOptions(); so.optimized_model_filepath = out + '.ort-optimized.onnx'
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+        ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
+        ops = [n.op_type for n in onnx.load(out + '.ort-optimized.onnx').graph.node]
+    float_ops = [o for o in ops if o in ('Conv', 'Gemm', 'MatMul')]
+    check('quantize ppocr-mobile-v2-cls.onnx (1x3x48x192): ONNX Runtime fuses every Conv/Gemm/MatMul', r.returncode == 0 and ops and not float_ops,
+          r.stderr.strip()[-300:] if r.returncode else f"{ops.count('QLinearConv')} QLinearConv, {ops.count('QLinearMatMul')} QLinearMatMul, float: {float_ops}")
+
 # quantize on bad input: each a clear message, exit 2, and no output file left
 def no_outputs(o): return not any(os.path.exists(o[:-5] + ext) for ext in ('.onnx', '.swq', '.calib.json'))
 o = os.path.join(tmp, 'bad-quant.onnx')

@@ -4,8 +4,10 @@ import Foundation
 public struct Preprocessing: Sendable, Equatable, Codable {
     /// Shorter side after resizing (pixels).
     public var resize: Int
-    /// Side of the square center crop.
+    /// Side of the square center crop (its height when `width` is set).
     public var size: Int
+    /// Width of a non-square crop (text-line models: 48 x 192); nil for a square crop.
+    public var width: Int?
     /// Channel order BGR instead of RGB.
     public var bgr: Bool
     /// value = (pixel / divisor − mean[c]) / std[c], per channel in the output order (a divisor, not a
@@ -36,14 +38,17 @@ public struct Preprocessing: Sendable, Equatable, Codable {
         }
     }
 
-    /// The 1×3×size×size input for an image: resized like PIL (shorter side to `resize`, the other side
-    /// rounded half to even, never below `size`), center-cropped, normalized.
+    /// The 1×3×size×size (or size×width) input for an image: resized like PIL (shorter side to `resize`, the
+    /// other side rounded half to even, never below the crop; a non-square crop scales up further until it
+    /// fits), center-cropped, normalized.
     public func tensor(_ image: RGBImage) -> [Float] {
-        let s = Double(resize) / Double(min(image.width, image.height))
-        let w = max(size, Int((Double(image.width) * s).rounded(.toNearestOrEven)))
+        let cw = width ?? size
+        var s = Double(resize) / Double(min(image.width, image.height))
+        if width != nil { s = max(s, Double(cw) / Double(image.width), Double(size) / Double(image.height)) }
+        let w = max(cw, Int((Double(image.width) * s).rounded(.toNearestOrEven)))
         let h = max(size, Int((Double(image.height) * s).rounded(.toNearestOrEven)))
-        let crop = image.resizedBilinear(width: w, height: h).centerCrop(size, size)
-        let plane = size * size
+        let crop = image.resizedBilinear(width: w, height: h).centerCrop(cw, size)
+        let plane = size * cw
         var out = [Float](repeating: 0, count: 3 * plane)
         for c in 0..<3 {
             let src = bgr ? 2 - c : c

@@ -25,6 +25,6 @@ extension Preprocessing {
     public var summary: String {
         func list(_ v: [Float]) -> String { "[" + v.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }.joined(separator: ", ") + "]" }
         let scale = divisor == 1 ? "x" : "x/\(divisor == divisor.rounded() ? String(Int(divisor)) : String(divisor))"
-        return "\(bgr ? "BGR" : "RGB"), resize \(resize), crop \(size), (\(scale) - \(list(mean))) / \(list(std))"
+        return "\(bgr ? "BGR" : "RGB"), resize \(resize), crop \(width.map { "\(size)x\($0)" } ?? "\(size)"), (\(scale) - \(list(mean))) / \(list(std))"
     }
 }

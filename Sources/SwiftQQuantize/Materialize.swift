@@ -107,7 +107,8 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
             let w = inits[wName]!
             let layout = OutputChannels(node: n0, weightShape: w.shape)!
             let values = w.floats()
-            let perChannel = options.perChannel
+            // MatMul: one scale for B (runtimes fuse per-tensor B; it has no bias to take a per-channel scale).
+            let perChannel = options.perChannel && n0.opType != "MatMul"
             var absMax = [Float](repeating: 0, count: perChannel ? layout.count : 1)
             for (k, v) in values.enumerated() {
                 let c = perChannel ? layout.channel(of: k) : 0
@@ -117,7 +118,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
             let qw = values.enumerated().map { wp.quantize($0.element, channel: perChannel ? layout.channel(of: $0.offset) : 0) }
             n.inputs[1] = constant(wName, shape: w.shape, values: qw, wp, into: &nodes)
             var bias: (name: String, values: [Float])? = n0.input(2).flatMap { b in inits[b].map { (b, $0.floats()) } }
-            if options.biasCorrection, let means = channelMeans[n0.inputs[0]],
+            if options.biasCorrection, n0.opType != "MatMul", let means = channelMeans[n0.inputs[0]],
                let shift = roundingShift(n0, weight: values, quantized: qw, params: wp, layout: layout, means: means),
                bias == nil || bias!.values.count == layout.count {
                 var b = bias?.values ?? Array(repeating: 0, count: layout.count)

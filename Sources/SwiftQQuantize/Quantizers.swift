@@ -14,7 +14,7 @@ public enum OpQuantizer: Sendable {
 }
 
 public let opQuantizers: [String: OpQuantizer] = [
-    "Conv": .weighted, "Gemm": .weighted,
+    "Conv": .weighted, "Gemm": .weighted, "MatMul": .weighted,
     "Add": .requantize, "GlobalAveragePool": .requantize, "AveragePool": .requantize, "Relu": .requantize, "Clip": .requantize,
     "MaxPool": .passthrough, "Reshape": .passthrough, "Flatten": .passthrough, "Transpose": .passthrough,
     "Squeeze": .passthrough, "Unsqueeze": .passthrough,
@@ -50,6 +50,7 @@ public struct QuantizationPlan: Sendable {
                     float[i] = "weight is not a constant float tensor"; continue
                 }
                 if n.opType == "Gemm", (n.int("transA") ?? 0) != 0 { float[i] = "Gemm with transA"; continue }
+                if n.opType == "MatMul", n.inputs[0] == w || inits[n.inputs[0]] != nil { float[i] = "MatMul of constants"; continue }
             }
             if n.opType == "Clip", clipLowerBound(n, inits) == nil { float[i] = "Clip bounds are not constant"; continue }
             quantized.insert(i)

@@ -72,6 +72,9 @@ struct Quantize: ParsableCommand {
     @Option(help: ArgumentHelp("Keep this node (name) or op type in float; repeatable.", valueName: "name-or-op"))
     var exclude: [String] = []
 
+    @Option(help: ArgumentHelp("The calibration input shape NAME=1x3xHxW for a model whose input size is not fixed; an H x W crop (non-square allowed).", valueName: "name=shape"))
+    var inputShape: InputShape?
+
     @OptionGroup(title: "Preprocessing (as for eval)")
     var preprocessing: PreprocessingOptions
 
@@ -121,7 +124,16 @@ struct Quantize: ParsableCommand {
             }
 
             let original = try ONNXReader.read(path: model)
-            let (prep, source) = try preprocessing.resolve(for: original)
+            var (prep, source) = try preprocessing.resolve(for: original)
+            if let inputShape {
+                guard inputShape.dims.count == 4, inputShape.dims[0] == 1, inputShape.dims[1] == 3, inputShape.dims[2] > 0, inputShape.dims[3] > 0 else {
+                    throw CLIError(message: "--input-shape must be 1x3xHxW (one RGB image)")
+                }
+                let (h, w) = (inputShape.dims[2], inputShape.dims[3])
+                prep.resize = preprocessing.resize ?? Int((Double(min(h, w)) / 0.875).rounded())
+                prep.size = h
+                prep.width = w == h ? nil : w
+            }
             let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), FoldPadIntoConv(), UpgradeOpset()]).run(original)
             let interpreter: Interpreter
             do {
@@ -132,8 +144,8 @@ struct Quantize: ParsableCommand {
             guard interpreter.inputNames.count == 1 else {
                 throw CLIError(message: "\(model): calibration feeds one image input; this model has \(interpreter.inputNames.count)")
             }
-            let inputShape = [1, 3, prep.size, prep.size]
-            let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: inputShape]).facts
+            let shape = [1, 3, prep.size, prep.width ?? prep.size]
+            let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: shape]).facts
             let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
             lap("prepare")
             say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(log.count) rewrites → \(prepared.graph.nodes.count) nodes, opset \(prepared.opset)")
@@ -144,7 +156,7 @@ struct Quantize: ParsableCommand {
                 table = try readTable(calibTable)
                 say("calibration \(calibTable): \(table.images) images (reused)")
             } else {
-                table = try calibrate(interpreter, plan: plan, prep: prep, inputShape: inputShape, quiet: quiet, say: say)
+                table = try calibrate(interpreter, plan: plan, prep: prep, inputShape: shape, quiet: quiet, say: say)
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")

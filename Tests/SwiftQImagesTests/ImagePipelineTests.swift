@@ -36,6 +36,18 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    func testNonSquareCropCoversTheWholeCrop() {
+        // A 40x30 image into a 6x24 crop (text-line shape): scaled until 24 columns fit, then center-cropped.
+        let pixels = (0..<40 * 30 * 3).map { UInt8($0 % 251) }
+        var p = Preprocessing(size: 6, resize: 7)
+        p.width = 24
+        let t = p.tensor(RGBImage(width: 40, height: 30, pixels: pixels))
+        XCTAssertEqual(t.count, 3 * 6 * 24)
+        XCTAssertTrue(t.allSatisfy { $0.isFinite && $0 >= 0 && $0 <= 255 })
+        // The square form is unchanged by the new field.
+        XCTAssertEqual(Preprocessing(size: 6, resize: 7).tensor(RGBImage(width: 40, height: 30, pixels: pixels)).count, 3 * 36)
+    }
+
     func testBadImagesGiveErrorsNamingTheFile() throws {
         let tmp = try Paths.temporaryDirectory()
         defer { try? FileManager.default.removeItem(atPath: tmp) }
