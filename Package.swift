@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
         .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore"]),
-        .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore"]),
+        .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
         .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),

@@ -1,17 +1,13 @@
 import SwiftQCore
 import SwiftQPasses
 import SwiftQRuntime
+import TestSupport
 import XCTest
 
 /// Deterministic values and a before/after check shared by the pass tests.
 class PassTestCase: XCTestCase {
-    var seed: UInt64 = 42
-    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
-        (0..<n).map { _ in
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return lo + (hi - lo) * Float(seed >> 40) / Float(1 << 24)
-        }
-    }
+    var values = SeededRandom(seed: 42)
+    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] { values.floats(n, lo, hi) }
 
     func input(_ shape: [Int]) -> ValueInfo { ValueInfo(name: "x", dtype: .float, shape: shape.map { .value($0) }) }
     func output(_ name: String = "y") -> ValueInfo { ValueInfo(name: name, dtype: .float, shape: nil) }

@@ -4,16 +4,12 @@ import SwiftQONNX
 import SwiftQPasses
 import SwiftQQuantize
 import SwiftQRuntime
+import TestSupport
 import XCTest
 
 final class QuantizeTests: XCTestCase {
-    var seed: UInt64 = 9
-    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
-        (0..<n).map { _ in
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return lo + (hi - lo) * Float(seed >> 40) / Float(1 << 24)
-        }
-    }
+    var values = SeededRandom(seed: 9)
+    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] { values.floats(n, lo, hi) }
     func tensor(_ name: String, _ shape: [Int], _ lo: Float = -1, _ hi: Float = 1) -> Initializer {
         Initializer(name: name, tensor: Tensor(floats: random(shape.reduce(1, *), lo, hi), shape: shape))
     }

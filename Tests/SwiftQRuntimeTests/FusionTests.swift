@@ -1,17 +1,13 @@
 import SwiftQCore
 import SwiftQRuntime
+import TestSupport
 import XCTest
 
 /// The runtime's build-time folds (Pad into Conv, BatchNormalization and Relu/Clip into Conv, Constant nodes
 /// as initializers) must leave the outputs unchanged and really remove the folded nodes.
 final class FusionTests: XCTestCase {
-    var seed: UInt64 = 42
-    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] {
-        (0..<n).map { _ in
-            seed = seed &* 6364136223846793005 &+ 1442695040888963407
-            return lo + (hi - lo) * Float(seed >> 40) / Float(1 << 24)
-        }
-    }
+    var values = SeededRandom(seed: 42)
+    func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] { values.floats(n, lo, hi) }
 
     func input(_ c: Int, _ h: Int, _ w: Int) -> ValueInfo { ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(c), .value(h), .value(w)]) }
 
