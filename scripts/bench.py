@@ -58,13 +58,12 @@ print(f"lowest ratio {min(ratios.values()):.2f}x (target 0.7x: {'met' if min(rat
 
 labelled = [f for f in models if f in INFO]
 if a.e2e_images and labelled:
-    print(f'\nend to end (decode + preprocess + network), first {a.e2e_images} val images; swiftq with its default threads '
-          f'(all cores but one, which decodes), ONNX Runtime with {a.threads}')
+    print(f'\nend to end (decode + preprocess + network), first {a.e2e_images} val images, {a.threads} threads')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
     for f in labelled:
         m = INFO[f]; path = os.path.join(SHARED, 'models', f)
         r = subprocess.run([SWIFTQ, 'eval', path, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'), '--preset', m['preset'],
-                            '--limit', str(a.e2e_images), '--json', '-'], capture_output=True, text=True)
+                            '--limit', str(a.e2e_images), '--threads', str(a.threads), '--json', '-'], capture_output=True, text=True)
         if r.returncode != 0: sys.exit(f'swiftq eval {f} failed: {r.stderr.strip()}')
         mine = json.loads(r.stdout)['models'][0]['end_to_end_images_per_second']
         r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), path, m['ort_preproc'], os.path.join(VAL, 'labels.txt'),

@@ -42,8 +42,8 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Evaluate only the first N images.", valueName: "n"))
     var limit: Int?
 
-    @Option(help: ArgumentHelp("Threads for the network (default: all cores but one, which decodes the images).", valueName: "n"))
-    var threads: Int = pipelineThreads
+    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?

@@ -78,8 +78,8 @@ struct Quantize: ParsableCommand {
     @OptionGroup(title: "Preprocessing (as for eval)")
     var preprocessing: PreprocessingOptions
 
-    @Option(help: ArgumentHelp("Threads for the network (default: all cores but one, which decodes the images).", valueName: "n"))
-    var threads: Int = pipelineThreads
+    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Write the summary as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?

@@ -114,8 +114,3 @@ func checkOutputPath(_ path: String?, flag: String) throws {
         throw CLIError(message: "\(flag) \(path): folder '\(dir)' does not exist")
     }
 }
-
-/// Network threads for jobs that decode images on a background thread at the same time: one core is left
-/// to the decoder. (On two cores, one network thread plus the decoder beat two network threads sharing
-/// their cores with it: 113 against 95 images/s end to end for SqueezeNet.)
-let pipelineThreads = max(1, ProcessInfo.processInfo.activeProcessorCount - 1)
