@@ -32,20 +32,28 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     func params(_ lo: Float, _ hi: Float) -> QuantParams {
         .activation(lo: lo, hi: hi, bits: options.activationBits, symmetric: options.symmetricActivations)
     }
-    for t in plan.tensors {
-        guard let r = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
-        act[t] = params(r.lo, r.hi)
+    // Measured tensors first; then, in graph order, what passthrough ops hand on and what Concat unifies.
+    var r: [String: (lo: Float, hi: Float)] = [:]
+    for t in plan.tensors where !plan.derived.contains(t) {
+        guard let v = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
+        r[t] = v
     }
+    let marked = Set(plan.tensors)
     for (i, n) in g.nodes.enumerated() where plan.quantized.contains(i) {
         switch opQuantizers[n.opType] {
         case .passthrough?:
-            if let x = n.input(0), let p = act[x], let o = n.outputs.first, act[o] != nil { act[o] = p }
+            if let x = n.input(0), let o = n.outputs.first, marked.contains(o), let v = r[x] ?? ranges[o] { r[o] = v }
         case .concat?:
-            let members = (n.inputs + [n.outputs[0]]).filter { act[$0] != nil }
-            let lo = members.compactMap { ranges[$0]?.lo }.min() ?? 0, hi = members.compactMap { ranges[$0]?.hi }.max() ?? 0
-            for m in members { act[m] = params(lo, hi) }
+            let members = (n.inputs + [n.outputs[0]]).filter(marked.contains)
+            let known = members.compactMap { r[$0] ?? ranges[$0] }
+            let lo = known.map(\.lo).min() ?? 0, hi = known.map(\.hi).max() ?? 0
+            for m in members { r[m] = (lo, hi) }
         default: break
         }
+    }
+    for t in plan.tensors {
+        guard let v = r[t] else { throw QuantizeError.missingStatistics(tensor: t) }
+        act[t] = params(v.lo, v.hi)
     }
     var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
     func fresh(_ base: String) -> String {

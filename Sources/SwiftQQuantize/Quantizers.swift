@@ -30,6 +30,11 @@ public struct QuantizationPlan: Sendable {
     public var fused: [Int: Int] = [:]
     /// Tensors that get a Q/DQ pair, in graph order.
     public var tensors: [String] = []
+    /// Marked tensors whose range comes from others (a passthrough op's output, a Concat's output): no
+    /// statistics are collected for them.
+    public var derived: Set<String> = []
+    /// Tensors calibration observes.
+    public var measured: [String] { tensors.filter { !derived.contains($0) } }
     /// Inputs of quantized weighted nodes: calibration keeps their per-channel means (bias correction).
     public var weightedInputs: Set<String> = []
 
@@ -87,6 +92,14 @@ public struct QuantizationPlan: Sendable {
             if let o = n.outputs.first { mark(o) }
         }
         tensors = marked
+        for (i, n) in g.nodes.enumerated() where quantized.contains(i) {
+            guard let o = n.outputs.first, seen.contains(o) else { continue }
+            switch opQuantizers[n.opType] {
+            case .passthrough?: if let x = n.input(0), seen.contains(x) { derived.insert(o) }
+            case .concat?: if n.inputs.allSatisfy(seen.contains) { derived.insert(o) }
+            default: break
+            }
+        }
         weightedInputs = Set(quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.map { g.nodes[$0].inputs[0] })
     }
 }

@@ -160,7 +160,7 @@ struct Quantize: ParsableCommand {
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")
-            let missing = plan.tensors.filter { table.tensors[$0] == nil }
+            let missing = plan.measured.filter { table.tensors[$0] == nil }
             if !missing.isEmpty {
                 throw CLIError(message: "the calibration statistics lack \(missing.count) tensors of this model (first: '\(missing[0])'); was the table made from another model or other --exclude?")
             }
@@ -211,7 +211,7 @@ struct Quantize: ParsableCommand {
                 for (why, ops) in whyFloat.sorted(by: { $0.key < $1.key }) {
                     print("float       \(ops.count) nodes: \(why) [\(Set(ops).sorted().joined(separator: ", "))]")
                 }
-                print("calibration \(table.images) images, \(table.skipped) skipped; method \(method.rawValue)\(method == .percentile ? " \(percentile)" : ""); \(plan.tensors.count) activations, \(symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(activationBits)-bit")
+                print("calibration \(table.images) images, \(table.skipped) skipped; method \(method.rawValue)\(method == .percentile ? " \(percentile)" : ""); \(plan.tensors.count) activations (\(plan.measured.count) measured), \(symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(activationBits)-bit")
                 print("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
                 print("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
             }
@@ -269,7 +269,7 @@ struct Quantize: ParsableCommand {
         items = Array(items.prefix(calibLimit))
         say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
         var interpreter = interpreter0
-        let collector = ActivationCollector(names: plan.tensors, channelStatistics: plan.weightedInputs)
+        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
         collector.threads = threads
         let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
         defer { stream.cancel() }
@@ -289,7 +289,7 @@ struct Quantize: ParsableCommand {
                         collector.observe(name, t)
                         if used == 0 { seen.insert(name) }
                     }
-                    if used == 0, !plan.tensors.allSatisfy(seen.contains) {
+                    if used == 0, !plan.measured.allSatisfy(seen.contains) {
                         // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
                         // Conv before a quantized Relu): run unfused from here on.
                         interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))

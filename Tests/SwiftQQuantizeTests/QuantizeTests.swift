@@ -41,6 +41,7 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(names(plan.quantized), ["conv1", "relu", "pool", "conv2", "clip"])
         XCTAssertEqual(plan.fused.count, 2)
         XCTAssertEqual(plan.tensors, ["x", "r1", "p1", "r2"])
+        XCTAssertEqual(plan.derived, ["p1"], "MaxPool hands its input's range on")
         let excluded = QuantizationPlan(g, exclude: ["conv2"], floatTypes: { _ in true })
         XCTAssertFalse(names(excluded.quantized).contains("conv2"))
         XCTAssertEqual(excluded.float[3], "excluded")
@@ -50,7 +51,7 @@ final class QuantizeTests: XCTestCase {
     func quantized(_ model: Model, options: QuantizeOptions, images: Int = 16) throws -> (QuantizedModel, Interpreter, Interpreter) {
         let plan = QuantizationPlan(model.graph, exclude: options.exclude, floatTypes: { _ in true })
         let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
-        let collector = ActivationCollector(names: plan.tensors)
+        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
         for _ in 0..<images {
             let x = RTensor(floats: random(3 * 64), shape: [1, 3, 8, 8])
             collector.observe("x", x)
