@@ -26,6 +26,9 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// Statistics with a given histogram array (empty: only channel sums are kept).
+    public init(histogram: [Double]) { self.histogram = histogram }
+
     public var binWidth: Float { range / Float(histogram.count) }
     public var absMax: Float { Swift.max(abs(min), abs(max)) }
 

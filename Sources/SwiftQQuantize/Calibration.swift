@@ -27,7 +27,7 @@ public struct CalibrationTable: Codable, Sendable {
     /// The real range [lo, hi] of each tensor under `method`.
     public func ranges(method: CalibrationMethod, percentile: Double, bits: Int) -> [String: (lo: Float, hi: Float)] {
         var r: [String: (lo: Float, hi: Float)] = [:]
-        for (name, s) in tensors {
+        for (name, s) in tensors where !s.histogram.isEmpty {
             let oneSided = s.min >= 0
             let levels = oneSided ? (1 << bits) - 1 : ((1 << bits) - 1) / 2
             let t = method.threshold(s, percentile: percentile, levels: levels)
@@ -46,16 +46,22 @@ public final class ActivationCollector: @unchecked Sendable {
     /// Tensors whose per-channel means are kept too (inputs of weighted layers, for bias correction).
     public let channelStatistics: Set<String>
 
+    /// Full statistics for `names`; per-channel means also for `channelStatistics` (only those, for a tensor
+    /// not in `names`).
     public init(names: [String], channelStatistics: Set<String> = []) {
         statistics = Dictionary(uniqueKeysWithValues: names.map { ($0, TensorStatistics()) })
+        histogrammed = Set(names)
+        for c in channelStatistics where statistics[c] == nil { statistics[c] = TensorStatistics(histogram: []) }
         self.channelStatistics = channelStatistics
     }
+
+    private let histogrammed: Set<String>
 
     /// For `Interpreter.run(_:observe:)`.
     public func observe(_ name: String, _ t: RTensor) {
         guard statistics[name] != nil, t.dtype == .float else { return }
         let values = UnsafeBufferPointer(start: t.f, count: t.count)
-        statistics[name]!.add(values, threads: threads)
+        if histogrammed.contains(name) { statistics[name]!.add(values, threads: threads) }
         if channelStatistics.contains(name), t.rank >= 2 {
             statistics[name]!.addChannelSums(values, outer: t.shape[0], channels: t.shape[1], inner: t.shape[2...].reduce(1, *))
         }

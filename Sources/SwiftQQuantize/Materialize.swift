@@ -42,10 +42,10 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     for (i, n) in g.nodes.enumerated() where plan.quantized.contains(i) {
         switch opQuantizers[n.opType] {
         case .passthrough?:
-            if let x = n.input(0), let o = n.outputs.first, marked.contains(o), let v = r[x] ?? ranges[o] { r[o] = v }
+            if let x = n.input(0), let o = n.outputs.first, marked.contains(o), let v = r[x] { r[o] = v }
         case .concat?:
             let members = (n.inputs + [n.outputs[0]]).filter(marked.contains)
-            let known = members.compactMap { r[$0] ?? ranges[$0] }
+            let known = members.compactMap { r[$0] }
             let lo = known.map(\.lo).min() ?? 0, hi = known.map(\.hi).max() ?? 0
             for m in members { r[m] = (lo, hi) }
         default: break

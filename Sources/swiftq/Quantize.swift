@@ -239,7 +239,7 @@ struct Quantize: ParsableCommand {
             d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
             let t = try d.decode(CalibrationTable.self, from: data)
             guard t.format == "swiftq-calibration", t.version == 1 else { throw CLIError(message: "\(path): not a swiftq calibration table (version 1)") }
-            guard t.tensors.values.allSatisfy({ $0.histogram.count == TensorStatistics.binCount }) else {
+            guard t.tensors.values.allSatisfy({ $0.histogram.count == TensorStatistics.binCount || $0.histogram.isEmpty }) else {
                 throw CLIError(message: "\(path): histograms must have \(TensorStatistics.binCount) bins")
             }
             return t

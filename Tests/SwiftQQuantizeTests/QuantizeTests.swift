@@ -58,6 +58,9 @@ final class QuantizeTests: XCTestCase {
             _ = try float.run(["x": x], observe: collector.observe)
         }
         let table = CalibrationTable(model: "net", images: images, skipped: 0, preprocessing: nil, tensors: collector.statistics)
+        // Every weighted layer's input has channel means, also one whose range is derived (conv2 reads MaxPool's output).
+        XCTAssertEqual(Set(table.tensors.compactMapValues(\.channelMeans).keys), plan.weightedInputs)
+        XCTAssertTrue(plan.weightedInputs.contains("p1"))
         let q = try materialize(model, plan: plan, ranges: table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits), options: options)
         return (q, float, try Interpreter(model: q.model, options: .init(threads: 1)))
     }
