@@ -15,4 +15,5 @@ public let operatorTable: [String: OperatorFactory] = [
     "Identity": ViewOp.init, "Dropout": ViewOp.init,
     "Shape": ShapeOp.init, "ConstantOfShape": ShapeOp.init, "Cast": CastOp.init, "Pad": PadOp.init,
     "QuantizeLinear": QuantizeLinearOp.init, "DequantizeLinear": QuantizeLinearOp.init,
+    "ConvInteger": IntegerOp.init, "MatMulInteger": IntegerOp.init, "QLinearConv": IntegerOp.init, "QLinearMatMul": IntegerOp.init,
 ]

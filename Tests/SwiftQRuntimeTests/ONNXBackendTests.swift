@@ -11,8 +11,6 @@ import XCTest
 final class ONNXBackendTests: XCTestCase {
     /// Operators that belong to the integer runtime, or that swiftq does not run: cases using them are skipped.
     static let skippedOps: [String: String] = [
-        "ConvInteger": "integer runtime (issue 5)", "MatMulInteger": "integer runtime (issue 5)",
-        "QLinearConv": "integer runtime (issue 5)", "QLinearMatMul": "integer runtime (issue 5)",
         "SplitToSequence": "sequence types are outside swiftq's CNN op set",
     ]
 
