@@ -114,3 +114,52 @@ final class FastKernelTests: XCTestCase {
         }
     }
 }
+
+final class FixedPointMultiplierTests: XCTestCase {
+    func testRepresentation() {
+        let m = FixedPointMultiplier(0.75)!
+        XCTAssertEqual(m.mantissa, 1 << 30 | 1 << 29)
+        XCTAssertEqual(m.exponent, 0)
+        XCTAssertEqual(FixedPointMultiplier(1)!.exponent, 1)
+        XCTAssertNil(FixedPointMultiplier(0))
+        XCTAssertNil(FixedPointMultiplier(-1))
+        for real in [1e-9, 0.000123, 0.3, 0.999999, 1.5, 37.25] {
+            let m = FixedPointMultiplier(real)!
+            XCTAssertGreaterThanOrEqual(m.mantissa, 1 << 30)
+            XCTAssertEqual(Double(m.mantissa) * pow(2, Double(m.exponent - 31)), real, accuracy: real * 1e-9)
+        }
+    }
+
+    func testGemmlowpPrimitives() {
+        typealias F = FixedPointMultiplier
+        XCTAssertEqual(F.saturatingRoundingDoublingHighMul(.min, .min), .max)
+        XCTAssertEqual(F.saturatingRoundingDoublingHighMul(1 << 30, 1 << 30), 1 << 29)
+        // Halves round away from zero.
+        XCTAssertEqual(F.roundingDivideByPOT(5, 1), 3)
+        XCTAssertEqual(F.roundingDivideByPOT(-5, 1), -3)
+        XCTAssertEqual(F.roundingDivideByPOT(4, 1), 2)
+        XCTAssertEqual(F.roundingDivideByPOT(-7, 2), -2)
+        XCTAssertEqual(F.roundingDivideByPOT(6, 2), 2)
+    }
+
+    func testWithinOneOfExactAndUsuallyEqual() {
+        var rng = SystemRandomNumberGenerator()
+        var differ = 0, n = 0
+        for k in 0..<200 {
+            // Requantization multipliers of real layers: s_in·s_w/s_out, mostly far below 1/256.
+            let real = k < 150 ? pow(2, Double.random(in: -24 ... -8, using: &rng)) : Double.random(in: 1e-6...4, using: &rng)
+            let m = FixedPointMultiplier(real)!
+            for _ in 0..<500 {
+                let acc = Int32.random(in: -2_000_000...2_000_000, using: &rng)
+                // Exact: acc · M0 · 2^(exponent − 31) with the stored mantissa, rounded half away from zero.
+                let exact = (Double(acc) * Double(m.mantissa) * pow(2, Double(m.exponent - 31)))
+                let want = Int64(exact.rounded(.toNearestOrAwayFromZero))
+                let got = Int64(m.apply(acc))
+                XCTAssertLessThanOrEqual(abs(got - want), 1, "acc \(acc) × \(real)")
+                if got != want && m.exponent <= -8 { differ += 1 }
+                if m.exponent <= -8 { n += 1 }
+            }
+        }
+        XCTAssertLessThan(Double(differ) / Double(n), 0.01, "with a right shift of 8 or more the two roundings rarely meet a tie")
+    }
+}
