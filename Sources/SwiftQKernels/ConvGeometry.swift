@@ -24,4 +24,23 @@ public struct ConvGeometry: Sendable, Equatable {
     public var isPointwise: Bool {
         kernelH == 1 && kernelW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0
     }
+
+    /// Calls `body(xIndex, wIndex)` for every tap of output (n, m, oh, ow) that lies inside the image: the
+    /// flat indices into x (N×C×H×W) and w (M×C/group×KH×KW). The reference kernels' one definition of a window.
+    @inline(__always)
+    public func forEachTap(n: Int, m: Int, oh: Int, ow: Int, _ body: (Int, Int) -> Void) {
+        let cpg = channels / group, grp = m / (outChannels / group)
+        for c in 0..<cpg {
+            let ci = grp * cpg + c
+            for kh in 0..<kernelH {
+                let ih = oh * strideH - padTop + kh * dilationH
+                if ih < 0 || ih >= height { continue }
+                for kw in 0..<kernelW {
+                    let iw = ow * strideW - padLeft + kw * dilationW
+                    if iw < 0 || iw >= width { continue }
+                    body(((n * channels + ci) * height + ih) * width + iw, ((m * cpg + c) * kernelH + kh) * kernelW + kw)
+                }
+            }
+        }
+    }
 }

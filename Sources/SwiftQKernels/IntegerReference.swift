@@ -5,28 +5,14 @@ public enum IntegerReference {
     /// acc[n][m][oh][ow] = Σ (x − xZero) · (w − wZero[m]) over the window (+ bias[m]); padding contributes 0
     /// (it is xZero in the quantized input). `wZero` holds 1 value or one per output channel.
     public static func conv(x: [Int32], xZero: Int32, w: [Int32], wZero: [Int32], bias: [Int32]?, _ g: ConvGeometry) -> [Int32] {
-        let cpg = g.channels / g.group, mpg = g.outChannels / g.group
         var y = [Int32](repeating: 0, count: g.batch * g.outChannels * g.outHeight * g.outWidth)
         for n in 0..<g.batch {
             for m in 0..<g.outChannels {
-                let grp = m / mpg, wz = wZero.count == 1 ? wZero[0] : wZero[m]
+                let wz = wZero.count == 1 ? wZero[0] : wZero[m]
                 for oh in 0..<g.outHeight {
                     for ow in 0..<g.outWidth {
                         var s: Int32 = bias?[m] ?? 0
-                        for c in 0..<cpg {
-                            let ci = grp * cpg + c
-                            for kh in 0..<g.kernelH {
-                                let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                                if ih < 0 || ih >= g.height { continue }
-                                for kw in 0..<g.kernelW {
-                                    let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
-                                    if iw < 0 || iw >= g.width { continue }
-                                    let xv = x[((n * g.channels + ci) * g.height + ih) * g.width + iw] &- xZero
-                                    let wv = w[((m * cpg + c) * g.kernelH + kh) * g.kernelW + kw] &- wz
-                                    s = s &+ xv &* wv
-                                }
-                            }
-                        }
+                        g.forEachTap(n: n, m: m, oh: oh, ow: ow) { xi, wi in s = s &+ (x[xi] &- xZero) &* (w[wi] &- wz) }
                         y[((n * g.outChannels + m) * g.outHeight + oh) * g.outWidth + ow] = s
                     }
                 }

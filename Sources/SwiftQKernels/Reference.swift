@@ -3,26 +3,12 @@ public enum Reference {
     /// y = conv(x, w) + bias, clamped to [lo, hi]. x: N×C×H×W, w: M×(C/group)×KH×KW, y: N×M×OH×OW.
     public static func conv(x: UnsafePointer<Float>, w: UnsafePointer<Float>, bias: UnsafePointer<Float>?,
                             y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float = -.infinity, hi: Float = .infinity) {
-        let cpg = g.channels / g.group, mpg = g.outChannels / g.group
         for n in 0..<g.batch {
             for m in 0..<g.outChannels {
-                let grp = m / mpg
                 for oh in 0..<g.outHeight {
                     for ow in 0..<g.outWidth {
                         var s: Float = bias?[m] ?? 0
-                        for c in 0..<cpg {
-                            let ci = grp * cpg + c
-                            for kh in 0..<g.kernelH {
-                                let ih = oh * g.strideH - g.padTop + kh * g.dilationH
-                                if ih < 0 || ih >= g.height { continue }
-                                for kw in 0..<g.kernelW {
-                                    let iw = ow * g.strideW - g.padLeft + kw * g.dilationW
-                                    if iw < 0 || iw >= g.width { continue }
-                                    s += x[((n * g.channels + ci) * g.height + ih) * g.width + iw]
-                                        * w[((m * cpg + c) * g.kernelH + kh) * g.kernelW + kw]
-                                }
-                            }
-                        }
+                        g.forEachTap(n: n, m: m, oh: oh, ow: ow) { xi, wi in s += x[xi] * w[wi] }
                         y[((n * g.outChannels + m) * g.outHeight + oh) * g.outWidth + ow] = min(max(s, lo), hi)
                     }
                 }
