@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "SwiftQPasses", dependencies: ["SwiftQCore", "SwiftQRuntime"]),
         // Streaming activation statistics (min/max, histograms) apart from the threshold methods.
         .target(name: "SwiftQCalibrate", dependencies: ["SwiftQCore", "CKernels"]),
+        // The integer runtime: a Q/DQ model and its int8 weight file lowered to integer ops.
+        .target(name: "SwiftQInteger", dependencies: ["SwiftQCore", "SwiftQKernels", "SwiftQONNX", "SwiftQRuntime"]),
         // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
         .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
@@ -57,7 +59,7 @@ let package = Package(
         .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore"]),
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
-        .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
+        .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "SwiftQInteger", "TestSupport"]),
         .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -123,21 +123,3 @@ public struct Rewriter: Sendable {
         }
     }
 }
-
-extension Graph {
-    /// Indices of the nodes reading each value.
-    public func consumers() -> [String: [Int]] {
-        var table: [String: [Int]] = [:]
-        for (i, n) in nodes.enumerated() {
-            for x in Set(n.inputs) where !x.isEmpty { table[x, default: []].append(i) }
-        }
-        return table
-    }
-
-    /// The index of the node producing each value.
-    public func producers() -> [String: Int] {
-        var table: [String: Int] = [:]
-        for (i, n) in nodes.enumerated() { for o in n.outputs where !o.isEmpty { table[o] = i } }
-        return table
-    }
-}

@@ -67,6 +67,12 @@ public struct OperatorSetup {
     /// Constant inputs by position (initializers and Constant outputs), nil where the input varies.
     public let constants: [Tensor?]
 
+    public init(node: Node, opset: Int64, constants: [Tensor?]) {
+        self.node = node
+        self.opset = opset
+        self.constants = constants
+    }
+
     public func constant(_ i: Int) -> Tensor? { i < constants.count ? constants[i] : nil }
 
     public func unsupported(_ what: String) -> RuntimeError { .unsupported(node: node.displayName, opType: node.opType, what: what) }

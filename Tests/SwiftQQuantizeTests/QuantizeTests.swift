@@ -147,3 +147,70 @@ final class QuantizeTests: XCTestCase {
         XCTAssertEqual(bias.quantize(1), Int32.max, "out-of-range biases saturate instead of trapping")
     }
 }
+
+import SwiftQInteger
+
+final class IntegerProgramTests: XCTestCase {
+    var values = SeededRandom(seed: 21)
+    func tensor(_ name: String, _ shape: [Int], _ lo: Float = -1, _ hi: Float = 1) -> Initializer {
+        Initializer(name: name, tensor: Tensor(floats: values.floats(shape.reduce(1, *), lo, hi), shape: shape))
+    }
+
+    /// x → Conv → Relu ─┬→ Conv → Add → GlobalAveragePool → Flatten → Gemm → y
+    ///                  └──────────┘
+    func residualNet() -> Model {
+        let g = Graph(nodes: [
+            Node(name: "conv1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["c1"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+            Node(name: "conv2", opType: "Conv", inputs: ["r1", "w2", "b2"], outputs: ["c2"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "add", opType: "Add", inputs: ["r1", "c2"], outputs: ["a"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["a"], outputs: ["p"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["p"], outputs: ["f"]),
+            Node(name: "fc", opType: "Gemm", inputs: ["f", "wf", "bf"], outputs: ["y"], attributes: [Attribute(name: "transB", value: .int(1))]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(8), .value(8)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [6, 3, 3, 3]), tensor("b1", [6], -0.2, 0.2), tensor("w2", [6, 6, 3, 3], -0.3, 0.3), tensor("b2", [6]),
+                          tensor("wf", [10, 6]), tensor("bf", [10])])
+        return Model(graph: g)
+    }
+
+    func testIntegerRuntimeTracksTheQDQModel() throws {
+        let model = residualNet()
+        let plan = QuantizationPlan(model.graph, exclude: [], floatTypes: { _ in true })
+        let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
+        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
+        var inputs: [RTensor] = []
+        for _ in 0..<12 {
+            let x = RTensor(floats: values.floats(3 * 64), shape: [1, 3, 8, 8])
+            inputs.append(x)
+            collector.observe("x", x)
+            _ = try float.run(["x": x], observe: collector.observe)
+        }
+        let table = CalibrationTable(model: "net", images: 12, skipped: 0, preprocessing: nil, tensors: collector.statistics)
+        var q = try materialize(model, plan: plan, ranges: table.ranges(method: .max, percentile: 99.99, bits: 8), options: QuantizeOptions())
+        let records = q.tensors.map {
+            Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
+                                  scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
+        }
+        let bytes = try Int8WeightFile.serialize(records)
+        let crc = bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))
+        let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "net.swq")
+        let fake = try Interpreter(model: q.model, options: .init(threads: 1))
+        var worst: Float = 0, range: Float = 0
+        for x in inputs {
+            let a = try fake.run(["x": x])["y"]!.floatArray(), b = try program.run(["x": x])["y"]!.floatArray()
+            for i in a.indices { worst = max(worst, abs(a[i] - b[i])); range = max(range, abs(a[i])) }
+        }
+        // Conv, Conv, Add and Gemm run on integers; the fixed-point requantization may differ from Q/DQ's float
+        // rounding by one step in places, so the logits agree closely but not bit for bit.
+        print("integer runtime: \(program.integerNodes) integer nodes, \(program.floatNodes) float; largest difference \(worst), outputs up to \(range)")
+        XCTAssertGreaterThanOrEqual(program.integerNodes, 6)
+        XCTAssertLessThan(worst, 0.02 * range, "largest difference \(worst) for outputs up to \(range)")
+        // A weight file that is not the model's is refused.
+        var other = records
+        other[0].values[0] = other[0].values[0] == 1 ? 2 : 1
+        let otherBytes = try Int8WeightFile.serialize(other)
+        XCTAssertThrowsError(try IntegerProgram(model: q.model, weights: otherBytes, weightsPath: "other.swq"))
+    }
+}
