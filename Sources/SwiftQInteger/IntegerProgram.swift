@@ -50,7 +50,7 @@ public final class IntegerProgram {
             throw IntegerRuntimeError("the model records no int8 weight file (\(Int8WeightFile.metadataKey)); was it written by swiftq quantize?")
         }
         let records = try Int8WeightFile.read(weights, path: weightsPath)
-        let crc = weights.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        let crc = Int8WeightFile.fileChecksum(weights)
         guard String(format: "%08x", crc) == recorded else {
             throw IntegerRuntimeError("\(weightsPath) does not belong to this model (CRC \(String(format: "%08x", crc)), the model records \(recorded))")
         }

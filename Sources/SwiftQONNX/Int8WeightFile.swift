@@ -107,6 +107,11 @@ public enum Int8WeightFile {
         return records
     }
 
+    /// The CRC-32 a serialized weight file ends with (the value the model records).
+    public static func fileChecksum(_ bytes: [UInt8]) -> UInt32 {
+        bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+    }
+
     /// CRC-32 (zlib's) of `bytes`.
     public static func crc(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }

@@ -1,4 +1,5 @@
 import SwiftQCore
+import SwiftQONNX
 import SwiftQPasses
 
 /// An integer tensor of the quantized model: what the Q/DQ graph stores as an initializer and the int8
@@ -187,6 +188,16 @@ func roundingShift(_ n: Node, weight w: [Float], quantized q: [Int32], params p:
     default: return nil
     }
     return shift
+}
+
+extension QuantizedModel {
+    /// The integer tensors as int8 weight file records.
+    public var weightRecords: [Int8WeightFile.Record] {
+        tensors.map {
+            Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
+                                  scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
+        }
+    }
 }
 
 /// What stops quantization, as a message naming the tensor or node.

@@ -174,12 +174,8 @@ struct Quantize: ParsableCommand {
             var q = try materialize(prepared, plan: plan, ranges: ranges, channelMeans: means, options: options)
             lap("quantize")
 
-            let records = q.tensors.map {
-                Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
-                                      scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
-            }
-            let weightBytes = try Int8WeightFile.serialize(records)
-            let crc = weightBytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+            let weightBytes = try Int8WeightFile.serialize(q.weightRecords)
+            let crc = Int8WeightFile.fileChecksum(weightBytes)
             q.model.metadataProps.removeAll { $0.key == Preprocessing.metadataKey || $0.key == Int8WeightFile.metadataKey }
             q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue))
             q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))

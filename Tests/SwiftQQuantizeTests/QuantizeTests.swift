@@ -116,10 +116,7 @@ final class QuantizeTests: XCTestCase {
 
     func testWeightFileRoundTripAndCorruption() throws {
         let (q, _, _) = try quantized(smallNet(), options: QuantizeOptions())
-        let records = q.tensors.map {
-            Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
-                                  scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
-        }
+        let records = q.weightRecords
         let bytes = try Int8WeightFile.serialize(records)
         XCTAssertEqual(try Int8WeightFile.read(bytes), records)
         // The int8 data equals the Q/DQ graph's initializers.
@@ -188,12 +185,9 @@ final class IntegerProgramTests: XCTestCase {
         }
         let table = CalibrationTable(model: "net", images: 12, skipped: 0, preprocessing: nil, tensors: collector.statistics)
         var q = try materialize(model, plan: plan, ranges: table.ranges(method: .max, percentile: 99.99, bits: 8), options: QuantizeOptions())
-        let records = q.tensors.map {
-            Int8WeightFile.Record(name: $0.name, dtype: $0.params.dtype, bits: $0.params.bits, axis: $0.params.axis, shape: $0.shape,
-                                  scales: $0.params.scales, zeroPoints: $0.params.zeroPoints, values: $0.values)
-        }
+        let records = q.weightRecords
         let bytes = try Int8WeightFile.serialize(records)
-        let crc = bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
+        let crc = Int8WeightFile.fileChecksum(bytes)
         q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))
         let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "net.swq")
         let fake = try Interpreter(model: q.model, options: .init(threads: 1))
