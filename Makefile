@@ -53,7 +53,7 @@ demo: build
 	@echo "--- quantize it, calibrating on the same images (written to .build/demo/)"
 	@mkdir -p .build/demo
 	$(BIN) quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch -o .build/demo/tiny_cnn.int8.onnx
-	@echo "--- float and int8 side by side (the Q/DQ model runs as fake quantization on the float runtime)"
+	@echo "--- float and int8 side by side (the int8 model with its .swq runs on the integer runtime)"
 	$(BIN) eval Fixtures/tiny_cnn.onnx .build/demo/tiny_cnn.int8.onnx --data Fixtures/images --preset torch
 
 ## Regenerates the C reader/writer from the ONNX schema installed by libonnx-dev.

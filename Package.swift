@@ -43,11 +43,11 @@ let package = Package(
         // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
         .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
-        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages"]),
+        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline", "SwiftQPasses", "SwiftQCalibrate", "SwiftQQuantize",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline", "SwiftQPasses", "SwiftQCalibrate", "SwiftQQuantize", "SwiftQInteger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -26,7 +26,8 @@ public struct QTensor: Sendable {
 /// fixed-point multiplier per channel (Relu/Clip before the QuantizeLinear become the clamp); Add rescales
 /// both inputs in fixed point; MaxPool and moves (Flatten, Reshape, Squeeze, Unsqueeze, Transpose) work on
 /// the integers. Any other node runs in float on dequantized inputs, as does a Gemm/MatMul/Conv whose output is
-/// not quantized (its int32 accumulator is dequantized). Fast integer kernels are not written yet.
+/// not quantized (its int32 accumulator is dequantized). Group-1 convolutions run on the int8 GEMM (VNNI when
+/// present, `FastInteger.conv`); depthwise/grouped ones and the rest on the reference loops.
 public final class IntegerProgram {
     enum Value { case q(QTensor), f(RTensor) }
 
@@ -39,6 +40,10 @@ public final class IntegerProgram {
     let context = ExecutionContext(threads: 1)
     /// Integer constants from the weight file, by initializer name.
     let integerConstants: [String: Int8WeightFile.Record]
+    /// int8 weights packed for the fast convolution, by initializer name.
+    private var packedWeights: [String: PackedInt8Weights] = [:]
+    /// Threads for the fast integer kernels.
+    public var threads = 1
     public private(set) var integerNodes = 0
     public private(set) var floatNodes = 0
 
@@ -156,7 +161,14 @@ public final class IntegerProgram {
             let acc: [Int32], shape: [Int], channels: Int, inner: Int
             if n.opType == "Conv" {
                 let geo = try convGeometry(x: xq.shape, w: w.shape, node: n)
-                acc = IntegerReference.conv(x: xq.values, xZero: xq.zero, w: w.values, wZero: [0], bias: bias?.values, geo)
+                if geo.group == 1 {
+                    let k = w.shape[1] * w.shape[2] * w.shape[3]
+                    let packed = packedWeights[w.name] ?? PackedInt8Weights(rows: w.shape[0], cols: k, values: w.values)
+                    packedWeights[w.name] = packed
+                    acc = FastInteger.conv(x: xq.values, xZero: xq.zero, lo: xq.lo, w: packed, bias: bias?.values, geo, threads: threads)
+                } else {
+                    acc = IntegerReference.conv(x: xq.values, xZero: xq.zero, w: w.values, wZero: [0], bias: bias?.values, geo)
+                }
                 shape = [geo.batch, geo.outChannels, geo.outHeight, geo.outWidth]
                 channels = geo.outChannels; inner = geo.outHeight * geo.outWidth
             } else {

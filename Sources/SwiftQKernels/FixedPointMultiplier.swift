@@ -1,12 +1,10 @@
 import Foundation
 
-/// Integer-only requantization (Jacob et al. 2018; gemmlowp's fixed-point primitives): a positive real
-/// multiplier M = s_in·s_w/s_out is stored as a Q31 mantissa M0 in [2^30, 2^31) and a power of two,
-/// M = M0 · 2^(exponent − 31). Applying it to an int32 accumulator uses no floating point:
-/// acc · 2^max(exponent, 0), then SaturatingRoundingDoublingHighMul with M0 (rounds half away from zero at
-/// bit 31), then RoundingDivideByPOT by max(−exponent, 0) (rounds half away from zero). The result is within
-/// 1 of round(acc · M); it differs when acc · M lies within 2^−(r+1) of a half, r the right shift (rare for
-/// the multipliers of real layers, whose right shifts are 8 or more).
+/// Integer-only requantization (Jacob et al. 2018): a positive real multiplier M = s_in·s_w/s_out is stored
+/// as a Q31 mantissa M0 in [2^30, 2^31) and a power of two, M = M0 · 2^(exponent − 31). `apply` multiplies
+/// the int32 accumulator by M0 in 64 bits and shifts right by 31 − exponent with one rounding, half to even
+/// (as QuantizeLinear and ONNX Runtime's float requantization round), so it equals round(acc · M0 · 2^(exponent − 31))
+/// exactly. gemmlowp's two-step primitives (each rounding half away from zero) are here too, for Add.
 public struct FixedPointMultiplier: Sendable, Equatable {
     public let mantissa: Int32
     public let exponent: Int
@@ -23,11 +21,17 @@ public struct FixedPointMultiplier: Sendable, Equatable {
         exponent = e
     }
 
-    /// round(acc · M) in integers only (see the type's description).
+    /// round_half_even(acc · M0 · 2^(exponent − 31)), saturated to Int32, in integers only.
     public func apply(_ acc: Int32) -> Int32 {
-        let left = max(exponent, 0), right = max(-exponent, 0)
-        let shifted = Int32(clamping: Int64(acc) << left)
-        return Self.roundingDivideByPOT(Self.saturatingRoundingDoublingHighMul(shifted, mantissa), right)
+        let p = Int64(acc) * Int64(mantissa)
+        let total = 31 - exponent
+        if total <= 0 { return Int32(clamping: p << min(-total, 32)) }
+        if total >= 63 { return 0 }
+        let q = p >> Int64(total)                       // floor
+        let rem = p - (q << Int64(total))               // in [0, 2^total)
+        let half = Int64(1) << Int64(total - 1)
+        let r = rem > half || (rem == half && q & 1 == 1) ? q + 1 : q
+        return Int32(clamping: r)
     }
 
     /// gemmlowp's SaturatingRoundingDoublingHighMul: (a · b · 2 + 2^31 rounding) / 2^32, rounding half away from zero.

@@ -1,6 +1,8 @@
 import Foundation
 import SwiftQCore
 import SwiftQImages
+import SwiftQInteger
+import SwiftQONNX
 import SwiftQRuntime
 
 /// The `k` largest entries of `scores`, best first; ties go to the lower index (as a stable sort would).
@@ -32,9 +34,31 @@ public final class ClassifierRun: @unchecked Sendable {
     /// Seconds spent inside the network.
     public private(set) var networkSeconds = 0.0
 
+    /// The integer runtime, for a swiftq int8 model whose weight file lies beside it (OUT.swq).
+    public let integer: IntegerProgram?
+    /// Why the integer runtime is not used for a model that asks for it, if so.
+    public let warning: String?
+    /// "float" or "integer": which runtime scores this model.
+    public var runtime: String { integer == nil ? "float" : "integer" }
+
     public init(path: String, model: Model, options: Interpreter.Options) throws {
         self.path = path
         interpreter = try Interpreter(model: model, options: options)
+        let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
+        if model.metadataProps.contains(where: { $0.key == Int8WeightFile.metadataKey }) {
+            if let bytes = FileManager.default.contents(atPath: weights) {
+                let program = try IntegerProgram(model: model, weights: [UInt8](bytes), weightsPath: weights)
+                program.threads = options.threads
+                integer = program
+                warning = nil
+            } else {
+                integer = nil
+                warning = "\(path): its int8 weight file \(weights) is missing; running the Q/DQ graph on the float runtime (fake quantization)"
+            }
+        } else {
+            integer = nil
+            warning = nil
+        }
         guard interpreter.inputNames.count == 1 else {
             throw PipelineError("\(path): a classifier takes one image input; this model has \(interpreter.inputNames.count) (\(interpreter.inputNames.joined(separator: ", ")))")
         }
@@ -45,7 +69,7 @@ public final class ClassifierRun: @unchecked Sendable {
     /// Runs one preprocessed image; returns the scores of the first output (flattened).
     public func classify(_ input: RTensor) throws -> RTensor {
         let start = DispatchTime.now().uptimeNanoseconds
-        let out = try interpreter.run([inputName: input])
+        let out = try integer?.run([inputName: input]) ?? interpreter.run([inputName: input])
         networkSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         images += 1
         return out[outputName]!

@@ -79,6 +79,7 @@ struct Eval: ParsableCommand {
             }
             let options = Interpreter.Options(threads: threads)
             let runs = try loaded.map { try ClassifierRun(path: $0.0, model: $0.1, options: options) }
+            for run in runs { if let w = run.warning { FileHandle.standardError.write(Data("swiftq: warning: \(w)\n".utf8)) } }
             let quiet = json == "-"
             if !quiet {
                 let labelled = items.filter { $0.label != nil }.count
@@ -155,11 +156,11 @@ struct Eval: ParsableCommand {
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
         print("")
-        print(pad("model", w) + lpad("top-1", 8) + lpad("top-5", 8) + lpad("images/s", 11))
+        print(pad("model", w) + lpad("top-1", 8) + lpad("top-5", 8) + lpad("images/s", 11) + "  runtime")
         for (run, name) in zip(runs, names) {
             let t1 = run.top1Percent.map { String(format: "%.2f", $0) } ?? "-"
             let t5 = run.top5Percent.map { String(format: "%.2f", $0) } ?? "-"
-            print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11))
+            print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11) + "  " + run.runtime)
         }
         print("")
         let labelled = runs[0].labelled
@@ -177,6 +178,7 @@ struct Eval: ParsableCommand {
                     "images": run.images,
                     "labelled": run.labelled,
                     "images_per_second": Double(run.images) / max(run.networkSeconds, 1e-9),
+                    "runtime": run.runtime,
                     "end_to_end_images_per_second": e2e,
                 ]
             },

@@ -72,6 +72,20 @@ void sq_channel_sums(const float *x, int outer, int channels, size_t inner, doub
 void sq_minmax_parallel(const float *x, size_t n, float *mn, float *mx, int threads);
 void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, int bins, double *counts, int threads);
 
+/// int8 GEMM (integer runtime). Bytes needed by sq_qgemm_pack_a for M x K int8 weights.
+size_t sq_qgemm_packed_size(int M, int K);
+/// Packs row-major int8 A (M x K) for sq_qgemm_u8s8.
+void sq_qgemm_pack_a(int M, int K, const int8_t *A, int8_t *packed);
+/// Whether the int8 GEMM uses AVX-512 VNNI (vpdpbusd) on this CPU at the current level.
+int sq_cpu_has_vnni(void);
+/// C[n][m] = sum_k A[m][k] * B[k][n] (exact int32) for pixels n in [n0, n1): A packed by sq_qgemm_pack_a,
+/// B uint8 K x N with row stride ldb, C pixel-major with row stride ldc.
+void sq_qgemm_u8s8(int M, int N, int K, const int8_t *packedA, const uint8_t *B, int ldb, int32_t *C, int ldc, int n0, int n1);
+
+/// im2col of one uint8 image (col[(c*KH + kh)*KW + kw][oh*OW + ow]), `pad` outside the image (the zero point).
+void sq_im2col_u8(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                  int OH, int OW, uint8_t pad, uint8_t *col);
+
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
