@@ -104,3 +104,33 @@ void sq_im2col_u8(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH,
                 }
             }
 }
+
+CLONES
+void sq_depthwise_u8s8(const uint8_t *x, int H, int W, const int8_t *w, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
+                       int32_t *acc, int OH, int OW, const int32_t *bias, int c0, int c1) {
+    for (int c = c0; c < c1; c++) {
+        const uint8_t *xc = x + (size_t)c * H * W;
+        const int8_t *wc = w + (size_t)c * KH * KW;
+        int32_t *yc = acc + (size_t)c * OH * OW;
+        int32_t b = bias ? bias[c] : 0;
+        for (int i = 0; i < OH * OW; i++) yc[i] = b;
+        for (int oh = 0; oh < OH; oh++) {
+            int32_t *row = yc + (size_t)oh * OW;
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = oh * SH - PT + kh;
+                if (ih < 0 || ih >= H) continue;
+                const uint8_t *xr = xc + (size_t)ih * W;
+                for (int kw = 0; kw < KW; kw++) {
+                    int off = kw - PL;
+                    // Output columns whose input column ow*SW + off lies inside [0, W).
+                    int ow0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
+                    int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
+                    if (ow1 > OW) ow1 = OW;
+                    int32_t wt = wc[kh * KW + kw];
+                    if (SW == 1) for (int ow = ow0; ow < ow1; ow++) row[ow] += ((int32_t)xr[ow + off] - zero) * wt;
+                    else for (int ow = ow0; ow < ow1; ow++) row[ow] += ((int32_t)xr[ow * SW + off] - zero) * wt;
+                }
+            }
+        }
+    }
+}

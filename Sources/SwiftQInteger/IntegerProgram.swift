@@ -27,7 +27,8 @@ public struct QTensor: Sendable {
 /// both inputs in fixed point; MaxPool and moves (Flatten, Reshape, Squeeze, Unsqueeze, Transpose) work on
 /// the integers. Any other node runs in float on dequantized inputs, as does a Gemm/MatMul/Conv whose output is
 /// not quantized (its int32 accumulator is dequantized). Group-1 convolutions run on the int8 GEMM (VNNI when
-/// present, `FastInteger.conv`); depthwise/grouped ones and the rest on the reference loops.
+/// present, `FastInteger.conv`), depthwise ones on an exact int32 loop in C (`FastInteger.depthwise`), other
+/// grouped ones on the reference loops.
 public final class IntegerProgram {
     enum Value { case q(QTensor), f(RTensor) }
 
@@ -166,6 +167,8 @@ public final class IntegerProgram {
                     let packed = packedWeights[w.name] ?? PackedInt8Weights(rows: w.shape[0], cols: k, values: w.values)
                     packedWeights[w.name] = packed
                     acc = FastInteger.conv(x: xq.values, xZero: xq.zero, lo: xq.lo, w: packed, bias: bias?.values, geo, threads: threads)
+                } else if geo.isDepthwise && geo.dilationH == 1 && geo.dilationW == 1 {
+                    acc = FastInteger.depthwise(x: xq.values, xZero: xq.zero, lo: xq.lo, w: w.values.map { Int8(clamping: $0) }, bias: bias?.values, geo, threads: threads)
                 } else {
                     acc = IntegerReference.conv(x: xq.values, xZero: xq.zero, w: w.values, wZero: [0], bias: bias?.values, geo)
                 }
@@ -183,8 +186,11 @@ public final class IntegerProgram {
                 shape = [xq.shape[0], nOut]
                 channels = nOut; inner = 1
             }
-            let wScale = { (c: Int) in w.scales.count == 1 ? w.scales[0] : w.scales[c] }
-            let channelOf = { (idx: Int) in n.opType == "Conv" ? (idx / inner) % channels : idx % channels }
+            let scales = w.scales
+            let wScale = { (c: Int) in scales.count == 1 ? scales[0] : scales[c] }
+            // Conv accumulators are channel-major (N, M, H·W); Gemm/MatMul ones row-major (N, M).
+            let isConv = n.opType == "Conv"
+            let channelOf = { (idx: Int) in isConv ? (idx / inner) % channels : idx % channels }
             guard let (qi, act, rlo, rhi) = quantizer(after: n.outputs[0]), let (ys, yz, yt) = params(g.nodes[qi]) else {
                 // Float output (logits): the accumulator dequantized, the only float step of the layer.
                 let y = RTensor(floats: acc.indices.map { Float(acc[$0]) * xq.scale * wScale(channelOf($0)) }, shape: shape)
@@ -195,9 +201,14 @@ public final class IntegerProgram {
             if rlo.isFinite { lo = max(lo, Int32(min(max((rlo / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
             if rhi.isFinite { hi = min(hi, Int32(min(max((rhi / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
             let multipliers = (0..<channels).map { FixedPointMultiplier(Double(xq.scale) * Double(wScale($0)) / Double(ys)) }
-            let q = acc.indices.map { idx -> Int32 in
-                let v = multipliers[channelOf(idx)]?.apply(acc[idx]) ?? 0
-                return min(max(v &+ yz, lo), hi)
+            var q = [Int32](repeating: 0, count: acc.count)
+            acc.withUnsafeBufferPointer { a in
+                q.withUnsafeMutableBufferPointer { out in
+                    for idx in 0..<a.count {
+                        let v = multipliers[isConv ? (idx / inner) % channels : idx % channels]?.apply(a[idx]) ?? 0
+                        out[idx] = min(max(v &+ yz, lo), hi)
+                    }
+                }
             }
             values[g.nodes[qi].outputs[0]] = .q(QTensor(shape: shape, values: q, scale: ys, zero: yz, dtype: yt))
             skip.insert(qi)

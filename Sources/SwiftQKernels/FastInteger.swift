@@ -55,4 +55,34 @@ public enum FastInteger {
         }
         return y
     }
+
+    /// The int32 accumulators of a depthwise convolution (dilation 1), the same integers as
+    /// `IntegerReference.conv`; `x` holds values in [lo, lo + 255].
+    public static func depthwise(x: [Int32], xZero: Int32, lo: Int32, w: [Int8], bias: [Int32]?, _ g: ConvGeometry, threads: Int) -> [Int32] {
+        precondition(g.isDepthwise && g.dilationH == 1 && g.dilationW == 1 && w.count == g.channels * g.kernelH * g.kernelW)
+        let ohw = g.outHeight * g.outWidth
+        var y = [Int32](repeating: 0, count: g.batch * g.channels * ohw)
+        let bytes = x.map { UInt8(truncatingIfNeeded: $0 - lo) }
+        bytes.withUnsafeBufferPointer { xb in
+            w.withUnsafeBufferPointer { wb in
+                y.withUnsafeMutableBufferPointer { yb in
+                    let (xp, wp, yp) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
+                    for n in 0..<g.batch {
+                        let parts = min(threads, g.channels), per = (g.channels + parts - 1) / parts
+                        parallelFor(parts, threads: threads) { p in
+                            let c0 = p * per, c1 = min(g.channels, c0 + per)
+                            guard c0 < c1 else { return }
+                            let run = { (b: UnsafePointer<Int32>?) in
+                                sq_depthwise_u8s8(xp + n * g.channels * g.height * g.width, Int32(g.height), Int32(g.width), wp, Int32(g.kernelH), Int32(g.kernelW),
+                                                  Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), xZero - lo,
+                                                  yp + n * g.channels * ohw, Int32(g.outHeight), Int32(g.outWidth), b, Int32(c0), Int32(c1))
+                            }
+                            if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                        }
+                    }
+                }
+            }
+        }
+        return y
+    }
 }

@@ -210,4 +210,22 @@ final class FastIntegerConvTests: XCTestCase {
             }
         }
     }
+
+    func testDepthwiseEqualsTheReferenceExactly() {
+        var rng = SystemRandomNumberGenerator()
+        for (c, h, w, k, s, p, signed) in [(8, 9, 11, 3, 1, 1, false), (5, 14, 13, 3, 2, 1, true), (3, 17, 20, 5, 2, 2, false), (4, 7, 7, 5, 1, 2, false), (2, 6, 9, 3, 2, 0, false)] {
+            let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+            let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: c, group: c, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                                 dilationH: 1, dilationW: 1, padTop: p, padLeft: p, padBottom: p, padRight: p, outHeight: oh, outWidth: ow)
+            let lo: Int32 = signed ? -128 : 0
+            let x = (0..<2 * c * h * w).map { _ in Int32.random(in: lo...(lo + 255), using: &rng) }
+            let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
+            let bias = (0..<c).map { _ in Int32.random(in: -5000...5000, using: &rng) }
+            let zero = Int32.random(in: lo...(lo + 255), using: &rng)
+            let want = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: bias, g)
+            for threads in [1, 2] {
+                XCTAssertEqual(FastInteger.depthwise(x: x, xZero: zero, lo: lo, w: wt.map { Int8($0) }, bias: bias, g, threads: threads), want, "\(g) threads \(threads)")
+            }
+        }
+    }
 }

@@ -86,6 +86,10 @@ void sq_qgemm_u8s8(int M, int N, int K, const int8_t *packedA, const uint8_t *B,
 void sq_im2col_u8(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
                   int OH, int OW, uint8_t pad, uint8_t *col);
 
+/// Depthwise int8 convolution (dilation 1) of channels [c0, c1): acc = sum (x - zero) * w (+ bias), exact int32.
+void sq_depthwise_u8s8(const uint8_t *x, int H, int W, const int8_t *w, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
+                       int32_t *acc, int OH, int OW, const int32_t *bias, int c0, int c1);
+
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
