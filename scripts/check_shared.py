@@ -187,6 +187,20 @@ for m in MODELS:
     check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val)", top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'],
           f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f}")
 
+# swiftq eval fp32 vs int8 (the int8 model on swiftq's integer runtime, its .swq beside it): drop and
+# agreement in the JSON, and --max-drop 0 exits 1 exactly when top-1 dropped.
+sq_int8 = os.path.join(tmp, 'squeezenet1.1.int8.onnx')
+if os.path.exists(sq_int8):
+    out = os.path.join(tmp, 'fp32-vs-int8.json')
+    r = swiftq('eval', os.path.join(SHARED, 'models', 'squeezenet1.1.onnx'), sq_int8, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'),
+               '--preset', 'caffe', '--limit', '100', '--max-drop', '0', '--json', out)
+    ok = os.path.exists(out)
+    if ok:
+        j = json.load(open(out))
+        ok = j['models'][1]['runtime'] == 'integer' and 'agreement' in j and (r.returncode == 1) == (j['drop'] > 0)
+    check('eval fp32 vs int8 (integer runtime): drop, agreement, --max-drop exit code', ok,
+          f"drop {j['drop']:+.2f}, agreement {j['agreement']:.1f}%, exit {r.returncode}" if os.path.exists(out) else r.stderr.strip()[-300:])
+
 # The unlabelled text-orientation model (dynamic width): calibrated as 1x3x48x192 with PaddleOCR's
 # normalization; ONNX Runtime must load it and fuse every Conv, Gemm and MatMul.
 ocr = os.path.join(SHARED, 'models', 'ppocr-mobile-v2-cls.onnx')

@@ -20,7 +20,12 @@ struct Eval: ParsableCommand {
             images/s counts time inside the network only; end-to-end images/s counts everything from reading
             the file to the prediction.
 
-            Exit codes: 0 done; 2 a model, the data or an output file could not be used, or every image failed.
+            Two models (fp32, then its int8 version): the summary adds the int8 top-1 drop and the share of images
+            where both predict the same class (JSON: "drop", "agreement"). A swiftq int8 model whose .swq lies
+            beside it runs on the integer runtime.
+
+            Exit codes: 0 done; 1 the int8 top-1 dropped more than --max-drop; 2 a model, the data or an output
+            file could not be used, or every image failed.
             """
     )
 
@@ -48,6 +53,9 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
 
+    @Option(help: ArgumentHelp("With two models (fp32 then int8): exit with code 1 when the second's top-1 is more than PTS points below the first's (a CI gate).", valueName: "pts"))
+    var maxDrop: Double?
+
     @Option(help: ArgumentHelp("Write one line per image: path, label, then each model's top-1 class ('-' when unknown or skipped).", valueName: "file"))
     var predictions: String?
 
@@ -57,6 +65,8 @@ struct Eval: ParsableCommand {
     func validate() throws {
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         if threads <= 0 { throw ValidationError("--threads must be positive") }
+        if maxDrop != nil && models.count != 2 { throw ValidationError("--max-drop compares two models: the float one, then the int8 one") }
+        if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be 0 or more") }
     }
 
     func run() throws {
@@ -87,11 +97,33 @@ struct Eval: ParsableCommand {
                 print("preprocess  \(source): \(prep.summary)")
             }
             let result = try evaluate(runs, dataset: dataset, items: items, prep: prep, quiet: quiet)
-            if !quiet { printSummary(runs, result) }
-            if let json { try writeJSON(jsonObject(runs, result, prep), to: json) }
+            let comparison = compare(runs, result)
+            if !quiet {
+                printSummary(runs, result)
+                if let c = comparison {
+                    print(String(format: "int8 vs fp32: top-1 drop %.2f points, top-1 agreement %.2f%% of %d images", c.drop ?? .nan, c.agreement, c.images))
+                }
+            }
+            var object = jsonObject(runs, result, prep)
+            if let c = comparison { object["drop"] = c.drop ?? NSNull(); object["agreement"] = c.agreement }
+            if let json { try writeJSON(object, to: json) }
             if let predictions { try writePredictions(runs, items: items, result: result, to: predictions) }
             if let saveOutputs { try writeNPY(result.outputs, to: saveOutputs) }
+            if let maxDrop, let drop = comparison?.drop, drop > maxDrop {
+                printError(String(format: "top-1 dropped %.2f points, more than --max-drop %.2f", drop, maxDrop))
+                throw ExitCode(1)
+            }
         }
+    }
+
+    /// With exactly two models: the second's top-1 drop against the first (points; nil without labels) and the
+    /// share of images (in percent) on which both predict the same class.
+    func compare(_ runs: [ClassifierRun], _ r: Result) -> (drop: Double?, agreement: Double, images: Int)? {
+        guard runs.count == 2 else { return nil }
+        let pairs = zip(r.predicted[0], r.predicted[1]).compactMap { a, b in a.flatMap { x in b.map { (x, $0) } } }
+        let same = pairs.filter { $0.0 == $0.1 }.count
+        let drop = runs[0].top1Percent.flatMap { a in runs[1].top1Percent.map { a - $0 } }
+        return (drop, 100 * Double(same) / Double(max(pairs.count, 1)), pairs.count)
     }
 
     struct Result {
