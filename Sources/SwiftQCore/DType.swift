@@ -14,6 +14,18 @@ public enum DType: Int32, Sendable, CaseIterable, CustomStringConvertible {
         }
     }
 
+    /// The values an 8-, 16- or 32-bit integer type holds (the saturation range of quantized tensors).
+    public var integerRange: (lo: Int32, hi: Int32)? {
+        switch self {
+        case .uint8: (0, 255)
+        case .int8: (-128, 127)
+        case .uint16: (0, 65535)
+        case .int16: (-32768, 32767)
+        case .int32: (.min, .max)
+        default: nil
+        }
+    }
+
     public var isFloatingPoint: Bool { self == .float || self == .float16 || self == .double || self == .bfloat16 }
 
     /// The ONNX spelling (`FLOAT`, `INT8`, …).

@@ -23,11 +23,8 @@ struct IntegerOp: Operator {
 
     /// The saturation bounds of a quantized output type.
     func bounds(_ t: DType) throws -> (Int32, Int32) {
-        switch t {
-        case .uint8: (0, 255)
-        case .int8: (-128, 127)
-        default: throw fail.unsupported("\(t) outputs")
-        }
+        guard t == .uint8 || t == .int8, let r = t.integerRange else { throw fail.unsupported("\(t) outputs") }
+        return r
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {

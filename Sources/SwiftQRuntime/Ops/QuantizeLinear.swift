@@ -33,14 +33,8 @@ struct QuantizeLinearOp: Operator {
         if quantize {
             guard x.dtype == .float else { throw fail.unsupported("quantizing \(x.dtype)") }
             let to = zp?.dtype ?? .uint8
-            let (lo, hi): (Double, Double)
-            switch to {
-            case .uint8: (lo, hi) = (0, 255)
-            case .int8: (lo, hi) = (-128, 127)
-            case .uint16: (lo, hi) = (0, 65535)
-            case .int16: (lo, hi) = (-32768, 32767)
-            default: throw fail.unsupported("quantizing to \(to)")
-            }
+            guard to != .int32, let range = to.integerRange else { throw fail.unsupported("quantizing to \(to)") }
+            let (lo, hi) = (Double(range.lo), Double(range.hi))
             let xs = x.doubles()
             let q = xs.indices.map { i -> Double in
                 let c = channel(i)
