@@ -12,8 +12,7 @@ public struct QTensor: Sendable {
     public var scale: Float
     public var zero: Int32
     public var dtype: DType
-    var lo: Int32 { dtype == .int8 ? -128 : 0 }
-    var hi: Int32 { dtype == .int8 ? 127 : 255 }
+    var lo: Int32 { dtype.integerRange!.lo }
 
     /// The real values (only at float islands and the final outputs).
     public func dequantized() -> RTensor {
@@ -146,14 +145,10 @@ public final class IntegerProgram {
             values[n.outputs[0]] = .q(q)
             return true
         case "QuantizeLinear":
+            // The runtime's QuantizeLinear (round half to even, saturate) turns the float input into integers.
             guard let x = n.input(0), case .f(let f)? = values[x], let (s, z, t) = params(n) else { return nil }
-            let lo: Int32 = t == .int8 ? -128 : 0, hi: Int32 = t == .int8 ? 127 : 255
-            let xs = f.floatArray()
-            let q = xs.map { v -> Int32 in
-                let r = (v / s).rounded(.toNearestOrEven) + Float(z)
-                return Int32(min(max(r.isNaN ? 0 : r, Float(lo)), Float(hi)))
-            }
-            values[n.outputs[0]] = .q(QTensor(shape: f.shape, values: q, scale: s, zero: z, dtype: t))
+            let q = try runFloat(n, [f] + n.inputs.dropFirst().map { $0.isEmpty ? nil : inits[$0].map(RTensor.init) })
+            values[n.outputs[0]] = .q(QTensor(shape: f.shape, values: q.int64s().map { Int32($0) }, scale: s, zero: z, dtype: t))
             return true
         case "Conv", "Gemm", "MatMul":
             guard let x = n.input(0), case .q(let xq)? = values[x], let w = n.input(1).flatMap(constant), w.dtype == .int8 else { return nil }
@@ -161,7 +156,9 @@ public final class IntegerProgram {
             if n.input(2) != nil && bias == nil { return nil }
             let acc: [Int32], shape: [Int], channels: Int, inner: Int
             if n.opType == "Conv" {
-                let geo = try convGeometry(x: xq.shape, w: w.shape, node: n)
+                guard xq.shape.count == 4 else { return nil }
+                let setup = OperatorSetup(node: n, opset: model.opset, constants: [])
+                let geo = try convGeometry(x: xq.shape, w: w.shape, setup: setup, group: Int(n.int("group") ?? 1), fail: NodeFailure(setup))
                 if geo.group == 1 {
                     let k = w.shape[1] * w.shape[2] * w.shape[3]
                     let packed = packedWeights[w.name] ?? PackedInt8Weights(rows: w.shape[0], cols: k, values: w.values)
@@ -197,7 +194,7 @@ public final class IntegerProgram {
                 values[n.outputs[0]] = .f(y)
                 return true
             }
-            var lo: Int32 = yt == .int8 ? -128 : 0, hi: Int32 = yt == .int8 ? 127 : 255
+            guard var (lo, hi) = yt.integerRange else { return nil }
             if rlo.isFinite { lo = max(lo, Int32(min(max((rlo / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
             if rhi.isFinite { hi = min(hi, Int32(min(max((rhi / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
             let multipliers = (0..<channels).map { FixedPointMultiplier(Double(xq.scale) * Double(wScale($0)) / Double(ys)) }
@@ -217,10 +214,10 @@ public final class IntegerProgram {
         case "Add":
             guard n.inputs.count == 2, case .q(let a)? = values[n.inputs[0]], case .q(let b)? = values[n.inputs[1]], a.shape == b.shape,
                   let (qi, act, rlo, _) = quantizer(after: n.outputs[0]), let (ys, yz, yt) = params(g.nodes[qi]) else { return nil }
-            var lo: Int32 = yt == .int8 ? -128 : 0
+            guard var (lo, hi) = yt.integerRange else { return nil }
             if act != nil, rlo.isFinite { lo = max(lo, yz) }
             let y = IntegerReference.add(a.values, aZero: a.zero, aScale: a.scale, b.values, bZero: b.zero, bScale: b.scale,
-                                         yZero: yz, yScale: ys, lo: lo, hi: yt == .int8 ? 127 : 255)
+                                         yZero: yz, yScale: ys, lo: lo, hi: hi)
             values[g.nodes[qi].outputs[0]] = .q(QTensor(shape: a.shape, values: y, scale: ys, zero: yz, dtype: yt))
             skip.insert(qi)
             if let act { skip.insert(act) }
@@ -245,28 +242,12 @@ public final class IntegerProgram {
         }
     }
 
+    /// `x` at another scale and zero point: one fixed-point multiply (one rounding) per value.
     func requantize(_ x: QTensor, scale: Float, zero: Int32, dtype: DType) -> QTensor {
         let m = FixedPointMultiplier(Double(x.scale) / Double(scale))
-        let lo: Int32 = dtype == .int8 ? -128 : 0, hi: Int32 = dtype == .int8 ? 127 : 255
-        let q = x.values.map { v -> Int32 in
-            let r = FixedPointMultiplier.roundingDivideByPOT(m?.apply((v - x.zero) << 8) ?? 0, 8)
-            return min(max(r &+ zero, lo), hi)
-        }
+        let (lo, hi) = dtype.integerRange!
+        let q = x.values.map { min(max((m?.apply($0 - x.zero) ?? 0) &+ zero, lo), hi) }
         return QTensor(shape: x.shape, values: q, scale: scale, zero: zero, dtype: dtype)
-    }
-
-    func convGeometry(x: [Int], w: [Int], node: Node) throws -> ConvGeometry {
-        guard x.count == 4, w.count == 4 else { throw IntegerRuntimeError("node '\(node.displayName)': only 2-D convolutions") }
-        let group = Int(node.int("group") ?? 1)
-        let k = [w[2], w[3]]
-        let strides = node.ints("strides")?.map(Int.init) ?? [1, 1], dil = node.ints("dilations")?.map(Int.init) ?? [1, 1]
-        let pads = node.ints("pads")?.map(Int.init) ?? [0, 0, 0, 0]
-        guard (node.string("auto_pad") ?? "NOTSET") == "NOTSET" else { throw IntegerRuntimeError("node '\(node.displayName)': auto_pad") }
-        let oh = (x[2] + pads[0] + pads[2] - dil[0] * (k[0] - 1) - 1) / strides[0] + 1
-        let ow = (x[3] + pads[1] + pads[3] - dil[1] * (k[1] - 1) - 1) / strides[1] + 1
-        return ConvGeometry(batch: x[0], channels: x[1], height: x[2], width: x[3], outChannels: w[0], group: group, kernelH: k[0], kernelW: k[1],
-                            strideH: strides[0], strideW: strides[1], dilationH: dil[0], dilationW: dil[1], padTop: pads[0], padLeft: pads[1],
-                            padBottom: pads[2], padRight: pads[3], outHeight: oh, outWidth: ow)
     }
 
     /// A node the integer rules do not cover: float on dequantized inputs.

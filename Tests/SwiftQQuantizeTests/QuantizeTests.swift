@@ -7,6 +7,21 @@ import SwiftQRuntime
 import TestSupport
 import XCTest
 
+/// Calibrates `model` on `inputs` (fed as "x") with every statistic, then quantizes it by `options` (thresholds
+/// only: no bias correction): the plan, the statistics and the Q/DQ model.
+func calibrateAndQuantize(_ model: Model, inputs: [RTensor], options: QuantizeOptions) throws -> (QuantizationPlan, CalibrationTable, QuantizedModel) {
+    let plan = QuantizationPlan(model.graph, exclude: options.exclude, floatTypes: { _ in true })
+    let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
+    let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
+    for x in inputs {
+        collector.observe("x", x)
+        _ = try float.run(["x": x], observe: collector.observe)
+    }
+    let table = CalibrationTable(model: "net", images: inputs.count, skipped: 0, preprocessing: nil, tensors: collector.statistics)
+    let ranges = table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits)
+    return (plan, table, try materialize(model, plan: plan, ranges: ranges, options: options))
+}
+
 final class QuantizeTests: XCTestCase {
     var values = SeededRandom(seed: 9)
     func random(_ n: Int, _ lo: Float = -1, _ hi: Float = 1) -> [Float] { values.floats(n, lo, hi) }
@@ -49,20 +64,12 @@ final class QuantizeTests: XCTestCase {
 
     /// Calibrates on random images, quantizes, and runs the Q/DQ model in the float runtime (fake quantization).
     func quantized(_ model: Model, options: QuantizeOptions, images: Int = 16) throws -> (QuantizedModel, Interpreter, Interpreter) {
-        let plan = QuantizationPlan(model.graph, exclude: options.exclude, floatTypes: { _ in true })
-        let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
-        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
-        for _ in 0..<images {
-            let x = RTensor(floats: random(3 * 64), shape: [1, 3, 8, 8])
-            collector.observe("x", x)
-            _ = try float.run(["x": x], observe: collector.observe)
-        }
-        let table = CalibrationTable(model: "net", images: images, skipped: 0, preprocessing: nil, tensors: collector.statistics)
+        let inputs = (0..<images).map { _ in RTensor(floats: random(3 * 64), shape: [1, 3, 8, 8]) }
+        let (plan, table, q) = try calibrateAndQuantize(model, inputs: inputs, options: options)
         // Every weighted layer's input has channel means, also one whose range is derived (conv2 reads MaxPool's output).
         XCTAssertEqual(Set(table.tensors.compactMapValues(\.channelMeans).keys), plan.weightedInputs)
         XCTAssertTrue(plan.weightedInputs.contains("p1"))
-        let q = try materialize(model, plan: plan, ranges: table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits), options: options)
-        return (q, float, try Interpreter(model: q.model, options: .init(threads: 1)))
+        return (q, try Interpreter(model: model, options: .init(threads: 1, fuse: false)), try Interpreter(model: q.model, options: .init(threads: 1)))
     }
 
     func testQDQModelTracksTheFloatModel() throws {
@@ -173,18 +180,8 @@ final class IntegerProgramTests: XCTestCase {
 
     func testIntegerRuntimeTracksTheQDQModel() throws {
         let model = residualNet()
-        let plan = QuantizationPlan(model.graph, exclude: [], floatTypes: { _ in true })
-        let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
-        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
-        var inputs: [RTensor] = []
-        for _ in 0..<12 {
-            let x = RTensor(floats: values.floats(3 * 64), shape: [1, 3, 8, 8])
-            inputs.append(x)
-            collector.observe("x", x)
-            _ = try float.run(["x": x], observe: collector.observe)
-        }
-        let table = CalibrationTable(model: "net", images: 12, skipped: 0, preprocessing: nil, tensors: collector.statistics)
-        var q = try materialize(model, plan: plan, ranges: table.ranges(method: .max, percentile: 99.99, bits: 8), options: QuantizeOptions())
+        let inputs = (0..<12).map { _ in RTensor(floats: values.floats(3 * 64), shape: [1, 3, 8, 8]) }
+        var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
         let records = q.weightRecords
         let bytes = try Int8WeightFile.serialize(records)
         let crc = Int8WeightFile.fileChecksum(bytes)

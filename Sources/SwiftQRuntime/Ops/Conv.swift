@@ -61,7 +61,7 @@ struct ConvOp: Operator {
 
 /// Resolves a Conv or pooling node's window for input shape `x` (N×C×W or N×C×H×W) and weight shape `w`
 /// (nil for pooling: the kernel comes from `kernel_shape`).
-func convGeometry(x: [Int], w: [Int]?, setup: OperatorSetup, group: Int, fail: NodeFailure) throws -> ConvGeometry {
+public func convGeometry(x: [Int], w: [Int]?, setup: OperatorSetup, group: Int, fail: NodeFailure) throws -> ConvGeometry {
     guard x.count == 3 || x.count == 4 else {
         throw RuntimeError.unsupported(node: fail.node, opType: fail.opType, what: "only 1-D and 2-D windows (input rank \(x.count))")
     }
