@@ -1,7 +1,9 @@
-// int8 GEMM for the integer runtime: C[n][m] (int32, pixel-major) = sum_k A[m][k] * B[k][n] with A int8
-// weights (packed once) and B uint8 activations. With AVX-512 VNNI, vpdpbusd multiplies four u8 x s8 pairs
-// and adds them to an int32 lane exactly; otherwise a plain int32 loop (compiled for AVX2 and portable C).
-// Both give the same integers: no saturation anywhere (|255 * 127 * 4| << 2^31 per step, sums in int32).
+// int8 kernels of the integer runtime. Activations are NHWC uint8 ("biased": an int8 tensor is stored as
+// q + 128 with its zero point moved the same way), weights int8. Every kernel ends in the same exact
+// requantization: acc (int32) -> round_half_even(acc * M0 / 2^shift) saturated to int32, + zero (wrapping),
+// clamped to [lo, hi]; see FixedPointMultiplier.apply. The AVX-512 VNNI paths (vpdpbusd: four u8 x s8 pairs
+// added to an int32 lane, exactly) and the portable ones (plain int32 loops, compiled for AVX2 and generic
+// C) give the same bytes; nothing saturates before the final clamp.
 #include "CKernels.h"
 #include "simd.h"
 #include <immintrin.h>
@@ -23,114 +25,362 @@ void sq_qgemm_pack_a(int M, int K, const int8_t *A, int8_t *packed) {
 
 int sq_cpu_has_vnni(void) {
     static int v = -1;
-    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512f"); }
+    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"); }
     return v && sq_cpu_level() == 3;
 }
 
-// Activations for pixels [n0, n1) regrouped as [pixel][k / 4][4 bytes] (k padded with zeros).
-static void pack_b(int K, const uint8_t *B, int ldb, int n0, int n1, uint8_t *out) {
-    int K4 = round_up4(K);
-    for (int n = n0; n < n1; n++) {
-        uint8_t *o = out + (size_t)(n - n0) * K4;
-        for (int k = 0; k < K; k++) o[k] = B[(size_t)k * ldb + n];
-        for (int k = K; k < K4; k++) o[k] = 0;
+// AVX-512 with the byte/word, vector-length and doubleword/quadword extensions (the depthwise and Add kernels).
+static int has_avx512_bw(void) {
+    static int v = -1;
+    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"); }
+    return v && sq_cpu_level() == 3;
+}
+
+// ---- requantization ----
+
+int32_t sq_fixed_point_apply(int32_t acc, int32_t mult, int32_t shift) {
+    int64_t p = (int64_t)acc * mult;
+    int64_t q = p >> shift;
+    int64_t r = (p + (((int64_t)1 << (shift - 1)) - 1) + (q & 1)) >> shift;
+    return r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : (int32_t)r;
+}
+
+static inline uint8_t requant1(int32_t acc, const sq_qrequant *rq, int c) {
+    int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply((int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]), rq->mult[c], rq->shift[c]) + (uint32_t)rq->zero);
+    return (uint8_t)(v < rq->lo ? rq->lo : v > rq->hi ? rq->hi : v);
+}
+
+// Round half to even of p / 2^sh for int64 lanes (sh in [1, 63], |p| < 2^62), saturated to int32.
+__attribute__((target("avx512f")))
+static inline __m512i round_shift64(__m512i p, __m512i sh) {
+    __m512i one = _mm512_set1_epi64(1);
+    __m512i bit = _mm512_and_si512(_mm512_srav_epi64(p, sh), one);
+    __m512i half_m1 = _mm512_sub_epi64(_mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one)), one);
+    __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, half_m1), bit), sh);
+    r = _mm512_max_epi64(r, _mm512_set1_epi64(INT32_MIN));
+    return _mm512_min_epi64(r, _mm512_set1_epi64(INT32_MAX));
+}
+
+// 16 int32 accumulators (+ bias) requantized with per-lane multipliers and shifts, as 16 clamped int32.
+__attribute__((target("avx512f")))
+static inline __m512i requant16(__m512i acc, const sq_qrequant *rq, int c) {
+    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(rq->bias + c));
+    __m512i mult = _mm512_loadu_si512(rq->mult + c), shift = _mm512_loadu_si512(rq->shift + c);
+    __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+    __m512i pe = _mm512_mul_epi32(acc, mult);
+    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(mult, 32));
+    __m512i re = round_shift64(pe, _mm512_and_si512(shift, lo32));
+    __m512i ro = round_shift64(po, _mm512_srli_epi64(shift, 32));
+    __m512i r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
+    r = _mm512_add_epi32(r, _mm512_set1_epi32(rq->zero));
+    return _mm512_min_epi32(_mm512_max_epi32(r, _mm512_set1_epi32(rq->lo)), _mm512_set1_epi32(rq->hi));
+}
+
+// Stores 16 channels (masked) of one output pixel: bytes, or floats acc * scale[c] when rq->scale is set.
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static inline void store16(__m512i acc, const sq_qrequant *rq, int c, __mmask16 mask, void *y, size_t at) {
+    if (rq->scale) {
+        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, rq->bias + c))),
+                                 _mm512_maskz_loadu_ps(mask, rq->scale + c));
+        _mm512_mask_storeu_ps((float *)y + at, mask, f);
+    } else {
+        _mm_mask_storeu_epi8((uint8_t *)y + at, mask, _mm512_cvtepi32_epi8(requant16(acc, rq, c)));
     }
 }
 
-__attribute__((target("avx512f,avx512vnni")))
-static void vnni_block(int K4, const int8_t *a, const uint8_t *b, int np, int32_t *C, int ldc, int m0, int mrows) {
-    // 16 rows (one zmm of int32) x up to 8 pixels.
-    __m512i acc[8];
-    for (int p = 0; p < 8; p++) acc[p] = _mm512_setzero_si512();
-    for (int g = 0; g < K4 / 4; g++) {
-        __m512i w = _mm512_loadu_si512(a + (size_t)g * 64);
-        for (int p = 0; p < 8; p++) {
-            if (p >= np) break;
-            int32_t x;
-            memcpy(&x, b + (size_t)p * K4 + g * 4, 4);
-            acc[p] = _mm512_dpbusd_epi32(acc[p], _mm512_set1_epi32(x), w);
-        }
+static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, size_t at) {
+    if (rq->scale) ((float *)y)[at] = (float)(int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]) * rq->scale[c];
+    else ((uint8_t *)y)[at] = requant1(acc, rq, c);
+}
+
+// ---- GEMM: Y[p][m] = requant(sum_k X[p][k] * W[m][k]) ----
+
+// NP pixels x NV blocks of 16 channels in registers; rows past np repeat the last row (results dropped).
+#define DEFINE_TILE(NV, NP)                                                                                              \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void tile_##NV##_##NP(                                  \
+        int K4, const uint8_t *x, int ldx, int np, const int8_t *w, const sq_qrequant *rq, void *y, int ldy, int m, int M) { \
+        __m512i acc[NP][NV];                                                                                              \
+        const uint8_t *row[NP];                                                                                           \
+        for (int p = 0; p < NP; p++) {                                                                                    \
+            row[p] = x + (size_t)(p < np ? p : np - 1) * ldx;                                                             \
+            for (int v = 0; v < NV; v++) acc[p][v] = _mm512_setzero_si512();                                              \
+        }                                                                                                                 \
+        size_t ws = (size_t)K4 * 16;                                                                                      \
+        for (int g = 0; g < K4 / 4; g++) {                                                                                \
+            __m512i wv[NV];                                                                                               \
+            for (int v = 0; v < NV; v++) wv[v] = _mm512_loadu_si512(w + v * ws + (size_t)g * 64);                         \
+            for (int p = 0; p < NP; p++) {                                                                                \
+                int32_t xx;                                                                                               \
+                memcpy(&xx, row[p] + g * 4, 4);                                                                           \
+                __m512i b = _mm512_set1_epi32(xx);                                                                        \
+                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);                        \
+            }                                                                                                             \
+        }                                                                                                                 \
+        for (int v = 0; v < NV; v++) {                                                                                    \
+            int c = m + v * 16;                                                                                           \
+            if (c >= M) break;                                                                                            \
+            __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                     \
+            for (int p = 0; p < NP; p++)                                                                                  \
+                if (p < np) store16(acc[p][v], rq, c, mask, y, (size_t)p * ldy + c);                                      \
+        }                                                                                                                 \
     }
-    __mmask16 mask = mrows >= 16 ? 0xFFFF : (__mmask16)((1u << mrows) - 1);
-    for (int p = 0; p < np; p++) _mm512_mask_storeu_epi32(C + (size_t)p * ldc + m0, mask, acc[p]);
-}
+DEFINE_TILE(4, 6)
+DEFINE_TILE(3, 8)
+DEFINE_TILE(2, 12)
+DEFINE_TILE(1, 24)
 
-CLONES
-static void plain_block(int K, const int8_t *a, const uint8_t *b, int np, int32_t *C, int ldc, int m0, int mrows) {
+static void gemm_vnni(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
+                      int p0, int p1, int m0, int m1) {
     int K4 = round_up4(K);
-    for (int p = 0; p < np; p++)
-        for (int r = 0; r < mrows; r++) {
-            int32_t s = 0;
-            for (int g = 0; g < K4 / 4; g++)
-                for (int j = 0; j < 4; j++) s += (int32_t)a[(size_t)g * 64 + r * 4 + j] * (int32_t)b[(size_t)p * K4 + g * 4 + j];
-            C[(size_t)p * ldc + m0 + r] = s;
-        }
-}
-
-void sq_qgemm_u8s8(int M, int N, int K, const int8_t *packedA, const uint8_t *B, int ldb, int32_t *C, int ldc, int n0, int n1) {
-    int K4 = round_up4(K);
-    enum { NB = 64 };
-    uint8_t *bp = aligned_alloc(64, ((size_t)NB * K4 + 63) / 64 * 64 + 64);
-    if (!bp) return;
-    int vnni = sq_cpu_has_vnni();
-    for (int nb = n0; nb < n1; nb += NB) {
-        int ne = nb + NB < n1 ? nb + NB : n1;
-        pack_b(K, B, ldb, nb, ne, bp);
-        for (int m0 = 0; m0 < M; m0 += 16) {
-            const int8_t *a = packedA + (size_t)(m0 / 16) * K4 * 16;
-            int mrows = M - m0 < 16 ? M - m0 : 16;
-            for (int p = nb; p < ne; p += 8) {
-                int np = ne - p < 8 ? ne - p : 8;
-                if (vnni) vnni_block(K4, a, bp + (size_t)(p - nb) * K4, np, C + (size_t)p * ldc, ldc, m0, mrows);
-                else plain_block(K, a, bp + (size_t)(p - nb) * K4, np, C + (size_t)p * ldc, ldc, m0, mrows);
+    for (int m = m0; m < m1; m += 64) {
+        int nv = (m1 - m + 15) / 16;
+        if (nv > 4) nv = 4;
+        const int8_t *w = W + (size_t)(m / 16) * K4 * 16;
+        int NP = nv == 4 ? 6 : nv == 3 ? 8 : nv == 2 ? 12 : 24;
+        for (int p = p0; p < p1; p += NP) {
+            int np = p1 - p < NP ? p1 - p : NP;
+            const uint8_t *x = X + (size_t)p * ldx;
+            size_t off = (size_t)p * ldy;
+            void *y = rq->scale ? (void *)((float *)Y + off) : (void *)((uint8_t *)Y + off);
+            int mm = m1 < M ? m1 : M;
+            switch (nv) {
+            case 4: tile_4_6(K4, x, ldx, np, w, rq, y, ldy, m, mm); break;
+            case 3: tile_3_8(K4, x, ldx, np, w, rq, y, ldy, m, mm); break;
+            case 2: tile_2_12(K4, x, ldx, np, w, rq, y, ldy, m, mm); break;
+            default: tile_1_24(K4, x, ldx, np, w, rq, y, ldy, m, mm); break;
             }
         }
     }
-    free(bp);
 }
 
-void sq_im2col_u8(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
-                  int OH, int OW, uint8_t pad, uint8_t *col) {
-    for (int c = 0; c < C; c++)
-        for (int kh = 0; kh < KH; kh++)
-            for (int kw = 0; kw < KW; kw++) {
-                uint8_t *o = col + ((size_t)(c * KH + kh) * KW + kw) * OH * OW;
-                for (int oh = 0; oh < OH; oh++) {
-                    int ih = oh * SH - PT + kh * DH;
-                    for (int ow = 0; ow < OW; ow++) {
-                        int iw = ow * SW - PL + kw * DW;
-                        o[oh * OW + ow] = ih >= 0 && ih < H && iw >= 0 && iw < W ? x[((size_t)c * H + ih) * W + iw] : pad;
-                    }
+CLONES
+static void gemm_plain(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
+                       int p0, int p1, int m0, int m1) {
+    int K4 = round_up4(K);
+    for (int p = p0; p < p1; p++) {
+        const uint8_t *x = X + (size_t)p * ldx;
+        for (int m = m0; m < m1 && m < M; m++) {
+            const int8_t *w = W + (size_t)(m / 16) * K4 * 16 + (m % 16) * 4;
+            int32_t s = 0;
+            for (int k = 0; k < K; k++) s += (int32_t)x[k] * (int32_t)w[(size_t)(k / 4) * 64 + k % 4];
+            store1(s, rq, m, Y, (size_t)p * ldy + m);
+        }
+    }
+}
+
+void sq_qgemm_nhwc(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
+                   int p0, int p1, int m0, int m1) {
+    if (sq_cpu_has_vnni()) gemm_vnni(M, K, X, ldx, W, rq, Y, ldy, p0, p1, m0, m1);
+    else gemm_plain(M, K, X, ldx, W, rq, Y, ldy, p0, p1, m0, m1);
+}
+
+void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int KH, int KW, int SH, int SW, int DH, int DW,
+                    int PT, int PL, int OW, uint8_t pad, uint8_t *col, int ldcol, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        uint8_t *d = col + (size_t)p * ldcol;
+        for (int kh = 0; kh < KH; kh++) {
+            int ih = oh * SH - PT + kh * DH;
+            for (int kw = 0; kw < KW; kw++, d += cn) {
+                int iw = ow * SW - PL + kw * DW;
+                if (ih >= 0 && ih < H && iw >= 0 && iw < W) memcpy(d, x + ((size_t)ih * W + iw) * C + c0, cn);
+                else memset(d, pad, cn);
+            }
+        }
+        memset(d, 0, ldcol - (size_t)KH * KW * cn);
+    }
+}
+
+// ---- depthwise: acc = bias + sum (x - zero) * w over the window's taps inside the image ----
+
+__attribute__((target("avx512f,avx512bw,avx512vl")))
+static void depthwise_avx512(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
+                             int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
+    __m512i z = _mm512_set1_epi32(zero);
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+        int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = H - ih0 < KH ? H - ih0 : KH;
+        int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = W - iw0 < KW ? W - iw0 : KW;
+        for (int c = 0; c < C; c += 16) {
+            __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+            __m512i acc = _mm512_setzero_si512();
+            for (int kh = kh0; kh < kh1; kh++) {
+                const uint8_t *xr = x + ((size_t)(ih0 + kh) * W + iw0) * C + c;
+                const int32_t *wr = w + (size_t)kh * KW * C + c;
+                for (int kw = kw0; kw < kw1; kw++) {
+                    __m512i xv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, xr + (size_t)kw * C));
+                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(xv, z), _mm512_maskz_loadu_epi32(mask, wr + (size_t)kw * C)));
                 }
             }
+            if (C - c >= 16) _mm_storeu_si128((__m128i *)(y + (size_t)p * C + c), _mm512_cvtepi32_epi8(requant16(acc, rq, c)));
+            else {
+                int32_t a[16];
+                _mm512_storeu_si512(a, acc);
+                for (int j = 0; j < C - c; j++) y[(size_t)p * C + c + j] = requant1(a[j], rq, c + j);
+            }
+        }
+    }
 }
 
 CLONES
-void sq_depthwise_u8s8(const uint8_t *x, int H, int W, const int8_t *w, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
-                       int32_t *acc, int OH, int OW, const int32_t *bias, int c0, int c1) {
-    for (int c = c0; c < c1; c++) {
-        const uint8_t *xc = x + (size_t)c * H * W;
-        const int8_t *wc = w + (size_t)c * KH * KW;
-        int32_t *yc = acc + (size_t)c * OH * OW;
-        int32_t b = bias ? bias[c] : 0;
-        for (int i = 0; i < OH * OW; i++) yc[i] = b;
-        for (int oh = 0; oh < OH; oh++) {
-            int32_t *row = yc + (size_t)oh * OW;
+static void depthwise_plain(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
+                            int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
+    int32_t acc[256];
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+        for (int c0 = 0; c0 < C; c0 += 256) {
+            int cn = C - c0 < 256 ? C - c0 : 256;
+            for (int c = 0; c < cn; c++) acc[c] = 0;
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = ih0 + kh;
+                if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int iw = iw0 + kw;
+                    if (iw < 0 || iw >= W) continue;
+                    const uint8_t *xr = x + ((size_t)ih * W + iw) * C + c0;
+                    const int32_t *wr = w + (size_t)(kh * KW + kw) * C + c0;
+                    for (int c = 0; c < cn; c++) acc[c] += ((int32_t)xr[c] - zero) * wr[c];
+                }
+            }
+            for (int c = 0; c < cn; c++) y[(size_t)p * C + c0 + c] = requant1(acc[c], rq, c0 + c);
+        }
+    }
+}
+
+void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
+                        int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
+    if (has_avx512_bw()) depthwise_avx512(x, H, W, C, w, KH, KW, SH, SW, PT, PL, zero, rq, y, OW, p0, p1);
+    else depthwise_plain(x, H, W, C, w, KH, KW, SH, SW, PT, PL, zero, rq, y, OW, p0, p1);
+}
+
+// ---- Add: y = clamp(zy + round_half_even(((a - za) * ma + (b - zb) * mb) / 2^shift)) ----
+
+static inline uint8_t add1(uint8_t a, uint8_t b, const sq_qadd *q) {
+    int64_t t = ((int64_t)a - q->za) * q->ma + ((int64_t)b - q->zb) * q->mb;
+    int64_t fl = t >> q->shift;
+    int64_t r = (t + (((int64_t)1 << (q->shift - 1)) - 1) + (fl & 1)) >> q->shift;
+    r += q->zy;
+    return (uint8_t)(r < q->lo ? q->lo : r > q->hi ? q->hi : r);
+}
+
+__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+static void add_avx512(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
+    __m512i za = _mm512_set1_epi64(q->za), zb = _mm512_set1_epi64(q->zb), ma = _mm512_set1_epi64(q->ma), mb = _mm512_set1_epi64(q->mb);
+    __m512i sh = _mm512_set1_epi64(q->shift), zy = _mm512_set1_epi64(q->zy), lo = _mm512_set1_epi64(q->lo), hi = _mm512_set1_epi64(q->hi);
+    size_t i = n0;
+    for (; i + 8 <= n1; i += 8) {
+        __m512i av = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(a + i)));
+        __m512i bv = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(b + i)));
+        __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(_mm512_sub_epi64(av, za), ma), _mm512_mullo_epi64(_mm512_sub_epi64(bv, zb), mb));
+        __m512i r = _mm512_add_epi64(round_shift64(t, sh), zy);
+        r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
+        _mm_storel_epi64((__m128i *)(y + i), _mm512_cvtepi64_epi8(r));
+    }
+    for (; i < n1; i++) y[i] = add1(a[i], b[i], q);
+}
+
+CLONES
+static void add_plain(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
+    for (size_t i = n0; i < n1; i++) y[i] = add1(a[i], b[i], q);
+}
+
+void sq_qadd_u8(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
+    if (has_avx512_bw()) add_avx512(a, b, q, y, n0, n1);
+    else add_plain(a, b, q, y, n0, n1);
+}
+
+// ---- moves, pooling, conversions ----
+
+CLONES
+void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, int zx, int32_t mult, int32_t shift, int zy, int lo, int hi, uint8_t *y, int ldy) {
+    for (int p = 0; p < P; p++) {
+        const uint8_t *s = x + (size_t)p * ldx;
+        uint8_t *d = y + (size_t)p * ldy;
+        if (mult == 0) { memcpy(d, s, C); continue; }
+        for (int c = 0; c < C; c++) {
+            int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply((int32_t)s[c] - zx, mult, shift) + (uint32_t)zy);
+            d[c] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
+        }
+    }
+}
+
+CLONES
+void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                      uint8_t *y, int OW, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        uint8_t *d = y + (size_t)p * C;
+        memset(d, 0, C);
+        for (int kh = 0; kh < KH; kh++) {
+            int ih = oh * SH - PT + kh * DH;
+            if (ih < 0 || ih >= H) continue;
+            for (int kw = 0; kw < KW; kw++) {
+                int iw = ow * SW - PL + kw * DW;
+                if (iw < 0 || iw >= W) continue;
+                const uint8_t *s = x + ((size_t)ih * W + iw) * C;
+                for (int c = 0; c < C; c++) d[c] = s[c] > d[c] ? s[c] : d[c];
+            }
+        }
+    }
+}
+
+CLONES
+void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
+                      int include_pad, const int32_t *mult, const int32_t *shift, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1) {
+    int32_t acc[256];
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        for (int c0 = 0; c0 < C; c0 += 256) {
+            int cn = C - c0 < 256 ? C - c0 : 256, count = 0;
+            for (int c = 0; c < cn; c++) acc[c] = 0;
             for (int kh = 0; kh < KH; kh++) {
                 int ih = oh * SH - PT + kh;
-                if (ih < 0 || ih >= H) continue;
-                const uint8_t *xr = xc + (size_t)ih * W;
                 for (int kw = 0; kw < KW; kw++) {
-                    int off = kw - PL;
-                    // Output columns whose input column ow*SW + off lies inside [0, W).
-                    int ow0 = off >= 0 ? 0 : (-off + SW - 1) / SW;
-                    int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
-                    if (ow1 > OW) ow1 = OW;
-                    int32_t wt = wc[kh * KW + kw];
-                    if (SW == 1) for (int ow = ow0; ow < ow1; ow++) row[ow] += ((int32_t)xr[ow + off] - zero) * wt;
-                    else for (int ow = ow0; ow < ow1; ow++) row[ow] += ((int32_t)xr[ow * SW + off] - zero) * wt;
+                    int iw = ow * SW - PL + kw;
+                    if (ih < 0 || ih >= H || iw < 0 || iw >= W) { count += include_pad; continue; }
+                    count++;
+                    const uint8_t *s = x + ((size_t)ih * W + iw) * C + c0;
+                    for (int c = 0; c < cn; c++) acc[c] += (int32_t)s[c] - zero;
                 }
+            }
+            if (count == 0) count = 1;
+            for (int c = 0; c < cn; c++) {
+                int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply(acc[c], mult[count - 1], shift[count - 1]) + (uint32_t)zy);
+                y[(size_t)p * C + c0 + c] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
             }
         }
     }
+}
+
+CLONES
+void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums) {
+    for (int c = 0; c < C; c++) sums[c] = 0;
+    for (int p = 0; p < P; p++) {
+        const uint8_t *s = x + (size_t)p * C;
+        for (int c = 0; c < C; c++) sums[c] += s[c];
+    }
+}
+
+CLONES
+void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < HW; i++) {
+            float v = __builtin_rintf(x[(size_t)c * HW + i] / scale) + (float)zero;
+            v = v < (float)lo ? (float)lo : v > (float)hi ? (float)hi : v;
+            y[nhwc ? (size_t)i * C + c : (size_t)c * HW + i] = (uint8_t)(int)v;
+        }
+}
+
+CLONES
+void sq_dequantize_planes(const uint8_t *x, int C, int HW, float scale, int zero, float *y, int nhwc) {
+    for (int c = 0; c < C; c++)
+        for (int i = 0; i < HW; i++) y[(size_t)c * HW + i] = (float)((int)x[nhwc ? (size_t)i * C + c : (size_t)c * HW + i] - zero) * scale;
+}
+
+CLONES
+void sq_transpose_u8(const uint8_t *x, int rows, int cols, uint8_t *y) {
+    for (int r = 0; r < rows; r++)
+        for (int c = 0; c < cols; c++) y[(size_t)c * rows + r] = x[(size_t)r * cols + c];
 }

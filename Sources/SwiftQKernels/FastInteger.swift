@@ -1,88 +1,265 @@
 import CKernels
+import Foundation
 
-/// int8 weights packed once for `FastInteger.conv` (group 1): the GEMM layout and each row's sum, which
-/// turns Σ w·x into Σ w·(x − zero) without touching the activations.
-public final class PackedInt8Weights: @unchecked Sendable {
-    public let rows: Int, cols: Int
-    let packed: [Int8]
-    let rowSums: [Int32]
+/// Per-channel requantization of int32 accumulators, owning the arrays the C kernels read (padded to a
+/// multiple of 16 channels). To bytes: q = clamp(zero + round_half_even((acc + bias[c]) · M[c]), lo, hi) with
+/// M[c] a `FixedPointMultiplier`; or, to floats, (acc + bias[c]) · scale[c]. Bytes are "biased": an int8
+/// tensor is stored as q + 128 with its zero point and limits moved the same way, so every kernel reads uint8.
+public final class Requantization: @unchecked Sendable {
+    public let channels: Int
+    let bias: UnsafeMutablePointer<Int32>
+    let mult: UnsafeMutablePointer<Int32>
+    let shift: UnsafeMutablePointer<Int32>
+    let scale: UnsafeMutablePointer<Float>?
+    public let zero: Int32, lo: Int32, hi: Int32
 
-    /// `values`: rows × cols int8 weights (widened to Int32), row-major.
-    public init(rows: Int, cols: Int, values: [Int32]) {
-        self.rows = rows
-        self.cols = cols
-        let a = values.map { Int8(clamping: $0) }
-        var p = [Int8](repeating: 0, count: sq_qgemm_packed_size(Int32(rows), Int32(cols)))
-        sq_qgemm_pack_a(Int32(rows), Int32(cols), a, &p)
-        packed = p
-        rowSums = (0..<rows).map { r in (0..<cols).reduce(Int32(0)) { $0 &+ values[r * cols + $1] } }
+    private init(channels: Int, floats: Bool, zero: Int32, lo: Int32, hi: Int32) {
+        self.channels = channels
+        let n = (channels + 15) / 16 * 16
+        bias = .allocate(capacity: n); bias.initialize(repeating: 0, count: n)
+        mult = .allocate(capacity: n); mult.initialize(repeating: 0, count: n)
+        shift = .allocate(capacity: n); shift.initialize(repeating: 31, count: n)
+        scale = floats ? .allocate(capacity: n) : nil
+        scale?.initialize(repeating: 0, count: n)
+        self.zero = zero; self.lo = lo; self.hi = hi
+    }
+
+    /// Requantization to bytes by the real multipliers (s_in · s_w / s_out per channel); nil when one is 2^30 or
+    /// more (no kernel shift for it).
+    public convenience init?(bias: [Int32], multipliers: [Double], zero: Int32, lo: Int32, hi: Int32) {
+        self.init(channels: bias.count, floats: false, zero: zero, lo: lo, hi: hi)
+        for c in 0..<bias.count {
+            self.bias[c] = bias[c]
+            guard let m = FixedPointMultiplier(multipliers[c]) else { continue }   // 0 (or unusable): output zero
+            guard m.exponent < 31 else { return nil }
+            mult[c] = m.mantissa
+            shift[c] = Int32(min(31 - m.exponent, 63))   // ≥ 63 gives 0 either way: |acc · M0| < 2^62
+        }
+    }
+
+    /// Dequantization of the accumulators to floats: (acc + bias[c]) · scales[c].
+    public convenience init(bias: [Int32], floatScales: [Float]) {
+        self.init(channels: bias.count, floats: true, zero: 0, lo: 0, hi: 0)
+        for c in 0..<bias.count { self.bias[c] = bias[c]; scale![c] = floatScales[c] }
+    }
+
+    deinit { bias.deallocate(); mult.deallocate(); shift.deallocate(); scale?.deallocate() }
+
+    public var producesFloats: Bool { scale != nil }
+
+    /// The C view from channel `first` on (a group of a grouped convolution).
+    func c(from first: Int = 0) -> sq_qrequant {
+        sq_qrequant(bias: bias + first, mult: mult + first, shift: shift + first, zero: zero, lo: lo, hi: hi, scale: scale.map { $0 + first })
+    }
+
+    /// The reference: the byte for one accumulator of channel `c` (`FixedPointMultiplier.apply`, then the zero
+    /// point, wrapping as int32 does, then the clamp).
+    public func reference(_ acc: Int32, channel c: Int) -> Int32 {
+        let m = FixedPointMultiplier(mantissa: mult[c], exponent: 31 - Int(shift[c]))
+        return min(max(m.apply(acc &+ bias[c]) &+ zero, lo), hi)
+    }
+
+    /// The reference of the float output.
+    public func referenceFloat(_ acc: Int32, channel c: Int) -> Float { Float(acc &+ bias[c]) * scale![c] }
+}
+
+/// int8 convolution weights packed once for `FastInteger.conv`: per group, the GEMM layout of
+/// W[m][(kh·KW + kw)·C + c] (the NHWC im2col order) and each row's sum, which removes the input zero point.
+public final class PackedConvWeights: @unchecked Sendable {
+    public let outChannels: Int, groupInputs: Int, kernelH: Int, kernelW: Int, group: Int
+    public var rowLength: Int { groupInputs * kernelH * kernelW }
+    let packed: [[Int8]]
+    /// Σ_k W[m][k] per output channel.
+    public let rowSums: [Int32]
+
+    /// `values`: the ONNX weight [M][C/group][KH][KW], int8 widened to Int32.
+    public init(values: [Int32], outChannels m: Int, groupInputs c: Int, kernelH kh: Int, kernelW kw: Int, group: Int) {
+        outChannels = m; groupInputs = c; kernelH = kh; kernelW = kw; self.group = group
+        let k = c * kh * kw, mg = m / group
+        var packs: [[Int8]] = []
+        var sums = [Int32](repeating: 0, count: m)
+        for g in 0..<group {
+            var rows = [Int8](repeating: 0, count: mg * k)
+            for r in 0..<mg {
+                let o = g * mg + r
+                for ci in 0..<c {
+                    for t in 0..<(kh * kw) {
+                        let v = values[(o * c + ci) * kh * kw + t]
+                        rows[r * k + t * c + ci] = Int8(clamping: v)
+                        sums[o] &+= v
+                    }
+                }
+            }
+            var p = [Int8](repeating: 0, count: sq_qgemm_packed_size(Int32(mg), Int32(k)))
+            sq_qgemm_pack_a(Int32(mg), Int32(k), rows, &p)
+            packs.append(p)
+        }
+        packed = packs
+        rowSums = sums
     }
 }
 
 public enum FastInteger {
-    /// The int32 accumulators of a group-1 convolution, the same integers as `IntegerReference.conv`:
-    /// uint8 im2col padded with the zero point, the int8 GEMM (VNNI when present), then
-    /// acc = Σ w·x − zero·Σ w (+ bias). `x` holds values in [lo, lo + 255] (lo −128 for int8 activations).
-    public static func conv(x: [Int32], xZero: Int32, lo: Int32, w: PackedInt8Weights, bias: [Int32]?, _ g: ConvGeometry, threads: Int) -> [Int32] {
-        precondition(g.group == 1 && w.rows == g.outChannels && w.cols == g.channels * g.kernelH * g.kernelW)
-        let ohw = g.outHeight * g.outWidth, k = w.cols, m = w.rows
-        let zero = xZero - lo
-        var y = [Int32](repeating: 0, count: g.batch * m * ohw)
-        var col = [UInt8](repeating: 0, count: k * ohw)
-        var acc = [Int32](repeating: 0, count: ohw * m)
-        for n in 0..<g.batch {
-            let image = x[(n * g.channels * g.height * g.width)..<((n + 1) * g.channels * g.height * g.width)].map { UInt8(truncatingIfNeeded: $0 - lo) }
-            sq_im2col_u8(image, Int32(g.channels), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
-                         Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth), UInt8(zero), &col)
-            w.packed.withUnsafeBufferPointer { a in
-                col.withUnsafeBufferPointer { b in
-                    acc.withUnsafeMutableBufferPointer { c in
-                        let parts = threads > 1 && ohw >= 64 ? threads : 1
-                        let chunk = (ohw + parts - 1) / parts
-                        let (ap, bp, cp) = (a.baseAddress!, b.baseAddress!, c.baseAddress!)
-                        parallelFor(parts, threads: threads) { p in
-                            let n0 = p * chunk, n1 = min(ohw, n0 + chunk)
-                            if n0 < n1 { sq_qgemm_u8s8(Int32(m), Int32(ohw), Int32(k), ap, bp, Int32(ohw), cp, Int32(m), Int32(n0), Int32(n1)) }
-                        }
-                    }
-                }
-            }
-            for o in 0..<m {
-                let shift = (bias?[o] ?? 0) &- zero &* w.rowSums[o]
-                let base = (n * m + o) * ohw
-                for p in 0..<ohw { y[base + p] = acc[p * m + o] &+ shift }
-            }
-        }
-        return y
+    /// Bytes of im2col scratch `conv` needs for `g` (0 when it reads the input directly: 1x1, stride 1, no padding, one group).
+    public static func scratchBytes(_ g: ConvGeometry) -> Int {
+        direct(g) ? 0 : g.outHeight * g.outWidth * ((g.channels / g.group * g.kernelH * g.kernelW + 3) / 4 * 4)
     }
 
-    /// The int32 accumulators of a depthwise convolution (dilation 1), the same integers as
-    /// `IntegerReference.conv`; `x` holds values in [lo, lo + 255].
-    public static func depthwise(x: [Int32], xZero: Int32, lo: Int32, w: [Int8], bias: [Int32]?, _ g: ConvGeometry, threads: Int) -> [Int32] {
-        precondition(g.isDepthwise && g.dilationH == 1 && g.dilationW == 1 && w.count == g.channels * g.kernelH * g.kernelW)
-        let ohw = g.outHeight * g.outWidth
-        var y = [Int32](repeating: 0, count: g.batch * g.channels * ohw)
-        let bytes = x.map { UInt8(truncatingIfNeeded: $0 - lo) }
-        bytes.withUnsafeBufferPointer { xb in
-            w.withUnsafeBufferPointer { wb in
-                y.withUnsafeMutableBufferPointer { yb in
-                    let (xp, wp, yp) = (xb.baseAddress!, wb.baseAddress!, yb.baseAddress!)
-                    for n in 0..<g.batch {
-                        let parts = min(threads, g.channels), per = (g.channels + parts - 1) / parts
-                        parallelFor(parts, threads: threads) { p in
-                            let c0 = p * per, c1 = min(g.channels, c0 + per)
-                            guard c0 < c1 else { return }
-                            let run = { (b: UnsafePointer<Int32>?) in
-                                sq_depthwise_u8s8(xp + n * g.channels * g.height * g.width, Int32(g.height), Int32(g.width), wp, Int32(g.kernelH), Int32(g.kernelW),
-                                                  Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), xZero - lo,
-                                                  yp + n * g.channels * ohw, Int32(g.outHeight), Int32(g.outWidth), b, Int32(c0), Int32(c1))
+    static func direct(_ g: ConvGeometry) -> Bool {
+        g.group == 1 && g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0
+    }
+
+    /// A convolution (any group count) of NHWC bytes `x` (zero point `xZero`) into NHWC `y` (bytes, or floats when
+    /// `rq` produces floats), requantized per output channel. `rq`'s bias must already hold bias − xZero · rowSums.
+    /// The int8 GEMM (VNNI when present) over the input itself or over an NHWC im2col in `scratch`
+    /// (`scratchBytes(g)`, padded with the zero point).
+    public static func conv(x: UnsafePointer<UInt8>, xZero: Int32, w: PackedConvWeights, rq: Requantization, _ g: ConvGeometry,
+                            y: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<UInt8>?, threads: Int) {
+        precondition(w.outChannels == g.outChannels && w.group == g.group && w.groupInputs * g.group == g.channels)
+        let ohw = g.outHeight * g.outWidth, m = g.outChannels, mg = m / g.group, cg = w.groupInputs, k = w.rowLength
+        let k4 = (k + 3) / 4 * 4, isDirect = direct(g)
+        let elem = rq.producesFloats ? 4 : 1
+        for n in 0..<g.batch {
+            let xn = x + n * g.height * g.width * g.channels
+            let yn = y + n * ohw * m * elem
+            for grp in 0..<g.group {
+                // Pixels split over threads when there are enough, else output channels in blocks of 64.
+                let byPixels = ohw >= 48 || mg <= 64
+                let parts = threads <= 1 ? 1 : byPixels ? min(threads, max(1, ohw / 24)) : min(threads, (mg + 63) / 64)
+                let w = w.packed[grp]
+                var rc = rq.c(from: grp * mg)
+                let im2col = { (p0: Int, p1: Int) in
+                    sq_im2col_nhwc(xn, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(grp * cg), Int32(cg), Int32(g.kernelH), Int32(g.kernelW),
+                                   Int32(g.strideH), Int32(g.strideW), Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft),
+                                   Int32(g.outWidth), UInt8(xZero), scratch, Int32(k4), Int32(p0), Int32(p1))
+                }
+                if !isDirect && !byPixels { im2col(0, ohw) }
+                let (src, ld) = isDirect ? (xn, g.channels) : (UnsafePointer(scratch!), k4)
+                w.withUnsafeBufferPointer { wp in
+                    withUnsafePointer(to: &rc) { rp in
+                        parallelFor(parts, threads: threads) { part in
+                            var p0 = 0, p1 = ohw, m0 = 0, m1 = mg
+                            if byPixels { p0 = ohw * part / parts; p1 = ohw * (part + 1) / parts } else {
+                                let blocks = (mg + 63) / 64
+                                m0 = blocks * part / parts * 64; m1 = min(mg, blocks * (part + 1) / parts * 64)
                             }
-                            if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
+                            guard p0 < p1, m0 < m1 else { return }
+                            if !isDirect && byPixels { im2col(p0, p1) }
+                            sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), wp.baseAddress!, rp, yn + grp * mg * elem, Int32(m),
+                                          Int32(p0), Int32(p1), Int32(m0), Int32(m1))
                         }
                     }
                 }
             }
         }
-        return y
+    }
+
+    /// A depthwise convolution (dilation 1) of NHWC bytes into NHWC bytes: acc = Σ (x − xZero) · w over the taps
+    /// inside the image, then `rq` (bias included). `w`: int32 [KH·KW][C].
+    public static func depthwise(x: UnsafePointer<UInt8>, xZero: Int32, w: UnsafePointer<Int32>, rq: Requantization, _ g: ConvGeometry,
+                                 y: UnsafeMutablePointer<UInt8>, threads: Int) {
+        precondition(g.isDepthwise && g.dilationH == 1 && g.dilationW == 1 && !rq.producesFloats)
+        let ohw = g.outHeight * g.outWidth, c = g.channels
+        var rc = rq.c()
+        withUnsafePointer(to: &rc) { rp in
+            for n in 0..<g.batch {
+                let parts = threads > 1 && ohw >= 8 ? threads : 1
+                parallelFor(parts, threads: threads) { part in
+                    let p0 = ohw * part / parts, p1 = ohw * (part + 1) / parts
+                    sq_qdepthwise_nhwc(x + n * g.height * g.width * c, Int32(g.height), Int32(g.width), Int32(c), w, Int32(g.kernelH), Int32(g.kernelW),
+                                       Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), xZero, rp, y + n * ohw * c,
+                                       Int32(g.outWidth), Int32(p0), Int32(p1))
+                }
+            }
+        }
+    }
+
+    /// The int8 Add of `count` bytes (see `AddRescale`).
+    public static func add(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, _ r: AddRescale, y: UnsafeMutablePointer<UInt8>, count: Int, threads: Int) {
+        var q = r.c
+        withUnsafePointer(to: &q) { qp in
+            let parts = threads > 1 && count >= 1 << 14 ? threads : 1
+            parallelFor(parts, threads: threads) { part in
+                sq_qadd_u8(a, b, qp, y, count * part / parts, count * (part + 1) / parts)
+            }
+        }
+    }
+}
+
+extension FastInteger {
+    /// One image's float planes (C × pixels, NCHW) to bytes: clamp(rint(x / scale) + zero, lo, hi) as
+    /// QuantizeLinear rounds, written NHWC when `nhwc`.
+    public static func quantize(_ x: UnsafePointer<Float>, channels: Int, pixels: Int, scale: Float, zero: Int32, lo: Int32, hi: Int32, nhwc: Bool, into y: UnsafeMutablePointer<UInt8>) {
+        sq_quantize_planes(x, Int32(channels), Int32(pixels), scale, zero, lo, hi, y, nhwc ? 1 : 0)
+    }
+
+    /// One image's bytes (NHWC when `nhwc`) to float planes: (b − zero) · scale.
+    public static func dequantize(_ x: UnsafePointer<UInt8>, channels: Int, pixels: Int, scale: Float, zero: Int32, nhwc: Bool, into y: UnsafeMutablePointer<Float>) {
+        sq_dequantize_planes(x, Int32(channels), Int32(pixels), scale, zero, y, nhwc ? 1 : 0)
+    }
+
+    /// y (cols × rows) = the transpose of x (rows × cols): NCHW ↔ NHWC for one image.
+    public static func transpose(_ x: UnsafePointer<UInt8>, rows: Int, cols: Int, into y: UnsafeMutablePointer<UInt8>) {
+        sq_transpose_u8(x, Int32(rows), Int32(cols), y)
+    }
+
+    /// `rows` rows of `count` bytes from x (stride ldx) to y (stride ldy), requantized by `m` from zero point `xZero`
+    /// to `yZero` and clamped to [lo, hi], or copied when `m` is nil.
+    public static func copy(_ x: UnsafePointer<UInt8>, ldx: Int, rows: Int, count: Int, xZero: Int32, m: FixedPointMultiplier?, yZero: Int32,
+                            lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>, ldy: Int) {
+        let (mult, shift) = m.map { ($0.mantissa, Int32(min(31 - $0.exponent, 63))) } ?? (0, 31)
+        sq_qcopy_channels(x, Int32(ldx), Int32(rows), Int32(count), xZero, mult, shift, yZero, lo, hi, y, Int32(ldy))
+    }
+
+    /// Max pooling of one NHWC image (taps outside the image skipped).
+    public static func maxPool(_ x: UnsafePointer<UInt8>, _ g: ConvGeometry, into y: UnsafeMutablePointer<UInt8>, threads: Int) {
+        let ohw = g.outHeight * g.outWidth
+        let parts = threads > 1 && ohw >= 16 ? threads : 1
+        parallelFor(parts, threads: threads) { p in
+            sq_qmaxpool_nhwc(x, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                             Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), y, Int32(g.outWidth), Int32(ohw * p / parts), Int32(ohw * (p + 1) / parts))
+        }
+    }
+
+    /// Average pooling of one NHWC image: clamp(yZero + M_n(Σ (x − xZero)), lo, hi) with M_n = `multipliers[n − 1]`
+    /// for a window of n counted taps.
+    public static func averagePool(_ x: UnsafePointer<UInt8>, _ g: ConvGeometry, xZero: Int32, countIncludePad: Bool, multipliers: [FixedPointMultiplier?],
+                                   yZero: Int32, lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>) {
+        let mult = multipliers.map { $0?.mantissa ?? 0 }, shift = multipliers.map { m in m.map { Int32(min(31 - $0.exponent, 63)) } ?? 31 }
+        sq_qavgpool_nhwc(x, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                         Int32(g.padTop), Int32(g.padLeft), xZero, countIncludePad ? 1 : 0, mult, shift, yZero, lo, hi, y, Int32(g.outWidth), 0, Int32(g.outHeight * g.outWidth))
+    }
+
+    /// Σ over the pixels of one NHWC image, per channel.
+    public static func sumPixels(_ x: UnsafePointer<UInt8>, pixels: Int, channels: Int) -> [Int32] {
+        var s = [Int32](repeating: 0, count: channels)
+        sq_qsum_pixels(x, Int32(pixels), Int32(channels), &s)
+        return s
+    }
+}
+
+/// The int8 Add's integer rescaling: y = clamp(zy + round_half_even(((a − za)·ma + (b − zb)·mb) / 2^shift), lo, hi)
+/// in 64-bit integers, one rounding; ma/mb are s_a/s_y and s_b/s_y at 31 bits for the larger of the two.
+public struct AddRescale: Sendable, Equatable {
+    public let ma: Int64, mb: Int64, shift: Int
+    public let za: Int32, zb: Int32, zy: Int32, lo: Int32, hi: Int32
+
+    public init(aScale: Float, aZero: Int32, bScale: Float, bZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32) {
+        let ra = Double(aScale) / Double(yScale), rb = Double(bScale) / Double(yScale)
+        let e = frexp(max(ra, rb, 1e-30)).1
+        shift = min(max(31 - e, 1), 62)
+        ma = Int64((ra * pow(2, Double(shift))).rounded())
+        mb = Int64((rb * pow(2, Double(shift))).rounded())
+        za = aZero; zb = bZero; zy = yZero; self.lo = lo; self.hi = hi
+    }
+
+    var c: sq_qadd { sq_qadd(ma: ma, mb: mb, za: za, zb: zb, zy: zy, lo: lo, hi: hi, shift: Int32(shift)) }
+
+    /// The reference for one pair.
+    public func apply(_ a: Int32, _ b: Int32) -> Int32 {
+        let t = Int64(a - za) * ma + Int64(b - zb) * mb
+        let q = t >> Int64(shift)
+        let r = (t + (Int64(1) << Int64(shift - 1)) - 1 + (q & 1)) >> Int64(shift)
+        return Int32(min(max(r + Int64(zy), Int64(lo)), Int64(hi)))
     }
 }

@@ -4,10 +4,16 @@ import Foundation
 /// as a Q31 mantissa M0 in [2^30, 2^31) and a power of two, M = M0 · 2^(exponent − 31). `apply` multiplies
 /// the int32 accumulator by M0 in 64 bits and shifts right by 31 − exponent with one rounding, half to even
 /// (as QuantizeLinear and ONNX Runtime's float requantization round), so it equals round(acc · M0 · 2^(exponent − 31))
-/// exactly. gemmlowp's two-step primitives (each rounding half away from zero) are here too, for Add.
+/// exactly. (gemmlowp's two-step rounding, SRDHM then a rounding shift, differs from this by one LSB often
+/// enough to cost agreement with ONNX Runtime, which rounds once.)
 public struct FixedPointMultiplier: Sendable, Equatable {
     public let mantissa: Int32
     public let exponent: Int
+
+    public init(mantissa: Int32, exponent: Int) {
+        self.mantissa = mantissa
+        self.exponent = exponent
+    }
 
     /// The representation of `real` (> 0); nil for 0, negative, NaN or a value beyond 2^31.
     public init?(_ real: Double) {
@@ -32,23 +38,5 @@ public struct FixedPointMultiplier: Sendable, Equatable {
         let half = Int64(1) << Int64(total - 1)
         let r = rem > half || (rem == half && q & 1 == 1) ? q + 1 : q
         return Int32(clamping: r)
-    }
-
-    /// gemmlowp's SaturatingRoundingDoublingHighMul: (a · b · 2 + 2^31 rounding) / 2^32, rounding half away from zero.
-    public static func saturatingRoundingDoublingHighMul(_ a: Int32, _ b: Int32) -> Int32 {
-        if a == .min && b == .min { return .max }
-        let ab = Int64(a) * Int64(b)
-        let nudge: Int64 = ab >= 0 ? 1 << 30 : 1 - (1 << 30)
-        return Int32((ab + nudge) / (1 << 31))
-    }
-
-    /// gemmlowp's RoundingDivideByPOT: x / 2^exponent rounded half away from zero.
-    public static func roundingDivideByPOT(_ x: Int32, _ exponent: Int) -> Int32 {
-        guard exponent > 0 else { return x }
-        guard exponent < 32 else { return 0 }
-        let mask = Int32((Int64(1) << exponent) - 1)
-        let remainder = x & mask
-        let threshold = (mask >> 1) + (x < 0 ? 1 : 0)
-        return (x >> Int32(exponent)) + (remainder > threshold ? 1 : 0)
     }
 }

@@ -46,19 +46,3 @@ public enum IntegerReference {
         return Int32(min(max(r, Double(lo)), Double(hi)))
     }
 }
-
-extension IntegerReference {
-    /// y = zero_y + M_a·(a − zero_a) + M_b·(b − zero_b), saturated: the int8 Add of two same-shape tensors,
-    /// each input rescaled to the output by its fixed-point multiplier (s_a/s_y, s_b/s_y) at 2^20 extra
-    /// precision, the sum rounded once (gemmlowp's / TFLite's scheme).
-    public static func add(_ a: [Int32], aZero: Int32, aScale: Float, _ b: [Int32], bZero: Int32, bScale: Float,
-                           yZero: Int32, yScale: Float, lo: Int32, hi: Int32) -> [Int32] {
-        let shift = 20
-        let ma = FixedPointMultiplier(Double(aScale) / Double(yScale)) , mb = FixedPointMultiplier(Double(bScale) / Double(yScale))
-        return a.indices.map { i in
-            let xa = ma.map { $0.apply((a[i] - aZero) << shift) } ?? 0
-            let xb = mb.map { $0.apply((b[i] - bZero) << shift) } ?? 0
-            return min(max(yZero + FixedPointMultiplier.roundingDivideByPOT(xa &+ xb, shift), lo), hi)
-        }
-    }
-}

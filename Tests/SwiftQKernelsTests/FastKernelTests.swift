@@ -130,18 +130,6 @@ final class FixedPointMultiplierTests: XCTestCase {
         }
     }
 
-    func testGemmlowpPrimitives() {
-        typealias F = FixedPointMultiplier
-        XCTAssertEqual(F.saturatingRoundingDoublingHighMul(.min, .min), .max)
-        XCTAssertEqual(F.saturatingRoundingDoublingHighMul(1 << 30, 1 << 30), 1 << 29)
-        // Halves round away from zero.
-        XCTAssertEqual(F.roundingDivideByPOT(5, 1), 3)
-        XCTAssertEqual(F.roundingDivideByPOT(-5, 1), -3)
-        XCTAssertEqual(F.roundingDivideByPOT(4, 1), 2)
-        XCTAssertEqual(F.roundingDivideByPOT(-7, 2), -2)
-        XCTAssertEqual(F.roundingDivideByPOT(6, 2), 2)
-    }
-
     func testApplyIsExactRoundingHalfToEven() {
         var rng = SystemRandomNumberGenerator()
         for k in 0..<300 {
@@ -157,75 +145,5 @@ final class FixedPointMultiplierTests: XCTestCase {
         // Ties go to even.
         let half = FixedPointMultiplier(0.5)!
         XCTAssertEqual([1, 3, 5, -1, -3].map { half.apply($0) }, [0, 2, 2, 0, -2])
-    }
-}
-
-final class Int8GemmTests: XCTestCase {
-    /// The int8 GEMM equals the integer reference bit for bit, with VNNI and without, over shapes with odd edges.
-    func testEqualsTheReferenceExactly() {
-        defer { _ = sq_set_cpu_level(-1) }
-        var rng = SystemRandomNumberGenerator()
-        let top = sq_set_cpu_level(-1)
-        for level in [3, 2, 0].filter({ $0 <= top }) {
-            _ = sq_set_cpu_level(Int32(level))
-            for (m, n, k) in [(1, 1, 1), (16, 8, 4), (17, 9, 5), (64, 100, 27), (33, 3, 577), (5, 70, 3), (96, 49, 960)] {
-                let a = (0..<m * k).map { _ in Int8.random(in: -127...127, using: &rng) }
-                let b = (0..<k * n).map { _ in UInt8.random(in: 0...255, using: &rng) }
-                let want = IntegerReference.matmul(a: a.map { Int32($0) }[...], aZero: [0], b: b.map { Int32($0) }[...], bZero: [0], m: m, n: n, k: k)
-                var packed = [Int8](repeating: 0, count: sq_qgemm_packed_size(Int32(m), Int32(k)))
-                sq_qgemm_pack_a(Int32(m), Int32(k), a, &packed)
-                var c = [Int32](repeating: -1, count: n * m)
-                // Two column ranges, as two threads would split them.
-                let half = n / 2
-                sq_qgemm_u8s8(Int32(m), Int32(n), Int32(k), packed, b, Int32(n), &c, Int32(m), 0, Int32(half))
-                sq_qgemm_u8s8(Int32(m), Int32(n), Int32(k), packed, b, Int32(n), &c, Int32(m), Int32(half), Int32(n))
-                for i in 0..<m {
-                    for j in 0..<n where c[j * m + i] != want[i * n + j] {
-                        XCTFail("level \(level) vnni \(sq_cpu_has_vnni()) \(m)x\(n)x\(k): C[\(i)][\(j)] = \(c[j * m + i]), reference \(want[i * n + j])")
-                        return
-                    }
-                }
-            }
-        }
-    }
-}
-
-final class FastIntegerConvTests: XCTestCase {
-    func testEqualsTheReferenceConvExactly() {
-        var rng = SystemRandomNumberGenerator()
-        // (channels, outChannels, H, W, kernel, stride, pad, int8 activations)
-        for (c, m, h, w, k, s, p, signed) in [(3, 8, 9, 11, 3, 1, 1, false), (16, 33, 7, 7, 1, 1, 0, false), (5, 16, 12, 10, 3, 2, 1, true), (4, 17, 6, 9, 5, 2, 2, false)] {
-            let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
-            let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: k, kernelW: k, strideH: s, strideW: s,
-                                 dilationH: 1, dilationW: 1, padTop: p, padLeft: p, padBottom: p, padRight: p, outHeight: oh, outWidth: ow)
-            let lo: Int32 = signed ? -128 : 0
-            let x = (0..<2 * c * h * w).map { _ in Int32.random(in: lo...(lo + 255), using: &rng) }
-            let wt = (0..<m * c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
-            let bias = (0..<m).map { _ in Int32.random(in: -5000...5000, using: &rng) }
-            let zero = Int32.random(in: lo...(lo + 255), using: &rng)
-            let want = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: bias, g)
-            let packed = PackedInt8Weights(rows: m, cols: c * k * k, values: wt)
-            for threads in [1, 2] {
-                XCTAssertEqual(FastInteger.conv(x: x, xZero: zero, lo: lo, w: packed, bias: bias, g, threads: threads), want, "\(g) threads \(threads)")
-            }
-        }
-    }
-
-    func testDepthwiseEqualsTheReferenceExactly() {
-        var rng = SystemRandomNumberGenerator()
-        for (c, h, w, k, s, p, signed) in [(8, 9, 11, 3, 1, 1, false), (5, 14, 13, 3, 2, 1, true), (3, 17, 20, 5, 2, 2, false), (4, 7, 7, 5, 1, 2, false), (2, 6, 9, 3, 2, 0, false)] {
-            let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
-            let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: c, group: c, kernelH: k, kernelW: k, strideH: s, strideW: s,
-                                 dilationH: 1, dilationW: 1, padTop: p, padLeft: p, padBottom: p, padRight: p, outHeight: oh, outWidth: ow)
-            let lo: Int32 = signed ? -128 : 0
-            let x = (0..<2 * c * h * w).map { _ in Int32.random(in: lo...(lo + 255), using: &rng) }
-            let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
-            let bias = (0..<c).map { _ in Int32.random(in: -5000...5000, using: &rng) }
-            let zero = Int32.random(in: lo...(lo + 255), using: &rng)
-            let want = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: bias, g)
-            for threads in [1, 2] {
-                XCTAssertEqual(FastInteger.depthwise(x: x, xZero: zero, lo: lo, w: wt.map { Int8($0) }, bias: bias, g, threads: threads), want, "\(g) threads \(threads)")
-            }
-        }
     }
 }

@@ -74,21 +74,66 @@ void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, in
 
 /// int8 GEMM (integer runtime). Bytes needed by sq_qgemm_pack_a for M x K int8 weights.
 size_t sq_qgemm_packed_size(int M, int K);
-/// Packs row-major int8 A (M x K) for sq_qgemm_u8s8.
+/// Packs row-major int8 A (M x K) for sq_qgemm_nhwc.
 void sq_qgemm_pack_a(int M, int K, const int8_t *A, int8_t *packed);
 /// Whether the int8 GEMM uses AVX-512 VNNI (vpdpbusd) on this CPU at the current level.
 int sq_cpu_has_vnni(void);
-/// C[n][m] = sum_k A[m][k] * B[k][n] (exact int32) for pixels n in [n0, n1): A packed by sq_qgemm_pack_a,
-/// B uint8 K x N with row stride ldb, C pixel-major with row stride ldc.
-void sq_qgemm_u8s8(int M, int N, int K, const int8_t *packedA, const uint8_t *B, int ldb, int32_t *C, int ldc, int n0, int n1);
+/// Requantization of int32 accumulators, per output channel c: clamp(zero + round_half_even((acc + bias[c]) *
+/// mult[c] / 2^shift[c]), lo, hi) as a byte (shift in [1, 63], see FixedPointMultiplier), or, when `scale`
+/// is set, the float (acc + bias[c]) * scale[c].
+typedef struct {
+    const int32_t *bias;
+    const int32_t *mult;
+    const int32_t *shift;
+    int32_t zero, lo, hi;
+    const float *scale;
+} sq_qrequant;
 
-/// im2col of one uint8 image (col[(c*KH + kh)*KW + kw][oh*OW + ow]), `pad` outside the image (the zero point).
-void sq_im2col_u8(const uint8_t *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
-                  int OH, int OW, uint8_t pad, uint8_t *col);
+/// round_half_even(acc * mult / 2^shift) saturated to int32 (shift in [1, 63]).
+int32_t sq_fixed_point_apply(int32_t acc, int32_t mult, int32_t shift);
 
-/// Depthwise int8 convolution (dilation 1) of channels [c0, c1): acc = sum (x - zero) * w (+ bias), exact int32.
-void sq_depthwise_u8s8(const uint8_t *x, int H, int W, const int8_t *w, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
-                       int32_t *acc, int OH, int OW, const int32_t *bias, int c0, int c1);
+/// Y[p][m] = requant(sum_k X[p][k] * W[m][k]) for pixels [p0, p1) and channels [m0, m1) (m0 a multiple of 16):
+/// X uint8 with row stride ldx (rows may be read up to 3 bytes past K), W packed by sq_qgemm_pack_a, Y
+/// bytes or floats with row stride ldy.
+void sq_qgemm_nhwc(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
+                   int p0, int p1, int m0, int m1);
+
+/// Rows [p0, p1) of the NHWC im2col of channels [c0, c0 + cn): row p = output pixel p, k = (kh * KW + kw) * cn + c,
+/// `pad` outside the image (the zero point), zeros from KH*KW*cn up to ldcol.
+void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int KH, int KW, int SH, int SW, int DH, int DW,
+                    int PT, int PL, int OW, uint8_t pad, uint8_t *col, int ldcol, int p0, int p1);
+
+/// Depthwise convolution (dilation 1) of NHWC uint8 for output pixels [p0, p1): acc = sum (x - zero) * w over the
+/// taps inside the image, w int32 [KH*KW][C], then requant (rq->scale must be null).
+void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
+                        int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1);
+
+/// Parameters of the int8 Add: y = clamp(zy + round_half_even(((a - za) * ma + (b - zb) * mb) / 2^shift), lo, hi).
+typedef struct {
+    int64_t ma, mb;
+    int32_t za, zb, zy, lo, hi, shift;
+} sq_qadd;
+/// The int8 Add of elements [n0, n1).
+void sq_qadd_u8(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1);
+
+/// P rows of C bytes from x (stride ldx) to y (stride ldy), requantized by (mult, shift) around the zero points,
+/// or copied when mult is 0.
+void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, int zx, int32_t mult, int32_t shift, int zy, int lo, int hi, uint8_t *y, int ldy);
+/// Max pooling of NHWC uint8 for output pixels [p0, p1) (taps outside the image skipped).
+void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                      uint8_t *y, int OW, int p0, int p1);
+/// Average pooling of NHWC uint8: y = clamp(zy + fixed_point(sum (x - zero), mult[n-1], shift[n-1])) where n is the
+/// number of taps counted (inside the image, or all when include_pad).
+void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
+                      int include_pad, const int32_t *mult, const int32_t *shift, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1);
+/// sums[c] = sum over P pixels of x[p][c].
+void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums);
+/// Float C planes of HW to bytes: clamp(rint(x / scale) + zero, lo, hi), written NHWC when nhwc else planar.
+void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc);
+/// Bytes (NHWC when nhwc) to float planes: (x - zero) * scale.
+void sq_dequantize_planes(const uint8_t *x, int C, int HW, float scale, int zero, float *y, int nhwc);
+/// y (cols x rows) = the transpose of x (rows x cols).
+void sq_transpose_u8(const uint8_t *x, int rows, int cols, uint8_t *y);
 
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);

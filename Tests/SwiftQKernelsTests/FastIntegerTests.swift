@@ -1,0 +1,176 @@
+import CKernels
+import SwiftQKernels
+import XCTest
+
+/// The integer runtime's kernels against the integer reference, bit for bit, at every instruction level this
+/// CPU has (AVX-512 VNNI, AVX2, portable C), one and two threads.
+final class FastIntegerTests: XCTestCase {
+    override func tearDown() { _ = sq_set_cpu_level(-1) }
+
+    /// Instruction levels to run: the CPU's own and every lower one.
+    var levels: [Int32] {
+        let top = sq_set_cpu_level(-1)
+        return [3, 2, 0].filter { $0 <= top }
+    }
+
+    /// NHWC bytes of one NCHW image given as Int32 values.
+    func nhwc(_ x: [Int32], c: Int, hw: Int) -> [UInt8] {
+        var y = [UInt8](repeating: 0, count: x.count)
+        for n in 0..<(x.count / (c * hw)) { for ch in 0..<c { for p in 0..<hw { y[(n * hw + p) * c + ch] = UInt8(x[(n * c + ch) * hw + p]) } } }
+        return y
+    }
+
+    func geometry(batch: Int = 1, c: Int, m: Int, h: Int, w: Int, k: Int, s: Int, p: Int, group: Int) -> ConvGeometry {
+        let oh = (h + 2 * p - k) / s + 1, ow = (w + 2 * p - k) / s + 1
+        return ConvGeometry(batch: batch, channels: c, height: h, width: w, outChannels: m, group: group, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                            dilationH: 1, dilationW: 1, padTop: p, padLeft: p, padBottom: p, padRight: p, outHeight: oh, outWidth: ow)
+    }
+
+    func testConvEqualsTheReferenceExactly() {
+        var rng = SystemRandomNumberGenerator()
+        // (channels, outChannels, H, W, kernel, stride, pad, group): 1x1 read in place, K not a multiple of 4,
+        // channel counts off the 16-wide blocks, stride 2, groups, a 1-pixel output (the Gemm case).
+        let cases = [(3, 8, 9, 11, 3, 1, 1, 1), (16, 33, 7, 7, 1, 1, 0, 1), (5, 16, 12, 10, 3, 2, 1, 1), (4, 17, 6, 9, 5, 2, 2, 1),
+                     (24, 70, 13, 5, 1, 1, 0, 1), (8, 12, 6, 6, 3, 1, 1, 2), (64, 200, 1, 1, 1, 1, 0, 1), (6, 96, 4, 30, 1, 2, 0, 1)]
+        for (c, m, h, w, k, s, p, group) in cases {
+            let g = geometry(batch: 2, c: c, m: m, h: h, w: w, k: k, s: s, p: p, group: group)
+            let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
+            let wt = (0..<m * c / group * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
+            let bias = (0..<m).map { _ in Int32.random(in: -5000...5000, using: &rng) }
+            let zero = Int32.random(in: 0...255, using: &rng)
+            // Multipliers from tiny to above 1, so shifts cover [~25, 60].
+            let mults = (0..<m).map { _ in pow(10, Double.random(in: -7...0.5, using: &rng)) }
+            let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
+            let packed = PackedConvWeights(values: wt, outChannels: m, groupInputs: c / group, kernelH: k, kernelW: k, group: group)
+            let shifted = (0..<m).map { bias[$0] &- zero &* packed.rowSums[$0] }
+            let rq = Requantization(bias: shifted, multipliers: mults, zero: 7, lo: 3, hi: 250)!
+            let ref = Requantization(bias: bias, multipliers: mults, zero: 7, lo: 3, hi: 250)!
+            let fq = Requantization(bias: shifted, floatScales: mults.map { Float($0) })
+            let fref = Requantization(bias: bias, floatScales: mults.map { Float($0) })
+            let ohw = g.outHeight * g.outWidth
+            let xb = nhwc(x, c: c, hw: h * w)
+            var scratch = [UInt8](repeating: 0, count: FastInteger.scratchBytes(g) + 64)
+            for level in levels {
+                _ = sq_set_cpu_level(level)
+                for threads in [1, 2] {
+                    var y = [UInt8](repeating: 0, count: 2 * m * ohw + 64)
+                    var yf = [Float](repeating: 0, count: 2 * m * ohw)
+                    xb.withUnsafeBufferPointer { xp in
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            y.withUnsafeMutableBytes { FastInteger.conv(x: xp.baseAddress!, xZero: zero, w: packed, rq: rq, g, y: $0.baseAddress!, scratch: sp.baseAddress, threads: threads) }
+                            yf.withUnsafeMutableBytes { FastInteger.conv(x: xp.baseAddress!, xZero: zero, w: packed, rq: fq, g, y: $0.baseAddress!, scratch: sp.baseAddress, threads: threads) }
+                        }
+                    }
+                    for n in 0..<2 { for o in 0..<m { for pix in 0..<ohw {
+                        let a = acc[(n * m + o) * ohw + pix], at = (n * ohw + pix) * m + o
+                        if Int32(y[at]) != ref.reference(a, channel: o) || yf[at] != fref.referenceFloat(a, channel: o) {
+                            return XCTFail("\(g) level \(level) threads \(threads): [\(n)][\(o)][\(pix)] acc \(a) bias \(bias[o]) multiplier \(mults[o]) zero \(zero): "
+                                           + "byte \(y[at]) reference \(ref.reference(a, channel: o)), float \(yf[at]) reference \(fref.referenceFloat(a, channel: o))")
+                        }
+                    } } }
+                }
+            }
+        }
+    }
+
+    func testDepthwiseEqualsTheReferenceExactly() {
+        var rng = SystemRandomNumberGenerator()
+        for (c, h, w, k, s, p) in [(8, 9, 11, 3, 1, 1), (19, 14, 13, 3, 2, 1), (3, 17, 20, 5, 2, 2), (40, 7, 7, 5, 1, 2), (2, 6, 9, 3, 2, 0), (16, 1, 1, 3, 1, 1)] {
+            let g = geometry(batch: 2, c: c, m: c, h: h, w: w, k: k, s: s, p: p, group: c)
+            let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
+            let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
+            let bias = (0..<c).map { _ in Int32.random(in: -5000...5000, using: &rng) }
+            let zero = Int32.random(in: 0...255, using: &rng)
+            let mults = (0..<c).map { _ in pow(10, Double.random(in: -5...0, using: &rng)) }
+            let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
+            let rq = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)!
+            var tapMajor = [Int32](repeating: 0, count: c * k * k)
+            for ch in 0..<c { for t in 0..<(k * k) { tapMajor[t * c + ch] = wt[ch * k * k + t] } }
+            let ohw = g.outHeight * g.outWidth
+            let xb = nhwc(x, c: c, hw: h * w)
+            for level in levels {
+                _ = sq_set_cpu_level(level)
+                for threads in [1, 2] {
+                    var y = [UInt8](repeating: 0, count: 2 * c * ohw)
+                    xb.withUnsafeBufferPointer { xp in
+                        tapMajor.withUnsafeBufferPointer { FastInteger.depthwise(x: xp.baseAddress!, xZero: zero, w: $0.baseAddress!, rq: rq, g, y: &y, threads: threads) }
+                    }
+                    for n in 0..<2 { for o in 0..<c { for pix in 0..<ohw {
+                        let a = acc[(n * c + o) * ohw + pix], got = Int32(y[(n * ohw + pix) * c + o])
+                        if got != rq.reference(a, channel: o) {
+                            return XCTFail("\(g) level \(level) threads \(threads): [\(n)][\(o)][\(pix)] acc \(a) multiplier \(mults[o]): \(got), reference \(rq.reference(a, channel: o))")
+                        }
+                    } } }
+                }
+            }
+        }
+    }
+
+    func testAddEqualsTheReferenceExactly() {
+        var rng = SystemRandomNumberGenerator()
+        for count in [1, 7, 8, 100, 20001] {
+            let a = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let b = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let r = AddRescale(aScale: Float.random(in: 0.001...0.1, using: &rng), aZero: Int32.random(in: 0...255, using: &rng),
+                               bScale: Float.random(in: 0.001...0.1, using: &rng), bZero: Int32.random(in: 0...255, using: &rng),
+                               yScale: Float.random(in: 0.01...0.1, using: &rng), yZero: Int32.random(in: 0...255, using: &rng), lo: 0, hi: 255)
+            for level in levels {
+                _ = sq_set_cpu_level(level)
+                for threads in [1, 2] {
+                    var y = [UInt8](repeating: 0, count: count)
+                    FastInteger.add(a, b, r, y: &y, count: count, threads: threads)
+                    for i in 0..<count where Int32(y[i]) != r.apply(Int32(a[i]), Int32(b[i])) {
+                        return XCTFail("level \(level) count \(count) [\(i)]: a \(a[i]) b \(b[i]) \(r): \(y[i]), reference \(r.apply(Int32(a[i]), Int32(b[i])))")
+                    }
+                }
+            }
+        }
+        // One rounding, half to even: 0.5 + 0.5·1 = 1; (1·0.5) alone rounds to 0, (3·0.5) to 2.
+        let half = AddRescale(aScale: 1, aZero: 0, bScale: 1, bZero: 0, yScale: 2, yZero: 0, lo: 0, hi: 255)
+        XCTAssertEqual([half.apply(1, 0), half.apply(3, 0), half.apply(1, 1), half.apply(5, 0)], [0, 2, 1, 2])
+        // The kernels on ties: every value of a rounds from an exact half.
+        let a = (0..<256).map { UInt8($0) }, b = [UInt8](repeating: 0, count: 256)
+        for level in levels {
+            _ = sq_set_cpu_level(level)
+            var y = [UInt8](repeating: 0, count: 256)
+            FastInteger.add(a, b, half, y: &y, count: 256, threads: 1)
+            XCTAssertEqual(y.map { Int32($0) }, a.map { half.apply(Int32($0), 0) }, "ties at level \(level)")
+        }
+    }
+
+    func testPoolingAndRequantizedCopy() {
+        var rng = SystemRandomNumberGenerator()
+        let (c, h, w) = (19, 9, 10)
+        let g = geometry(c: c, m: c, h: h, w: w, k: 3, s: 2, p: 1, group: 1)
+        let x = (0..<c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
+        let xb = nhwc(x, c: c, hw: h * w)
+        let ohw = g.outHeight * g.outWidth
+        var want = [Float](repeating: 0, count: c * ohw)
+        let xf = x.map { Float($0) }
+        for ch in 0..<c { Reference.pool(x: xf.withUnsafeBufferPointer { $0.baseAddress! } + ch * h * w, y: &want[ch * ohw], g, isMax: true, countIncludePad: false) }
+        var y = [UInt8](repeating: 0, count: c * ohw)
+        FastInteger.maxPool(xb, g, into: &y, threads: 2)
+        for ch in 0..<c { for p in 0..<ohw { XCTAssertEqual(Float(y[p * c + ch]), want[ch * ohw + p], "max pool [\(ch)][\(p)]") } }
+        // Average: Σ (x − zero) over counted taps, requantized by multipliers[n − 1].
+        let zero: Int32 = 90
+        let ms = (1...9).map { FixedPointMultiplier(0.8 / Double($0)) }
+        FastInteger.averagePool(xb, g, xZero: zero, countIncludePad: false, multipliers: ms, yZero: 20, lo: 0, hi: 255, into: &y)
+        for ch in 0..<c {
+            for oh in 0..<g.outHeight {
+                for ow in 0..<g.outWidth {
+                    var s: Int32 = 0, n = 0
+                    for kh in 0..<3 { for kw in 0..<3 {
+                        let ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw
+                        if ih >= 0 && ih < h && iw >= 0 && iw < w { s += x[(ch * h + ih) * w + iw] - zero; n += 1 }
+                    } }
+                    XCTAssertEqual(Int32(y[(oh * g.outWidth + ow) * c + ch]), min(max(ms[n - 1]!.apply(s) + 20, 0), 255), "average pool [\(ch)][\(oh)][\(ow)]")
+                }
+            }
+        }
+        // Requantized copy into a wider row (a Concat input).
+        let m = FixedPointMultiplier(0.37)
+        var out = [UInt8](repeating: 0, count: 5 * 30)
+        FastInteger.copy(xb, ldx: c, rows: 5, count: c, xZero: zero, m: m, yZero: 11, lo: 0, hi: 255, into: &out[4], ldy: 30)
+        for r in 0..<5 { for ch in 0..<c { XCTAssertEqual(Int32(out[r * 30 + 4 + ch]), min(max(m!.apply(Int32(xb[r * c + ch]) - zero) + 11, 0), 255)) } }
+    }
+}
