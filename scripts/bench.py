@@ -1,6 +1,6 @@
 """Side-by-side benchmark of swiftq and ONNX Runtime on the models in ../shared/models (or $SWIFTQ_SHARED).
 usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b]
-Float network throughput: batch 1, the same deterministic input shape, the same thread count; each tool is
+Float network throughput (and, last, int8: swiftq's integer runtime against ONNX Runtime on the same Q/DQ model): batch 1, the same deterministic input shape, the same thread count; each tool is
 timed for S seconds per round, rounds alternate between the tools (the machine is shared and noisy) and the
 best round's median counts. End to end: `swiftq eval` and the ONNX Runtime anchor (ort_eval.py, PIL decoding)
 on the first N val images. Prints images/s for both and the ratio swiftq / ONNX Runtime."""
@@ -38,7 +38,7 @@ def swiftq_rate(path, shape_args):
 
 print(f'float throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (ONNX Runtime {ort.__version__})')
 print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
-ratios = {}
+ratios = {}; float_rate = {}
 for f in models:
     path = os.path.join(SHARED, 'models', f)
     so = ort.SessionOptions(); so.intra_op_num_threads = a.threads
@@ -52,7 +52,7 @@ for f in models:
         mine = max(mine, swiftq_rate(path, shape_args))
         theirs = max(theirs, ort_rate(sess, {i.name: x}))
     del sess
-    ratios[f] = mine / theirs
+    ratios[f] = mine / theirs; float_rate[f] = mine
     print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x', flush=True)
 print(f"lowest ratio {min(ratios.values()):.2f}x (target 0.7x: {'met' if min(ratios.values()) >= 0.7 else 'NOT met'})")
 
@@ -95,3 +95,32 @@ if a.calib_images and labelled:
         theirs = float(r.stdout.split('wall_s=')[1].split()[0]); theirs_mib = float(r.stdout.split('peak_rss_mib=')[1].split()[0])
         print(f'{f:28}{mine:10.1f}{theirs:8.1f}{mine / theirs:7.2f}x{mine_mib:12.0f}{theirs_mib:9.0f}', flush=True)
     print('(swiftq: whole process, including reading the model and writing three files; ONNX Runtime: quantize_static only)')
+
+if labelled:
+    # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same
+    # Q/DQ model (it fuses it into QLinearConv & co.). Same input, batch 1, same threads, alternating rounds.
+    tmp = os.path.join('/tmp', f'swiftq-bench-{os.getpid()}'); os.makedirs(tmp, exist_ok=True)
+    CALIB = os.path.join(SHARED, 'images', 'calib')
+    print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (the same swiftq Q/DQ model in both)')
+    print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'vs ORT':>8}{'swiftq fp32':>13}{'vs fp32':>9}")
+    low_ort = low_fp32 = float('inf')
+    for f in labelled:
+        m = INFO[f]; path = os.path.join(SHARED, 'models', f)
+        out = os.path.join(tmp, f[:-5] + '.int8.onnx')
+        if not os.path.exists(out):
+            r = subprocess.run([SWIFTQ, 'quantize', path, '--calib', CALIB, '--calib-limit', '100', '--preset', m['preset'], '-o', out], capture_output=True, text=True)
+            if r.returncode != 0: sys.exit(f'swiftq quantize {f} failed: {r.stderr.strip()[-400:]}')
+        so = ort.SessionOptions(); so.intra_op_num_threads = a.threads
+        sess = ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
+        i = sess.get_inputs()[0]
+        x = np.random.default_rng(0).uniform(-1, 1, [d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+        mine = theirs = 0.0
+        for _ in range(a.rounds):
+            mine = max(mine, swiftq_rate(out, []))
+            theirs = max(theirs, ort_rate(sess, {i.name: x}))
+        del sess
+        fp = float_rate.get(f, 0)
+        low_ort = min(low_ort, mine / theirs); low_fp32 = min(low_fp32, mine / fp if fp else float('inf'))
+        print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x{fp:13.1f}{mine / fp if fp else 0:8.2f}x', flush=True)
+    print(f"lowest int8 ratio vs ORT int8 {low_ort:.2f}x (target 1.0x: {'met' if low_ort >= 1 else 'NOT met'}), "
+          f"vs swiftq fp32 {low_fp32:.2f}x (target 1.5x: {'met' if low_fp32 >= 1.5 else 'NOT met'})")

@@ -31,6 +31,9 @@ public final class IntegerProgram {
     public private(set) var integerNodes = 0
     public private(set) var floatNodes = 0
     private var plan: Plan?
+    /// When set, runs after the first time each step (labelled "OpType name") into `stepSeconds`.
+    public var profile = false
+    public private(set) var stepSeconds: [String: Double] = [:]
 
     /// Loads `model` with its weight file: the file's CRC must be the one the model records, and every record
     /// must equal the model's initializer of that name.
@@ -57,12 +60,31 @@ public final class IntegerProgram {
         graphOutputs = Set(model.graph.outputs.map(\.name))
     }
 
+    /// The integer program of a swiftq int8 model whose weight file lies beside it (OUT.onnx → OUT.swq); nil for
+    /// a model without one, or nil and a warning when the model records a weight file that is missing.
+    public static func beside(modelPath path: String, model: Model) throws -> (IntegerProgram?, String?) {
+        guard model.metadataProps.contains(where: { $0.key == Int8WeightFile.metadataKey }) else { return (nil, nil) }
+        let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
+        guard let bytes = FileManager.default.contents(atPath: weights) else {
+            return (nil, "\(path): its int8 weight file \(weights) is missing; running the Q/DQ graph on the float runtime (fake quantization)")
+        }
+        return (try IntegerProgram(model: model, weights: [UInt8](bytes), weightsPath: weights), nil)
+    }
+
     /// Runs one input; returns the graph outputs in float.
     public func run(_ feeds: [String: RTensor]) throws -> [String: RTensor] {
         let shapes = feeds.mapValues(\.shape)
         if let plan, plan.inputShapes == shapes, plan.threads == threads {
             for (k, v) in feeds { plan.slots[k]?.f = v }
-            for step in plan.steps { try step() }
+            if profile {
+                for (k, step) in plan.steps.enumerated() {
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    try step()
+                    stepSeconds[plan.labels[k], default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                }
+            } else {
+                for step in plan.steps { try step() }
+            }
             return try plan.outputs()
         }
         plan = nil
@@ -71,6 +93,19 @@ public final class IntegerProgram {
         integerNodes = p.integerNodes
         floatNodes = p.floatNodes
         return try p.outputs()
+    }
+
+    /// The 8-bit activations of the last run, dequantized (NCHW), each named by the float tensor it stands for
+    /// (the input of its QuantizeLinear).
+    public func activations() -> [(name: String, value: RTensor)] {
+        guard let plan else { return [] }
+        var seen = Set<ObjectIdentifier>()
+        var out: [(String, RTensor)] = []
+        for n in model.graph.nodes where n.opType == "QuantizeLinear" {
+            guard let name = n.input(0), let q = plan.slots[n.outputs[0]]?.q, seen.insert(ObjectIdentifier(q)).inserted else { continue }
+            out.append((name, q.dequantized()))
+        }
+        return out
     }
 
     // MARK: - graph patterns
@@ -175,6 +210,8 @@ final class Plan {
     let threads: Int
     var slots: [String: Slot] = [:]
     var steps: [() throws -> Void] = []
+    /// "OpType node" of each step.
+    var labels: [String] = []
     var outputNames: [String] = []
     var integerNodes = 0, floatNodes = 0
 

@@ -21,6 +21,8 @@ final class Planner {
     /// Layout conversions already made, by source buffer.
     var converted: [ObjectIdentifier: QBuffer] = [:]
     var graph: Graph { p.model.graph }
+    /// The node being lowered, as a step label.
+    var current = ""
 
     init(_ program: IntegerProgram, feeds: [String: RTensor]) {
         p = program
@@ -32,6 +34,7 @@ final class Planner {
     func build() throws -> Plan {
         for i in p.order where !skip.contains(i) {
             let n = graph.nodes[i]
+            current = "\(n.opType) \(n.displayName)"
             if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatNodes += 1 }
         }
         plan.outputNames = graph.outputs.map(\.name)
@@ -41,6 +44,7 @@ final class Planner {
     /// Adds a step to the plan and runs it once.
     func add(_ step: @escaping () throws -> Void) throws {
         plan.steps.append(step)
+        plan.labels.append(current)
         try step()
     }
 

@@ -44,21 +44,8 @@ public final class ClassifierRun: @unchecked Sendable {
     public init(path: String, model: Model, options: Interpreter.Options) throws {
         self.path = path
         interpreter = try Interpreter(model: model, options: options)
-        let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
-        if model.metadataProps.contains(where: { $0.key == Int8WeightFile.metadataKey }) {
-            if let bytes = FileManager.default.contents(atPath: weights) {
-                let program = try IntegerProgram(model: model, weights: [UInt8](bytes), weightsPath: weights)
-                program.threads = options.threads
-                integer = program
-                warning = nil
-            } else {
-                integer = nil
-                warning = "\(path): its int8 weight file \(weights) is missing; running the Q/DQ graph on the float runtime (fake quantization)"
-            }
-        } else {
-            integer = nil
-            warning = nil
-        }
+        (integer, warning) = try IntegerProgram.beside(modelPath: path, model: model)
+        integer?.threads = options.threads
         guard interpreter.inputNames.count == 1 else {
             throw PipelineError("\(path): a classifier takes one image input; this model has \(interpreter.inputNames.count) (\(interpreter.inputNames.joined(separator: ", ")))")
         }
@@ -115,4 +102,34 @@ public struct ImageStream {
 public struct PipelineError: Error, CustomStringConvertible {
     public var description: String
     public init(_ description: String) { self.description = description }
+}
+
+/// Signal-to-quantization-noise ratio per activation, 10·log10(Σ f² / Σ (f − q)²) in dB over the images seen:
+/// the float model's tensor f against the int8 model's dequantized activation q of the same name.
+public struct SQNRMeter {
+    private var sums: [String: (signal: Double, noise: Double)] = [:]
+    public private(set) var images = 0
+
+    public init() {}
+
+    /// Adds one image: the float model's observed tensors and the integer runtime's activations.
+    public mutating func add(float: [String: RTensor], quantized: [(name: String, value: RTensor)]) {
+        images += 1
+        for (name, q) in quantized {
+            guard let f = float[name], f.count == q.count, f.dtype == .float else { continue }
+            var signal = 0.0, noise = 0.0
+            for i in 0..<f.count {
+                let a = Double(f.f[i]), d = a - Double(q.f[i])
+                signal += a * a; noise += d * d
+            }
+            let s = sums[name] ?? (0, 0)
+            sums[name] = (s.signal + signal, s.noise + noise)
+        }
+    }
+
+    /// The `k` activations with the lowest SQNR (dB; +inf when there is no noise).
+    public func lowest(_ k: Int) -> [(name: String, db: Double)] {
+        sums.map { ($0.key, $0.value.noise > 0 ? 10 * log10($0.value.signal / $0.value.noise) : .infinity) }
+            .sorted { $0.1 < $1.1 }.prefix(k).map { $0 }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftQCore
+import SwiftQInteger
 import SwiftQONNX
 import SwiftQRuntime
 
@@ -11,7 +12,8 @@ struct Bench: ParsableCommand {
             The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic
             dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for
             --seconds (at least --min-runs times); the median and best run times are reported. --profile adds
-            the time per op type.
+            the time per op type (float runtime). A swiftq int8 model whose weight file (OUT.swq) lies beside it
+            runs on the integer runtime, as `swiftq eval` runs it.
             """
     )
 
@@ -53,6 +55,12 @@ struct Bench: ParsableCommand {
             var options = Interpreter.Options(threads: threads)
             options.profile = profile
             let interp = try Interpreter(model: m, options: options)
+            let (integer, warning) = try IntegerProgram.beside(modelPath: model, model: m)
+            integer?.threads = threads
+            integer?.profile = profile
+            if let warning { FileHandle.standardError.write(Data("swiftq: warning: \(warning)\n".utf8)) }
+            let runtime = integer == nil ? "float" : "integer"
+            let run = { (feeds: [String: RTensor]) throws in _ = try integer?.run(feeds) ?? interp.run(feeds) }
             let fixed = Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
             var feeds: [String: RTensor] = [:]
             var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
@@ -70,19 +78,30 @@ struct Bench: ParsableCommand {
                 }
                 feeds[v.name] = t
             }
-            for _ in 0..<warmup { _ = try interp.run(feeds) }
+            for _ in 0..<warmup { try run(feeds) }
             var times: [Double] = []
             let start = DispatchTime.now().uptimeNanoseconds
             while times.count < minRuns || Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 < seconds {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                _ = try interp.run(feeds)
+                try run(feeds)
                 times.append(Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9)
             }
             let sorted = times.sorted()
             let median = sorted[sorted.count / 2], best = sorted[0]
             if json != "-" {
-                print("\(model): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
-                if profile {
+                print("\(model) (\(runtime) runtime): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
+                if profile, let integer {
+                    let steps = integer.stepSeconds, total = steps.values.reduce(0, +), runs = Double(times.count + warmup - 1)
+                    var byOp: [String: Double] = [:]
+                    for (label, t) in steps { byOp[String(label.split(separator: " ")[0]), default: 0] += t }
+                    for (op, t) in byOp.sorted(by: { $0.value > $1.value }) {
+                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.3f", t / runs * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
+                    }
+                    print("  slowest steps:")
+                    for (label, t) in steps.sorted(by: { $0.value > $1.value }).prefix(profileNodes) {
+                        print("  \(String(format: "%7.3f", t / runs * 1000)) ms  \(label)")
+                    }
+                } else if profile {
                     let total = interp.profile.values.reduce(0, +)
                     for (op, t) in interp.profile.sorted(by: { $0.value > $1.value }) {
                         print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / Double(times.count + warmup) * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
@@ -94,7 +113,7 @@ struct Bench: ParsableCommand {
                 }
             }
             if let json {
-                try writeJSON(["model": model, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
+                try writeJSON(["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
                                "images_per_second": 1 / median] as [String: Any], to: json)
             }
         }

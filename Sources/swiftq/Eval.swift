@@ -62,7 +62,11 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Save every model's raw output as a float32 .npy array [models, images, classes] (NaN rows for skipped images).", valueName: "file"))
     var saveOutputs: String?
 
+    @Option(help: ArgumentHelp("With two models (fp32, then an int8 model on the integer runtime): measure each int8 activation's SQNR against the float model on the first N images and list the lowest (0: off).", valueName: "n"))
+    var sqnrImages = 8
+
     func validate() throws {
+        if sqnrImages < 0 { throw ValidationError("--sqnr-images must not be negative") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         if threads <= 0 { throw ValidationError("--threads must be positive") }
         if maxDrop != nil && models.count != 2 { throw ValidationError("--max-drop compares two models: the float one, then the int8 one") }
@@ -103,9 +107,17 @@ struct Eval: ParsableCommand {
                 if let c = comparison {
                     print(String(format: "int8 vs fp32: top-1 drop %.2f points, top-1 agreement %.2f%% of %d images", c.drop ?? .nan, c.agreement, c.images))
                 }
+                if result.sqnr.images > 0 {
+                    print("lowest SQNR (int8 activation against the float model, first \(result.sqnr.images) images):")
+                    for (name, db) in result.sqnr.lowest(5) { print(String(format: "  %7.2f dB  %@", db, name)) }
+                }
             }
             var object = jsonObject(runs, result, prep)
             if let c = comparison { object["drop"] = c.drop ?? NSNull(); object["agreement"] = c.agreement }
+            if result.sqnr.images > 0 {
+                object["sqnr_images"] = result.sqnr.images
+                object["lowest_sqnr"] = result.sqnr.lowest(10).map { ["tensor": $0.name, "db": $0.db.isFinite ? $0.db : 999] as [String: Any] }
+            }
             if let json { try writeJSON(object, to: json) }
             if let predictions { try writePredictions(runs, items: items, result: result, to: predictions) }
             if let saveOutputs { try writeNPY(result.outputs, to: saveOutputs) }
@@ -133,6 +145,8 @@ struct Eval: ParsableCommand {
         var predicted: [[Int?]]
         /// Per model, per image: the raw output (only with --save-outputs).
         var outputs: [[[Float]?]]
+        /// SQNR of the int8 model's activations (two models, the second on the integer runtime).
+        var sqnr = SQNRMeter()
     }
 
     func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.Item], prep: Preprocessing, quiet: Bool) throws -> Result {
@@ -166,6 +180,14 @@ struct Eval: ParsableCommand {
                     }
                     result.predicted[m].append(run.score(scores, label: item.label))
                     if saveOutputs != nil { result.outputs[m].append(scores.floatArray()) }
+                }
+                if runs.count == 2, let integer = runs[1].integer, result.sqnr.images < sqnrImages {
+                    let wanted = Set(integer.activations().map(\.name))
+                    var float: [String: RTensor] = [:]
+                    _ = try runs[0].interpreter.run([runs[0].inputName: input]) { name, t in
+                        if wanted.contains(name) { float[name] = RTensor(floats: t.floatArray(), shape: t.shape) }
+                    }
+                    result.sqnr.add(float: float, quantized: integer.activations())
                 }
             }
             if !quiet {
