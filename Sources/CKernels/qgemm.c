@@ -65,12 +65,21 @@ static inline __m512i round_shift64(__m512i p, __m512i sh) {
 __attribute__((target("avx512f")))
 static inline __m512i requant16(__m512i acc, const sq_qrequant *rq, int c) {
     acc = _mm512_add_epi32(acc, _mm512_loadu_si512(rq->bias + c));
-    __m512i mult = _mm512_loadu_si512(rq->mult + c), shift = _mm512_loadu_si512(rq->shift + c);
-    __m512i lo32 = _mm512_set1_epi64(0xFFFFFFFF);
+    __m512i mult = _mm512_loadu_si512(rq->mult + c), one = _mm512_set1_epi64(1);
+    size_t b = (size_t)(c / 16) * 8;
+    __m512i se = _mm512_loadu_si512(rq->shift_even + b), so = _mm512_loadu_si512(rq->shift_odd + b);
     __m512i pe = _mm512_mul_epi32(acc, mult);
     __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(mult, 32));
-    __m512i re = round_shift64(pe, _mm512_and_si512(shift, lo32));
-    __m512i ro = round_shift64(po, _mm512_srli_epi64(shift, 32));
+    // round half to even: floor((p + half - 1 + bit) / 2^s), bit = floor(p / 2^s) & 1
+    __m512i re = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(pe, _mm512_loadu_si512(rq->half_even + b)),
+                                                    _mm512_and_si512(_mm512_srav_epi64(pe, se), one)), se);
+    __m512i ro = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(po, _mm512_loadu_si512(rq->half_odd + b)),
+                                                    _mm512_and_si512(_mm512_srav_epi64(po, so), one)), so);
+    if (rq->saturate) {
+        __m512i mn = _mm512_set1_epi64(INT32_MIN), mx = _mm512_set1_epi64(INT32_MAX);
+        re = _mm512_min_epi64(_mm512_max_epi64(re, mn), mx);
+        ro = _mm512_min_epi64(_mm512_max_epi64(ro, mn), mx);
+    }
     __m512i r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
     r = _mm512_add_epi32(r, _mm512_set1_epi32(rq->zero));
     return _mm512_min_epi32(_mm512_max_epi32(r, _mm512_set1_epi32(rq->lo)), _mm512_set1_epi32(rq->hi));
@@ -179,10 +188,16 @@ void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int K
     for (int p = p0; p < p1; p++) {
         int oh = p / OW, ow = p % OW;
         uint8_t *d = col + (size_t)p * ldcol;
+        int iw0 = ow * SW - PL, whole = cn == C && DW == 1 && iw0 >= 0 && iw0 + KW <= W;
         for (int kh = 0; kh < KH; kh++) {
             int ih = oh * SH - PT + kh * DH;
+            if (whole && ih >= 0 && ih < H) {   // the window row is one run of KW * C bytes
+                memcpy(d, x + ((size_t)ih * W + iw0) * C, (size_t)KW * C);
+                d += (size_t)KW * C;
+                continue;
+            }
             for (int kw = 0; kw < KW; kw++, d += cn) {
-                int iw = ow * SW - PL + kw * DW;
+                int iw = iw0 + kw * DW;
                 if (ih >= 0 && ih < H && iw >= 0 && iw < W) memcpy(d, x + ((size_t)ih * W + iw) * C + c0, cn);
                 else memset(d, pad, cn);
             }
@@ -364,12 +379,22 @@ void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums) {
 }
 
 CLONES
+static void quantize_run(const float *x, int n, float scale, int zero, int lo, int hi, uint8_t *y) {
+    for (int i = 0; i < n; i++) {
+        float v = __builtin_rintf(x[i] / scale) + (float)zero;
+        v = v < (float)lo ? (float)lo : v > (float)hi ? (float)hi : v;
+        y[i] = (uint8_t)(int)v;
+    }
+}
+
 void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc) {
+    uint8_t run[1024];
     for (int c = 0; c < C; c++)
-        for (int i = 0; i < HW; i++) {
-            float v = __builtin_rintf(x[(size_t)c * HW + i] / scale) + (float)zero;
-            v = v < (float)lo ? (float)lo : v > (float)hi ? (float)hi : v;
-            y[nhwc ? (size_t)i * C + c : (size_t)c * HW + i] = (uint8_t)(int)v;
+        for (int i = 0; i < HW; i += 1024) {
+            int n = HW - i < 1024 ? HW - i : 1024;
+            if (!nhwc) { quantize_run(x + (size_t)c * HW + i, n, scale, zero, lo, hi, y + (size_t)c * HW + i); continue; }
+            quantize_run(x + (size_t)c * HW + i, n, scale, zero, lo, hi, run);
+            for (int j = 0; j < n; j++) y[(size_t)(i + j) * C + c] = run[j];
         }
 }
 

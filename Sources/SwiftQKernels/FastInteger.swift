@@ -11,6 +11,10 @@ public final class Requantization: @unchecked Sendable {
     let mult: UnsafeMutablePointer<Int32>
     let shift: UnsafeMutablePointer<Int32>
     let scale: UnsafeMutablePointer<Float>?
+    /// Per block of 16 channels, 8 even then 8 odd lanes: the shifts and 2^(shift−1) − 1 as Int64.
+    let shiftEven: UnsafeMutablePointer<Int64>, shiftOdd: UnsafeMutablePointer<Int64>
+    let halfEven: UnsafeMutablePointer<Int64>, halfOdd: UnsafeMutablePointer<Int64>
+    private var saturate: Int32 = 0
     public let zero: Int32, lo: Int32, hi: Int32
 
     private init(channels: Int, floats: Bool, zero: Int32, lo: Int32, hi: Int32) {
@@ -21,7 +25,21 @@ public final class Requantization: @unchecked Sendable {
         shift = .allocate(capacity: n); shift.initialize(repeating: 31, count: n)
         scale = floats ? .allocate(capacity: n) : nil
         scale?.initialize(repeating: 0, count: n)
+        shiftEven = .allocate(capacity: n / 2); shiftOdd = .allocate(capacity: n / 2)
+        halfEven = .allocate(capacity: n / 2); halfOdd = .allocate(capacity: n / 2)
         self.zero = zero; self.lo = lo; self.hi = hi
+        blockShifts()
+    }
+
+    /// Fills the blocked shift tables from `shift`.
+    private func blockShifts() {
+        let n = (channels + 15) / 16 * 16
+        for c in stride(from: 0, to: n, by: 2) {
+            let j = c / 16 * 8 + (c % 16) / 2
+            shiftEven[j] = Int64(shift[c]); shiftOdd[j] = Int64(shift[c + 1])
+            halfEven[j] = (Int64(1) << (shift[c] - 1)) - 1; halfOdd[j] = (Int64(1) << (shift[c + 1] - 1)) - 1
+        }
+        saturate = (0..<n).contains { shift[$0] < 31 } ? 1 : 0
     }
 
     /// Requantization to bytes by the real multipliers (s_in · s_w / s_out per channel); nil when one is 2^30 or
@@ -35,6 +53,7 @@ public final class Requantization: @unchecked Sendable {
             mult[c] = m.mantissa
             shift[c] = Int32(min(31 - m.exponent, 63))   // ≥ 63 gives 0 either way: |acc · M0| < 2^62
         }
+        blockShifts()
     }
 
     /// Dequantization of the accumulators to floats: (acc + bias[c]) · scales[c].
@@ -43,13 +62,38 @@ public final class Requantization: @unchecked Sendable {
         for c in 0..<bias.count { self.bias[c] = bias[c]; scale![c] = floatScales[c] }
     }
 
-    deinit { bias.deallocate(); mult.deallocate(); shift.deallocate(); scale?.deallocate() }
+    deinit {
+        bias.deallocate(); mult.deallocate(); shift.deallocate(); scale?.deallocate()
+        shiftEven.deallocate(); shiftOdd.deallocate(); halfEven.deallocate(); halfOdd.deallocate()
+    }
 
     public var producesFloats: Bool { scale != nil }
 
-    /// The C view from channel `first` on (a group of a grouped convolution).
-    func c(from first: Int = 0) -> sq_qrequant {
-        sq_qrequant(bias: bias + first, mult: mult + first, shift: shift + first, zero: zero, lo: lo, hi: hi, scale: scale.map { $0 + first })
+    /// The C view.
+    func c() -> sq_qrequant {
+        sq_qrequant(bias: bias, mult: mult, shift: shift, zero: zero, lo: lo, hi: hi, scale: scale,
+                    shift_even: shiftEven, shift_odd: shiftOdd, half_even: halfEven, half_odd: halfOdd, saturate: saturate)
+    }
+
+    private var groupSlices: [Requantization] = []
+
+    /// One requantization per group of a grouped convolution (made once).
+    func slices(_ groups: Int) -> [Requantization] {
+        if groups == 1 { return [self] }
+        if groupSlices.count != groups {
+            let per = channels / groups
+            groupSlices = (0..<groups).map { Requantization(copying: self, from: $0 * per, count: per) }
+        }
+        return groupSlices
+    }
+
+    private convenience init(copying r: Requantization, from first: Int, count: Int) {
+        self.init(channels: count, floats: r.scale != nil, zero: r.zero, lo: r.lo, hi: r.hi)
+        for c in 0..<count {
+            bias[c] = r.bias[first + c]; mult[c] = r.mult[first + c]; shift[c] = r.shift[first + c]
+            scale?[c] = r.scale![first + c]
+        }
+        blockShifts()
     }
 
     /// The reference: the byte for one accumulator of channel `c` (`FixedPointMultiplier.apply`, then the zero
@@ -119,6 +163,7 @@ public enum FastInteger {
         let ohw = g.outHeight * g.outWidth, m = g.outChannels, mg = m / g.group, cg = w.groupInputs, k = w.rowLength
         let k4 = (k + 3) / 4 * 4, isDirect = direct(g)
         let elem = rq.producesFloats ? 4 : 1
+        let groups = rq.slices(g.group)
         for n in 0..<g.batch {
             let xn = x + n * g.height * g.width * g.channels
             let yn = y + n * ohw * m * elem
@@ -127,7 +172,7 @@ public enum FastInteger {
                 let byPixels = ohw >= 48 || mg <= 64
                 let parts = threads <= 1 ? 1 : byPixels ? min(threads, max(1, ohw / 24)) : min(threads, (mg + 63) / 64)
                 let w = w.packed[grp]
-                var rc = rq.c(from: grp * mg)
+                var rc = groups[grp].c()
                 let im2col = { (p0: Int, p1: Int) in
                     sq_im2col_nhwc(xn, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(grp * cg), Int32(cg), Int32(g.kernelH), Int32(g.kernelW),
                                    Int32(g.strideH), Int32(g.strideW), Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft),

@@ -87,6 +87,10 @@ typedef struct {
     const int32_t *shift;
     int32_t zero, lo, hi;
     const float *scale;
+    /// For the vector path, per block of 16 channels: the shifts and (2^(shift-1) - 1) of the even and of the
+    /// odd channels as int64 (8 each), and whether any shift is below 31 (results may need saturating).
+    const int64_t *shift_even, *shift_odd, *half_even, *half_odd;
+    int32_t saturate;
 } sq_qrequant;
 
 /// round_half_even(acc * mult / 2^shift) saturated to int32 (shift in [1, 63]).
