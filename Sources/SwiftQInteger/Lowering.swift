@@ -69,23 +69,19 @@ final class Planner {
     }
 
     /// `x` as NHWC bytes (a conversion step when it is a planar rank-4 tensor).
-    func nhwc(_ x: QBuffer) throws -> QBuffer {
-        guard x.shape.count == 4, !x.nhwc else { return x }
-        if let c = converted[ObjectIdentifier(x)] { return c }
-        let y = x.like(shape: x.shape, nhwc: true)
-        let (c, hw, images) = x.image
-        try add { for n in 0..<images { FastInteger.transpose(x.bytes + n * c * hw, rows: c, cols: hw, into: y.bytes + n * c * hw) } }
-        converted[ObjectIdentifier(x)] = y
-        return y
-    }
+    func nhwc(_ x: QBuffer) throws -> QBuffer { try layout(x, nhwc: true) }
 
     /// `x` in its logical (NCHW) byte order.
-    func planar(_ x: QBuffer) throws -> QBuffer {
-        guard x.nhwc else { return x }
+    func planar(_ x: QBuffer) throws -> QBuffer { try layout(x, nhwc: false) }
+
+    /// `x` in the wanted layout: itself, or a transposed copy made by a step (once per buffer).
+    func layout(_ x: QBuffer, nhwc: Bool) throws -> QBuffer {
+        guard x.shape.count == 4, x.nhwc != nhwc else { return x }
         if let c = converted[ObjectIdentifier(x)] { return c }
-        let y = x.like(shape: x.shape, nhwc: false)
+        let y = x.like(shape: x.shape, nhwc: nhwc)
         let (c, hw, images) = x.image
-        try add { for n in 0..<images { FastInteger.transpose(x.bytes + n * c * hw, rows: hw, cols: c, into: y.bytes + n * c * hw) } }
+        let (rows, cols) = nhwc ? (c, hw) : (hw, c)
+        try add { for n in 0..<images { FastInteger.transpose(x.bytes + n * c * hw, rows: rows, cols: cols, into: y.bytes + n * c * hw) } }
         converted[ObjectIdentifier(x)] = y
         return y
     }

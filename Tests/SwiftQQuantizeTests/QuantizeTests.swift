@@ -204,4 +204,53 @@ final class IntegerProgramTests: XCTestCase {
         let otherBytes = try Int8WeightFile.serialize(other)
         XCTAssertThrowsError(try IntegerProgram(model: q.model, weights: otherBytes, weightsPath: "other.swq"))
     }
+
+    /// x → Conv → Relu → MaxPool ─┬→ Conv 1x1 ─┬→ Concat → Conv (2 groups) → Conv (depthwise) → AveragePool → GlobalAveragePool → Conv → Softmax
+    ///                            └→ Conv 3x3 ─┘
+    func fireNet() -> Model {
+        let pad1 = Attribute(name: "pads", value: .ints([1, 1, 1, 1]))
+        let g = Graph(nodes: [
+            Node(name: "conv1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["c1"], attributes: [pad1]),
+            Node(name: "relu", opType: "Relu", inputs: ["c1"], outputs: ["r1"]),
+            Node(name: "pool", opType: "MaxPool", inputs: ["r1"], outputs: ["m"], attributes: [Attribute(name: "kernel_shape", value: .ints([3, 3])),
+                                                                                             Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(name: "e1", opType: "Conv", inputs: ["m", "we1", "be1"], outputs: ["e1"]),
+            Node(name: "e3", opType: "Conv", inputs: ["m", "we3", "be3"], outputs: ["e3"], attributes: [pad1]),
+            Node(name: "cat", opType: "Concat", inputs: ["e1", "e3"], outputs: ["cat"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            Node(name: "grouped", opType: "Conv", inputs: ["cat", "wg", "bg"], outputs: ["g"], attributes: [pad1, Attribute(name: "group", value: .int(2))]),
+            Node(name: "dw", opType: "Conv", inputs: ["g", "wd", "bd"], outputs: ["d"], attributes: [pad1, Attribute(name: "group", value: .int(8))]),
+            Node(name: "avg", opType: "AveragePool", inputs: ["d"], outputs: ["a"], attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2]))]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["a"], outputs: ["p"]),
+            Node(name: "head", opType: "Conv", inputs: ["p", "wh", "bh"], outputs: ["h"]),
+            Node(name: "softmax", opType: "Softmax", inputs: ["h"], outputs: ["y"], attributes: [Attribute(name: "axis", value: .int(1))]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(15), .value(15)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [8, 3, 3, 3]), tensor("b1", [8], -0.2, 0.2), tensor("we1", [4, 8, 1, 1]), tensor("be1", [4]),
+                          tensor("we3", [4, 8, 3, 3], -0.3, 0.3), tensor("be3", [4]), tensor("wg", [8, 4, 3, 3], -0.3, 0.3), tensor("bg", [8]),
+                          tensor("wd", [8, 1, 3, 3]), tensor("bd", [8]), tensor("wh", [5, 8, 1, 1]), tensor("bh", [5])])
+        return Model(graph: g)
+    }
+
+    /// MaxPool, Concat, grouped and depthwise Conv, AveragePool and GlobalAveragePool run on integers; Softmax
+    /// stays a float island; the result tracks the Q/DQ model run as fake quantization.
+    func testPoolingConcatAndGroupsRunOnIntegers() throws {
+        let model = fireNet()
+        let inputs = (0..<12).map { _ in RTensor(floats: values.floats(3 * 225), shape: [1, 3, 15, 15]) }
+        var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
+        let bytes = try Int8WeightFile.serialize(q.weightRecords)
+        q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", Int8WeightFile.fileChecksum(bytes))))
+        let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "fire.swq")
+        program.threads = 2
+        let fake = try Interpreter(model: q.model, options: .init(threads: 1))
+        var worst: Float = 0
+        for x in inputs {
+            let a = try fake.run(["x": x])["y"]!.floatArray(), b = try program.run(["x": x])["y"]!.floatArray()
+            XCTAssertEqual(b.count, 5)
+            for i in a.indices { worst = max(worst, abs(a[i] - b[i])) }
+        }
+        XCTAssertEqual(program.floatNodes, 1, "only Softmax runs in float")
+        XCTAssertGreaterThanOrEqual(program.integerNodes, 10)
+        XCTAssertLessThan(worst, 0.02, "largest probability difference \(worst)")
+        XCTAssertFalse(program.activations().isEmpty)
+    }
 }
