@@ -4,6 +4,10 @@ import SwiftQKernels
 import SwiftQONNX
 import SwiftQRuntime
 
+/// The QuantizeLinear after a layer (index), the fused Relu/Clip (index), the output's scale, zero point and type,
+/// and the clamp in bytes.
+typealias OutputQuantization = (q: Int, act: Int?, scale: Float, zeroPoint: Int32, dtype: DType, lo: Int32, hi: Int32)
+
 /// Memory a step owns (im2col scratch, float staging), freed with the plan.
 final class Scratch<T> {
     let p: UnsafeMutablePointer<T>
@@ -52,7 +56,7 @@ final class Planner {
 
     /// The output quantization of the layer writing `name`: the QuantizeLinear after it (through a Relu/Clip,
     /// whose bounds narrow the clamp). lo/hi are in bytes.
-    func outputQuantization(after name: String) -> (q: Int, act: Int?, scale: Float, zeroPoint: Int32, dtype: DType, lo: Int32, hi: Int32)? {
+    func outputQuantization(after name: String) -> OutputQuantization? {
         guard let (qi, act, rlo, rhi) = p.quantizer(after: name), let (ys, yz, yt) = p.params(graph.nodes[qi]) else { return nil }
         var (lo, hi) = yt.integerRange!
         let bias = lo
@@ -61,8 +65,14 @@ final class Planner {
         return (qi, act, ys, yz, yt, lo - bias, hi - bias)
     }
 
+    /// A weighted layer's requantization to the output quantization `o`: multipliers s_x · s_w[c] / s_y.
+    func requantization(bias: [Int32], x: QBuffer, wScale: [Float], to o: OutputQuantization) -> Requantization? {
+        Requantization(bias: bias, multipliers: wScale.map { Double(x.scale) * Double($0) / Double(o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
+                       lo: o.lo, hi: o.hi)
+    }
+
     /// Publishes a layer's output as the QuantizeLinear's (and skips the Q and the fused activation).
-    func publish(_ y: QBuffer, _ o: (q: Int, act: Int?, scale: Float, zeroPoint: Int32, dtype: DType, lo: Int32, hi: Int32)) {
+    func publish(_ y: QBuffer, _ o: OutputQuantization) {
         plan.slots[graph.nodes[o.q].outputs[0]] = Slot(q: y)
         skip.insert(o.q)
         if let a = o.act { skip.insert(a) }
@@ -166,8 +176,7 @@ final class Planner {
         let o = outputQuantization(after: n.outputs[0])
         let threads = threads
         if geo.isDepthwise && geo.dilationH == 1 && geo.dilationW == 1 {
-            guard let o, let rq = Requantization(bias: bias, multipliers: wScale.map { Double(x.scale) * Double($0) / Double(o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
-                                                  lo: o.lo, hi: o.hi) else { return false }
+            guard let o, let rq = requantization(bias: bias, x: x, wScale: wScale, to: o) else { return false }
             let taps = geo.kernelH * geo.kernelW, c = geo.channels
             var wt = [Int32](repeating: 0, count: taps * c)
             for ch in 0..<c { for t in 0..<taps { wt[t * c + ch] = w.values[ch * taps + t] } }
@@ -180,8 +189,7 @@ final class Planner {
         let shifted = (0..<geo.outChannels).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
         let scratch = Scratch<UInt8>(FastInteger.scratchBytes(geo), 0)
         if let o {
-            guard let rq = Requantization(bias: shifted, multipliers: wScale.map { Double(x.scale) * Double($0) / Double(o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
-                                          lo: o.lo, hi: o.hi) else { return false }
+            guard let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o) else { return false }
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: scratch.p, threads: threads) }
             publish(y, o)
@@ -217,8 +225,7 @@ final class Planner {
         let shifted = (0..<m).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
         let threads = threads
         if let o = outputQuantization(after: n.outputs[0]) {
-            guard let rq = Requantization(bias: shifted, multipliers: wScale.map { Double(x.scale) * Double($0) / Double(o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
-                                          lo: o.lo, hi: o.hi) else { return false }
+            guard let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o) else { return false }
             let y = QBuffer(shape: [batch, m], nhwc: false, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: nil, threads: threads) }
             publish(y, o)

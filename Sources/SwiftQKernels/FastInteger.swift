@@ -51,7 +51,7 @@ public final class Requantization: @unchecked Sendable {
             guard let m = FixedPointMultiplier(multipliers[c]) else { continue }   // 0 (or unusable): output zero
             guard m.exponent < 31 else { return nil }
             mult[c] = m.mantissa
-            shift[c] = Int32(min(31 - m.exponent, 63))   // ≥ 63 gives 0 either way: |acc · M0| < 2^62
+            shift[c] = m.kernelShift
         }
         blockShifts()
     }
@@ -252,7 +252,7 @@ extension FastInteger {
     /// to `yZero` and clamped to [lo, hi], or copied when `m` is nil.
     public static func copy(_ x: UnsafePointer<UInt8>, ldx: Int, rows: Int, count: Int, xZero: Int32, m: FixedPointMultiplier?, yZero: Int32,
                             lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>, ldy: Int) {
-        let (mult, shift) = m.map { ($0.mantissa, Int32(min(31 - $0.exponent, 63))) } ?? (0, 31)
+        let (mult, shift) = m.map { ($0.mantissa, $0.kernelShift) } ?? (0, 31)
         sq_qcopy_channels(x, Int32(ldx), Int32(rows), Int32(count), xZero, mult, shift, yZero, lo, hi, y, Int32(ldy))
     }
 
@@ -270,7 +270,7 @@ extension FastInteger {
     /// for a window of n counted taps.
     public static func averagePool(_ x: UnsafePointer<UInt8>, _ g: ConvGeometry, xZero: Int32, countIncludePad: Bool, multipliers: [FixedPointMultiplier?],
                                    yZero: Int32, lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>) {
-        let mult = multipliers.map { $0?.mantissa ?? 0 }, shift = multipliers.map { m in m.map { Int32(min(31 - $0.exponent, 63)) } ?? 31 }
+        let mult = multipliers.map { $0?.mantissa ?? 0 }, shift = multipliers.map { $0?.kernelShift ?? 31 }
         sq_qavgpool_nhwc(x, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
                          Int32(g.padTop), Int32(g.padLeft), xZero, countIncludePad ? 1 : 0, mult, shift, yZero, lo, hi, y, Int32(g.outWidth), 0, Int32(g.outHeight * g.outWidth))
     }

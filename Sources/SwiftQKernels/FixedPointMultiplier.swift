@@ -10,6 +10,10 @@ public struct FixedPointMultiplier: Sendable, Equatable {
     public let mantissa: Int32
     public let exponent: Int
 
+    /// The right shift the C kernels apply after the 64-bit product (31 − exponent, at most 63: beyond that the
+    /// result is 0 either way, as |acc · M0| < 2^62).
+    public var kernelShift: Int32 { Int32(min(31 - exponent, 63)) }
+
     public init(mantissa: Int32, exponent: Int) {
         self.mantissa = mantissa
         self.exponent = exponent

@@ -182,12 +182,13 @@ struct Eval: ParsableCommand {
                     if saveOutputs != nil { result.outputs[m].append(scores.floatArray()) }
                 }
                 if runs.count == 2, let integer = runs[1].integer, result.sqnr.images < sqnrImages {
-                    let wanted = Set(integer.activations().map(\.name))
+                    let quantized = integer.activations()
+                    let wanted = Set(quantized.map(\.name))
                     var float: [String: RTensor] = [:]
                     _ = try runs[0].interpreter.run([runs[0].inputName: input]) { name, t in
                         if wanted.contains(name) { float[name] = RTensor(floats: t.floatArray(), shape: t.shape) }
                     }
-                    result.sqnr.add(float: float, quantized: integer.activations())
+                    result.sqnr.add(float: float, quantized: quantized)
                 }
             }
             if !quiet {
