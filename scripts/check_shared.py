@@ -188,8 +188,8 @@ for m in MODELS:
     check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val)", top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'],
           f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f}")
     # The same Q/DQ model on swiftq's integer runtime over the whole val set: top-1 predictions against ONNX
-    # Runtime's. The targets are 99.5% agreement and 0.2 points; the check fails below the floors
-    # reached so far (97% and 0.5 points), so a regression fails CI while the gap stays visible.
+    # Runtime's: at least 99.5% agreement and top-1 within 0.2 points (the integer runtime rounds as ONNX
+    # Runtime's int8 kernels do, so only exact ties in the float tail may differ).
     sq_pred = out + '.swiftq-predictions.txt'
     r = swiftq('eval', out, '--data', VAL, '--labels', os.path.join(VAL, 'labels.txt'), '--preset', m['preset'], '--threads', '2',
                '--predictions', sq_pred, '--json', out + '.eval.json')
@@ -200,9 +200,9 @@ for m in MODELS:
     theirs = {l.split()[0]: l.split()[2] for l in open(ort_pred)}
     same = sum(mine.get(k) == v for k, v in theirs.items()); agreement = 100 * same / max(len(theirs), 1)
     gap = abs(ev['top1'] - top1)
-    check(f"quantize {m['file']}: integer runtime agrees with ONNX Runtime", ev['runtime'] == 'integer' and agreement >= 97.0 and gap <= 0.5,
-          f"{agreement:.2f}% of {len(theirs)} images (target 99.5%: {'met' if agreement >= 99.5 else 'NOT met'}), top-1 {ev['top1']:.2f} vs {top1:.2f} "
-          f"(target within 0.2: {'met' if gap <= 0.2 else 'NOT met'}), {ev['images_per_second']:.0f} images/s")
+    check(f"quantize {m['file']}: integer runtime agrees with ONNX Runtime", ev['runtime'] == 'integer' and agreement >= 99.5 and gap <= 0.2,
+          f"{agreement:.2f}% of {len(theirs)} images (at least 99.5%), top-1 {ev['top1']:.2f} vs ONNX Runtime {top1:.2f} (within 0.2), "
+          f"{ev['images_per_second']:.0f} images/s")
 
 # swiftq eval fp32 vs int8 (the int8 model on swiftq's integer runtime, its .swq beside it): drop and
 # agreement in the JSON, and --max-drop 0 exits 1 exactly when top-1 dropped.

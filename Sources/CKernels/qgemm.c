@@ -1,9 +1,9 @@
 // int8 kernels of the integer runtime. Activations are NHWC uint8 ("biased": an int8 tensor is stored as
-// q + 128 with its zero point moved the same way), weights int8. Every kernel ends in the same exact
-// requantization: acc (int32) -> round_half_even(acc * M0 / 2^shift) saturated to int32, + zero (wrapping),
-// clamped to [lo, hi]; see FixedPointMultiplier.apply. The AVX-512 VNNI paths (vpdpbusd: four u8 x s8 pairs
-// added to an int32 lane, exactly) and the portable ones (plain int32 loops, compiled for AVX2 and generic
-// C) give the same bytes; nothing saturates before the final clamp.
+// q + 128 with its zero point moved the same way), weights int8. Accumulation is exact int32 (vpdpbusd adds
+// four u8 x s8 products to an int32 lane; nothing saturates). Every kernel ends in ONNX Runtime's
+// requantization, bit for bit: round_half_even(float(acc) * scale) with a float32 product, clamped, plus the
+// zero point (see sq_qrequant, and FixedPointMultiplier for the same function in integers). The AVX-512 paths
+// and the portable ones (compiled for AVX2 and generic x86-64) give the same bytes.
 #include "CKernels.h"
 #include "simd.h"
 #include <immintrin.h>
@@ -38,57 +38,30 @@ static int has_avx512_bw(void) {
 
 // ---- requantization ----
 
-int32_t sq_fixed_point_apply(int32_t acc, int32_t mult, int32_t shift) {
-    int64_t p = (int64_t)acc * mult;
-    int64_t q = p >> shift;
-    int64_t r = (p + (((int64_t)1 << (shift - 1)) - 1) + (q & 1)) >> shift;
-    return r > INT32_MAX ? INT32_MAX : r < INT32_MIN ? INT32_MIN : (int32_t)r;
+// round_half_even(v * scale) + zero clamped to [lo, hi]; the clamp in float first, as ONNX Runtime does.
+static inline int32_t requant_float(int32_t v, float scale, int32_t zero, int32_t lo, int32_t hi) {
+    float f = (float)v * scale;
+    float fl = (float)(lo - zero), fh = (float)(hi - zero);
+    f = f < fl ? fl : f > fh ? fh : f;
+    return (int32_t)__builtin_rintf(f) + zero;
 }
 
 static inline uint8_t requant1(int32_t acc, const sq_qrequant *rq, int c) {
-    int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply((int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]), rq->mult[c], rq->shift[c]) + (uint32_t)rq->zero);
-    return (uint8_t)(v < rq->lo ? rq->lo : v > rq->hi ? rq->hi : v);
+    return (uint8_t)requant_float((int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]), rq->scale[c], rq->zero, rq->lo, rq->hi);
 }
 
-// Round half to even of p / 2^sh for int64 lanes (sh in [1, 63], |p| < 2^62), saturated to int32.
-__attribute__((target("avx512f")))
-static inline __m512i round_shift64(__m512i p, __m512i sh) {
-    __m512i one = _mm512_set1_epi64(1);
-    __m512i bit = _mm512_and_si512(_mm512_srav_epi64(p, sh), one);
-    __m512i half_m1 = _mm512_sub_epi64(_mm512_sllv_epi64(one, _mm512_sub_epi64(sh, one)), one);
-    __m512i r = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(p, half_m1), bit), sh);
-    r = _mm512_max_epi64(r, _mm512_set1_epi64(INT32_MIN));
-    return _mm512_min_epi64(r, _mm512_set1_epi64(INT32_MAX));
-}
-
-// 16 int32 accumulators (+ bias) requantized with per-lane multipliers and shifts, as 16 clamped int32.
+// 16 int32 accumulators (+ bias) requantized per lane, as 16 clamped int32.
 __attribute__((target("avx512f")))
 static inline __m512i requant16(__m512i acc, const sq_qrequant *rq, int c) {
-    acc = _mm512_add_epi32(acc, _mm512_loadu_si512(rq->bias + c));
-    __m512i mult = _mm512_loadu_si512(rq->mult + c), one = _mm512_set1_epi64(1);
-    size_t b = (size_t)(c / 16) * 8;
-    __m512i se = _mm512_loadu_si512(rq->shift_even + b), so = _mm512_loadu_si512(rq->shift_odd + b);
-    __m512i pe = _mm512_mul_epi32(acc, mult);
-    __m512i po = _mm512_mul_epi32(_mm512_srli_epi64(acc, 32), _mm512_srli_epi64(mult, 32));
-    // round half to even: floor((p + half - 1 + bit) / 2^s), bit = floor(p / 2^s) & 1
-    __m512i re = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(pe, _mm512_loadu_si512(rq->half_even + b)),
-                                                    _mm512_and_si512(_mm512_srav_epi64(pe, se), one)), se);
-    __m512i ro = _mm512_srav_epi64(_mm512_add_epi64(_mm512_add_epi64(po, _mm512_loadu_si512(rq->half_odd + b)),
-                                                    _mm512_and_si512(_mm512_srav_epi64(po, so), one)), so);
-    if (rq->saturate) {
-        __m512i mn = _mm512_set1_epi64(INT32_MIN), mx = _mm512_set1_epi64(INT32_MAX);
-        re = _mm512_min_epi64(_mm512_max_epi64(re, mn), mx);
-        ro = _mm512_min_epi64(_mm512_max_epi64(ro, mn), mx);
-    }
-    __m512i r = _mm512_mask_blend_epi32(0xAAAA, re, _mm512_slli_epi64(ro, 32));
-    r = _mm512_add_epi32(r, _mm512_set1_epi32(rq->zero));
-    return _mm512_min_epi32(_mm512_max_epi32(r, _mm512_set1_epi32(rq->lo)), _mm512_set1_epi32(rq->hi));
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(rq->bias + c))), _mm512_loadu_ps(rq->scale + c));
+    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps((float)(rq->lo - rq->zero))), _mm512_set1_ps((float)(rq->hi - rq->zero)));
+    return _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(rq->zero));
 }
 
-// Stores 16 channels (masked) of one output pixel: bytes, or floats acc * scale[c] when rq->scale is set.
+// Stores 16 channels (masked) of one output pixel: bytes, or floats (acc + bias) * scale[c] when rq->out_float.
 __attribute__((target("avx512f,avx512bw,avx512vl")))
 static inline void store16(__m512i acc, const sq_qrequant *rq, int c, __mmask16 mask, void *y, size_t at) {
-    if (rq->scale) {
+    if (rq->out_float) {
         __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, rq->bias + c))),
                                  _mm512_maskz_loadu_ps(mask, rq->scale + c));
         _mm512_mask_storeu_ps((float *)y + at, mask, f);
@@ -98,7 +71,7 @@ static inline void store16(__m512i acc, const sq_qrequant *rq, int c, __mmask16 
 }
 
 static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, size_t at) {
-    if (rq->scale) ((float *)y)[at] = (float)(int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]) * rq->scale[c];
+    if (rq->out_float) ((float *)y)[at] = (float)(int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]) * rq->scale[c];
     else ((uint8_t *)y)[at] = requant1(acc, rq, c);
 }
 
@@ -150,7 +123,7 @@ static void gemm_vnni(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
             int np = p1 - p < NP ? p1 - p : NP;
             const uint8_t *x = X + (size_t)p * ldx;
             size_t off = (size_t)p * ldy;
-            void *y = rq->scale ? (void *)((float *)Y + off) : (void *)((uint8_t *)Y + off);
+            void *y = rq->out_float ? (void *)((float *)Y + off) : (void *)((uint8_t *)Y + off);
             int mm = m1 < M ? m1 : M;
             switch (nv) {
             case 4: tile_4_6(K4, x, ldx, np, w, rq, y, ldy, m, mm); break;
@@ -270,28 +243,27 @@ void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w,
     else depthwise_plain(x, H, W, C, w, KH, KW, SH, SW, PT, PL, zero, rq, y, OW, p0, p1);
 }
 
-// ---- Add: y = clamp(zy + round_half_even(((a - za) * ma + (b - zb) * mb) / 2^shift)) ----
+// ---- Add: ONNX Runtime's QLinearAdd, y = round_half_even(fma(a, ra, fma(b, rb, fixed))) (see sq_qadd) ----
 
 static inline uint8_t add1(uint8_t a, uint8_t b, const sq_qadd *q) {
-    int64_t t = ((int64_t)a - q->za) * q->ma + ((int64_t)b - q->zb) * q->mb;
-    int64_t fl = t >> q->shift;
-    int64_t r = (t + (((int64_t)1 << (q->shift - 1)) - 1) + (fl & 1)) >> q->shift;
-    r += q->zy;
-    return (uint8_t)(r < q->lo ? q->lo : r > q->hi ? q->hi : r);
+    float f = __builtin_fmaf((float)((int32_t)a - q->off_a), q->ra, __builtin_fmaf((float)((int32_t)b - q->off_b), q->rb, q->fixed));
+    float fl = (float)(q->lo - q->off_y), fh = (float)(q->hi - q->off_y);
+    f = f < fl ? fl : f > fh ? fh : f;
+    return (uint8_t)((int32_t)__builtin_rintf(f) + q->off_y);
 }
 
-__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl")))
+__attribute__((target("avx512f,avx512bw,avx512vl")))
 static void add_avx512(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
-    __m512i za = _mm512_set1_epi64(q->za), zb = _mm512_set1_epi64(q->zb), ma = _mm512_set1_epi64(q->ma), mb = _mm512_set1_epi64(q->mb);
-    __m512i sh = _mm512_set1_epi64(q->shift), zy = _mm512_set1_epi64(q->zy), lo = _mm512_set1_epi64(q->lo), hi = _mm512_set1_epi64(q->hi);
+    __m512i oa = _mm512_set1_epi32(q->off_a), ob = _mm512_set1_epi32(q->off_b), oy = _mm512_set1_epi32(q->off_y);
+    __m512 ra = _mm512_set1_ps(q->ra), rb = _mm512_set1_ps(q->rb), fixed = _mm512_set1_ps(q->fixed);
+    __m512 fl = _mm512_set1_ps((float)(q->lo - q->off_y)), fh = _mm512_set1_ps((float)(q->hi - q->off_y));
     size_t i = n0;
-    for (; i + 8 <= n1; i += 8) {
-        __m512i av = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(a + i)));
-        __m512i bv = _mm512_cvtepu8_epi64(_mm_loadl_epi64((const __m128i *)(b + i)));
-        __m512i t = _mm512_add_epi64(_mm512_mullo_epi64(_mm512_sub_epi64(av, za), ma), _mm512_mullo_epi64(_mm512_sub_epi64(bv, zb), mb));
-        __m512i r = _mm512_add_epi64(round_shift64(t, sh), zy);
-        r = _mm512_min_epi64(_mm512_max_epi64(r, lo), hi);
-        _mm_storel_epi64((__m128i *)(y + i), _mm512_cvtepi64_epi8(r));
+    for (; i + 16 <= n1; i += 16) {
+        __m512 av = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(a + i))), oa));
+        __m512 bv = _mm512_cvtepi32_ps(_mm512_sub_epi32(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b + i))), ob));
+        __m512 f = _mm512_fmadd_ps(av, ra, _mm512_fmadd_ps(bv, rb, fixed));
+        f = _mm512_min_ps(_mm512_max_ps(f, fl), fh);
+        _mm_storeu_si128((__m128i *)(y + i), _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), oy)));
     }
     for (; i < n1; i++) y[i] = add1(a[i], b[i], q);
 }
@@ -309,15 +281,12 @@ void sq_qadd_u8(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y
 // ---- moves, pooling, conversions ----
 
 CLONES
-void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, int zx, int32_t mult, int32_t shift, int zy, int lo, int hi, uint8_t *y, int ldy) {
+void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, const uint8_t *table, uint8_t *y, int ldy) {
     for (int p = 0; p < P; p++) {
         const uint8_t *s = x + (size_t)p * ldx;
         uint8_t *d = y + (size_t)p * ldy;
-        if (mult == 0) { memcpy(d, s, C); continue; }
-        for (int c = 0; c < C; c++) {
-            int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply((int32_t)s[c] - zx, mult, shift) + (uint32_t)zy);
-            d[c] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
-        }
+        if (!table) { memcpy(d, s, C); continue; }
+        for (int c = 0; c < C; c++) d[c] = table[s[c]];
     }
 }
 
@@ -343,7 +312,7 @@ void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int
 
 CLONES
 void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
-                      int include_pad, const int32_t *mult, const int32_t *shift, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1) {
+                      int include_pad, const float *scale, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1) {
     int32_t acc[256];
     for (int p = p0; p < p1; p++) {
         int oh = p / OW, ow = p % OW;
@@ -361,10 +330,7 @@ void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int
                 }
             }
             if (count == 0) count = 1;
-            for (int c = 0; c < cn; c++) {
-                int32_t v = (int32_t)((uint32_t)sq_fixed_point_apply(acc[c], mult[count - 1], shift[count - 1]) + (uint32_t)zy);
-                y[(size_t)p * C + c0 + c] = (uint8_t)(v < lo ? lo : v > hi ? hi : v);
-            }
+            for (int c = 0; c < cn; c++) y[(size_t)p * C + c0 + c] = (uint8_t)requant_float(acc[c], scale[count - 1], zy, lo, hi);
         }
     }
 }

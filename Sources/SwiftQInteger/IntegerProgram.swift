@@ -8,8 +8,9 @@ import SwiftQRuntime
 ///
 /// Activations are 8-bit tensors in buffers the program owns (`QBuffer`: NHWC bytes for rank 4). Conv (any
 /// group count) and Gemm/MatMul run the int8 GEMM with int32 accumulation and the int32 bias, depthwise Conv
-/// its own kernel; each is requantized per channel by a fixed-point multiplier (Relu/Clip before the
-/// QuantizeLinear become the clamp). Add rescales both inputs in 64-bit integers with one rounding; MaxPool,
+/// its own kernel; each is requantized per channel by a `FixedPointMultiplier` (Relu/Clip before the
+/// QuantizeLinear become the clamp), rounding as ONNX Runtime does. Add rescales both inputs as ONNX Runtime's
+/// QLinearAdd (`AddRescale`); MaxPool,
 /// AveragePool and GlobalAveragePool, Concat (requantizing inputs whose scale differs) and moves (Flatten,
 /// Reshape, Squeeze, Unsqueeze, Transpose) work on the bytes. Float appears only where the graph keeps a node
 /// float and at float outputs (a DequantizeLinear or a layer without a QuantizeLinear after it).

@@ -65,9 +65,10 @@ final class Planner {
         return (qi, act, ys, yz, yt, lo - bias, hi - bias)
     }
 
-    /// A weighted layer's requantization to the output quantization `o`: multipliers s_x · s_w[c] / s_y.
-    func requantization(bias: [Int32], x: QBuffer, wScale: [Float], to o: OutputQuantization) -> Requantization? {
-        Requantization(bias: bias, multipliers: wScale.map { Double(x.scale) * Double($0) / Double(o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
+    /// A weighted layer's requantization to the output quantization `o`: multipliers s_x · s_w[c] / s_y (in float32, as
+    /// ONNX Runtime's QLinearConv computes them).
+    func requantization(bias: [Int32], x: QBuffer, wScale: [Float], to o: OutputQuantization) -> Requantization {
+        Requantization(bias: bias, multipliers: wScale.map { .ortConv(x: x.scale, w: $0, y: o.scale) }, zero: o.zeroPoint - o.dtype.integerRange!.lo,
                        lo: o.lo, hi: o.hi)
     }
 
@@ -135,8 +136,8 @@ final class Planner {
                 return true
             }
             let out = QBuffer(shape: xq.shape, nhwc: xq.nhwc, scale: s, zeroPoint: z, dtype: t)
-            let m = FixedPointMultiplier(Double(xq.scale) / Double(s))
-            try add { FastInteger.copy(xq.bytes, ldx: xq.count, rows: 1, count: xq.count, xZero: xq.zero, m: m, yZero: out.zero, lo: 0, hi: 255, into: out.bytes, ldy: xq.count) }
+            let table = RequantTable(xScale: xq.scale, xZero: xq.zero, yScale: s, yZero: out.zero, lo: 0, hi: 255)
+            try add { FastInteger.copy(xq.bytes, ldx: xq.count, rows: 1, count: xq.count, table: table, into: out.bytes, ldy: xq.count) }
             plan.slots[n.outputs[0]] = Slot(q: out)
             return true
         }
@@ -176,7 +177,8 @@ final class Planner {
         let o = outputQuantization(after: n.outputs[0])
         let threads = threads
         if geo.isDepthwise && geo.dilationH == 1 && geo.dilationW == 1 {
-            guard let o, let rq = requantization(bias: bias, x: x, wScale: wScale, to: o) else { return false }
+            guard let o else { return false }
+            let rq = requantization(bias: bias, x: x, wScale: wScale, to: o)
             let taps = geo.kernelH * geo.kernelW, c = geo.channels
             var wt = [Int32](repeating: 0, count: taps * c)
             for ch in 0..<c { for t in 0..<taps { wt[t * c + ch] = w.values[ch * taps + t] } }
@@ -189,7 +191,7 @@ final class Planner {
         let shifted = (0..<geo.outChannels).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
         let scratch = Scratch<UInt8>(FastInteger.scratchBytes(geo), 0)
         if let o {
-            guard let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o) else { return false }
+            let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: scratch.p, threads: threads) }
             publish(y, o)
@@ -225,7 +227,7 @@ final class Planner {
         let shifted = (0..<m).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
         let threads = threads
         if let o = outputQuantization(after: n.outputs[0]) {
-            guard let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o) else { return false }
+            let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: [batch, m], nhwc: false, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: nil, threads: threads) }
             publish(y, o)
@@ -247,7 +249,8 @@ final class Planner {
               let o = outputQuantization(after: n.outputs[0]) else { return false }
         let a = a0.shape.count == 4 ? try nhwc(a0) : a0, b = b0.shape.count == 4 ? try nhwc(b0) : b0
         let y = QBuffer(shape: a.shape, nhwc: a.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
-        let r = AddRescale(aScale: a.scale, aZero: a.zero, bScale: b.scale, bZero: b.zero, yScale: o.scale, yZero: y.zero, lo: o.lo, hi: o.hi)
+        let r = AddRescale(aScale: a.scale, aZero: a.zero, bScale: b.scale, bZero: b.zero, yScale: o.scale, yZero: y.zero, lo: o.lo, hi: o.hi,
+                           offA: -a.dtype.integerRange!.lo, offB: -b.dtype.integerRange!.lo, offY: -o.dtype.integerRange!.lo)
         let threads = threads
         try add { FastInteger.add(a.bytes, b.bytes, r, y: y.bytes, count: y.count, threads: threads) }
         publish(y, o)
@@ -273,15 +276,15 @@ final class Planner {
         let o = outputQuantization(after: n.outputs[0])
         if n.opType == "GlobalAveragePool" {
             let shape = [images, c, 1, 1]
-            // mean = Σ (x − zero) / HW, requantized by s_x / (s_y · HW) with one rounding, or dequantized.
+            // mean = Σ (x − zero) / HW, requantized by s_x / (s_y · HW) as ONNX Runtime's QLinearGlobalAveragePool, or dequantized.
             if let o {
-                let m = FixedPointMultiplier(Double(x.scale) / (Double(o.scale) * Double(hw)))
+                let m = FixedPointMultiplier.ortPool(x: x.scale, y: o.scale, count: hw)
                 let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
                 try add {
                     for i in 0..<images {
                         let sums = FastInteger.sumPixels(x.bytes + i * c * hw, pixels: hw, channels: c)
                         for ch in 0..<c {
-                            let v = (m?.apply(sums[ch] &- Int32(hw) &* x.zero) ?? 0) &+ y.zero
+                            let v = m.apply(sums[ch] &- Int32(hw) &* x.zero) &+ y.zero
                             y.bytes[i * c + ch] = UInt8(min(max(v, o.lo), o.hi))
                         }
                     }
@@ -306,7 +309,7 @@ final class Planner {
         let includePad = (n.int("count_include_pad") ?? 0) != 0
         guard let o, geo.dilationH == 1, geo.dilationW == 1, !(includePad && (n.int("ceil_mode") ?? 0) != 0) else { return false }
         let taps = geo.kernelH * geo.kernelW
-        let multipliers = (1...taps).map { FixedPointMultiplier(Double(x.scale) / (Double(o.scale) * Double($0))) }
+        let multipliers = (1...taps).map { FixedPointMultiplier.ortPool(x: x.scale, y: o.scale, count: $0) }
         let y = QBuffer(shape: [geo.batch, geo.channels, geo.outHeight, geo.outWidth], nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
         let outSize = geo.channels * geo.outHeight * geo.outWidth
         try add {
@@ -337,17 +340,17 @@ final class Planner {
         let y = QBuffer(shape: shape, nhwc: true, scale: ys, zeroPoint: yz, dtype: yt)
         let (_, hw, images) = y.image
         var offset = 0
-        var parts: [(x: QBuffer, offset: Int, m: FixedPointMultiplier?)] = []
+        var parts: [(x: QBuffer, offset: Int, table: RequantTable?)] = []
         for x in xs {
             let same = x.scale == ys && x.zero == y.zero
-            parts.append((x, offset, same ? nil : FixedPointMultiplier(Double(x.scale) / Double(ys))))
+            parts.append((x, offset, same ? nil : RequantTable(xScale: x.scale, xZero: x.zero, yScale: ys, yZero: y.zero, lo: 0, hi: 255)))
             offset += x.shape[1]
         }
         try add {
             for part in parts {
                 let ci = part.x.shape[1]
                 for i in 0..<images {
-                    FastInteger.copy(part.x.bytes + i * hw * ci, ldx: ci, rows: hw, count: ci, xZero: part.x.zero, m: part.m, yZero: y.zero, lo: 0, hi: 255,
+                    FastInteger.copy(part.x.bytes + i * hw * ci, ldx: ci, rows: hw, count: ci, table: part.table,
                                      into: y.bytes + i * hw * total + part.offset, ldy: total)
                 }
             }

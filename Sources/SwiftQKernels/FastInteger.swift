@@ -2,77 +2,44 @@ import CKernels
 import Foundation
 
 /// Per-channel requantization of int32 accumulators, owning the arrays the C kernels read (padded to a
-/// multiple of 16 channels). To bytes: q = clamp(zero + round_half_even((acc + bias[c]) · M[c]), lo, hi) with
-/// M[c] a `FixedPointMultiplier`; or, to floats, (acc + bias[c]) · scale[c]. Bytes are "biased": an int8
-/// tensor is stored as q + 128 with its zero point and limits moved the same way, so every kernel reads uint8.
+/// multiple of 16 channels). To bytes: q = clamp(zero + M[c](acc + bias[c]), lo, hi) with M[c] a
+/// `FixedPointMultiplier` (ONNX Runtime's rounding); or, to floats, (acc + bias[c]) · scale[c]. Bytes are
+/// "biased": an int8 tensor is stored as q + 128 with its zero point and limits moved the same way, so every
+/// kernel reads uint8.
 public final class Requantization: @unchecked Sendable {
     public let channels: Int
     let bias: UnsafeMutablePointer<Int32>
-    let mult: UnsafeMutablePointer<Int32>
-    let shift: UnsafeMutablePointer<Int32>
-    let scale: UnsafeMutablePointer<Float>?
-    /// Per block of 16 channels, 8 even then 8 odd lanes: the shifts and 2^(shift−1) − 1 as Int64.
-    let shiftEven: UnsafeMutablePointer<Int64>, shiftOdd: UnsafeMutablePointer<Int64>
-    let halfEven: UnsafeMutablePointer<Int64>, halfOdd: UnsafeMutablePointer<Int64>
-    private var saturate: Int32 = 0
+    /// The multipliers M[c] as float32 (exactly), or the float output's scales.
+    let scale: UnsafeMutablePointer<Float>
+    public let producesFloats: Bool
     public let zero: Int32, lo: Int32, hi: Int32
 
     private init(channels: Int, floats: Bool, zero: Int32, lo: Int32, hi: Int32) {
         self.channels = channels
         let n = (channels + 15) / 16 * 16
         bias = .allocate(capacity: n); bias.initialize(repeating: 0, count: n)
-        mult = .allocate(capacity: n); mult.initialize(repeating: 0, count: n)
-        shift = .allocate(capacity: n); shift.initialize(repeating: 31, count: n)
-        scale = floats ? .allocate(capacity: n) : nil
-        scale?.initialize(repeating: 0, count: n)
-        shiftEven = .allocate(capacity: n / 2); shiftOdd = .allocate(capacity: n / 2)
-        halfEven = .allocate(capacity: n / 2); halfOdd = .allocate(capacity: n / 2)
+        scale = .allocate(capacity: n); scale.initialize(repeating: 0, count: n)
+        producesFloats = floats
         self.zero = zero; self.lo = lo; self.hi = hi
-        blockShifts()
     }
 
-    /// Fills the blocked shift tables from `shift`.
-    private func blockShifts() {
-        let n = (channels + 15) / 16 * 16
-        for c in stride(from: 0, to: n, by: 2) {
-            let j = c / 16 * 8 + (c % 16) / 2
-            shiftEven[j] = Int64(shift[c]); shiftOdd[j] = Int64(shift[c + 1])
-            halfEven[j] = (Int64(1) << (shift[c] - 1)) - 1; halfOdd[j] = (Int64(1) << (shift[c + 1] - 1)) - 1
-        }
-        saturate = (0..<n).contains { shift[$0] < 31 } ? 1 : 0
-    }
-
-    /// Requantization to bytes by the real multipliers (s_in · s_w / s_out per channel); nil when one is 2^30 or
-    /// more (no kernel shift for it).
-    public convenience init?(bias: [Int32], multipliers: [Double], zero: Int32, lo: Int32, hi: Int32) {
+    /// Requantization to bytes by per-channel multipliers (`FixedPointMultiplier.ortConv` for a weighted layer).
+    public convenience init(bias: [Int32], multipliers: [FixedPointMultiplier], zero: Int32, lo: Int32, hi: Int32) {
         self.init(channels: bias.count, floats: false, zero: zero, lo: lo, hi: hi)
-        for c in 0..<bias.count {
-            self.bias[c] = bias[c]
-            guard let m = FixedPointMultiplier(multipliers[c]) else { continue }   // 0 (or unusable): output zero
-            guard m.exponent < 31 else { return nil }
-            mult[c] = m.mantissa
-            shift[c] = m.kernelShift
-        }
-        blockShifts()
+        for c in 0..<bias.count { self.bias[c] = bias[c]; scale[c] = multipliers[c].float }
     }
 
     /// Dequantization of the accumulators to floats: (acc + bias[c]) · scales[c].
     public convenience init(bias: [Int32], floatScales: [Float]) {
         self.init(channels: bias.count, floats: true, zero: 0, lo: 0, hi: 0)
-        for c in 0..<bias.count { self.bias[c] = bias[c]; scale![c] = floatScales[c] }
+        for c in 0..<bias.count { self.bias[c] = bias[c]; scale[c] = floatScales[c] }
     }
 
-    deinit {
-        bias.deallocate(); mult.deallocate(); shift.deallocate(); scale?.deallocate()
-        shiftEven.deallocate(); shiftOdd.deallocate(); halfEven.deallocate(); halfOdd.deallocate()
-    }
-
-    public var producesFloats: Bool { scale != nil }
+    deinit { bias.deallocate(); scale.deallocate() }
 
     /// The C view.
     func c() -> sq_qrequant {
-        sq_qrequant(bias: bias, mult: mult, shift: shift, zero: zero, lo: lo, hi: hi, scale: scale,
-                    shift_even: shiftEven, shift_odd: shiftOdd, half_even: halfEven, half_odd: halfOdd, saturate: saturate)
+        sq_qrequant(bias: bias, scale: scale, zero: zero, lo: lo, hi: hi, out_float: producesFloats ? 1 : 0)
     }
 
     private var groupSlices: [Requantization] = []
@@ -88,23 +55,19 @@ public final class Requantization: @unchecked Sendable {
     }
 
     private convenience init(copying r: Requantization, from first: Int, count: Int) {
-        self.init(channels: count, floats: r.scale != nil, zero: r.zero, lo: r.lo, hi: r.hi)
-        for c in 0..<count {
-            bias[c] = r.bias[first + c]; mult[c] = r.mult[first + c]; shift[c] = r.shift[first + c]
-            scale?[c] = r.scale![first + c]
-        }
-        blockShifts()
+        self.init(channels: count, floats: r.producesFloats, zero: r.zero, lo: r.lo, hi: r.hi)
+        for c in 0..<count { bias[c] = r.bias[first + c]; scale[c] = r.scale[first + c] }
     }
 
-    /// The reference: the byte for one accumulator of channel `c` (`FixedPointMultiplier.apply`, then the zero
-    /// point, wrapping as int32 does, then the clamp).
+    /// The reference: the byte for one accumulator of channel `c` (`FixedPointMultiplier.apply` in integers,
+    /// then the zero point, then the clamp).
     public func reference(_ acc: Int32, channel c: Int) -> Int32 {
-        let m = FixedPointMultiplier(mantissa: mult[c], exponent: 31 - Int(shift[c]))
-        return min(max(m.apply(acc &+ bias[c]) &+ zero, lo), hi)
+        let v = Int64(FixedPointMultiplier(scale[c]).apply(acc &+ bias[c])) + Int64(zero)
+        return Int32(min(max(v, Int64(lo)), Int64(hi)))
     }
 
     /// The reference of the float output.
-    public func referenceFloat(_ acc: Int32, channel c: Int) -> Float { Float(acc &+ bias[c]) * scale![c] }
+    public func referenceFloat(_ acc: Int32, channel c: Int) -> Float { Float(acc &+ bias[c]) * scale[c] }
 }
 
 /// int8 convolution weights packed once for `FastInteger.conv`: per group, the GEMM layout of
@@ -248,12 +211,14 @@ extension FastInteger {
         sq_transpose_u8(x, Int32(rows), Int32(cols), y)
     }
 
-    /// `rows` rows of `count` bytes from x (stride ldx) to y (stride ldy), requantized by `m` from zero point `xZero`
-    /// to `yZero` and clamped to [lo, hi], or copied when `m` is nil.
-    public static func copy(_ x: UnsafePointer<UInt8>, ldx: Int, rows: Int, count: Int, xZero: Int32, m: FixedPointMultiplier?, yZero: Int32,
-                            lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>, ldy: Int) {
-        let (mult, shift) = m.map { ($0.mantissa, $0.kernelShift) } ?? (0, 31)
-        sq_qcopy_channels(x, Int32(ldx), Int32(rows), Int32(count), xZero, mult, shift, yZero, lo, hi, y, Int32(ldy))
+    /// `rows` rows of `count` bytes from x (stride ldx) to y (stride ldy) through `table` (a `RequantTable`), or
+    /// copied when `table` is nil.
+    public static func copy(_ x: UnsafePointer<UInt8>, ldx: Int, rows: Int, count: Int, table: RequantTable?, into y: UnsafeMutablePointer<UInt8>, ldy: Int) {
+        if let table {
+            table.bytes.withUnsafeBufferPointer { sq_qcopy_channels(x, Int32(ldx), Int32(rows), Int32(count), $0.baseAddress, y, Int32(ldy)) }
+        } else {
+            sq_qcopy_channels(x, Int32(ldx), Int32(rows), Int32(count), nil, y, Int32(ldy))
+        }
     }
 
     /// Max pooling of one NHWC image (taps outside the image skipped).
@@ -268,11 +233,11 @@ extension FastInteger {
 
     /// Average pooling of one NHWC image: clamp(yZero + M_n(Σ (x − xZero)), lo, hi) with M_n = `multipliers[n − 1]`
     /// for a window of n counted taps.
-    public static func averagePool(_ x: UnsafePointer<UInt8>, _ g: ConvGeometry, xZero: Int32, countIncludePad: Bool, multipliers: [FixedPointMultiplier?],
+    public static func averagePool(_ x: UnsafePointer<UInt8>, _ g: ConvGeometry, xZero: Int32, countIncludePad: Bool, multipliers: [FixedPointMultiplier],
                                    yZero: Int32, lo: Int32, hi: Int32, into y: UnsafeMutablePointer<UInt8>) {
-        let mult = multipliers.map { $0?.mantissa ?? 0 }, shift = multipliers.map { $0?.kernelShift ?? 31 }
+        let scales = multipliers.map(\.float)
         sq_qavgpool_nhwc(x, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
-                         Int32(g.padTop), Int32(g.padLeft), xZero, countIncludePad ? 1 : 0, mult, shift, yZero, lo, hi, y, Int32(g.outWidth), 0, Int32(g.outHeight * g.outWidth))
+                         Int32(g.padTop), Int32(g.padLeft), xZero, countIncludePad ? 1 : 0, scales, yZero, lo, hi, y, Int32(g.outWidth), 0, Int32(g.outHeight * g.outWidth))
     }
 
     /// Σ over the pixels of one NHWC image, per channel.
@@ -283,28 +248,43 @@ extension FastInteger {
     }
 }
 
-/// The int8 Add's integer rescaling: y = clamp(zy + round_half_even(((a − za)·ma + (b − zb)·mb) / 2^shift), lo, hi)
-/// in 64-bit integers, one rounding; ma/mb are s_a/s_y and s_b/s_y at 31 bits for the larger of the two.
-public struct AddRescale: Sendable, Equatable {
-    public let ma: Int64, mb: Int64, shift: Int
-    public let za: Int32, zb: Int32, zy: Int32, lo: Int32, hi: Int32
+/// A requantization of bytes from one quantization to another as a 256-entry table, as ONNX Runtime's
+/// QLinearConcat builds it: dequantize ((b − z_x) · s_x in float32), then quantize (round_half_even(v / s_y) + z_y,
+/// clamped to [lo, hi]). Zero points and limits in biased bytes.
+public struct RequantTable: Sendable, Equatable {
+    public let bytes: [UInt8]
 
-    public init(aScale: Float, aZero: Int32, bScale: Float, bZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32) {
-        let ra = Double(aScale) / Double(yScale), rb = Double(bScale) / Double(yScale)
-        let e = frexp(max(ra, rb, 1e-30)).1
-        shift = min(max(31 - e, 1), 62)
-        ma = Int64((ra * pow(2, Double(shift))).rounded())
-        mb = Int64((rb * pow(2, Double(shift))).rounded())
-        za = aZero; zb = bZero; zy = yZero; self.lo = lo; self.hi = hi
+    public init(xScale: Float, xZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32) {
+        bytes = (0..<256).map { b in
+            let v = (Float(Int32(b) - xZero) * xScale / yScale).rounded(.toNearestOrEven) + Float(yZero)
+            return UInt8(min(max(v, Float(lo)), Float(hi)))
+        }
+    }
+}
+
+/// The int8 Add's rescaling, ONNX Runtime's QLinearAdd bit for bit: with a, b the inputs' (unbiased) values,
+/// y = clamp(round_half_even(fma(a, ra, fma(b, rb, fixed))), lo, hi), ra = s_a/s_y and rb = s_b/s_y in float32
+/// and fixed = z_y − fma(z_a, ra, rb · z_b). (ONNX Runtime states the fixed part as z_y − (ra·z_a + rb·z_b);
+/// its x86-64 build contracts that into the fma written here, which is what its outputs match.) Zero points
+/// and limits as stored (biased); `offA`/`offB`/`offY` are the biases (128 for int8, 0 for uint8).
+public struct AddRescale: Sendable, Equatable {
+    public let ra: Float, rb: Float, fixed: Float
+    public let offA: Int32, offB: Int32, offY: Int32, lo: Int32, hi: Int32
+
+    public init(aScale: Float, aZero: Int32, bScale: Float, bZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32,
+                offA: Int32 = 0, offB: Int32 = 0, offY: Int32 = 0) {
+        ra = aScale / yScale
+        rb = bScale / yScale
+        fixed = Float(yZero - offY) - (rb * Float(bZero - offB)).addingProduct(Float(aZero - offA), ra)
+        self.offA = offA; self.offB = offB; self.offY = offY; self.lo = lo; self.hi = hi
     }
 
-    var c: sq_qadd { sq_qadd(ma: ma, mb: mb, za: za, zb: zb, zy: zy, lo: lo, hi: hi, shift: Int32(shift)) }
+    var c: sq_qadd { sq_qadd(ra: ra, rb: rb, fixed: fixed, off_a: offA, off_b: offB, off_y: offY, lo: lo, hi: hi) }
 
-    /// The reference for one pair.
+    /// The reference for one pair of stored bytes.
     public func apply(_ a: Int32, _ b: Int32) -> Int32 {
-        let t = Int64(a - za) * ma + Int64(b - zb) * mb
-        let q = t >> Int64(shift)
-        let r = (t + (Int64(1) << Int64(shift - 1)) - 1 + (q & 1)) >> Int64(shift)
-        return Int32(min(max(r + Int64(zy), Int64(lo)), Int64(hi)))
+        let f = fixed.addingProduct(Float(b - offB), rb)
+        let r = f.addingProduct(Float(a - offA), ra).rounded(.toNearestOrEven) + Float(offY)
+        return Int32(min(max(r, Float(lo)), Float(hi)))
     }
 }

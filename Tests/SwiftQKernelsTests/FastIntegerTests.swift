@@ -38,15 +38,15 @@ final class FastIntegerTests: XCTestCase {
             let wt = (0..<m * c / group * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
             let bias = (0..<m).map { _ in Int32.random(in: -5000...5000, using: &rng) }
             let zero = Int32.random(in: 0...255, using: &rng)
-            // Multipliers from tiny to above 1, so shifts cover [~25, 60].
-            let mults = (0..<m).map { _ in pow(10, Double.random(in: -7...0.5, using: &rng)) }
+            // Multipliers from tiny to above 1.
+            let mults = (0..<m).map { _ in FixedPointMultiplier(Float(pow(10, Double.random(in: -7...0.5, using: &rng)))) }
             let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
             let packed = PackedConvWeights(values: wt, outChannels: m, groupInputs: c / group, kernelH: k, kernelW: k, group: group)
             let shifted = (0..<m).map { bias[$0] &- zero &* packed.rowSums[$0] }
-            let rq = Requantization(bias: shifted, multipliers: mults, zero: 7, lo: 3, hi: 250)!
-            let ref = Requantization(bias: bias, multipliers: mults, zero: 7, lo: 3, hi: 250)!
-            let fq = Requantization(bias: shifted, floatScales: mults.map { Float($0) })
-            let fref = Requantization(bias: bias, floatScales: mults.map { Float($0) })
+            let rq = Requantization(bias: shifted, multipliers: mults, zero: 7, lo: 3, hi: 250)
+            let ref = Requantization(bias: bias, multipliers: mults, zero: 7, lo: 3, hi: 250)
+            let fq = Requantization(bias: shifted, floatScales: mults.map(\.float))
+            let fref = Requantization(bias: bias, floatScales: mults.map(\.float))
             let ohw = g.outHeight * g.outWidth
             let xb = nhwc(x, c: c, hw: h * w)
             var scratch = [UInt8](repeating: 0, count: FastInteger.scratchBytes(g) + 64)
@@ -81,10 +81,9 @@ final class FastIntegerTests: XCTestCase {
             let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
             let bias = (0..<c).map { _ in Int32.random(in: -5000...5000, using: &rng) }
             let zero = Int32.random(in: 0...255, using: &rng)
-            // Below 0.3, so no shift is under 31: the path without saturation, the one real layers take.
-            let mults = (0..<c).map { _ in pow(10, Double.random(in: -5...(-0.6), using: &rng)) }
+            let mults = (0..<c).map { _ in FixedPointMultiplier(Float(pow(10, Double.random(in: -5...0.5, using: &rng)))) }
             let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
-            let rq = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)!
+            let rq = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)
             var tapMajor = [Int32](repeating: 0, count: c * k * k)
             for ch in 0..<c { for t in 0..<(k * k) { tapMajor[t * c + ch] = wt[ch * k * k + t] } }
             let ohw = g.outHeight * g.outWidth
@@ -109,12 +108,14 @@ final class FastIntegerTests: XCTestCase {
 
     func testAddEqualsTheReferenceExactly() {
         var rng = SystemRandomNumberGenerator()
-        for count in [1, 7, 8, 100, 20001] {
+        // uint8 tensors, then int8 ones (stored biased by 128) with a clamp as a fused ReLU leaves it.
+        for (count, off, lo) in [(1, 0, 0), (7, 0, 0), (8, 0, 0), (100, 0, 0), (20001, 0, 0), (17, 128, 0), (5000, 128, 128)] as [(Int, Int32, Int32)] {
             let a = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let b = (0..<count).map { _ in UInt8.random(in: 0...255, using: &rng) }
             let r = AddRescale(aScale: Float.random(in: 0.001...0.1, using: &rng), aZero: Int32.random(in: 0...255, using: &rng),
                                bScale: Float.random(in: 0.001...0.1, using: &rng), bZero: Int32.random(in: 0...255, using: &rng),
-                               yScale: Float.random(in: 0.01...0.1, using: &rng), yZero: Int32.random(in: 0...255, using: &rng), lo: 0, hi: 255)
+                               yScale: Float.random(in: 0.01...0.1, using: &rng), yZero: Int32.random(in: 0...255, using: &rng), lo: lo, hi: 255,
+                               offA: off, offB: off, offY: off)
             for level in levels {
                 _ = sq_set_cpu_level(level)
                 for threads in [1, 2] {
@@ -126,7 +127,7 @@ final class FastIntegerTests: XCTestCase {
                 }
             }
         }
-        // One rounding, half to even: 0.5 + 0.5·1 = 1; (1·0.5) alone rounds to 0, (3·0.5) to 2.
+        // Half to even: 0.5 + 0.5·1 = 1; (1·0.5) alone rounds to 0, (3·0.5) to 2.
         let half = AddRescale(aScale: 1, aZero: 0, bScale: 1, bZero: 0, yScale: 2, yZero: 0, lo: 0, hi: 255)
         XCTAssertEqual([half.apply(1, 0), half.apply(3, 0), half.apply(1, 1), half.apply(5, 0)], [0, 2, 1, 2])
         // The kernels on ties: every value of a rounds from an exact half.
@@ -154,7 +155,7 @@ final class FastIntegerTests: XCTestCase {
         for ch in 0..<c { for p in 0..<ohw { XCTAssertEqual(Float(y[p * c + ch]), want[ch * ohw + p], "max pool [\(ch)][\(p)]") } }
         // Average: Σ (x − zero) over counted taps, requantized by multipliers[n − 1].
         let zero: Int32 = 90
-        let ms = (1...9).map { FixedPointMultiplier(0.8 / Double($0)) }
+        let ms = (1...9).map { FixedPointMultiplier.ortPool(x: 0.8, y: 1, count: $0) }
         FastInteger.averagePool(xb, g, xZero: zero, countIncludePad: false, multipliers: ms, yZero: 20, lo: 0, hi: 255, into: &y)
         for ch in 0..<c {
             for oh in 0..<g.outHeight {
@@ -164,14 +165,17 @@ final class FastIntegerTests: XCTestCase {
                         let ih = oh * 2 - 1 + kh, iw = ow * 2 - 1 + kw
                         if ih >= 0 && ih < h && iw >= 0 && iw < w { s += x[(ch * h + ih) * w + iw] - zero; n += 1 }
                     } }
-                    XCTAssertEqual(Int32(y[(oh * g.outWidth + ow) * c + ch]), min(max(ms[n - 1]!.apply(s) + 20, 0), 255), "average pool [\(ch)][\(oh)][\(ow)]")
+                    XCTAssertEqual(Int32(y[(oh * g.outWidth + ow) * c + ch]), min(max(ms[n - 1].apply(s) + 20, 0), 255), "average pool [\(ch)][\(oh)][\(ow)]")
                 }
             }
         }
-        // Requantized copy into a wider row (a Concat input).
-        let m = FixedPointMultiplier(0.37)
+        // Requantized copy into a wider row (a Concat input): dequantize, then quantize to the new scale.
+        let table = RequantTable(xScale: 0.37, xZero: zero, yScale: 0.9, yZero: 11, lo: 0, hi: 255)
         var out = [UInt8](repeating: 0, count: 5 * 30)
-        FastInteger.copy(xb, ldx: c, rows: 5, count: c, xZero: zero, m: m, yZero: 11, lo: 0, hi: 255, into: &out[4], ldy: 30)
-        for r in 0..<5 { for ch in 0..<c { XCTAssertEqual(Int32(out[r * 30 + 4 + ch]), min(max(m!.apply(Int32(xb[r * c + ch]) - zero) + 11, 0), 255)) } }
+        FastInteger.copy(xb, ldx: c, rows: 5, count: c, table: table, into: &out[4], ldy: 30)
+        for r in 0..<5 { for ch in 0..<c {
+            let want = (Float(Int32(xb[r * c + ch]) - zero) * 0.37 / 0.9).rounded(.toNearestOrEven) + 11
+            XCTAssertEqual(Float(out[r * 30 + 4 + ch]), min(max(want, 0), 255))
+        } }
     }
 }

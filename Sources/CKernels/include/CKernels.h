@@ -78,23 +78,16 @@ size_t sq_qgemm_packed_size(int M, int K);
 void sq_qgemm_pack_a(int M, int K, const int8_t *A, int8_t *packed);
 /// Whether the int8 GEMM uses AVX-512 VNNI (vpdpbusd) on this CPU at the current level.
 int sq_cpu_has_vnni(void);
-/// Requantization of int32 accumulators, per output channel c: clamp(zero + round_half_even((acc + bias[c]) *
-/// mult[c] / 2^shift[c]), lo, hi) as a byte (shift in [1, 63], see FixedPointMultiplier), or, when `scale`
-/// is set, the float (acc + bias[c]) * scale[c].
+/// Requantization of int32 accumulators, per output channel c, as ONNX Runtime's QLinearConv computes it:
+/// q = clamp(round_half_even(float(acc + bias[c]) * scale[c]) + zero, lo, hi), the product a float32 one (the
+/// clamp applied in float before the conversion, so nothing overflows); or, when `out_float`, the float
+/// float(acc + bias[c]) * scale[c]. See FixedPointMultiplier for the same rule in integers.
 typedef struct {
     const int32_t *bias;
-    const int32_t *mult;
-    const int32_t *shift;
-    int32_t zero, lo, hi;
     const float *scale;
-    /// For the vector path, per block of 16 channels: the shifts and (2^(shift-1) - 1) of the even and of the
-    /// odd channels as int64 (8 each), and whether any shift is below 31 (results may need saturating).
-    const int64_t *shift_even, *shift_odd, *half_even, *half_odd;
-    int32_t saturate;
+    int32_t zero, lo, hi;
+    int32_t out_float;
 } sq_qrequant;
-
-/// round_half_even(acc * mult / 2^shift) saturated to int32 (shift in [1, 63]).
-int32_t sq_fixed_point_apply(int32_t acc, int32_t mult, int32_t shift);
 
 /// Y[p][m] = requant(sum_k X[p][k] * W[m][k]) for pixels [p0, p1) and channels [m0, m1) (m0 a multiple of 16):
 /// X uint8 with row stride ldx (rows may be read up to 3 bytes past K), W packed by sq_qgemm_pack_a, Y
@@ -112,24 +105,26 @@ void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int K
 void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
                         int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1);
 
-/// Parameters of the int8 Add: y = clamp(zy + round_half_even(((a - za) * ma + (b - zb) * mb) / 2^shift), lo, hi).
+/// Parameters of the int8 Add, ONNX Runtime's QLinearAdd rule: with a = byte_a - off_a and b = byte_b - off_b,
+/// y = clamp(round_half_even(fma(a, ra, fma(b, rb, fixed))) + off_y, lo, hi), ra = s_a / s_y, rb = s_b / s_y and
+/// fixed = z_y - fma(z_a, ra, rb * z_b) in float32 (zero points unbiased).
 typedef struct {
-    int64_t ma, mb;
-    int32_t za, zb, zy, lo, hi, shift;
+    float ra, rb, fixed;
+    int32_t off_a, off_b, off_y, lo, hi;
 } sq_qadd;
 /// The int8 Add of elements [n0, n1).
 void sq_qadd_u8(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1);
 
-/// P rows of C bytes from x (stride ldx) to y (stride ldy), requantized by (mult, shift) around the zero points,
-/// or copied when mult is 0.
-void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, int zx, int32_t mult, int32_t shift, int zy, int lo, int hi, uint8_t *y, int ldy);
+/// P rows of C bytes from x (stride ldx) to y (stride ldy) through `table` (256 bytes: a requantization), or
+/// copied when `table` is null.
+void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, const uint8_t *table, uint8_t *y, int ldy);
 /// Max pooling of NHWC uint8 for output pixels [p0, p1) (taps outside the image skipped).
 void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
                       uint8_t *y, int OW, int p0, int p1);
-/// Average pooling of NHWC uint8: y = clamp(zy + fixed_point(sum (x - zero), mult[n-1], shift[n-1])) where n is the
-/// number of taps counted (inside the image, or all when include_pad).
+/// Average pooling of NHWC uint8: y = clamp(round_half_even(float(sum (x - zero)) * scale[n-1]) + zy, lo, hi) where n
+/// is the number of taps counted (inside the image, or all when include_pad).
 void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int zero,
-                      int include_pad, const int32_t *mult, const int32_t *shift, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1);
+                      int include_pad, const float *scale, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1);
 /// sums[c] = sum over P pixels of x[p][c].
 void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums);
 /// Float C planes of HW to bytes: clamp(rint(x / scale) + zero, lo, hi), written NHWC when nhwc else planar.
