@@ -179,57 +179,130 @@ void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int K
     }
 }
 
-// ---- depthwise: acc = bias + sum (x - zero) * w over the window's taps inside the image ----
+// ---- depthwise: acc = sum over the window's taps of x * w, taps outside the image reading the zero point ----
+// The VNNI path first builds a padded copy of the input in which each pixel holds, per channel, the 4 bytes of
+// that pixel and the next 3 to its right (a block of 16 channels is 64 bytes). One 64-byte load then feeds
+// vpdpbusd with 4 taps x 16 channels, so a 3x3 window takes 3 loads and 3 vpdpbusd per 16 outputs.
 
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static void depthwise_avx512(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
-                             int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
-    __m512i z = _mm512_set1_epi32(zero);
-    for (int p = p0; p < p1; p++) {
-        int oh = p / OW, ow = p % OW;
-        int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
-        int kh0 = ih0 < 0 ? -ih0 : 0, kh1 = H - ih0 < KH ? H - ih0 : KH;
-        int kw0 = iw0 < 0 ? -iw0 : 0, kw1 = W - iw0 < KW ? W - iw0 : KW;
-        for (int c = 0; c < C; c += 16) {
-            __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
-            __m512i acc = _mm512_setzero_si512();
-            for (int kh = kh0; kh < kh1; kh++) {
-                const uint8_t *xr = x + ((size_t)(ih0 + kh) * W + iw0) * C + c;
-                const int32_t *wr = w + (size_t)kh * KW * C + c;
-                for (int kw = kw0; kw < kw1; kw++) {
-                    __m512i xv = _mm512_cvtepu8_epi32(_mm_maskz_loadu_epi8(mask, xr + (size_t)kw * C));
-                    acc = _mm512_add_epi32(acc, _mm512_mullo_epi32(_mm512_sub_epi32(xv, z), _mm512_maskz_loadu_epi32(mask, wr + (size_t)kw * C)));
-                }
+static int dw_groups(int KW) { return (KW + 3) / 4; }
+static int dw_blocks(int C) { return (C + 15) / 16; }
+// The copy keeps only the columns a window starts a group of 4 taps at: every SW-th when 4 is a multiple of SW.
+static int dw_colstep(int SW) { return 4 % SW == 0 ? SW : 1; }
+static int dw_cols(int KW, int SW, int OW) { return ((OW - 1) * SW + 4 * (dw_groups(KW) - 1)) / dw_colstep(SW) + 1; }
+
+size_t sq_qdw_packed_size(int C, int KH, int KW) { return (size_t)dw_blocks(C) * KH * dw_groups(KW) * 64; }
+
+void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed) {
+    int G = dw_groups(KW);
+    memset(packed, 0, sq_qdw_packed_size(C, KH, KW));
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int kw = 0; kw < KW; kw++)
+                packed[(((size_t)(c / 16) * KH + kh) * G + kw / 4) * 64 + (c % 16) * 4 + kw % 4] = w[((size_t)c * KH + kh) * KW + kw];
+}
+
+static int dw_vnni(void) {
+    static int v = -1;
+    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vbmi"); }
+    return v && sq_cpu_has_vnni();
+}
+
+size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW) {
+    if (!dw_vnni() || KH > 16) return 0;
+    return (size_t)KH * dw_cols(KW, SW, OW) * dw_blocks(C) * 64;
+}
+
+// Per row and block of 16 channels, 8 consecutive pixels go into two registers (16 bytes each) and every stored
+// column among them is one two-register byte permute (vpermt2b): byte 4c + j = channel c of the column's j-th pixel.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PT, int PL, int OW, uint8_t zero, int r, uint8_t *drow) {
+    int CB = dw_blocks(C), cols = dw_cols(KW, SW, OW), cs = dw_colstep(SW);
+    int batch = (8 - 4) / cs + 1;   // stored columns per 8 pixels
+    __m512i idx[5];
+    for (int b = 0; b < batch; b++) {
+        uint8_t order[64];
+        for (int c = 0; c < 16; c++)
+            for (int j = 0; j < 4; j++) order[c * 4 + j] = (uint8_t)((b * cs + j) * 16 + c);
+        idx[b] = _mm512_loadu_si512(order);
+    }
+    __m128i zv = _mm_set1_epi8((char)zero);
+    size_t colStride = (size_t)CB * 64;
+    {
+        int ih = r - PT;
+        const uint8_t *row = ih >= 0 && ih < H ? x + (size_t)ih * W * C : NULL;
+        for (int s0 = 0; s0 < cols; s0 += batch) {
+            int nb = cols - s0 < batch ? cols - s0 : batch;
+            const uint8_t *src[8];
+            for (int j = 0; j < 8; j++) {
+                int iw = s0 * cs + j - PL;
+                src[j] = row && iw >= 0 && iw < W ? row + (size_t)iw * C : NULL;
             }
-            if (C - c >= 16) _mm_storeu_si128((__m128i *)(y + (size_t)p * C + c), _mm512_cvtepi32_epi8(requant16(acc, rq, c)));
-            else {
-                int32_t a[16];
-                _mm512_storeu_si512(a, acc);
-                for (int j = 0; j < C - c; j++) y[(size_t)p * C + c + j] = requant1(a[j], rq, c + j);
+            for (int cb = 0; cb < CB; cb++) {
+                int c = cb * 16;
+                __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+                __m128i v[8];
+                for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
+                __m512i lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
+                __m512i hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[4]), v[5], 1), v[6], 2), v[7], 3);
+                for (int b = 0; b < nb; b++)
+                    _mm512_storeu_si512(drow + (size_t)(s0 + b) * colStride + (size_t)cb * 64, _mm512_permutex2var_epi8(lo, idx[b], hi));
+            }
+        }
+    }
+}
+
+// Output rows [oh0, oh1): the copy's rows live in a ring of KH rows (slot r % KH), each made once as the
+// windows reach it, so the copy stays in cache.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
+static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int OW, uint8_t zero,
+                        const int8_t *packed, const sq_qrequant *rq, uint8_t *y, uint8_t *ring, int oh0, int oh1) {
+    int CB = dw_blocks(C), G = dw_groups(KW), cols = dw_cols(KW, SW, OW), cs = dw_colstep(SW);
+    size_t colStride = (size_t)CB * 64, rowStride = (size_t)cols * colStride, groupStride = (size_t)(4 / cs) * colStride;
+    int made = -1;   // the last padded row in the ring
+    const uint8_t *rows[16];
+    for (int oh = oh0; oh < oh1; oh++) {
+        int top = oh * SH;
+        for (int r = made + 1 > top ? made + 1 : top; r < top + KH; r++) dw_prepare_row(x, H, W, C, KW, SW, PT, PL, OW, zero, r, ring + (size_t)(r % KH) * rowStride);
+        made = top + KH - 1;
+        for (int kh = 0; kh < KH; kh++) rows[kh] = ring + (size_t)((top + kh) % KH) * rowStride;
+        for (int ow = 0; ow < OW; ow++) {
+            size_t at = (size_t)(ow * SW / cs) * colStride;
+            uint8_t *yp = y + ((size_t)oh * OW + ow) * C;
+            for (int cb = 0; cb < CB; cb++) {
+                __m512i acc = _mm512_setzero_si512();
+                const int8_t *w = packed + (size_t)cb * KH * G * 64;
+                for (int kh = 0; kh < KH; kh++)
+                    for (int g = 0; g < G; g++, w += 64)
+                        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(rows[kh] + at + (size_t)g * groupStride + (size_t)cb * 64), _mm512_loadu_si512(w));
+                int c = cb * 16;
+                __m128i out = _mm512_cvtepi32_epi8(requant16(acc, rq, c));
+                if (C - c >= 16) _mm_storeu_si128((__m128i *)(yp + c), out);
+                else _mm_mask_storeu_epi8(yp + c, (__mmask16)((1u << (C - c)) - 1), out);
             }
         }
     }
 }
 
 CLONES
-static void depthwise_plain(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
-                            int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
+static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int OW, uint8_t zero,
+                         const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int p0, int p1) {
+    int G = dw_groups(KW);
     int32_t acc[256];
     for (int p = p0; p < p1; p++) {
         int oh = p / OW, ow = p % OW;
-        int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
         for (int c0 = 0; c0 < C; c0 += 256) {
             int cn = C - c0 < 256 ? C - c0 : 256;
             for (int c = 0; c < cn; c++) acc[c] = 0;
             for (int kh = 0; kh < KH; kh++) {
-                int ih = ih0 + kh;
-                if (ih < 0 || ih >= H) continue;
+                int ih = oh * SH - PT + kh;
                 for (int kw = 0; kw < KW; kw++) {
-                    int iw = iw0 + kw;
-                    if (iw < 0 || iw >= W) continue;
-                    const uint8_t *xr = x + ((size_t)ih * W + iw) * C + c0;
-                    const int32_t *wr = w + (size_t)(kh * KW + kw) * C + c0;
-                    for (int c = 0; c < cn; c++) acc[c] += ((int32_t)xr[c] - zero) * wr[c];
+                    int iw = ow * SW - PL + kw;
+                    const uint8_t *xr = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + ((size_t)ih * W + iw) * C + c0 : NULL;
+                    for (int c = 0; c < cn; c++) {
+                        int ch = c0 + c;
+                        int32_t wv = packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
+                        acc[c] += (int32_t)(xr ? xr[c] : zero) * wv;
+                    }
                 }
             }
             for (int c = 0; c < cn; c++) y[(size_t)p * C + c0 + c] = requant1(acc[c], rq, c0 + c);
@@ -237,10 +310,11 @@ static void depthwise_plain(const uint8_t *x, int H, int W, int C, const int32_t
     }
 }
 
-void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
-                        int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1) {
-    if (has_avx512_bw()) depthwise_avx512(x, H, W, C, w, KH, KW, SH, SW, PT, PL, zero, rq, y, OW, p0, p1);
-    else depthwise_plain(x, H, W, C, w, KH, KW, SH, SW, PT, PL, zero, rq, y, OW, p0, p1);
+void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
+                int OH, int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
+    (void)OH;
+    if (scratch && dw_vnni() && KH <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
+    else dw_run_plain(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
 }
 
 // ---- Add: ONNX Runtime's QLinearAdd, y = round_half_even(fma(a, ra, fma(b, rb, fixed))) (see sq_qadd) ----

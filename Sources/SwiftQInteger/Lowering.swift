@@ -178,12 +178,11 @@ final class Planner {
         let threads = threads
         if geo.isDepthwise && geo.dilationH == 1 && geo.dilationW == 1 {
             guard let o else { return false }
-            let rq = requantization(bias: bias, x: x, wScale: wScale, to: o)
-            let taps = geo.kernelH * geo.kernelW, c = geo.channels
-            var wt = [Int32](repeating: 0, count: taps * c)
-            for ch in 0..<c { for t in 0..<taps { wt[t * c + ch] = w.values[ch * taps + t] } }
+            let packed = PackedDepthwiseWeights(values: w.values, channels: geo.channels, kernelH: geo.kernelH, kernelW: geo.kernelW)
+            let rq = requantization(bias: (0..<geo.channels).map { bias[$0] &- x.zero &* packed.tapSums[$0] }, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
-            try add { wt.withUnsafeBufferPointer { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: $0.baseAddress!, rq: rq, geo, y: y.bytes, threads: threads) } }
+            let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = Scratch<UInt8>(bytes, 0)
+            try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.p : nil, threads: threads) }
             publish(y, o)
             return true
         }

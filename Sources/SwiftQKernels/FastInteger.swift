@@ -106,6 +106,24 @@ public final class PackedConvWeights: @unchecked Sendable {
     }
 }
 
+/// Depthwise weights packed once for `FastInteger.depthwise` (16 channels × 4 taps per 64-byte group), and each
+/// channel's sum over the window, which removes the input zero point.
+public final class PackedDepthwiseWeights: @unchecked Sendable {
+    public let channels: Int, kernelH: Int, kernelW: Int
+    let packed: [Int8]
+    public let tapSums: [Int32]
+
+    /// `values`: the ONNX weight [C][1][KH][KW], int8 widened to Int32.
+    public init(values: [Int32], channels c: Int, kernelH kh: Int, kernelW kw: Int) {
+        channels = c; kernelH = kh; kernelW = kw
+        let w = values.map { Int8(clamping: $0) }
+        var p = [Int8](repeating: 0, count: sq_qdw_packed_size(Int32(c), Int32(kh), Int32(kw)))
+        sq_qdw_pack(Int32(c), Int32(kh), Int32(kw), w, &p)
+        packed = p
+        tapSums = (0..<c).map { ch in values[(ch * kh * kw)..<((ch + 1) * kh * kw)].reduce(0, &+) }
+    }
+}
+
 public enum FastInteger {
     /// Bytes of im2col scratch `conv` needs for `g` (0 when it reads the input directly: 1x1, stride 1, no padding, one group).
     public static func scratchBytes(_ g: ConvGeometry) -> Int {
@@ -162,21 +180,33 @@ public enum FastInteger {
         }
     }
 
-    /// A depthwise convolution (dilation 1) of NHWC bytes into NHWC bytes: acc = Σ (x − xZero) · w over the taps
-    /// inside the image, then `rq` (bias included). `w`: int32 [KH·KW][C].
-    public static func depthwise(x: UnsafePointer<UInt8>, xZero: Int32, w: UnsafePointer<Int32>, rq: Requantization, _ g: ConvGeometry,
-                                 y: UnsafeMutablePointer<UInt8>, threads: Int) {
-        precondition(g.isDepthwise && g.dilationH == 1 && g.dilationW == 1 && !rq.producesFloats)
-        let ohw = g.outHeight * g.outWidth, c = g.channels
+    /// Bytes of scratch `depthwise` needs for `g` with up to `threads` threads (the VNNI path's rings of padded,
+    /// tap-interleaved input rows; 0 without it).
+    public static func depthwiseScratchBytes(_ g: ConvGeometry, threads: Int) -> Int {
+        max(1, threads) * sq_qdw_scratch_size(Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideW), Int32(g.outWidth))
+    }
+
+    /// A depthwise convolution (dilation 1) of NHWC bytes into NHWC bytes: acc = Σ x · w over the whole window,
+    /// taps outside the image reading `xZero`, then `rq`, whose bias must hold bias − xZero · `w.tapSums`.
+    /// Output rows are split over the threads; `scratch` holds `depthwiseScratchBytes(g, threads:)`.
+    public static func depthwise(x: UnsafePointer<UInt8>, xZero: Int32, w: PackedDepthwiseWeights, rq: Requantization, _ g: ConvGeometry,
+                                 y: UnsafeMutablePointer<UInt8>, scratch: UnsafeMutablePointer<UInt8>?, threads: Int) {
+        precondition(g.isDepthwise && g.dilationH == 1 && g.dilationW == 1 && !rq.producesFloats && w.channels == g.channels)
+        let ring = depthwiseScratchBytes(g, threads: 1)
+        precondition(scratch != nil || ring == 0)
+        let c = g.channels, oh = g.outHeight
         var rc = rq.c()
-        withUnsafePointer(to: &rc) { rp in
-            for n in 0..<g.batch {
-                let parts = threads > 1 && ohw >= 8 ? threads : 1
-                parallelFor(parts, threads: threads) { part in
-                    let p0 = ohw * part / parts, p1 = ohw * (part + 1) / parts
-                    sq_qdepthwise_nhwc(x + n * g.height * g.width * c, Int32(g.height), Int32(g.width), Int32(c), w, Int32(g.kernelH), Int32(g.kernelW),
-                                       Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), xZero, rp, y + n * ohw * c,
-                                       Int32(g.outWidth), Int32(p0), Int32(p1))
+        let (H, W, C, KH, KW) = (Int32(g.height), Int32(g.width), Int32(c), Int32(g.kernelH), Int32(g.kernelW))
+        let (SH, SW, PT, PL, OH, OW) = (Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(g.outWidth))
+        let parts = threads > 1 && oh >= 2 ? min(threads, oh) : 1
+        w.packed.withUnsafeBufferPointer { wp in
+            withUnsafePointer(to: &rc) { rp in
+                for n in 0..<g.batch {
+                    let xn = x + n * g.height * g.width * c, yn = y + n * oh * g.outWidth * c
+                    parallelFor(parts, threads: threads) { part in
+                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OH, OW, UInt8(xZero), wp.baseAddress!, rp, yn,
+                                   Int32(oh * part / parts), Int32(oh * (part + 1) / parts))
+                    }
                 }
             }
         }

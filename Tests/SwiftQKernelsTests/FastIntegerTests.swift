@@ -75,7 +75,7 @@ final class FastIntegerTests: XCTestCase {
 
     func testDepthwiseEqualsTheReferenceExactly() {
         var rng = SystemRandomNumberGenerator()
-        for (c, h, w, k, s, p) in [(8, 9, 11, 3, 1, 1), (19, 14, 13, 3, 2, 1), (3, 17, 20, 5, 2, 2), (40, 7, 7, 5, 1, 2), (2, 6, 9, 3, 2, 0), (16, 1, 1, 3, 1, 1)] {
+        for (c, h, w, k, s, p) in [(8, 9, 11, 3, 1, 1), (19, 14, 13, 3, 2, 1), (3, 17, 20, 5, 2, 2), (40, 7, 7, 5, 1, 2), (2, 6, 9, 3, 2, 0), (16, 1, 1, 3, 1, 1), (33, 8, 8, 7, 1, 3), (48, 12, 12, 3, 3, 1), (20, 15, 9, 5, 2, 2)] {
             let g = geometry(batch: 2, c: c, m: c, h: h, w: w, k: k, s: s, p: p, group: c)
             let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
             let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
@@ -83,22 +83,25 @@ final class FastIntegerTests: XCTestCase {
             let zero = Int32.random(in: 0...255, using: &rng)
             let mults = (0..<c).map { _ in FixedPointMultiplier(Float(pow(10, Double.random(in: -5...0.5, using: &rng)))) }
             let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
-            let rq = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)
-            var tapMajor = [Int32](repeating: 0, count: c * k * k)
-            for ch in 0..<c { for t in 0..<(k * k) { tapMajor[t * c + ch] = wt[ch * k * k + t] } }
+            let packed = PackedDepthwiseWeights(values: wt, channels: c, kernelH: k, kernelW: k)
+            let rq = Requantization(bias: (0..<c).map { bias[$0] &- zero &* packed.tapSums[$0] }, multipliers: mults, zero: 100, lo: 0, hi: 255)
+            let ref = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)
             let ohw = g.outHeight * g.outWidth
             let xb = nhwc(x, c: c, hw: h * w)
             for level in levels {
                 _ = sq_set_cpu_level(level)
                 for threads in [1, 2] {
+                    var scratch = [UInt8](repeating: 0, count: FastInteger.depthwiseScratchBytes(g, threads: threads))
                     var y = [UInt8](repeating: 0, count: 2 * c * ohw)
                     xb.withUnsafeBufferPointer { xp in
-                        tapMajor.withUnsafeBufferPointer { FastInteger.depthwise(x: xp.baseAddress!, xZero: zero, w: $0.baseAddress!, rq: rq, g, y: &y, threads: threads) }
+                        scratch.withUnsafeMutableBufferPointer { sp in
+                            FastInteger.depthwise(x: xp.baseAddress!, xZero: zero, w: packed, rq: rq, g, y: &y, scratch: sp.isEmpty ? nil : sp.baseAddress, threads: threads)
+                        }
                     }
                     for n in 0..<2 { for o in 0..<c { for pix in 0..<ohw {
                         let a = acc[(n * c + o) * ohw + pix], got = Int32(y[(n * ohw + pix) * c + o])
-                        if got != rq.reference(a, channel: o) {
-                            return XCTFail("\(g) level \(level) threads \(threads): [\(n)][\(o)][\(pix)] acc \(a) multiplier \(mults[o]): \(got), reference \(rq.reference(a, channel: o))")
+                        if got != ref.reference(a, channel: o) {
+                            return XCTFail("\(g) level \(level) threads \(threads): [\(n)][\(o)][\(pix)] acc \(a) multiplier \(mults[o]): \(got), reference \(ref.reference(a, channel: o))")
                         }
                     } } }
                 }

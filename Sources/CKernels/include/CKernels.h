@@ -100,10 +100,19 @@ void sq_qgemm_nhwc(int M, int K, const uint8_t *X, int ldx, const int8_t *W, con
 void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int KH, int KW, int SH, int SW, int DH, int DW,
                     int PT, int PL, int OW, uint8_t pad, uint8_t *col, int ldcol, int p0, int p1);
 
-/// Depthwise convolution (dilation 1) of NHWC uint8 for output pixels [p0, p1): acc = sum (x - zero) * w over the
-/// taps inside the image, w int32 [KH*KW][C], then requant (rq->scale must be null).
-void sq_qdepthwise_nhwc(const uint8_t *x, int H, int W, int C, const int32_t *w, int KH, int KW, int SH, int SW, int PT, int PL,
-                        int zero, const sq_qrequant *rq, uint8_t *y, int OW, int p0, int p1);
+/// Depthwise convolution (dilation 1) of NHWC uint8: acc = sum over all KH x KW taps of x * w, where taps outside
+/// the image read `zero` (so the bias must hold bias - zero * sum(w)), then requant. Weights packed by
+/// sq_qdw_pack: per block of 16 channels, per kernel row, per group of 4 columns, 16 channels x 4 taps (int8,
+/// zero past KW and C).
+size_t sq_qdw_packed_size(int C, int KH, int KW);
+/// Packs ONNX depthwise weights w[C][KH][KW].
+void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed);
+/// Bytes of scratch one call of sq_qdw_run needs on the VNNI path (0 when it is not used): a ring of KH rows of a
+/// padded copy of the input in which each pixel holds, per channel, its byte and the next 3 pixels' (OW outputs).
+size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW);
+/// Output rows [oh0, oh1) (the VNNI path when `scratch` is given, a portable loop otherwise).
+void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
+                int OH, int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1);
 
 /// Parameters of the int8 Add, ONNX Runtime's QLinearAdd rule: with a = byte_a - off_a and b = byte_b - off_b,
 /// y = clamp(round_half_even(fma(a, ra, fma(b, rb, fixed))) + off_y, lo, hi), ra = s_a / s_y, rb = s_b / s_y and
