@@ -98,12 +98,35 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
                 for (int v = 0; v < NV; v++) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);                        \
             }                                                                                                             \
         }                                                                                                                 \
+        if (rq->out_float) {                                                                                              \
+            for (int v = 0; v < NV; v++) {                                                                                \
+                int c = m + v * 16;                                                                                       \
+                if (c >= M) break;                                                                                        \
+                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                 \
+                for (int p = 0; p < NP; p++)                                                                              \
+                    if (p < np) store16(acc[p][v], rq, c, mask, y, (size_t)p * ldy + c);                                  \
+            }                                                                                                             \
+            return;                                                                                                       \
+        }                                                                                                                 \
+        /* The requantization's constants once per tile (stores through y may alias *rq). */                             \
+        __m512 flo = _mm512_set1_ps((float)(rq->lo - rq->zero)), fhi = _mm512_set1_ps((float)(rq->hi - rq->zero));        \
+        __m512i zv = _mm512_set1_epi32(rq->zero);                                                                         \
+        const int32_t *bias = rq->bias;                                                                                   \
+        const float *scale = rq->scale;                                                                                   \
+        uint8_t *yb = (uint8_t *)y;                                                                                       \
         for (int v = 0; v < NV; v++) {                                                                                    \
             int c = m + v * 16;                                                                                           \
             if (c >= M) break;                                                                                            \
             __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                     \
-            for (int p = 0; p < NP; p++)                                                                                  \
-                if (p < np) store16(acc[p][v], rq, c, mask, y, (size_t)p * ldy + c);                                      \
+            __m512i bv = _mm512_loadu_si512(bias + c);                                                                    \
+            __m512 sv = _mm512_loadu_ps(scale + c);                                                                       \
+            for (int p = 0; p < NP; p++) {                                                                                \
+                if (p >= np) break;                                                                                       \
+                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[p][v], bv)), sv);                        \
+                f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);                                                            \
+                __m128i out = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zv));                          \
+                _mm_mask_storeu_epi8(yb + (size_t)p * ldy + c, mask, out);                                                \
+            }                                                                                                             \
         }                                                                                                                 \
     }
 DEFINE_TILE(4, 6)
