@@ -50,24 +50,30 @@ static inline uint8_t requant1(int32_t acc, const sq_qrequant *rq, int c) {
     return (uint8_t)requant_float((int32_t)((uint32_t)acc + (uint32_t)rq->bias[c]), rq->scale[c], rq->zero, rq->lo, rq->hi);
 }
 
-// 16 int32 accumulators (+ bias) requantized per lane, as 16 clamped int32.
+// A requantization's per-call constants as vectors (loaded once: byte stores may alias *rq, so the compiler
+// would otherwise reload them for every 16 outputs).
+typedef struct { __m512 lo, hi; __m512i zero; } rq_consts;
+
 __attribute__((target("avx512f")))
-static inline __m512i requant16(__m512i acc, const sq_qrequant *rq, int c) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_loadu_si512(rq->bias + c))), _mm512_loadu_ps(rq->scale + c));
-    f = _mm512_min_ps(_mm512_max_ps(f, _mm512_set1_ps((float)(rq->lo - rq->zero))), _mm512_set1_ps((float)(rq->hi - rq->zero)));
-    return _mm512_add_epi32(_mm512_cvtps_epi32(f), _mm512_set1_epi32(rq->zero));
+static inline rq_consts requant_consts(const sq_qrequant *rq) {
+    rq_consts k = { _mm512_set1_ps((float)(rq->lo - rq->zero)), _mm512_set1_ps((float)(rq->hi - rq->zero)), _mm512_set1_epi32(rq->zero) };
+    return k;
 }
 
-// Stores 16 channels (masked) of one output pixel: bytes, or floats (acc + bias) * scale[c] when rq->out_float.
+// 16 int32 accumulators of channels [c, c + 16) requantized (bias and scale vectors given), as 16 clamped int32.
+__attribute__((target("avx512f")))
+static inline __m512i requant16(__m512i acc, __m512i bias, __m512 scale, rq_consts k) {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), scale);
+    f = _mm512_min_ps(_mm512_max_ps(f, k.lo), k.hi);
+    return _mm512_add_epi32(_mm512_cvtps_epi32(f), k.zero);
+}
+
+// Stores 16 channels (masked) of one output pixel as floats (acc + bias) * scale[c] (rq->out_float).
 __attribute__((target("avx512f,avx512bw,avx512vl")))
-static inline void store16(__m512i acc, const sq_qrequant *rq, int c, __mmask16 mask, void *y, size_t at) {
-    if (rq->out_float) {
-        __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, rq->bias + c))),
-                                 _mm512_maskz_loadu_ps(mask, rq->scale + c));
-        _mm512_mask_storeu_ps((float *)y + at, mask, f);
-    } else {
-        _mm_mask_storeu_epi8((uint8_t *)y + at, mask, _mm512_cvtepi32_epi8(requant16(acc, rq, c)));
-    }
+static inline void store16_float(__m512i acc, const sq_qrequant *rq, int c, __mmask16 mask, float *y) {
+    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, rq->bias + c))),
+                             _mm512_maskz_loadu_ps(mask, rq->scale + c));
+    _mm512_mask_storeu_ps(y, mask, f);
 }
 
 static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, size_t at) {
@@ -104,13 +110,11 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
                 if (c >= M) break;                                                                                        \
                 __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                 \
                 for (int p = 0; p < NP; p++)                                                                              \
-                    if (p < np) store16(acc[p][v], rq, c, mask, y, (size_t)p * ldy + c);                                  \
+                    if (p < np) store16_float(acc[p][v], rq, c, mask, (float *)y + (size_t)p * ldy + c);                  \
             }                                                                                                             \
             return;                                                                                                       \
         }                                                                                                                 \
-        /* The requantization's constants once per tile (stores through y may alias *rq). */                             \
-        __m512 flo = _mm512_set1_ps((float)(rq->lo - rq->zero)), fhi = _mm512_set1_ps((float)(rq->hi - rq->zero));        \
-        __m512i zv = _mm512_set1_epi32(rq->zero);                                                                         \
+        rq_consts k = requant_consts(rq);                                                                                 \
         const int32_t *bias = rq->bias;                                                                                   \
         const float *scale = rq->scale;                                                                                   \
         uint8_t *yb = (uint8_t *)y;                                                                                       \
@@ -122,10 +126,7 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
             __m512 sv = _mm512_loadu_ps(scale + c);                                                                       \
             for (int p = 0; p < NP; p++) {                                                                                \
                 if (p >= np) break;                                                                                       \
-                __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc[p][v], bv)), sv);                        \
-                f = _mm512_min_ps(_mm512_max_ps(f, flo), fhi);                                                            \
-                __m128i out = _mm512_cvtepi32_epi8(_mm512_add_epi32(_mm512_cvtps_epi32(f), zv));                          \
-                _mm_mask_storeu_epi8(yb + (size_t)p * ldy + c, mask, out);                                                \
+                _mm_mask_storeu_epi8(yb + (size_t)p * ldy + c, mask, _mm512_cvtepi32_epi8(requant16(acc[p][v], bv, sv, k))); \
             }                                                                                                             \
         }                                                                                                                 \
     }
@@ -238,38 +239,43 @@ size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW) {
 // Per row and block of 16 channels, 8 consecutive pixels go into two registers (16 bytes each) and every stored
 // column among them is one two-register byte permute (vpermt2b): byte 4c + j = channel c of the column's j-th pixel.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
-static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PT, int PL, int OW, uint8_t zero, int r, uint8_t *drow) {
-    int CB = dw_blocks(C), cols = dw_cols(KW, SW, OW), cs = dw_colstep(SW);
-    int batch = (8 - 4) / cs + 1;   // stored columns per 8 pixels
-    __m512i idx[5];
-    for (int b = 0; b < batch; b++) {
+// `idx[b]` (dw_order): the byte order of the b-th stored column of a batch.
+static int dw_batch(int cs) { return (8 - 4) / cs + 1; }   // stored columns per 8 pixels
+
+__attribute__((target("avx512f")))
+static void dw_order(int cs, __m512i idx[5]) {
+    for (int b = 0; b < dw_batch(cs); b++) {
         uint8_t order[64];
         for (int c = 0; c < 16; c++)
             for (int j = 0; j < 4; j++) order[c * 4 + j] = (uint8_t)((b * cs + j) * 16 + c);
         idx[b] = _mm512_loadu_si512(order);
     }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
+static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PT, int PL, int OW, uint8_t zero, const __m512i idx[5],
+                           int r, uint8_t *drow) {
+    int CB = dw_blocks(C), cols = dw_cols(KW, SW, OW), cs = dw_colstep(SW), batch = dw_batch(cs);
     __m128i zv = _mm_set1_epi8((char)zero);
     size_t colStride = (size_t)CB * 64;
-    {
-        int ih = r - PT;
-        const uint8_t *row = ih >= 0 && ih < H ? x + (size_t)ih * W * C : NULL;
-        for (int s0 = 0; s0 < cols; s0 += batch) {
-            int nb = cols - s0 < batch ? cols - s0 : batch;
-            const uint8_t *src[8];
-            for (int j = 0; j < 8; j++) {
-                int iw = s0 * cs + j - PL;
-                src[j] = row && iw >= 0 && iw < W ? row + (size_t)iw * C : NULL;
-            }
-            for (int cb = 0; cb < CB; cb++) {
-                int c = cb * 16;
-                __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
-                __m128i v[8];
-                for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
-                __m512i lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
-                __m512i hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[4]), v[5], 1), v[6], 2), v[7], 3);
-                for (int b = 0; b < nb; b++)
-                    _mm512_storeu_si512(drow + (size_t)(s0 + b) * colStride + (size_t)cb * 64, _mm512_permutex2var_epi8(lo, idx[b], hi));
-            }
+    int ih = r - PT;
+    const uint8_t *row = ih >= 0 && ih < H ? x + (size_t)ih * W * C : NULL;
+    for (int s0 = 0; s0 < cols; s0 += batch) {
+        int nb = cols - s0 < batch ? cols - s0 : batch;
+        const uint8_t *src[8];
+        for (int j = 0; j < 8; j++) {
+            int iw = s0 * cs + j - PL;
+            src[j] = row && iw >= 0 && iw < W ? row + (size_t)iw * C : NULL;
+        }
+        for (int cb = 0; cb < CB; cb++) {
+            int c = cb * 16;
+            __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+            __m128i v[8];
+            for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
+            __m512i lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
+            __m512i hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[4]), v[5], 1), v[6], 2), v[7], 3);
+            for (int b = 0; b < nb; b++)
+                _mm512_storeu_si512(drow + (size_t)(s0 + b) * colStride + (size_t)cb * 64, _mm512_permutex2var_epi8(lo, idx[b], hi));
         }
     }
 }
@@ -283,9 +289,12 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
     size_t colStride = (size_t)CB * 64, rowStride = (size_t)cols * colStride, groupStride = (size_t)(4 / cs) * colStride;
     int made = -1;   // the last padded row in the ring
     const uint8_t *rows[16];
+    __m512i idx[5];
+    dw_order(cs, idx);
+    rq_consts k = requant_consts(rq);
     for (int oh = oh0; oh < oh1; oh++) {
         int top = oh * SH;
-        for (int r = made + 1 > top ? made + 1 : top; r < top + KH; r++) dw_prepare_row(x, H, W, C, KW, SW, PT, PL, OW, zero, r, ring + (size_t)(r % KH) * rowStride);
+        for (int r = made + 1 > top ? made + 1 : top; r < top + KH; r++) dw_prepare_row(x, H, W, C, KW, SW, PT, PL, OW, zero, idx, r, ring + (size_t)(r % KH) * rowStride);
         made = top + KH - 1;
         for (int kh = 0; kh < KH; kh++) rows[kh] = ring + (size_t)((top + kh) % KH) * rowStride;
         for (int ow = 0; ow < OW; ow++) {
@@ -298,7 +307,7 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
                     for (int g = 0; g < G; g++, w += 64)
                         acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(rows[kh] + at + (size_t)g * groupStride + (size_t)cb * 64), _mm512_loadu_si512(w));
                 int c = cb * 16;
-                __m128i out = _mm512_cvtepi32_epi8(requant16(acc, rq, c));
+                __m128i out = _mm512_cvtepi32_epi8(requant16(acc, _mm512_loadu_si512(rq->bias + c), _mm512_loadu_ps(rq->scale + c), k));
                 if (C - c >= 16) _mm_storeu_si128((__m128i *)(yp + c), out);
                 else _mm_mask_storeu_epi8(yp + c, (__mmask16)((1u << (C - c)) - 1), out);
             }
@@ -334,8 +343,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
 }
 
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
-                int OH, int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
-    (void)OH;
+                int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
     if (scratch && dw_vnni() && KH <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
     else dw_run_plain(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
 }

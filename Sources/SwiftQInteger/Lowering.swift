@@ -65,6 +65,11 @@ final class Planner {
         return (qi, act, ys, yz, yt, lo - bias, hi - bias)
     }
 
+    /// The int32 bias with the input zero point folded in: bias[c] − zero · Σ w[c] (the kernels sum x · w on raw bytes).
+    func folding(_ zero: Int32, into bias: [Int32], weightSums: [Int32]) -> [Int32] {
+        zip(bias, weightSums).map { $0 &- zero &* $1 }
+    }
+
     /// A weighted layer's requantization to the output quantization `o`: multipliers s_x · s_w[c] / s_y (in float32, as
     /// ONNX Runtime's QLinearConv computes them).
     func requantization(bias: [Int32], x: QBuffer, wScale: [Float], to o: OutputQuantization) -> Requantization {
@@ -179,7 +184,7 @@ final class Planner {
         if geo.isDepthwise && geo.dilationH == 1 && geo.dilationW == 1 {
             guard let o else { return false }
             let packed = PackedDepthwiseWeights(values: w.values, channels: geo.channels, kernelH: geo.kernelH, kernelW: geo.kernelW)
-            let rq = requantization(bias: (0..<geo.channels).map { bias[$0] &- x.zero &* packed.tapSums[$0] }, x: x, wScale: wScale, to: o)
+            let rq = requantization(bias: folding(x.zero, into: bias, weightSums: packed.tapSums), x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
             let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = Scratch<UInt8>(bytes, 0)
             try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.p : nil, threads: threads) }
@@ -187,7 +192,7 @@ final class Planner {
             return true
         }
         let packed = PackedConvWeights(values: w.values, outChannels: geo.outChannels, groupInputs: geo.channels / geo.group, kernelH: geo.kernelH, kernelW: geo.kernelW, group: geo.group)
-        let shifted = (0..<geo.outChannels).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
+        let shifted = folding(x.zero, into: bias, weightSums: packed.rowSums)
         let scratch = Scratch<UInt8>(FastInteger.scratchBytes(geo), 0)
         if let o {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
@@ -223,7 +228,7 @@ final class Planner {
         let batch = x.shape[0]
         let geo = ConvGeometry(batch: 1, channels: k, height: 1, width: batch, outChannels: m, group: 1, kernelH: 1, kernelW: 1, strideH: 1, strideW: 1,
                                dilationH: 1, dilationW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, outHeight: 1, outWidth: batch)
-        let shifted = (0..<m).map { bias[$0] &- x.zero &* packed.rowSums[$0] }
+        let shifted = folding(x.zero, into: bias, weightSums: packed.rowSums)
         let threads = threads
         if let o = outputQuantization(after: n.outputs[0]) {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)

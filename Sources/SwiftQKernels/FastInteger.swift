@@ -197,14 +197,14 @@ public enum FastInteger {
         let c = g.channels, oh = g.outHeight
         var rc = rq.c()
         let (H, W, C, KH, KW) = (Int32(g.height), Int32(g.width), Int32(c), Int32(g.kernelH), Int32(g.kernelW))
-        let (SH, SW, PT, PL, OH, OW) = (Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), Int32(oh), Int32(g.outWidth))
+        let (SH, SW, PT, PL, OW) = (Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outWidth))
         let parts = threads > 1 && oh >= 2 ? min(threads, oh) : 1
         w.packed.withUnsafeBufferPointer { wp in
             withUnsafePointer(to: &rc) { rp in
                 for n in 0..<g.batch {
                     let xn = x + n * g.height * g.width * c, yn = y + n * oh * g.outWidth * c
                     parallelFor(parts, threads: threads) { part in
-                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OH, OW, UInt8(xZero), wp.baseAddress!, rp, yn,
+                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OW, UInt8(xZero), wp.baseAddress!, rp, yn,
                                    Int32(oh * part / parts), Int32(oh * (part + 1) / parts))
                     }
                 }

@@ -122,7 +122,7 @@ final class FixedPointMultiplierTests: XCTestCase {
         XCTAssertEqual(m.shift, 24)
         XCTAssertEqual(FixedPointMultiplier(1).shift, 23)
         XCTAssertEqual(FixedPointMultiplier(0).apply(12345), 0)
-        for real: Float in [1e-9, 0.000123, 0.3, 0.999999, 1.5, 37.25, 1e-40, .leastNonzeroMagnitude] {
+        for real: Float in [1e-9, 0.000123, 0.3, 0.999999, 1.5, 37.25, Float.leastNormalMagnitude / 1024, .leastNonzeroMagnitude] {
             let m = FixedPointMultiplier(real)
             XCTAssertLessThan(m.mantissa, 1 << 24)
             XCTAssertEqual(m.float, real, "\(real) round trip")
@@ -137,7 +137,7 @@ final class FixedPointMultiplierTests: XCTestCase {
 
     func testApplyIsTheFloat32RuleInIntegers() {
         var rng = SystemRandomNumberGenerator()
-        var reals: [Float] = [0.5, 0.25, 1, 1.5, 3, 0.75 / 1024, 1e-40, 300, 2e6]
+        var reals: [Float] = [0.5, 0.25, 1, 1.5, 3, 0.75 / 1024, Float.leastNormalMagnitude / 1024, 300, 2e6]
         reals += (0..<400).map { _ in Float(pow(2, Double.random(in: -30...4, using: &rng))) }
         for real in reals {
             let m = FixedPointMultiplier(real)

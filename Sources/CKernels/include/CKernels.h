@@ -112,7 +112,7 @@ void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed);
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW);
 /// Output rows [oh0, oh1) (the VNNI path when `scratch` is given, a portable loop otherwise).
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
-                int OH, int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1);
+                int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1);
 
 /// Parameters of the int8 Add, ONNX Runtime's QLinearAdd rule: with a = byte_a - off_a and b = byte_b - off_b,
 /// y = clamp(round_half_even(fma(a, ra, fma(b, rb, fixed))) + off_y, lo, hi), ra = s_a / s_y, rb = s_b / s_y and
