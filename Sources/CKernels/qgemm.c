@@ -52,28 +52,42 @@ static inline uint8_t requant1(int32_t acc, const sq_qrequant *rq, int c) {
 
 // A requantization's per-call constants as vectors (loaded once: byte stores may alias *rq, so the compiler
 // would otherwise reload them for every 16 outputs).
-typedef struct { __m512 lo, hi; __m512i zero; } rq_consts;
+typedef struct { __m512 hi; __m512i zero16, lo8; } rq_consts;
 
-__attribute__((target("avx512f")))
+__attribute__((target("avx512f,avx512bw")))
 static inline rq_consts requant_consts(const sq_qrequant *rq) {
-    rq_consts k = { _mm512_set1_ps((float)(rq->lo - rq->zero)), _mm512_set1_ps((float)(rq->hi - rq->zero)), _mm512_set1_epi32(rq->zero) };
+    rq_consts k = { _mm512_set1_ps((float)(rq->hi - rq->zero)), _mm512_set1_epi16((short)rq->zero), _mm512_set1_epi8((char)rq->lo) };
     return k;
 }
 
-// 16 int32 accumulators of channels [c, c + 16) requantized (bias and scale vectors given), as 16 clamped int32.
+// 16 int32 accumulators of channels [c, c + 16), the bias included (scale vector given), as round_half_even(f) with
+// f = float(acc) * scale clamped above at hi - zero; below, the result may be anything down to INT32_MIN
+// (vcvtps2dq's answer for f < -2^31): pack4_u8 saturates it to lo. That equals requant_float's clamp-then-round,
+// because the limits are integers and rounding is monotonic.
 __attribute__((target("avx512f")))
-static inline __m512i requant16(__m512i acc, __m512i bias, __m512 scale, rq_consts k) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, bias)), scale);
-    f = _mm512_min_ps(_mm512_max_ps(f, k.lo), k.hi);
-    return _mm512_add_epi32(_mm512_cvtps_epi32(f), k.zero);
+static inline __m512i requant16(__m512i acc, __m512 scale, rq_consts k) {
+    return _mm512_cvtps_epi32(_mm512_min_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(acc), scale), k.hi));
 }
 
-// Stores 16 channels (masked) of one output pixel as floats (acc + bias) * scale[c] (rq->out_float).
-__attribute__((target("avx512f,avx512bw,avx512vl")))
-static inline void store16_float(__m512i acc, const sq_qrequant *rq, int c, __mmask16 mask, float *y) {
-    __m512 f = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(acc, _mm512_maskz_loadu_epi32(mask, rq->bias + c))),
-                             _mm512_maskz_loadu_ps(mask, rq->scale + c));
-    _mm512_mask_storeu_ps(y, mask, f);
+// Four requant16 results as 64 bytes (a's 16 channels, then b's, c's and d's): zero point added and the
+// clamp to [lo, hi] completed in saturating 16- and 8-bit steps (exact: values stay in [-32768, 255 - zero]
+// until the clamp). vpackssdw/vpackuswb interleave by 128-bit lane; one vpermd restores the order (each dword is 4 channels of one input).
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512i pack4_u8(__m512i a, __m512i b, __m512i c, __m512i d, rq_consts k) {
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    __m512i ab = _mm512_adds_epi16(_mm512_packs_epi32(a, b), k.zero16), cd = _mm512_adds_epi16(_mm512_packs_epi32(c, d), k.zero16);
+    return _mm512_permutexvar_epi32(order, _mm512_max_epu8(_mm512_packus_epi16(ab, cd), k.lo8));
+}
+
+// The j-th 16 bytes of q.
+__attribute__((target("avx512f")))
+static inline __m128i quarter(__m512i q, int j) {
+    switch (j) {
+    case 0: return _mm512_castsi512_si128(q);
+    case 1: return _mm512_extracti32x4_epi32(q, 1);
+    case 2: return _mm512_extracti32x4_epi32(q, 2);
+    default: return _mm512_extracti32x4_epi32(q, 3);
+    }
 }
 
 static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, size_t at) {
@@ -83,52 +97,63 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
 
 // ---- GEMM: Y[p][m] = requant(sum_k X[p][k] * W[m][k]) ----
 
-// NP pixels x NV blocks of 16 channels in registers; rows past np repeat the last row (results dropped).
-#define DEFINE_TILE(NV, NP)                                                                                              \
-    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void tile_##NV##_##NP(                                  \
-        int K4, const uint8_t *x, int ldx, int np, const int8_t *w, const sq_qrequant *rq, void *y, int ldy, int m, int M) { \
-        __m512i acc[NP][NV];                                                                                              \
-        const uint8_t *row[NP];                                                                                           \
-        for (int p = 0; p < NP; p++) {                                                                                    \
-            row[p] = x + (size_t)(p < np ? p : np - 1) * ldx;                                                             \
-            for (int v = 0; v < NV; v++) acc[p][v] = _mm512_setzero_si512();                                              \
-        }                                                                                                                 \
-        size_t ws = (size_t)K4 * 16;                                                                                      \
-        for (int g = 0; g < K4 / 4; g++) {                                                                                \
-            __m512i wv[NV];                                                                                               \
-            for (int v = 0; v < NV; v++) wv[v] = _mm512_loadu_si512(w + v * ws + (size_t)g * 64);                         \
-            for (int p = 0; p < NP; p++) {                                                                                \
-                int32_t xx;                                                                                               \
-                memcpy(&xx, row[p] + g * 4, 4);                                                                           \
-                __m512i b = _mm512_set1_epi32(xx);                                                                        \
-                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);                        \
-            }                                                                                                             \
-        }                                                                                                                 \
-        if (rq->out_float) {                                                                                              \
-            for (int v = 0; v < NV; v++) {                                                                                \
-                int c = m + v * 16;                                                                                       \
-                if (c >= M) break;                                                                                        \
-                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                 \
-                for (int p = 0; p < NP; p++)                                                                              \
-                    if (p < np) store16_float(acc[p][v], rq, c, mask, (float *)y + (size_t)p * ldy + c);                  \
-            }                                                                                                             \
-            return;                                                                                                       \
-        }                                                                                                                 \
-        rq_consts k = requant_consts(rq);                                                                                 \
-        const int32_t *bias = rq->bias;                                                                                   \
-        const float *scale = rq->scale;                                                                                   \
-        uint8_t *yb = (uint8_t *)y;                                                                                       \
-        for (int v = 0; v < NV; v++) {                                                                                    \
-            int c = m + v * 16;                                                                                           \
-            if (c >= M) break;                                                                                            \
-            __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                                     \
-            __m512i bv = _mm512_loadu_si512(bias + c);                                                                    \
-            __m512 sv = _mm512_loadu_ps(scale + c);                                                                       \
-            for (int p = 0; p < NP; p++) {                                                                                \
-                if (p >= np) break;                                                                                       \
-                _mm_mask_storeu_epi8(yb + (size_t)p * ldy + c, mask, _mm512_cvtepi32_epi8(requant16(acc[p][v], bv, sv, k))); \
-            }                                                                                                             \
-        }                                                                                                                 \
+// NP pixels x NV blocks of 16 channels in registers, the accumulators starting at the bias; rows past np repeat
+// the last row (results dropped). The requantized bytes leave four vectors at a time (pack4_u8): with NV = 4 one
+// 64-byte store per pixel.
+#define DEFINE_TILE(NV, NP) \
+    __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni"))) static void tile_##NV##_##NP(                       \
+        int K4, const uint8_t *x, int ldx, int np, const int8_t *w, const sq_qrequant *rq, void *y, int ldy, int m, int M) {\
+        __m512i acc[NP][NV];                                                                                            \
+        const uint8_t *row[NP];                                                                                         \
+        for (int v = 0; v < NV; v++) {                                                                                  \
+            __m512i bv = _mm512_loadu_si512(rq->bias + (m + v * 16 < M ? m + v * 16 : m));                              \
+            for (int p = 0; p < NP; p++) acc[p][v] = bv;                                                                \
+        }                                                                                                               \
+        for (int p = 0; p < NP; p++) row[p] = x + (size_t)(p < np ? p : np - 1) * ldx;                                  \
+        size_t ws = (size_t)K4 * 16;                                                                                    \
+        for (int g = 0; g < K4 / 4; g++) {                                                                              \
+            __m512i wv[NV];                                                                                             \
+            for (int v = 0; v < NV; v++) wv[v] = _mm512_loadu_si512(w + v * ws + (size_t)g * 64);                       \
+            for (int p = 0; p < NP; p++) {                                                                              \
+                int32_t xx;                                                                                             \
+                memcpy(&xx, row[p] + g * 4, 4);                                                                         \
+                __m512i b = _mm512_set1_epi32(xx);                                                                      \
+                for (int v = 0; v < NV; v++) acc[p][v] = _mm512_dpbusd_epi32(acc[p][v], b, wv[v]);                      \
+            }                                                                                                           \
+        }                                                                                                               \
+        if (rq->out_float) {                                                                                            \
+            for (int v = 0; v < NV; v++) {                                                                              \
+                int c = m + v * 16;                                                                                     \
+                if (c >= M) break;                                                                                      \
+                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                               \
+                for (int p = 0; p < NP; p++)                                                                            \
+                    if (p < np) _mm512_mask_storeu_ps((float *)y + (size_t)p * ldy + c, mask,                           \
+                                                      _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p][v]), _mm512_maskz_loadu_ps(mask, rq->scale + c)));\
+            }                                                                                                           \
+            return;                                                                                                     \
+        }                                                                                                               \
+        rq_consts k = requant_consts(rq);                                                                               \
+        const float *scale = rq->scale;                                                                                 \
+        uint8_t *yb = (uint8_t *)y + m;                                                                                 \
+        int full = m + NV * 16 <= M;                                                                                    \
+        for (int i = 0; i < NP * NV; i += 4) {                                                                          \
+            __m512i r[4];                                                                                               \
+            for (int j = 0; j < 4; j++) {                                                                               \
+                int v = (i + j) % NV;                                                                                   \
+                r[j] = requant16(acc[(i + j) / NV][v], _mm512_loadu_ps(scale + (m + v * 16 < M ? m + v * 16 : m)), k);  \
+            }                                                                                                           \
+            __m512i q = pack4_u8(r[0], r[1], r[2], r[3], k);                                                            \
+            if (NV == 4 && full) {                                                                                      \
+                if (i / 4 < np) _mm512_storeu_si512(yb + (size_t)(i / 4) * ldy, q);                                     \
+                continue;                                                                                               \
+            }                                                                                                           \
+            for (int j = 0; j < 4; j++) {                                                                               \
+                int p = (i + j) / NV, v = (i + j) % NV, c = m + v * 16;                                                 \
+                if (p >= np || c >= M) continue;                                                                        \
+                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                               \
+                _mm_mask_storeu_epi8(yb + (size_t)p * ldy + v * 16, mask, quarter(q, j));                               \
+            }                                                                                                           \
+        }                                                                                                               \
     }
 DEFINE_TILE(4, 6)
 DEFINE_TILE(3, 8)
@@ -280,6 +305,49 @@ static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW
     }
 }
 
+// One row of output pixels for the channel block cb: the block's KH x G weight vectors, bias and scale stay in
+// registers while 4 pixels at a time are accumulated (independent chains). KH and G are constants where inlined.
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"), always_inline))
+static inline void dw_row_block(const uint8_t *const *rows, int KH, int G, int OW, int SW, int cs, size_t colStride, size_t groupStride,
+                                int C, int cb, const int8_t *packed, const sq_qrequant *rq, rq_consts k, uint8_t *yrow) {
+    __m512i wv[16 * 4];
+    const int8_t *w = packed + (size_t)cb * KH * G * 64;
+    for (int t = 0; t < KH * G; t++) wv[t] = _mm512_loadu_si512(w + (size_t)t * 64);
+    int c = cb * 16;
+    __m512i bv = _mm512_loadu_si512(rq->bias + c);
+    __m512 sv = _mm512_loadu_ps(rq->scale + c);
+    __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+    size_t cbo = (size_t)cb * 64, step = (size_t)(SW / cs) * colStride;
+    int ow = 0;
+    for (; ow + 4 <= OW; ow += 4) {
+        size_t at = (size_t)(ow * SW / cs) * colStride + cbo;
+        __m512i a0 = bv, a1 = bv, a2 = bv, a3 = bv;
+        for (int kh = 0; kh < KH; kh++)
+            for (int g = 0; g < G; g++) {
+                const uint8_t *s = rows[kh] + at + (size_t)g * groupStride;
+                __m512i wt = wv[kh * G + g];
+                a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(s), wt);
+                a1 = _mm512_dpbusd_epi32(a1, _mm512_loadu_si512(s + step), wt);
+                a2 = _mm512_dpbusd_epi32(a2, _mm512_loadu_si512(s + 2 * step), wt);
+                a3 = _mm512_dpbusd_epi32(a3, _mm512_loadu_si512(s + 3 * step), wt);
+            }
+        uint8_t *yp = yrow + (size_t)ow * C + c;
+        __m512i q = pack4_u8(requant16(a0, sv, k), requant16(a1, sv, k), requant16(a2, sv, k), requant16(a3, sv, k), k);
+        _mm_mask_storeu_epi8(yp, mask, _mm512_castsi512_si128(q));
+        _mm_mask_storeu_epi8(yp + C, mask, _mm512_extracti32x4_epi32(q, 1));
+        _mm_mask_storeu_epi8(yp + 2 * (size_t)C, mask, _mm512_extracti32x4_epi32(q, 2));
+        _mm_mask_storeu_epi8(yp + 3 * (size_t)C, mask, _mm512_extracti32x4_epi32(q, 3));
+    }
+    for (; ow < OW; ow++) {
+        size_t at = (size_t)(ow * SW / cs) * colStride + cbo;
+        __m512i a0 = bv;
+        for (int kh = 0; kh < KH; kh++)
+            for (int g = 0; g < G; g++) a0 = _mm512_dpbusd_epi32(a0, _mm512_loadu_si512(rows[kh] + at + (size_t)g * groupStride), wv[kh * G + g]);
+        __m512i r = requant16(a0, sv, k);
+        _mm_mask_storeu_epi8(yrow + (size_t)ow * C + c, mask, _mm512_castsi512_si128(pack4_u8(r, r, r, r, k)));
+    }
+}
+
 // Output rows [oh0, oh1): the copy's rows live in a ring of KH rows (slot r % KH), each made once as the
 // windows reach it, so the copy stays in cache.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi")))
@@ -297,20 +365,11 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
         for (int r = made + 1 > top ? made + 1 : top; r < top + KH; r++) dw_prepare_row(x, H, W, C, KW, SW, PT, PL, OW, zero, idx, r, ring + (size_t)(r % KH) * rowStride);
         made = top + KH - 1;
         for (int kh = 0; kh < KH; kh++) rows[kh] = ring + (size_t)((top + kh) % KH) * rowStride;
-        for (int ow = 0; ow < OW; ow++) {
-            size_t at = (size_t)(ow * SW / cs) * colStride;
-            uint8_t *yp = y + ((size_t)oh * OW + ow) * C;
-            for (int cb = 0; cb < CB; cb++) {
-                __m512i acc = _mm512_setzero_si512();
-                const int8_t *w = packed + (size_t)cb * KH * G * 64;
-                for (int kh = 0; kh < KH; kh++)
-                    for (int g = 0; g < G; g++, w += 64)
-                        acc = _mm512_dpbusd_epi32(acc, _mm512_loadu_si512(rows[kh] + at + (size_t)g * groupStride + (size_t)cb * 64), _mm512_loadu_si512(w));
-                int c = cb * 16;
-                __m128i out = _mm512_cvtepi32_epi8(requant16(acc, _mm512_loadu_si512(rq->bias + c), _mm512_loadu_ps(rq->scale + c), k));
-                if (C - c >= 16) _mm_storeu_si128((__m128i *)(yp + c), out);
-                else _mm_mask_storeu_epi8(yp + c, (__mmask16)((1u << (C - c)) - 1), out);
-            }
+        uint8_t *yrow = y + (size_t)oh * OW * C;
+        for (int cb = 0; cb < CB; cb++) {
+            if (KH == 3 && G == 1) dw_row_block(rows, 3, 1, OW, SW, cs, colStride, groupStride, C, cb, packed, rq, k, yrow);
+            else if (KH == 5 && G == 2) dw_row_block(rows, 5, 2, OW, SW, cs, colStride, groupStride, C, cb, packed, rq, k, yrow);
+            else dw_row_block(rows, KH, G, OW, SW, cs, colStride, groupStride, C, cb, packed, rq, k, yrow);
         }
     }
 }

@@ -156,7 +156,7 @@ public final class IntegerProgram {
 
 /// An 8-bit activation in memory a plan owns: bytes b = q − lo (an int8 tensor is stored as q + 128), NHWC for
 /// rank 4 when `nhwc`, else in the logical (row-major) order; real = scale × (b − zero). 64 bytes of slack
-/// follow the data (the GEMM reads up to 3 bytes past a row).
+/// follow the data (the GEMM reads up to 3 bytes past a row); the data starts on a 64-byte boundary.
 final class QBuffer {
     let shape: [Int]
     let nhwc: Bool
@@ -165,7 +165,8 @@ final class QBuffer {
     let zero: Int32
     let dtype: DType
     let count: Int
-    let bytes: UnsafeMutablePointer<UInt8>
+    private let storage: AlignedBuffer<UInt8>
+    var bytes: UnsafeMutablePointer<UInt8> { storage.p }
 
     init(shape: [Int], nhwc: Bool, scale: Float, zeroPoint: Int32, dtype: DType) {
         self.shape = shape
@@ -174,11 +175,8 @@ final class QBuffer {
         self.dtype = dtype
         zero = zeroPoint - dtype.integerRange!.lo
         count = shape.reduce(1, *)
-        bytes = .allocate(capacity: count + 64)
-        bytes.initialize(repeating: 0, count: count + 64)
+        storage = AlignedBuffer(count: count + 64, repeating: 0)
     }
-
-    deinit { bytes.deallocate() }
 
     /// The same quantization, another shape and layout.
     func like(shape: [Int], nhwc: Bool) -> QBuffer {

@@ -8,13 +8,6 @@ import SwiftQRuntime
 /// and the clamp in bytes.
 typealias OutputQuantization = (q: Int, act: Int?, scale: Float, zeroPoint: Int32, dtype: DType, lo: Int32, hi: Int32)
 
-/// Memory a step owns (im2col scratch, float staging), freed with the plan.
-final class Scratch<T> {
-    let p: UnsafeMutablePointer<T>
-    init(_ count: Int, _ value: T) { p = .allocate(capacity: max(1, count)); p.initialize(repeating: value, count: max(1, count)) }
-    deinit { p.deallocate() }
-}
-
 /// Lowers the graph node by node into a `Plan`, running each step once as it is made (so every shape,
 /// float islands included, is known when the next node is lowered).
 final class Planner {
@@ -186,14 +179,14 @@ final class Planner {
             let packed = PackedDepthwiseWeights(values: w.values, channels: geo.channels, kernelH: geo.kernelH, kernelW: geo.kernelW)
             let rq = requantization(bias: folding(x.zero, into: bias, weightSums: packed.tapSums), x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
-            let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = Scratch<UInt8>(bytes, 0)
+            let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = AlignedBuffer<UInt8>(count: bytes, repeating: 0)
             try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.p : nil, threads: threads) }
             publish(y, o)
             return true
         }
         let packed = PackedConvWeights(values: w.values, outChannels: geo.outChannels, groupInputs: geo.channels / geo.group, kernelH: geo.kernelH, kernelW: geo.kernelW, group: geo.group)
         let shifted = folding(x.zero, into: bias, weightSums: packed.rowSums)
-        let scratch = Scratch<UInt8>(FastInteger.scratchBytes(geo), 0)
+        let scratch = AlignedBuffer<UInt8>(count: FastInteger.scratchBytes(geo), repeating: 0)
         if let o {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
@@ -202,7 +195,7 @@ final class Planner {
         } else {
             // Float output: the accumulators dequantized (NHWC staging, then NCHW).
             let rq = Requantization(bias: shifted, floatScales: wScale.map { x.scale * $0 })
-            let staging = Scratch<Float>(outShape.reduce(1, *), 0)
+            let staging = AlignedBuffer<Float>(count: outShape.reduce(1, *), repeating: 0)
             let slot = Slot()
             try add {
                 FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(staging.p), scratch: scratch.p, threads: threads)

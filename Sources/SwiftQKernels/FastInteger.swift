@@ -8,17 +8,18 @@ import Foundation
 /// kernel reads uint8.
 public final class Requantization: @unchecked Sendable {
     public let channels: Int
-    let bias: UnsafeMutablePointer<Int32>
+    private let biasBuffer: AlignedBuffer<Int32>, scaleBuffer: AlignedBuffer<Float>
+    var bias: UnsafeMutablePointer<Int32> { biasBuffer.p }
     /// The multipliers M[c] as float32 (exactly), or the float output's scales.
-    let scale: UnsafeMutablePointer<Float>
+    var scale: UnsafeMutablePointer<Float> { scaleBuffer.p }
     public let producesFloats: Bool
     public let zero: Int32, lo: Int32, hi: Int32
 
     private init(channels: Int, floats: Bool, zero: Int32, lo: Int32, hi: Int32) {
         self.channels = channels
         let n = (channels + 15) / 16 * 16
-        bias = .allocate(capacity: n); bias.initialize(repeating: 0, count: n)
-        scale = .allocate(capacity: n); scale.initialize(repeating: 0, count: n)
+        biasBuffer = AlignedBuffer(count: n, repeating: 0)
+        scaleBuffer = AlignedBuffer(count: n, repeating: 0)
         producesFloats = floats
         self.zero = zero; self.lo = lo; self.hi = hi
     }
@@ -34,8 +35,6 @@ public final class Requantization: @unchecked Sendable {
         self.init(channels: bias.count, floats: true, zero: 0, lo: 0, hi: 0)
         for c in 0..<bias.count { self.bias[c] = bias[c]; scale[c] = floatScales[c] }
     }
-
-    deinit { bias.deallocate(); scale.deallocate() }
 
     /// The C view.
     func c() -> sq_qrequant {
@@ -75,7 +74,7 @@ public final class Requantization: @unchecked Sendable {
 public final class PackedConvWeights: @unchecked Sendable {
     public let outChannels: Int, groupInputs: Int, kernelH: Int, kernelW: Int, group: Int
     public var rowLength: Int { groupInputs * kernelH * kernelW }
-    let packed: [[Int8]]
+    let packed: [AlignedBuffer<Int8>]
     /// Σ_k W[m][k] per output channel.
     public let rowSums: [Int32]
 
@@ -83,7 +82,7 @@ public final class PackedConvWeights: @unchecked Sendable {
     public init(values: [Int32], outChannels m: Int, groupInputs c: Int, kernelH kh: Int, kernelW kw: Int, group: Int) {
         outChannels = m; groupInputs = c; kernelH = kh; kernelW = kw; self.group = group
         let k = c * kh * kw, mg = m / group
-        var packs: [[Int8]] = []
+        var packs: [AlignedBuffer<Int8>] = []
         var sums = [Int32](repeating: 0, count: m)
         for g in 0..<group {
             var rows = [Int8](repeating: 0, count: mg * k)
@@ -97,8 +96,8 @@ public final class PackedConvWeights: @unchecked Sendable {
                     }
                 }
             }
-            var p = [Int8](repeating: 0, count: sq_qgemm_packed_size(Int32(mg), Int32(k)))
-            sq_qgemm_pack_a(Int32(mg), Int32(k), rows, &p)
+            let p = AlignedBuffer<Int8>(count: sq_qgemm_packed_size(Int32(mg), Int32(k)), repeating: 0)
+            sq_qgemm_pack_a(Int32(mg), Int32(k), rows, p.p)
             packs.append(p)
         }
         packed = packs
@@ -110,16 +109,15 @@ public final class PackedConvWeights: @unchecked Sendable {
 /// channel's sum over the window, which removes the input zero point.
 public final class PackedDepthwiseWeights: @unchecked Sendable {
     public let channels: Int, kernelH: Int, kernelW: Int
-    let packed: [Int8]
+    let packed: AlignedBuffer<Int8>
     public let tapSums: [Int32]
 
     /// `values`: the ONNX weight [C][1][KH][KW], int8 widened to Int32.
     public init(values: [Int32], channels c: Int, kernelH kh: Int, kernelW kw: Int) {
         channels = c; kernelH = kh; kernelW = kw
         let w = values.map { Int8(clamping: $0) }
-        var p = [Int8](repeating: 0, count: sq_qdw_packed_size(Int32(c), Int32(kh), Int32(kw)))
-        sq_qdw_pack(Int32(c), Int32(kh), Int32(kw), w, &p)
-        packed = p
+        packed = AlignedBuffer(count: sq_qdw_packed_size(Int32(c), Int32(kh), Int32(kw)), repeating: 0)
+        sq_qdw_pack(Int32(c), Int32(kh), Int32(kw), w, packed.p)
         tapSums = (0..<c).map { ch in values[(ch * kh * kw)..<((ch + 1) * kh * kw)].reduce(0, &+) }
     }
 }
@@ -161,7 +159,7 @@ public enum FastInteger {
                 }
                 if !isDirect && !byPixels { im2col(0, ohw) }
                 let (src, ld) = isDirect ? (xn, g.channels) : (UnsafePointer(scratch!), k4)
-                w.withUnsafeBufferPointer { wp in
+                do {
                     withUnsafePointer(to: &rc) { rp in
                         parallelFor(parts, threads: threads) { part in
                             var p0 = 0, p1 = ohw, m0 = 0, m1 = mg
@@ -171,7 +169,7 @@ public enum FastInteger {
                             }
                             guard p0 < p1, m0 < m1 else { return }
                             if !isDirect && byPixels { im2col(p0, p1) }
-                            sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), wp.baseAddress!, rp, yn + grp * mg * elem, Int32(m),
+                            sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), w.p, rp, yn + grp * mg * elem, Int32(m),
                                           Int32(p0), Int32(p1), Int32(m0), Int32(m1))
                         }
                     }
@@ -199,12 +197,12 @@ public enum FastInteger {
         let (H, W, C, KH, KW) = (Int32(g.height), Int32(g.width), Int32(c), Int32(g.kernelH), Int32(g.kernelW))
         let (SH, SW, PT, PL, OW) = (Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outWidth))
         let parts = threads > 1 && oh >= 2 ? min(threads, oh) : 1
-        w.packed.withUnsafeBufferPointer { wp in
+        do {
             withUnsafePointer(to: &rc) { rp in
                 for n in 0..<g.batch {
                     let xn = x + n * g.height * g.width * c, yn = y + n * oh * g.outWidth * c
                     parallelFor(parts, threads: threads) { part in
-                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OW, UInt8(xZero), wp.baseAddress!, rp, yn,
+                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OW, UInt8(xZero), w.packed.p, rp, yn,
                                    Int32(oh * part / parts), Int32(oh * (part + 1) / parts))
                     }
                 }

@@ -38,8 +38,9 @@ final class FastIntegerTests: XCTestCase {
             let wt = (0..<m * c / group * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
             let bias = (0..<m).map { _ in Int32.random(in: -5000...5000, using: &rng) }
             let zero = Int32.random(in: 0...255, using: &rng)
-            // Multipliers from tiny to above 1.
-            let mults = (0..<m).map { _ in FixedPointMultiplier(Float(pow(10, Double.random(in: -7...0.5, using: &rng)))) }
+            // Multipliers from tiny to above 1, and every 8th channel huge (products past ±2^31, where the float to
+            // int32 conversion overflows and the clamp must still hold).
+            let mults = (0..<m).map { o in FixedPointMultiplier(Float(pow(10, o % 8 == 5 ? Double.random(in: 3...6, using: &rng) : Double.random(in: -7...0.5, using: &rng)))) }
             let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
             let packed = PackedConvWeights(values: wt, outChannels: m, groupInputs: c / group, kernelH: k, kernelW: k, group: group)
             let shifted = (0..<m).map { bias[$0] &- zero &* packed.rowSums[$0] }
@@ -84,8 +85,10 @@ final class FastIntegerTests: XCTestCase {
             let mults = (0..<c).map { _ in FixedPointMultiplier(Float(pow(10, Double.random(in: -5...0.5, using: &rng)))) }
             let acc = IntegerReference.conv(x: x, xZero: zero, w: wt, wZero: [0], bias: nil, g)
             let packed = PackedDepthwiseWeights(values: wt, channels: c, kernelH: k, kernelW: k)
-            let rq = Requantization(bias: (0..<c).map { bias[$0] &- zero &* packed.tapSums[$0] }, multipliers: mults, zero: 100, lo: 0, hi: 255)
-            let ref = Requantization(bias: bias, multipliers: mults, zero: 100, lo: 0, hi: 255)
+            // Output limits inside [0, 255] (a fused ReLU's lo = zero) and the full range.
+            let (yz, lo, hi): (Int32, Int32, Int32) = c % 2 == 0 ? (100, 100, 230) : (100, 0, 255)
+            let rq = Requantization(bias: (0..<c).map { bias[$0] &- zero &* packed.tapSums[$0] }, multipliers: mults, zero: yz, lo: lo, hi: hi)
+            let ref = Requantization(bias: bias, multipliers: mults, zero: yz, lo: lo, hi: hi)
             let ohw = g.outHeight * g.outWidth
             let xb = nhwc(x, c: c, hw: h * w)
             for level in levels {
