@@ -281,24 +281,36 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PT, int PL, int OW, uint8_t zero, const __m512i idx[5],
                            int r, uint8_t *drow) {
     int CB = dw_blocks(C), cols = dw_cols(KW, SW, OW), cs = dw_colstep(SW), batch = dw_batch(cs);
-    __m128i zv = _mm_set1_epi8((char)zero);
     size_t colStride = (size_t)CB * 64;
     int ih = r - PT;
-    const uint8_t *row = ih >= 0 && ih < H ? x + (size_t)ih * W * C : NULL;
+    if (ih < 0 || ih >= H) {   // a padding row: every byte the zero point
+        __m512i z = _mm512_set1_epi8((char)zero);
+        for (size_t i = 0; i < (size_t)cols * CB; i++) _mm512_storeu_si512(drow + i * 64, z);
+        return;
+    }
+    const uint8_t *row = x + (size_t)ih * W * C;
+    __m128i zv = _mm_set1_epi8((char)zero);
     for (int s0 = 0; s0 < cols; s0 += batch) {
-        int nb = cols - s0 < batch ? cols - s0 : batch;
+        int nb = cols - s0 < batch ? cols - s0 : batch, iw0 = s0 * cs - PL, inside = iw0 >= 0 && iw0 + 8 <= W;
         const uint8_t *src[8];
-        for (int j = 0; j < 8; j++) {
-            int iw = s0 * cs + j - PL;
-            src[j] = row && iw >= 0 && iw < W ? row + (size_t)iw * C : NULL;
-        }
+        for (int j = 0; j < 8; j++) src[j] = iw0 + j >= 0 && iw0 + j < W ? row + (size_t)(iw0 + j) * C : NULL;
         for (int cb = 0; cb < CB; cb++) {
             int c = cb * 16;
-            __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
-            __m128i v[8];
-            for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
-            __m512i lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
-            __m512i hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[4]), v[5], 1), v[6], 2), v[7], 3);
+            __m512i lo, hi;
+            if (inside && C - c >= 16) {   // 8 pixels in the image, a whole block: loads folded into the inserts
+                const uint8_t *p = src[0] + c;
+                lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p)),
+                         _mm_loadu_si128((const __m128i *)(p + C)), 1), _mm_loadu_si128((const __m128i *)(p + 2 * C)), 2), _mm_loadu_si128((const __m128i *)(p + 3 * C)), 3);
+                p += 4 * (size_t)C;
+                hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p)),
+                         _mm_loadu_si128((const __m128i *)(p + C)), 1), _mm_loadu_si128((const __m128i *)(p + 2 * C)), 2), _mm_loadu_si128((const __m128i *)(p + 3 * C)), 3);
+            } else {
+                __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+                __m128i v[8];
+                for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
+                lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
+                hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[4]), v[5], 1), v[6], 2), v[7], 3);
+            }
             for (int b = 0; b < nb; b++)
                 _mm512_storeu_si512(drow + (size_t)(s0 + b) * colStride + (size_t)cb * 64, _mm512_permutex2var_epi8(lo, idx[b], hi));
         }
@@ -509,20 +521,74 @@ void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums) {
 }
 
 CLONES
-static void quantize_run(const float *x, int n, float scale, int zero, int lo, int hi, uint8_t *y) {
-    for (int i = 0; i < n; i++) {
-        float v = __builtin_rintf(x[i] / scale) + (float)zero;
-        v = v < (float)lo ? (float)lo : v > (float)hi ? (float)hi : v;
-        y[i] = (uint8_t)(int)v;
-    }
+// ---- QuantizeLinear of the float input: clamp(rint(x / scale) + zero, lo, hi), x / scale in float32 ----
+
+static inline uint8_t quantize1(float x, float scale, int zero, int lo, int hi) {
+    float v = __builtin_rintf(x / scale) + (float)zero;
+    v = v < (float)lo ? (float)lo : v > (float)hi ? (float)hi : v;
+    return (uint8_t)(int)v;
 }
 
-void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc) {
+CLONES
+static void quantize_run(const float *x, int n, float scale, int zero, int lo, int hi, uint8_t *y) {
+    for (int i = 0; i < n; i++) y[i] = quantize1(x[i], scale, zero, lo, hi);
+}
+
+// 64 floats to 64 bytes: the clamp in float to [lo - zero, hi - zero] before the conversion (the same result as
+// rounding first, the limits being integers), then + zero.
+__attribute__((target("avx512f,avx512bw")))
+static inline __m512i quantize64(const float *x, __m512 inv, __m512 fl, __m512 fh, __m512i zero) {
+    __m512i q[4];
+    for (int j = 0; j < 4; j++)
+        q[j] = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_div_ps(_mm512_loadu_ps(x + 16 * j), inv), fl), fh)), zero);
+    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
+    return _mm512_permutexvar_epi32(order, _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3])));
+}
+
+// Three planes' 64 pixels interleaved as 192 NHWC bytes (channel c of pixel p at 3p + c): per output vector one
+// two-source byte permute of planes 0 and 1 and a masked one-source permute of plane 2.
+__attribute__((target("avx512f,avx512bw,avx512vbmi")))
+static void quantize_nhwc3_avx512(const float *x, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int p0, int p1) {
+    __m512 inv = _mm512_set1_ps(scale), fl = _mm512_set1_ps((float)(lo - zero)), fh = _mm512_set1_ps((float)(hi - zero));
+    __m512i zv = _mm512_set1_epi32(zero), i01[3], i2[3];
+    __mmask64 m2[3];
+    for (int k = 0; k < 3; k++) {
+        uint8_t a[64], b[64];
+        uint64_t m = 0;
+        for (int j = 0; j < 64; j++) {
+            int g = 64 * k + j, p = g / 3, c = g % 3;
+            a[j] = (uint8_t)(c == 1 ? 64 + p : p);
+            b[j] = (uint8_t)p;
+            if (c == 2) m |= 1ull << j;
+        }
+        i01[k] = _mm512_loadu_si512(a); i2[k] = _mm512_loadu_si512(b); m2[k] = m;
+    }
+    int p = p0;
+    for (; p + 64 <= p1; p += 64) {
+        __m512i r0 = quantize64(x + p, inv, fl, fh, zv), r1 = quantize64(x + HW + p, inv, fl, fh, zv), r2 = quantize64(x + 2 * (size_t)HW + p, inv, fl, fh, zv);
+        for (int k = 0; k < 3; k++)
+            _mm512_storeu_si512(y + (size_t)p * 3 + 64 * k, _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r0, i01[k], r1), m2[k], i2[k], r2));
+    }
+    for (; p < p1; p++)
+        for (int c = 0; c < 3; c++) y[(size_t)p * 3 + c] = quantize1(x[(size_t)c * HW + p], scale, zero, lo, hi);
+}
+
+static int quantize_vbmi(void) {
+    static int v = -1;
+    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vbmi") && has_avx512_bw(); }
+    return v && sq_cpu_level() == 3;
+}
+
+void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc, int p0, int p1) {
+    if (!nhwc || C == 1) {
+        for (int c = 0; c < C; c++) quantize_run(x + (size_t)c * HW + p0, p1 - p0, scale, zero, lo, hi, y + (size_t)c * HW + p0);
+        return;
+    }
+    if (C == 3 && quantize_vbmi()) { quantize_nhwc3_avx512(x, HW, scale, zero, lo, hi, y, p0, p1); return; }
     uint8_t run[1024];
     for (int c = 0; c < C; c++)
-        for (int i = 0; i < HW; i += 1024) {
-            int n = HW - i < 1024 ? HW - i : 1024;
-            if (!nhwc) { quantize_run(x + (size_t)c * HW + i, n, scale, zero, lo, hi, y + (size_t)c * HW + i); continue; }
+        for (int i = p0; i < p1; i += 1024) {
+            int n = p1 - i < 1024 ? p1 - i : 1024;
             quantize_run(x + (size_t)c * HW + i, n, scale, zero, lo, hi, run);
             for (int j = 0; j < n; j++) y[(size_t)(i + j) * C + c] = run[j];
         }

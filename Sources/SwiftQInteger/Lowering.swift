@@ -142,11 +142,11 @@ final class Planner {
         guard let f = slot.f, f.dtype == .float else { return false }
         let y = QBuffer(shape: f.shape, nhwc: true, scale: s, zeroPoint: z, dtype: t)
         let (c, hw, images) = y.image
-        let name = n.displayName
+        let name = n.displayName, threads = threads
         try add {
             guard let x = slot.f, x.shape == y.shape else { throw IntegerRuntimeError("node '\(name)': input shape changed within a plan") }
             for i in 0..<images {
-                FastInteger.quantize(x.f + i * c * hw, channels: c, pixels: hw, scale: s, zero: y.zero, lo: 0, hi: 255, nhwc: y.nhwc, into: y.bytes + i * c * hw)
+                FastInteger.quantize(x.f + i * c * hw, channels: c, pixels: hw, scale: s, zero: y.zero, lo: 0, hi: 255, nhwc: y.nhwc, into: y.bytes + i * c * hw, threads: threads)
             }
         }
         plan.slots[n.outputs[0]] = Slot(q: y)

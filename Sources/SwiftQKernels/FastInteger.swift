@@ -224,9 +224,14 @@ public enum FastInteger {
 
 extension FastInteger {
     /// One image's float planes (C × pixels, NCHW) to bytes: clamp(rint(x / scale) + zero, lo, hi) as
-    /// QuantizeLinear rounds, written NHWC when `nhwc`.
-    public static func quantize(_ x: UnsafePointer<Float>, channels: Int, pixels: Int, scale: Float, zero: Int32, lo: Int32, hi: Int32, nhwc: Bool, into y: UnsafeMutablePointer<UInt8>) {
-        sq_quantize_planes(x, Int32(channels), Int32(pixels), scale, zero, lo, hi, y, nhwc ? 1 : 0)
+    /// QuantizeLinear rounds, written NHWC when `nhwc`; pixels split over the threads in runs of 64.
+    public static func quantize(_ x: UnsafePointer<Float>, channels: Int, pixels: Int, scale: Float, zero: Int32, lo: Int32, hi: Int32, nhwc: Bool,
+                                into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
+        let runs = (pixels + 63) / 64, parts = max(1, min(threads, runs / 16))
+        parallelFor(parts, threads: threads) { part in
+            let p0 = min(pixels, runs * part / parts * 64), p1 = min(pixels, runs * (part + 1) / parts * 64)
+            if p0 < p1 { sq_quantize_planes(x, Int32(channels), Int32(pixels), scale, zero, lo, hi, y, nhwc ? 1 : 0, Int32(p0), Int32(p1)) }
+        }
     }
 
     /// One image's bytes (NHWC when `nhwc`) to float planes: (b − zero) · scale.

@@ -146,6 +146,38 @@ final class FastIntegerTests: XCTestCase {
         }
     }
 
+    func testQuantizeEqualsQuantizeLinear() {
+        var rng = SystemRandomNumberGenerator()
+        let scale: Float = 0.0173
+        for (c, hw, nhwc) in [(3, 224 * 224, true), (3, 200, true), (3, 63, true), (5, 130, true), (1, 300, true), (3, 777, false)] {
+            // Values across and far past the range, and exact halves (ties round to even).
+            let x: [Float] = (0..<c * hw).map { i in
+                switch i % 5 {
+                case 0: return (Float(Int.random(in: -200...200, using: &rng)) + 0.5) * scale
+                case 1: return Float.random(in: -1e9...1e9, using: &rng)
+                default: return Float.random(in: -3...3, using: &rng)
+                }
+            }
+            for (zero, lo, hi): (Int32, Int32, Int32) in [(128, 0, 255), (3, 3, 200)] {
+                var want = [UInt8](repeating: 0, count: c * hw)
+                for ch in 0..<c { for p in 0..<hw {
+                    let v = min(max((x[ch * hw + p] / scale).rounded(.toNearestOrEven) + Float(zero), Float(lo)), Float(hi))
+                    want[nhwc ? p * c + ch : ch * hw + p] = UInt8(v)
+                } }
+                for level in levels {
+                    _ = sq_set_cpu_level(level)
+                    for threads in [1, 2] {
+                        var y = [UInt8](repeating: 0, count: c * hw)
+                        FastInteger.quantize(x, channels: c, pixels: hw, scale: scale, zero: zero, lo: lo, hi: hi, nhwc: nhwc, into: &y, threads: threads)
+                        if let i = (0..<y.count).first(where: { y[$0] != want[$0] }) {
+                            return XCTFail("C \(c) pixels \(hw) nhwc \(nhwc) level \(level) threads \(threads): byte \(i) is \(y[i]), QuantizeLinear gives \(want[i])")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     func testPoolingAndRequantizedCopy() {
         var rng = SystemRandomNumberGenerator()
         let (c, h, w) = (19, 9, 10)

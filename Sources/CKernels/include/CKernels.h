@@ -136,8 +136,9 @@ void sq_qavgpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int
                       int include_pad, const float *scale, int zy, int lo, int hi, uint8_t *y, int OW, int p0, int p1);
 /// sums[c] = sum over P pixels of x[p][c].
 void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums);
-/// Float C planes of HW to bytes: clamp(rint(x / scale) + zero, lo, hi), written NHWC when nhwc else planar.
-void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc);
+/// Float C planes of HW to bytes: clamp(rint(x / scale) + zero, lo, hi), written NHWC when nhwc else planar;
+/// pixels [p0, p1) of every plane.
+void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc, int p0, int p1);
 /// Bytes (NHWC when nhwc) to float planes: (x - zero) * scale.
 void sq_dequantize_planes(const uint8_t *x, int C, int HW, float scale, int zero, float *y, int nhwc);
 /// y (cols x rows) = the transpose of x (rows x cols).
