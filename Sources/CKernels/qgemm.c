@@ -466,9 +466,31 @@ void sq_qcopy_channels(const uint8_t *x, int ldx, int P, int C, const uint8_t *t
     }
 }
 
+// Per output pixel, 64 channels at a time held in a register across the window's in-image taps.
+__attribute__((target("avx512f,avx512bw")))
+static void maxpool_avx512(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                           uint8_t *y, int OW, int p0, int p1) {
+    for (int p = p0; p < p1; p++) {
+        int oh = p / OW, ow = p % OW;
+        for (int c = 0; c < C; c += 64) {
+            __mmask64 mask = C - c >= 64 ? ~0ull : (1ull << (C - c)) - 1;
+            __m512i m = _mm512_setzero_si512();
+            for (int kh = 0; kh < KH; kh++) {
+                int ih = oh * SH - PT + kh * DH;
+                if (ih < 0 || ih >= H) continue;
+                for (int kw = 0; kw < KW; kw++) {
+                    int iw = ow * SW - PL + kw * DW;
+                    if (iw >= 0 && iw < W) m = _mm512_max_epu8(m, _mm512_maskz_loadu_epi8(mask, x + ((size_t)ih * W + iw) * C + c));
+                }
+            }
+            _mm512_mask_storeu_epi8(y + (size_t)p * C + c, mask, m);
+        }
+    }
+}
+
 CLONES
-void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
-                      uint8_t *y, int OW, int p0, int p1) {
+static void maxpool_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                          uint8_t *y, int OW, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         int oh = p / OW, ow = p % OW;
         uint8_t *d = y + (size_t)p * C;
@@ -484,6 +506,12 @@ void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int
             }
         }
     }
+}
+
+void sq_qmaxpool_nhwc(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                      uint8_t *y, int OW, int p0, int p1) {
+    if (has_avx512_bw()) maxpool_avx512(x, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, y, OW, p0, p1);
+    else maxpool_plain(x, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, y, OW, p0, p1);
 }
 
 CLONES

@@ -189,8 +189,22 @@ final class FastIntegerTests: XCTestCase {
         let xf = x.map { Float($0) }
         for ch in 0..<c { Reference.pool(x: xf.withUnsafeBufferPointer { $0.baseAddress! } + ch * h * w, y: &want[ch * ohw], g, isMax: true, countIncludePad: false) }
         var y = [UInt8](repeating: 0, count: c * ohw)
-        FastInteger.maxPool(xb, g, into: &y, threads: 2)
-        for ch in 0..<c { for p in 0..<ohw { XCTAssertEqual(Float(y[p * c + ch]), want[ch * ohw + p], "max pool [\(ch)][\(p)]") } }
+        for level in levels {
+            _ = sq_set_cpu_level(level)
+            FastInteger.maxPool(xb, g, into: &y, threads: 2)
+            for ch in 0..<c { for p in 0..<ohw { XCTAssertEqual(Float(y[p * c + ch]), want[ch * ohw + p], "max pool level \(level) [\(ch)][\(p)]") } }
+        }
+        _ = sq_set_cpu_level(-1)
+        // 70 channels: one whole 64-byte block and a tail.
+        let c2 = 70, g2 = geometry(c: c2, m: c2, h: 7, w: 6, k: 3, s: 2, p: 1, group: 1)
+        let x2 = (0..<c2 * 42).map { _ in UInt8.random(in: 0...255, using: &rng) }
+        var y2 = [UInt8](repeating: 0, count: c2 * g2.outHeight * g2.outWidth)
+        FastInteger.maxPool(x2, g2, into: &y2, threads: 1)
+        for oh in 0..<g2.outHeight { for ow in 0..<g2.outWidth { for ch in 0..<c2 {
+            var m: UInt8 = 0
+            for ih in max(0, oh * 2 - 1)...min(6, oh * 2 + 1) { for iw in max(0, ow * 2 - 1)...min(5, ow * 2 + 1) { m = max(m, x2[(ih * 6 + iw) * c2 + ch]) } }
+            XCTAssertEqual(y2[(oh * g2.outWidth + ow) * c2 + ch], m, "max pool 70 channels [\(oh)][\(ow)][\(ch)]")
+        } } }
         // Average: Σ (x − zero) over counted taps, requantized by multipliers[n − 1].
         let zero: Int32 = 90
         let ms = (1...9).map { FixedPointMultiplier.ortPool(x: 0.8, y: 1, count: $0) }
