@@ -257,7 +257,7 @@ static int dw_vnni(void) {
 }
 
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW) {
-    if (!dw_vnni() || KH > 16) return 0;
+    if (!dw_vnni() || KH > 16 || KW > 16) return 0;
     return (size_t)KH * dw_cols(KW, SW, OW) * dw_blocks(C) * 64;
 }
 
@@ -322,7 +322,7 @@ static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512vbmi"), always_inline))
 static inline void dw_row_block(const uint8_t *const *rows, int KH, int G, int OW, int SW, int cs, size_t colStride, size_t groupStride,
                                 int C, int cb, const int8_t *packed, const sq_qrequant *rq, rq_consts k, uint8_t *yrow) {
-    __m512i wv[16 * 4];
+    __m512i wv[16 * 4];   // KH, KW <= 16 (sq_qdw_run)
     const int8_t *w = packed + (size_t)cb * KH * G * 64;
     for (int t = 0; t < KH * G; t++) wv[t] = _mm512_loadu_si512(w + (size_t)t * 64);
     int c = cb * 16;
@@ -415,7 +415,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
 
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
                 int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
-    if (scratch && dw_vnni() && KH <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
+    if (scratch && dw_vnni() && KH <= 16 && KW <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
     else dw_run_plain(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
 }
 
@@ -548,7 +548,6 @@ void sq_qsum_pixels(const uint8_t *x, int P, int C, int32_t *sums) {
     }
 }
 
-CLONES
 // ---- QuantizeLinear of the float input: clamp(rint(x / scale) + zero, lo, hi), x / scale in float32 ----
 
 static inline uint8_t quantize1(float x, float scale, int zero, int lo, int hi) {
@@ -562,23 +561,22 @@ static void quantize_run(const float *x, int n, float scale, int zero, int lo, i
     for (int i = 0; i < n; i++) y[i] = quantize1(x[i], scale, zero, lo, hi);
 }
 
-// 64 floats to 64 bytes: the clamp in float to [lo - zero, hi - zero] before the conversion (the same result as
-// rounding first, the limits being integers), then + zero.
+// 64 floats to 64 bytes: rint(x / scale) clamped as requant16 and pack4_u8 clamp (k from quantize_consts).
 __attribute__((target("avx512f,avx512bw")))
-static inline __m512i quantize64(const float *x, __m512 inv, __m512 fl, __m512 fh, __m512i zero) {
+static inline __m512i quantize64(const float *x, __m512 scale, rq_consts k) {
     __m512i q[4];
-    for (int j = 0; j < 4; j++)
-        q[j] = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_min_ps(_mm512_max_ps(_mm512_div_ps(_mm512_loadu_ps(x + 16 * j), inv), fl), fh)), zero);
-    const __m512i order = _mm512_set_epi32(15, 11, 7, 3, 14, 10, 6, 2, 13, 9, 5, 1, 12, 8, 4, 0);
-    return _mm512_permutexvar_epi32(order, _mm512_packus_epi16(_mm512_packs_epi32(q[0], q[1]), _mm512_packs_epi32(q[2], q[3])));
+    for (int j = 0; j < 4; j++) q[j] = _mm512_cvtps_epi32(_mm512_min_ps(_mm512_div_ps(_mm512_loadu_ps(x + 16 * j), scale), k.hi));
+    return pack4_u8(q[0], q[1], q[2], q[3], k);
 }
 
 // Three planes' 64 pixels interleaved as 192 NHWC bytes (channel c of pixel p at 3p + c): per output vector one
 // two-source byte permute of planes 0 and 1 and a masked one-source permute of plane 2.
 __attribute__((target("avx512f,avx512bw,avx512vbmi")))
 static void quantize_nhwc3_avx512(const float *x, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int p0, int p1) {
-    __m512 inv = _mm512_set1_ps(scale), fl = _mm512_set1_ps((float)(lo - zero)), fh = _mm512_set1_ps((float)(hi - zero));
-    __m512i zv = _mm512_set1_epi32(zero), i01[3], i2[3];
+    sq_qrequant limits = { NULL, NULL, zero, lo, hi, 0 };
+    rq_consts k = requant_consts(&limits);
+    __m512 sv = _mm512_set1_ps(scale);
+    __m512i i01[3], i2[3];
     __mmask64 m2[3];
     for (int k = 0; k < 3; k++) {
         uint8_t a[64], b[64];
@@ -593,7 +591,7 @@ static void quantize_nhwc3_avx512(const float *x, int HW, float scale, int zero,
     }
     int p = p0;
     for (; p + 64 <= p1; p += 64) {
-        __m512i r0 = quantize64(x + p, inv, fl, fh, zv), r1 = quantize64(x + HW + p, inv, fl, fh, zv), r2 = quantize64(x + 2 * (size_t)HW + p, inv, fl, fh, zv);
+        __m512i r0 = quantize64(x + p, sv, k), r1 = quantize64(x + HW + p, sv, k), r2 = quantize64(x + 2 * (size_t)HW + p, sv, k);
         for (int k = 0; k < 3; k++)
             _mm512_storeu_si512(y + (size_t)p * 3 + 64 * k, _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r0, i01[k], r1), m2[k], i2[k], r2));
     }
