@@ -11,6 +11,10 @@ static int forced_level = -1;
 
 static int detect_level(void) {
     __builtin_cpu_init();
+    // SWIFTQ_CPU_LEVEL=avx2|portable caps the level (to measure or check the fallbacks on an AVX-512 machine).
+    const char *cap = getenv("SWIFTQ_CPU_LEVEL");
+    if (cap && strcmp(cap, "portable") == 0) return 0;
+    if (cap && strcmp(cap, "avx2") == 0 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
     if (__builtin_cpu_supports("avx512f")) return 3;
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 2;
     return 0;

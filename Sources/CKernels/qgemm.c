@@ -184,6 +184,67 @@ static void gemm_vnni(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
     }
 }
 
+// ---- AVX2 GEMM (no VNNI): exact int32 sums by vpmaddwd ----
+// A packed group holds, per channel, the dword (w0, w1, w2, w3) of 4 k. Its even bytes (w0, w2) and odd bytes
+// (w1, w3) sign-extended to int16 pairs meet the pixel's (x0, x2) and (x1, x3) zero-extended: two vpmaddwd give
+// x0 w0 + x2 w2 and x1 w1 + x3 w3 per channel, exact in int32 (vpmaddubsw's int16 sums could saturate).
+// A tile is 16 channels (one packed block, two 8-channel halves) x 4 pixels.
+
+// Four vectors of 8 requantized channels each (as requant16) to 32 bytes: a's 8, b's, c's, d's.
+__attribute__((target("avx2")))
+static inline __m256i pack4_u8_avx2(__m256i a, __m256i b, __m256i c, __m256i d, __m256i zero16, __m256i lo8) {
+    __m256i ab = _mm256_adds_epi16(_mm256_packs_epi32(a, b), zero16), cd = _mm256_adds_epi16(_mm256_packs_epi32(c, d), zero16);
+    return _mm256_permutevar8x32_epi32(_mm256_max_epu8(_mm256_packus_epi16(ab, cd), lo8), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+}
+
+__attribute__((target("avx2,fma")))
+static void gemm_avx2(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
+                      int p0, int p1, int m0, int m1) {
+    int K4 = round_up4(K), mm = m1 < M ? m1 : M;
+    const __m256i evenMask = _mm256_set1_epi32(0x00FF00FF);
+    __m256 hi = _mm256_set1_ps((float)(rq->hi - rq->zero));
+    __m256i zero16 = _mm256_set1_epi16((short)rq->zero), lo8 = _mm256_set1_epi8((char)rq->lo);
+    for (int m = m0; m < mm; m += 16) {
+        const int8_t *w = W + (size_t)(m / 16) * K4 * 16;
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + m)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + m + 8));
+        __m256 s0 = _mm256_loadu_ps(rq->scale + m), s1 = _mm256_loadu_ps(rq->scale + m + 8);
+        int nc = mm - m < 16 ? mm - m : 16;
+        for (int p = p0; p < p1; p += 4) {
+            int np = p1 - p < 4 ? p1 - p : 4;
+            const uint8_t *row[4];
+            for (int i = 0; i < 4; i++) row[i] = X + (size_t)(p + (i < np ? i : np - 1)) * ldx;
+            __m256i acc[4][2];
+            for (int i = 0; i < 4; i++) { acc[i][0] = b0; acc[i][1] = b1; }
+            for (int g = 0; g < K4 / 4; g++) {
+                __m256i v0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64)), v1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64 + 32));
+                __m256i e0 = _mm256_srai_epi16(_mm256_slli_epi16(v0, 8), 8), o0 = _mm256_srai_epi16(v0, 8);
+                __m256i e1 = _mm256_srai_epi16(_mm256_slli_epi16(v1, 8), 8), o1 = _mm256_srai_epi16(v1, 8);
+                for (int i = 0; i < 4; i++) {
+                    uint32_t xx;
+                    memcpy(&xx, row[i] + g * 4, 4);
+                    __m256i xe = _mm256_set1_epi32((int)(xx & 0x00FF00FFu)), xo = _mm256_and_si256(_mm256_srli_epi32(_mm256_set1_epi32((int)xx), 8), evenMask);
+                    acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_add_epi32(_mm256_madd_epi16(xe, e0), _mm256_madd_epi16(xo, o0)));
+                    acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_add_epi32(_mm256_madd_epi16(xe, e1), _mm256_madd_epi16(xo, o1)));
+                }
+            }
+            for (int i = 0; i < np; i++) {
+                if (rq->out_float) {
+                    float f[16];
+                    _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), s0));
+                    _mm256_storeu_ps(f + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), s1));
+                    memcpy((float *)Y + (size_t)(p + i) * ldy + m, f, (size_t)nc * 4);
+                    continue;
+                }
+                __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), s0), hi));
+                __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), s1), hi));
+                uint8_t q[32];
+                _mm256_storeu_si256((__m256i *)q, pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
+                memcpy((uint8_t *)Y + (size_t)(p + i) * ldy + m, q, (size_t)nc);
+            }
+        }
+    }
+}
+
 CLONES
 static void gemm_plain(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
                        int p0, int p1, int m0, int m1) {
@@ -202,6 +263,7 @@ static void gemm_plain(int M, int K, const uint8_t *X, int ldx, const int8_t *W,
 void sq_qgemm_nhwc(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
                    int p0, int p1, int m0, int m1) {
     if (sq_cpu_has_vnni()) gemm_vnni(M, K, X, ldx, W, rq, Y, ldy, p0, p1, m0, m1);
+    else if (sq_cpu_level() >= 2) gemm_avx2(M, K, X, ldx, W, rq, Y, ldy, p0, p1, m0, m1);
     else gemm_plain(M, K, X, ldx, W, rq, Y, ldy, p0, p1, m0, m1);
 }
 
@@ -386,29 +448,45 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
     }
 }
 
+// The portable loop (compiled per instruction level): per block of up to 64 channels, the weights unpacked once
+// into a tap-major table so the channel loop is contiguous and vectorizes; taps outside the image read a row of
+// zero points. Windows of more than 256 taps (no real network has them) read the packed weights directly.
 CLONES
 static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int OW, uint8_t zero,
                          const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int p0, int p1) {
-    int G = dw_groups(KW);
-    int32_t acc[256];
-    for (int p = p0; p < p1; p++) {
-        int oh = p / OW, ow = p % OW;
-        for (int c0 = 0; c0 < C; c0 += 256) {
-            int cn = C - c0 < 256 ? C - c0 : 256;
-            for (int c = 0; c < cn; c++) acc[c] = 0;
+    enum { CN = 64, TAPS = 256 };
+    int G = dw_groups(KW), T = KH * KW;
+    int32_t acc[CN], wl[T <= TAPS ? T * CN : 1];
+    uint8_t zrow[CN];
+    memset(zrow, zero, sizeof zrow);
+    for (int c0 = 0; c0 < C; c0 += CN) {
+        int cn = C - c0 < CN ? C - c0 : CN;
+        if (T <= TAPS)
+            for (int t = 0; t < T; t++)
+                for (int c = 0; c < cn; c++) {
+                    int ch = c0 + c, kh = t / KW, kw = t % KW;
+                    wl[t * CN + c] = packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
+                }
+        for (int p = p0; p < p1; p++) {
+            int oh = p / OW, ow = p % OW;
+            for (int c = 0; c < cn; c++) acc[c] = rq->bias[c0 + c];
             for (int kh = 0; kh < KH; kh++) {
                 int ih = oh * SH - PT + kh;
                 for (int kw = 0; kw < KW; kw++) {
                     int iw = ow * SW - PL + kw;
-                    const uint8_t *xr = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + ((size_t)ih * W + iw) * C + c0 : NULL;
-                    for (int c = 0; c < cn; c++) {
-                        int ch = c0 + c;
-                        int32_t wv = packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
-                        acc[c] += (int32_t)(xr ? xr[c] : zero) * wv;
+                    const uint8_t *xr = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + ((size_t)ih * W + iw) * C + c0 : zrow;
+                    if (T <= TAPS) {
+                        const int32_t *wt = wl + (kh * KW + kw) * CN;
+                        for (int c = 0; c < cn; c++) acc[c] += (int32_t)xr[c] * wt[c];
+                    } else {
+                        for (int c = 0; c < cn; c++) {
+                            int ch = c0 + c;
+                            acc[c] += (int32_t)xr[c] * packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
+                        }
                     }
                 }
             }
-            for (int c = 0; c < cn; c++) y[(size_t)p * C + c0 + c] = requant1(acc[c], rq, c0 + c);
+            for (int c = 0; c < cn; c++) y[(size_t)p * C + c0 + c] = requant_float(acc[c], rq->scale[c0 + c], rq->zero, rq->lo, rq->hi);
         }
     }
 }
