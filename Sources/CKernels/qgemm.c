@@ -448,6 +448,63 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
     }
 }
 
+// AVX2 (no VNNI): per 16 channels, taps in pairs. Both taps' bytes widened to int16 and interleaved
+// (vpunpcklwd/vpunpckhwd) meet a table of the two taps' weights in the same order, so each vpmaddwd adds
+// x_t w_t + x_t' w_t' per channel, exact in int32. The unpacks work per 128-bit lane, so the two accumulators
+// hold channels (0-3 | 8-11) and (4-7 | 12-15) until one lane swap at the end. Windows of up to 256 taps.
+__attribute__((target("avx2,fma")))
+static void dw_run_avx2(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int OW, uint8_t zero,
+                        const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int p0, int p1) {
+    int G = dw_groups(KW), T = KH * KW, pairs = (T + 1) / 2;
+    int16_t wt[128][2][16] __attribute__((aligned(32)));
+    uint8_t zrow[16], tail[256][16];
+    memset(zrow, zero, sizeof zrow);
+    const uint8_t *src[256];
+    ptrdiff_t toff[256];
+    for (int t = 0; t < T; t++) toff[t] = ((ptrdiff_t)(t / KW) * W + t % KW) * C;
+    src[T] = zrow;   // the partner of an odd last tap (its weights are 0)
+    __m256 hi = _mm256_set1_ps((float)(rq->hi - rq->zero));
+    __m256i zero16 = _mm256_set1_epi16((short)rq->zero), lo8 = _mm256_set1_epi8((char)rq->lo);
+    for (int c = 0; c < C; c += 16) {
+        int cn = C - c < 16 ? C - c : 16;
+        for (int q = 0; q < pairs; q++)
+            for (int h = 0; h < 2; h++)
+                for (int j = 0; j < 16; j++) {
+                    int t = 2 * q + j % 2, ch = c + (j / 8) * 8 + h * 4 + (j % 8) / 2;
+                    wt[q][h][j] = t < T && ch < C ? packed[(((size_t)(ch / 16) * KH + t / KW) * G + (t % KW) / 4) * 64 + (ch % 16) * 4 + (t % KW) % 4] : 0;
+                }
+        __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + c)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + c + 8));
+        __m256 s0 = _mm256_loadu_ps(rq->scale + c), s1 = _mm256_loadu_ps(rq->scale + c + 8);
+        for (int p = p0, oh = p0 / OW, ow = p0 % OW; p < p1; p++, ow = ow + 1 < OW ? ow + 1 : (oh++, 0)) {
+            int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
+            if (cn == 16 && ih0 >= 0 && ih0 + KH <= H && iw0 >= 0 && iw0 + KW <= W) {   // the window inside the image
+                const uint8_t *base = x + ((size_t)ih0 * W + iw0) * C + c;
+                for (int t = 0; t < T; t++) src[t] = base + toff[t];
+            } else {
+                for (int t = 0; t < T; t++) {
+                    int ih = ih0 + t / KW, iw = iw0 + t % KW;
+                    const uint8_t *s = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + ((size_t)ih * W + iw) * C + c : zrow;
+                    if (cn < 16 && s != zrow) { memcpy(tail[t], s, (size_t)cn); s = tail[t]; }   // do not read past the tensor
+                    src[t] = s;
+                }
+            }
+            __m256i a = _mm256_setzero_si256(), b = a;
+            for (int q = 0; q < pairs; q++) {
+                __m256i u = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)src[2 * q]));
+                __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)src[2 * q + 1]));
+                a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_unpacklo_epi16(u, v), _mm256_load_si256((const __m256i *)wt[q][0])));
+                b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_unpackhi_epi16(u, v), _mm256_load_si256((const __m256i *)wt[q][1])));
+            }
+            __m256i o0 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), b0), o1 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x31), b1);
+            __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(o0), s0), hi));
+            __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(o1), s1), hi));
+            __m128i out = _mm256_castsi256_si128(pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
+            if (cn == 16) _mm_storeu_si128((__m128i *)(y + (size_t)p * C + c), out);
+            else { uint8_t o[16]; _mm_storeu_si128((__m128i *)o, out); memcpy(y + (size_t)p * C + c, o, (size_t)cn); }
+        }
+    }
+}
+
 // The portable loop (compiled per instruction level): per block of up to 64 channels, the weights unpacked once
 // into a tap-major table so the channel loop is contiguous and vectorizes; taps outside the image read a row of
 // zero points. Windows of more than 256 taps (no real network has them) read the packed weights directly.
@@ -494,6 +551,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
                 int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
     if (scratch && dw_vnni() && KH <= 16 && KW <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
+    else if (sq_cpu_level() >= 2 && KH * KW <= 256) dw_run_avx2(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
     else dw_run_plain(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
 }
 
