@@ -214,9 +214,12 @@ if os.path.exists(sq_int8):
     ok = os.path.exists(out)
     if ok:
         j = json.load(open(out))
-        ok = j['models'][1]['runtime'] == 'integer' and 'agreement' in j and (r.returncode == 1) == (j['drop'] > 0)
-    check('eval fp32 vs int8 (integer runtime): drop, agreement, --max-drop exit code', ok,
-          f"drop {j['drop']:+.2f}, agreement {j['agreement']:.1f}%, exit {r.returncode}" if os.path.exists(out) else r.stderr.strip()[-300:])
+        low = j.get('lowest_sqnr') or [{}]
+        ok = j['models'][1]['runtime'] == 'integer' and 'agreement' in j and (r.returncode == 1) == (j['drop'] > 0) \
+            and all('op' in e and 'node' in e and 'tensor' in e for e in low)
+    check('eval fp32 vs int8 (integer runtime): drop, agreement, --max-drop exit code, SQNR by node', ok,
+          f"drop {j['drop']:+.2f}, agreement {j['agreement']:.1f}%, exit {r.returncode}, lowest SQNR {low[0].get('db', 0):.1f} dB at "
+          f"{low[0].get('op')} '{low[0].get('node')}'" if os.path.exists(out) else r.stderr.strip()[-300:])
 
 # The unlabelled text-orientation model (dynamic width): calibrated as 1x3x48x192 with PaddleOCR's
 # normalization; ONNX Runtime must load it and fuse every Conv, Gemm and MatMul.

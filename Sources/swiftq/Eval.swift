@@ -102,6 +102,8 @@ struct Eval: ParsableCommand {
             }
             let result = try evaluate(runs, dataset: dataset, items: items, prep: prep, quiet: quiet)
             let comparison = compare(runs, result)
+            // The float model's node that computes each tensor, to name it beside its SQNR.
+            let producers = Dictionary(loaded[0].1.graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
             if !quiet {
                 printSummary(runs, result)
                 if let c = comparison {
@@ -109,14 +111,21 @@ struct Eval: ParsableCommand {
                 }
                 if result.sqnr.images > 0 {
                     print("lowest SQNR (int8 activation against the float model, first \(result.sqnr.images) images):")
-                    for (name, db) in result.sqnr.lowest(5) { print(String(format: "  %7.2f dB  %@", db, name)) }
+                    for (name, db) in result.sqnr.lowest(5) {
+                        let node = producers[name].map { "  (\($0.opType)\($0.name.isEmpty ? "" : " '\($0.name)'"))" } ?? ""
+                        print(String(format: "  %7.2f dB  %@%@", db, name, node))
+                    }
                 }
             }
             var object = jsonObject(runs, result, prep)
             if let c = comparison { object["drop"] = c.drop ?? NSNull(); object["agreement"] = c.agreement }
             if result.sqnr.images > 0 {
                 object["sqnr_images"] = result.sqnr.images
-                object["lowest_sqnr"] = result.sqnr.lowest(10).map { ["tensor": $0.name, "db": $0.db.isFinite ? $0.db : 999] as [String: Any] }
+                object["lowest_sqnr"] = result.sqnr.lowest(10).map { entry -> [String: Any] in
+                    var o: [String: Any] = ["tensor": entry.name, "db": entry.db.isFinite ? entry.db : 999]
+                    if let n = producers[entry.name] { o["op"] = n.opType; o["node"] = n.name }
+                    return o
+                }
             }
             if let json { try writeJSON(object, to: json) }
             if let predictions { try writePredictions(runs, items: items, result: result, to: predictions) }
