@@ -459,7 +459,7 @@ static void dw_run_avx2(const uint8_t *x, int H, int W, int C, int KH, int KW, i
     int16_t wt[128][2][16] __attribute__((aligned(32)));
     uint8_t zrow[16], tail[256][16];
     memset(zrow, zero, sizeof zrow);
-    const uint8_t *src[256];
+    const uint8_t *src[257];   // T taps and, for odd T, a partner
     ptrdiff_t toff[256];
     for (int t = 0; t < T; t++) toff[t] = ((ptrdiff_t)(t / KW) * W + t % KW) * C;
     src[T] = zrow;   // the partner of an odd last tap (its weights are 0)
