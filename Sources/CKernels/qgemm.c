@@ -29,12 +29,22 @@ int sq_cpu_has_vnni(void) {
     return v && sq_cpu_level() == 3;
 }
 
+// AVX-512 VBMI (byte permutes: the depthwise copy and the input interleave), whatever the level.
+static int has_vbmi(void) {
+    static int v = -1;
+    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vbmi"); }
+    return v;
+}
+
 // AVX-512 with the byte/word, vector-length and doubleword/quadword extensions (the depthwise and Add kernels).
 static int has_avx512_bw(void) {
     static int v = -1;
     if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq"); }
     return v && sq_cpu_level() == 3;
 }
+
+// The first n (up to 16) lanes.
+static inline __mmask16 lanes16(int n) { return n >= 16 ? 0xFFFF : (__mmask16)((1u << n) - 1); }
 
 // ---- requantization ----
 
@@ -125,7 +135,7 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
             for (int v = 0; v < NV; v++) {                                                                              \
                 int c = m + v * 16;                                                                                     \
                 if (c >= M) break;                                                                                      \
-                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                               \
+                __mmask16 mask = lanes16(M - c);                               \
                 for (int p = 0; p < NP; p++)                                                                            \
                     if (p < np) _mm512_mask_storeu_ps((float *)y + (size_t)p * ldy + c, mask,                           \
                                                       _mm512_mul_ps(_mm512_cvtepi32_ps(acc[p][v]), _mm512_maskz_loadu_ps(mask, rq->scale + c)));\
@@ -150,7 +160,7 @@ static inline void store1(int32_t acc, const sq_qrequant *rq, int c, void *y, si
             for (int j = 0; j < 4; j++) {                                                                               \
                 int p = (i + j) / NV, v = (i + j) % NV, c = m + v * 16;                                                 \
                 if (p >= np || c >= M) continue;                                                                        \
-                __mmask16 mask = M - c >= 16 ? 0xFFFF : (__mmask16)((1u << (M - c)) - 1);                               \
+                __mmask16 mask = lanes16(M - c);                               \
                 _mm_mask_storeu_epi8(yb + (size_t)p * ldy + v * 16, mask, quarter(q, j));                               \
             }                                                                                                           \
         }                                                                                                               \
@@ -190,7 +200,13 @@ static void gemm_vnni(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
 // x0 w0 + x2 w2 and x1 w1 + x3 w3 per channel, exact in int32 (vpmaddubsw's int16 sums could saturate).
 // A tile is 16 channels (one packed block, two 8-channel halves) x 4 pixels.
 
-// Four vectors of 8 requantized channels each (as requant16) to 32 bytes: a's 8, b's, c's, d's.
+// requant16 for 8 channels.
+__attribute__((target("avx2")))
+static inline __m256i requant8(__m256i acc, __m256 scale, __m256 hi) {
+    return _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc), scale), hi));
+}
+
+// Four vectors of 8 requantized channels each (requant8) to 32 bytes: a's 8, b's, c's, d's.
 __attribute__((target("avx2")))
 static inline __m256i pack4_u8_avx2(__m256i a, __m256i b, __m256i c, __m256i d, __m256i zero16, __m256i lo8) {
     __m256i ab = _mm256_adds_epi16(_mm256_packs_epi32(a, b), zero16), cd = _mm256_adds_epi16(_mm256_packs_epi32(c, d), zero16);
@@ -235,8 +251,7 @@ static void gemm_avx2(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
                     memcpy((float *)Y + (size_t)(p + i) * ldy + m, f, (size_t)nc * 4);
                     continue;
                 }
-                __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), s0), hi));
-                __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), s1), hi));
+                __m256i r0 = requant8(acc[i][0], s0, hi), r1 = requant8(acc[i][1], s1, hi);
                 uint8_t q[32];
                 _mm256_storeu_si256((__m256i *)q, pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
                 memcpy((uint8_t *)Y + (size_t)(p + i) * ldy + m, q, (size_t)nc);
@@ -303,32 +318,28 @@ static int dw_cols(int KW, int SW, int OW) { return ((OW - 1) * SW + 4 * (dw_gro
 
 size_t sq_qdw_packed_size(int C, int KH, int KW) { return (size_t)dw_blocks(C) * KH * dw_groups(KW) * 64; }
 
+// Where sq_qdw_pack puts the weight of channel c at tap (kh, kw) (G = dw_groups(KW)).
+static inline size_t dw_at(int KH, int G, int c, int kh, int kw) { return (((size_t)(c / 16) * KH + kh) * G + kw / 4) * 64 + (c % 16) * 4 + kw % 4; }
+
 void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed) {
     int G = dw_groups(KW);
     memset(packed, 0, sq_qdw_packed_size(C, KH, KW));
     for (int c = 0; c < C; c++)
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++)
-                packed[(((size_t)(c / 16) * KH + kh) * G + kw / 4) * 64 + (c % 16) * 4 + kw % 4] = w[((size_t)c * KH + kh) * KW + kw];
+                packed[dw_at(KH, G, c, kh, kw)] = w[((size_t)c * KH + kh) * KW + kw];
 }
 
-static int dw_vnni(void) {
-    static int v = -1;
-    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vbmi"); }
-    return v && sq_cpu_has_vnni();
-}
+static int dw_vnni(void) { return has_vbmi() && sq_cpu_has_vnni(); }
 
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW) {
     if (!dw_vnni() || KH > 16 || KW > 16) return 0;
     return (size_t)KH * dw_cols(KW, SW, OW) * dw_blocks(C) * 64;
 }
 
-// Per row and block of 16 channels, 8 consecutive pixels go into two registers (16 bytes each) and every stored
-// column among them is one two-register byte permute (vpermt2b): byte 4c + j = channel c of the column's j-th pixel.
-__attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
-// `idx[b]` (dw_order): the byte order of the b-th stored column of a batch.
 static int dw_batch(int cs) { return (8 - 4) / cs + 1; }   // stored columns per 8 pixels
 
+// `idx[b]`: the byte order of the b-th stored column of a batch of 8 pixels.
 __attribute__((target("avx512f")))
 static void dw_order(int cs, __m512i idx[5]) {
     for (int b = 0; b < dw_batch(cs); b++) {
@@ -339,6 +350,9 @@ static void dw_order(int cs, __m512i idx[5]) {
     }
 }
 
+// Copy row r. Per block of 16 channels, 8 consecutive pixels go into two registers (16 bytes each) and every
+// stored column among them is one two-register byte permute (vpermt2b): byte 4c + j = channel c of the column's
+// j-th pixel.
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512vbmi")))
 static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PT, int PL, int OW, uint8_t zero, const __m512i idx[5],
                            int r, uint8_t *drow) {
@@ -367,7 +381,7 @@ static void dw_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW
                 hi = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p)),
                          _mm_loadu_si128((const __m128i *)(p + C)), 1), _mm_loadu_si128((const __m128i *)(p + 2 * C)), 2), _mm_loadu_si128((const __m128i *)(p + 3 * C)), 3);
             } else {
-                __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+                __mmask16 mask = lanes16(C - c);
                 __m128i v[8];
                 for (int j = 0; j < 8; j++) v[j] = src[j] ? _mm_maskz_loadu_epi8(mask, src[j] + c) : zv;
                 lo = _mm512_inserti32x4(_mm512_inserti32x4(_mm512_inserti32x4(_mm512_castsi128_si512(v[0]), v[1], 1), v[2], 2), v[3], 3);
@@ -390,7 +404,7 @@ static inline void dw_row_block(const uint8_t *const *rows, int KH, int G, int O
     int c = cb * 16;
     __m512i bv = _mm512_loadu_si512(rq->bias + c);
     __m512 sv = _mm512_loadu_ps(rq->scale + c);
-    __mmask16 mask = C - c >= 16 ? 0xFFFF : (__mmask16)((1u << (C - c)) - 1);
+    __mmask16 mask = lanes16(C - c);
     size_t cbo = (size_t)cb * 64, step = (size_t)(SW / cs) * colStride;
     int ow = 0;
     for (; ow + 4 <= OW; ow += 4) {
@@ -407,10 +421,7 @@ static inline void dw_row_block(const uint8_t *const *rows, int KH, int G, int O
             }
         uint8_t *yp = yrow + (size_t)ow * C + c;
         __m512i q = pack4_u8(requant16(a0, sv, k), requant16(a1, sv, k), requant16(a2, sv, k), requant16(a3, sv, k), k);
-        _mm_mask_storeu_epi8(yp, mask, _mm512_castsi512_si128(q));
-        _mm_mask_storeu_epi8(yp + C, mask, _mm512_extracti32x4_epi32(q, 1));
-        _mm_mask_storeu_epi8(yp + 2 * (size_t)C, mask, _mm512_extracti32x4_epi32(q, 2));
-        _mm_mask_storeu_epi8(yp + 3 * (size_t)C, mask, _mm512_extracti32x4_epi32(q, 3));
+        for (int j = 0; j < 4; j++) _mm_mask_storeu_epi8(yp + (size_t)j * C, mask, quarter(q, j));
     }
     for (; ow < OW; ow++) {
         size_t at = (size_t)(ow * SW / cs) * colStride + cbo;
@@ -471,7 +482,7 @@ static void dw_run_avx2(const uint8_t *x, int H, int W, int C, int KH, int KW, i
             for (int h = 0; h < 2; h++)
                 for (int j = 0; j < 16; j++) {
                     int t = 2 * q + j % 2, ch = c + (j / 8) * 8 + h * 4 + (j % 8) / 2;
-                    wt[q][h][j] = t < T && ch < C ? packed[(((size_t)(ch / 16) * KH + t / KW) * G + (t % KW) / 4) * 64 + (ch % 16) * 4 + (t % KW) % 4] : 0;
+                    wt[q][h][j] = t < T && ch < C ? packed[dw_at(KH, G, ch, t / KW, t % KW)] : 0;
                 }
         __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + c)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + c + 8));
         __m256 s0 = _mm256_loadu_ps(rq->scale + c), s1 = _mm256_loadu_ps(rq->scale + c + 8);
@@ -496,8 +507,7 @@ static void dw_run_avx2(const uint8_t *x, int H, int W, int C, int KH, int KW, i
                 b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_unpackhi_epi16(u, v), _mm256_load_si256((const __m256i *)wt[q][1])));
             }
             __m256i o0 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), b0), o1 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x31), b1);
-            __m256i r0 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(o0), s0), hi));
-            __m256i r1 = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(o1), s1), hi));
+            __m256i r0 = requant8(o0, s0, hi), r1 = requant8(o1, s1, hi);
             __m128i out = _mm256_castsi256_si128(pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
             if (cn == 16) _mm_storeu_si128((__m128i *)(y + (size_t)p * C + c), out);
             else { uint8_t o[16]; _mm_storeu_si128((__m128i *)o, out); memcpy(y + (size_t)p * C + c, o, (size_t)cn); }
@@ -520,10 +530,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
         int cn = C - c0 < CN ? C - c0 : CN;
         if (T <= TAPS)
             for (int t = 0; t < T; t++)
-                for (int c = 0; c < cn; c++) {
-                    int ch = c0 + c, kh = t / KW, kw = t % KW;
-                    wl[t * CN + c] = packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
-                }
+                for (int c = 0; c < cn; c++) wl[t * CN + c] = packed[dw_at(KH, G, c0 + c, t / KW, t % KW)];
         for (int p = p0; p < p1; p++) {
             int oh = p / OW, ow = p % OW;
             for (int c = 0; c < cn; c++) acc[c] = rq->bias[c0 + c];
@@ -536,10 +543,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
                         const int32_t *wt = wl + (kh * KW + kw) * CN;
                         for (int c = 0; c < cn; c++) acc[c] += (int32_t)xr[c] * wt[c];
                     } else {
-                        for (int c = 0; c < cn; c++) {
-                            int ch = c0 + c;
-                            acc[c] += (int32_t)xr[c] * packed[(((size_t)(ch / 16) * KH + kh) * G + kw / 4) * 64 + (ch % 16) * 4 + kw % 4];
-                        }
+                        for (int c = 0; c < cn; c++) acc[c] += (int32_t)xr[c] * packed[dw_at(KH, G, c0 + c, kh, kw)];
                     }
                 }
             }
@@ -697,7 +701,7 @@ static void quantize_run(const float *x, int n, float scale, int zero, int lo, i
     for (int i = 0; i < n; i++) y[i] = quantize1(x[i], scale, zero, lo, hi);
 }
 
-// 64 floats to 64 bytes: rint(x / scale) clamped as requant16 and pack4_u8 clamp (k from quantize_consts).
+// 64 floats to 64 bytes: rint(x / scale) + zero, clamped, through requant16's and pack4_u8's steps.
 __attribute__((target("avx512f,avx512bw")))
 static inline __m512i quantize64(const float *x, __m512 scale, rq_consts k) {
     __m512i q[4];
@@ -714,31 +718,25 @@ static void quantize_nhwc3_avx512(const float *x, int HW, float scale, int zero,
     __m512 sv = _mm512_set1_ps(scale);
     __m512i i01[3], i2[3];
     __mmask64 m2[3];
-    for (int k = 0; k < 3; k++) {
+    for (int o = 0; o < 3; o++) {   // output vector o: bytes [64 o, 64 o + 64) of the 192
         uint8_t a[64], b[64];
         uint64_t m = 0;
         for (int j = 0; j < 64; j++) {
-            int g = 64 * k + j, p = g / 3, c = g % 3;
+            int g = 64 * o + j, p = g / 3, c = g % 3;
             a[j] = (uint8_t)(c == 1 ? 64 + p : p);
             b[j] = (uint8_t)p;
             if (c == 2) m |= 1ull << j;
         }
-        i01[k] = _mm512_loadu_si512(a); i2[k] = _mm512_loadu_si512(b); m2[k] = m;
+        i01[o] = _mm512_loadu_si512(a); i2[o] = _mm512_loadu_si512(b); m2[o] = m;
     }
     int p = p0;
     for (; p + 64 <= p1; p += 64) {
         __m512i r0 = quantize64(x + p, sv, k), r1 = quantize64(x + HW + p, sv, k), r2 = quantize64(x + 2 * (size_t)HW + p, sv, k);
-        for (int k = 0; k < 3; k++)
-            _mm512_storeu_si512(y + (size_t)p * 3 + 64 * k, _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r0, i01[k], r1), m2[k], i2[k], r2));
+        for (int o = 0; o < 3; o++)
+            _mm512_storeu_si512(y + (size_t)p * 3 + 64 * o, _mm512_mask_permutexvar_epi8(_mm512_permutex2var_epi8(r0, i01[o], r1), m2[o], i2[o], r2));
     }
     for (; p < p1; p++)
         for (int c = 0; c < 3; c++) y[(size_t)p * 3 + c] = quantize1(x[(size_t)c * HW + p], scale, zero, lo, hi);
-}
-
-static int quantize_vbmi(void) {
-    static int v = -1;
-    if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vbmi") && has_avx512_bw(); }
-    return v && sq_cpu_level() == 3;
 }
 
 void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, int lo, int hi, uint8_t *y, int nhwc, int p0, int p1) {
@@ -746,7 +744,7 @@ void sq_quantize_planes(const float *x, int C, int HW, float scale, int zero, in
         for (int c = 0; c < C; c++) quantize_run(x + (size_t)c * HW + p0, p1 - p0, scale, zero, lo, hi, y + (size_t)c * HW + p0);
         return;
     }
-    if (C == 3 && quantize_vbmi()) { quantize_nhwc3_avx512(x, HW, scale, zero, lo, hi, y, p0, p1); return; }
+    if (C == 3 && has_vbmi() && has_avx512_bw()) { quantize_nhwc3_avx512(x, HW, scale, zero, lo, hi, y, p0, p1); return; }
     uint8_t run[1024];
     for (int c = 0; c < C; c++)
         for (int i = p0; i < p1; i += 1024) {

@@ -110,7 +110,8 @@ void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed);
 /// Bytes of scratch one call of sq_qdw_run needs on the VNNI path (0 when it is not used): a ring of KH rows of a
 /// padded copy of the input in which each pixel holds, per channel, its byte and the next 3 pixels' (OW outputs).
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW);
-/// Output rows [oh0, oh1) (the VNNI path when `scratch` is given, a portable loop otherwise).
+/// Output rows [oh0, oh1): the VNNI path when `scratch` is given (see sq_qdw_scratch_size), else the AVX2 or the
+/// portable loop.
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
                 int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1);
 
