@@ -44,9 +44,9 @@ public final class IntegerProgram {
             throw IntegerRuntimeError("the model records no int8 weight file (\(Int8WeightFile.metadataKey)); was it written by swiftq quantize?")
         }
         let records = try Int8WeightFile.read(weights, path: weightsPath)
-        let crc = Int8WeightFile.fileChecksum(weights)
-        guard String(format: "%08x", crc) == recorded else {
-            throw IntegerRuntimeError("\(weightsPath) does not belong to this model (CRC \(String(format: "%08x", crc)), the model records \(recorded))")
+        let crc = Int8WeightFile.metadataValue(weights)
+        guard crc == recorded else {
+            throw IntegerRuntimeError("\(weightsPath) does not belong to this model (CRC \(crc), the model records \(recorded))")
         }
         inits = model.graph.initializerTable
         for r in records {
@@ -163,6 +163,8 @@ final class QBuffer {
     let scale: Float
     /// The zero point in bytes (zero point − lo).
     let zero: Int32
+    /// The zero point as the type holds it.
+    var zeroPoint: Int32 { zero + dtype.integerRange!.lo }
     let dtype: DType
     let count: Int
     private let storage: AlignedBuffer<UInt8>
@@ -180,7 +182,7 @@ final class QBuffer {
 
     /// The same quantization, another shape and layout.
     func like(shape: [Int], nhwc: Bool) -> QBuffer {
-        QBuffer(shape: shape, nhwc: nhwc, scale: scale, zeroPoint: zero + dtype.integerRange!.lo, dtype: dtype)
+        QBuffer(shape: shape, nhwc: nhwc, scale: scale, zeroPoint: zeroPoint, dtype: dtype)
     }
 
     /// Bytes per image and the (channels, pixels) of one image for the plane conversions.

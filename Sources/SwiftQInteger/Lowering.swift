@@ -53,8 +53,10 @@ final class Planner {
         guard let (qi, act, rlo, rhi) = p.quantizer(after: name), let (ys, yz, yt) = p.params(graph.nodes[qi]) else { return nil }
         var (lo, hi) = yt.integerRange!
         let bias = lo
-        if rlo.isFinite { lo = max(lo, Int32(min(max((rlo / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
-        if rhi.isFinite { hi = min(hi, Int32(min(max((rhi / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9))) }
+        // A real clamp bound as the quantized value it maps to (kept within Int32).
+        func quantized(_ r: Float) -> Int32 { Int32(min(max((r / ys).rounded(.toNearestOrEven) + Float(yz), -1e9), 1e9)) }
+        if rlo.isFinite { lo = max(lo, quantized(rlo)) }
+        if rhi.isFinite { hi = min(hi, quantized(rhi)) }
         return (qi, act, ys, yz, yt, lo - bias, hi - bias)
     }
 
@@ -129,7 +131,7 @@ final class Planner {
     func quantize(_ n: Node) throws -> Bool {
         guard let x = n.input(0), let slot = plan.slots[x], let (s, z, t) = p.params(n) else { return false }
         if let xq = slot.q {
-            if xq.scale == s && xq.zero + xq.dtype.integerRange!.lo == z && xq.dtype == t {
+            if xq.scale == s && xq.zeroPoint == z && xq.dtype == t {
                 plan.slots[n.outputs[0]] = Slot(q: xq)
                 return true
             }
@@ -330,7 +332,7 @@ final class Planner {
         let xs = try ins.map { rank == 4 ? try nhwc($0!) : $0! }
         // The output takes the QuantizeLinear's parameters when one follows (it then aliases), else the first input's.
         let target = p.quantizer(after: n.outputs[0]).flatMap { $0.act == nil ? p.params(graph.nodes[$0.q]) : nil }
-        let (ys, yz, yt) = target ?? (first.scale, first.zero + first.dtype.integerRange!.lo, first.dtype)
+        let (ys, yz, yt) = target ?? (first.scale, first.zeroPoint, first.dtype)
         let total = xs.reduce(0) { $0 + $1.shape[1] }
         var shape = first.shape
         shape[1] = total

@@ -112,6 +112,9 @@ public enum Int8WeightFile {
         bytes.suffix(4).withUnsafeBytes { UInt32(littleEndian: $0.loadUnaligned(as: UInt32.self)) }
     }
 
+    /// The value a model records under `metadataKey` for the serialized weight file `bytes`: its CRC-32 in hex.
+    public static func metadataValue(_ bytes: [UInt8]) -> String { String(format: "%08x", fileChecksum(bytes)) }
+
     /// CRC-32 (zlib's) of `bytes`.
     public static func crc(_ bytes: [UInt8]) -> UInt32 {
         bytes.withUnsafeBufferPointer { UInt32(crc32(0, $0.baseAddress, uInt($0.count))) }

@@ -58,7 +58,7 @@ struct Bench: ParsableCommand {
             let (integer, warning) = try IntegerProgram.beside(modelPath: model, model: m)
             integer?.threads = threads
             integer?.profile = profile
-            if let warning { FileHandle.standardError.write(Data("swiftq: warning: \(warning)\n".utf8)) }
+            if let warning { printWarning(warning) }
             let runtime = integer == nil ? "float" : "integer"
             let run = { (feeds: [String: RTensor]) throws in _ = try integer?.run(feeds) ?? interp.run(feeds) }
             let fixed = Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })

@@ -93,7 +93,7 @@ struct Eval: ParsableCommand {
             }
             let options = Interpreter.Options(threads: threads)
             let runs = try loaded.map { try ClassifierRun(path: $0.0, model: $0.1, options: options) }
-            for run in runs { if let w = run.warning { FileHandle.standardError.write(Data("swiftq: warning: \(w)\n".utf8)) } }
+            for run in runs { if let w = run.warning { printWarning(w) } }
             let quiet = json == "-"
             if !quiet {
                 let labelled = items.filter { $0.label != nil }.count

@@ -175,10 +175,9 @@ struct Quantize: ParsableCommand {
             lap("quantize")
 
             let weightBytes = try Int8WeightFile.serialize(q.weightRecords)
-            let crc = Int8WeightFile.fileChecksum(weightBytes)
             q.model.metadataProps.removeAll { $0.key == Preprocessing.metadataKey || $0.key == Int8WeightFile.metadataKey }
             q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue))
-            q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))
+            q.model.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(weightBytes)))
             q.model.producerName = "swiftq"
             q.model.producerVersion = swiftqVersion
             let onnxBytes = try ONNXWriter.serialize(q.model)

@@ -31,6 +31,10 @@ func printError(_ message: String) {
     FileHandle.standardError.write(Data("swiftq: error: \(message)\n".utf8))
 }
 
+func printWarning(_ message: String) {
+    FileHandle.standardError.write(Data("swiftq: warning: \(message)\n".utf8))
+}
+
 /// Writes a JSON object to `path` (atomically), or to standard output when `path` is "-".
 func writeJSON(_ object: Any, to path: String) throws {
     let data: Data

@@ -178,14 +178,18 @@ final class IntegerProgramTests: XCTestCase {
         return Model(graph: g)
     }
 
+    /// The serialized weight file of `q`, its CRC recorded in the model as `swiftq quantize` records it.
+    func recordWeightFile(_ q: inout QuantizedModel) throws -> [UInt8] {
+        let bytes = try Int8WeightFile.serialize(q.weightRecords)
+        q.model.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(bytes)))
+        return bytes
+    }
+
     func testIntegerRuntimeTracksTheQDQModel() throws {
         let model = residualNet()
         let inputs = (0..<12).map { _ in RTensor(floats: values.floats(3 * 64), shape: [1, 3, 8, 8]) }
         var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
-        let records = q.weightRecords
-        let bytes = try Int8WeightFile.serialize(records)
-        let crc = Int8WeightFile.fileChecksum(bytes)
-        q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", crc)))
+        let bytes = try recordWeightFile(&q)
         let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "net.swq")
         let fake = try Interpreter(model: q.model, options: .init(threads: 1))
         var worst: Float = 0, range: Float = 0
@@ -199,7 +203,7 @@ final class IntegerProgramTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(program.integerNodes, 6)
         XCTAssertLessThan(worst, 0.02 * range, "largest difference \(worst) for outputs up to \(range)")
         // A weight file that is not the model's is refused.
-        var other = records
+        var other = q.weightRecords
         other[0].values[0] = other[0].values[0] == 1 ? 2 : 1
         let otherBytes = try Int8WeightFile.serialize(other)
         XCTAssertThrowsError(try IntegerProgram(model: q.model, weights: otherBytes, weightsPath: "other.swq"))
@@ -237,8 +241,7 @@ final class IntegerProgramTests: XCTestCase {
         let model = fireNet()
         let inputs = (0..<12).map { _ in RTensor(floats: values.floats(3 * 225), shape: [1, 3, 15, 15]) }
         var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
-        let bytes = try Int8WeightFile.serialize(q.weightRecords)
-        q.model.metadataProps.append((Int8WeightFile.metadataKey, String(format: "%08x", Int8WeightFile.fileChecksum(bytes))))
+        let bytes = try recordWeightFile(&q)
         let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "fire.swq")
         program.threads = 2
         let fake = try Interpreter(model: q.model, options: .init(threads: 1))
