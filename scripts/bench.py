@@ -4,7 +4,7 @@ Float network throughput (and, last, int8: swiftq's integer runtime against ONNX
 timed for S seconds per round, rounds alternate between the tools (the machine is shared and noisy) and the
 best round's median counts. End to end: `swiftq eval` and the ONNX Runtime anchor (ort_eval.py, PIL decoding)
 on the first N val images. Prints images/s for both and the ratio swiftq / ONNX Runtime."""
-import argparse, json, os, subprocess, sys, time
+import argparse, atexit, json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np, onnxruntime as ort
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from shared_path import shared_dir
@@ -20,8 +20,11 @@ SHARED = shared_dir()
 INFO = {m['file']: m for m in json.load(open(os.path.join(SHARED, 'models', 'models.json')))}
 FIXED = {'ppocr-mobile-v2-cls.onnx': [1, 3, 48, 192]}
 models = sorted(f for f in os.listdir(os.path.join(SHARED, 'models')) if f.endswith('.onnx'))
+# Quantized models of the calibration section, reused by the int8 section; removed at exit.
+tmp = tempfile.mkdtemp(prefix='swiftq-bench-'); atexit.register(shutil.rmtree, tmp, True)
 if a.models: models = [m for m in models if any(k in m for k in a.models.split(','))]
 VAL = os.path.join(SHARED, 'images', 'val')
+CALIB = os.path.join(SHARED, 'images', 'calib')
 
 def ort_rate(sess, feeds):
     for _ in range(5): sess.run(None, feeds)
@@ -76,8 +79,6 @@ if a.e2e_images and labelled:
 if a.calib_images and labelled:
     # Calibration over N images with every statistic swiftq keeps (min/max, 2048-bin histograms), against ONNX
     # Runtime's quantize_static MinMax (ort_ptq.py) on the same N images, one after the other in this run.
-    CALIB = os.path.join(SHARED, 'images', 'calib')
-    tmp = os.path.join('/tmp', f'swiftq-bench-{os.getpid()}'); os.makedirs(tmp, exist_ok=True)
     print(f'\ncalibration of {a.calib_images} images (../shared/images/calib): wall seconds and peak RSS')
     print(f"{'model':28}{'swiftq s':>10}{'ORT s':>8}{'ratio':>8}{'swiftq MiB':>12}{'ORT MiB':>9}")
     for f in labelled:
@@ -99,8 +100,6 @@ if a.calib_images and labelled:
 if labelled:
     # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same
     # Q/DQ model (it fuses it into QLinearConv & co.). Same input, batch 1, same threads, alternating rounds.
-    tmp = os.path.join('/tmp', f'swiftq-bench-{os.getpid()}'); os.makedirs(tmp, exist_ok=True)
-    CALIB = os.path.join(SHARED, 'images', 'calib')
     print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (the same swiftq Q/DQ model in both)')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'vs ORT':>8}{'swiftq fp32':>13}{'vs fp32':>9}")
     low_ort = low_fp32 = float('inf')
