@@ -159,19 +159,17 @@ public enum FastInteger {
                 }
                 if !isDirect && !byPixels { im2col(0, ohw) }
                 let (src, ld) = isDirect ? (xn, g.channels) : (UnsafePointer(scratch!), k4)
-                do {
-                    withUnsafePointer(to: &rc) { rp in
-                        parallelFor(parts, threads: threads) { part in
-                            var p0 = 0, p1 = ohw, m0 = 0, m1 = mg
-                            if byPixels { p0 = ohw * part / parts; p1 = ohw * (part + 1) / parts } else {
-                                let blocks = (mg + 63) / 64
-                                m0 = blocks * part / parts * 64; m1 = min(mg, blocks * (part + 1) / parts * 64)
-                            }
-                            guard p0 < p1, m0 < m1 else { return }
-                            if !isDirect && byPixels { im2col(p0, p1) }
-                            sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), w.p, rp, yn + grp * mg * elem, Int32(m),
-                                          Int32(p0), Int32(p1), Int32(m0), Int32(m1))
+                withUnsafePointer(to: &rc) { rp in
+                    parallelFor(parts, threads: threads) { part in
+                        var p0 = 0, p1 = ohw, m0 = 0, m1 = mg
+                        if byPixels { p0 = ohw * part / parts; p1 = ohw * (part + 1) / parts } else {
+                            let blocks = (mg + 63) / 64
+                            m0 = blocks * part / parts * 64; m1 = min(mg, blocks * (part + 1) / parts * 64)
                         }
+                        guard p0 < p1, m0 < m1 else { return }
+                        if !isDirect && byPixels { im2col(p0, p1) }
+                        sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), w.p, rp, yn + grp * mg * elem, Int32(m),
+                                      Int32(p0), Int32(p1), Int32(m0), Int32(m1))
                     }
                 }
             }
@@ -197,14 +195,12 @@ public enum FastInteger {
         let (H, W, C, KH, KW) = (Int32(g.height), Int32(g.width), Int32(c), Int32(g.kernelH), Int32(g.kernelW))
         let (SH, SW, PT, PL, OW) = (Int32(g.strideH), Int32(g.strideW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outWidth))
         let parts = threads > 1 && oh >= 2 ? min(threads, oh) : 1
-        do {
-            withUnsafePointer(to: &rc) { rp in
-                for n in 0..<g.batch {
-                    let xn = x + n * g.height * g.width * c, yn = y + n * oh * g.outWidth * c
-                    parallelFor(parts, threads: threads) { part in
-                        sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OW, UInt8(xZero), w.packed.p, rp, yn,
-                                   Int32(oh * part / parts), Int32(oh * (part + 1) / parts))
-                    }
+        withUnsafePointer(to: &rc) { rp in
+            for n in 0..<g.batch {
+                let xn = x + n * g.height * g.width * c, yn = y + n * oh * g.outWidth * c
+                parallelFor(parts, threads: threads) { part in
+                    sq_qdw_run(xn, ring > 0 ? scratch! + part * ring : nil, H, W, C, KH, KW, SH, SW, PT, PL, OW, UInt8(xZero), w.packed.p, rp, yn,
+                               Int32(oh * part / parts), Int32(oh * (part + 1) / parts))
                 }
             }
         }
