@@ -13,6 +13,11 @@ string_tensor.onnx     an initializer of type STRING, which swiftq does not hold
 images/                small JPEG, PNG and grayscale JPEG images (class folders a/ and b/), a corrupt JPEG,
                        images.expected.json: Pillow's decoded bytes, Pillow's bilinear resize and the
                        reference preprocessing (../shared/anchors/preprocess.py, reproduced here) of each.
+image-kinds/           one image of every PNG and JPEG kind (8/16-bit grey, grey+alpha, RGB, RGBA, 1/2/4-bit,
+                       palette with and without transparency, interlaced, gamma; baseline, progressive,
+                       greyscale, 4:2:0 and CMYK JPEG) and damaged ones (truncated, bomb header);
+                       image-kinds/expected.json: Pillow's `Image.open(p).convert('RGB')` bytes, or the
+                       refusal Pillow gives.
 """
 import json, os
 import numpy as np, onnx
@@ -166,6 +171,98 @@ def images():
                          'torch_16_18': [float(v) for v in x.ravel()]}
     json.dump(expected, open(os.path.join(d, 'images.expected.json'), 'w'), indent=0)
 
+def png_bytes(w, h, depth, ctype, pixels, extra=b'', interlace=False):
+    """A PNG written by hand (Pillow writes no 16-bit colour, no 2-bit and no interlaced PNG).
+    `pixels` is an array [h, w, channels] of sample values; samples below 8 bits are packed."""
+    import struct, zlib
+    def chunk(t, d):
+        return struct.pack('>I', len(d)) + t + d + struct.pack('>I', zlib.crc32(t + d) & 0xffffffff)
+    def row_bytes(row):
+        if depth == 16:
+            return b''.join(struct.pack('>H', int(v)) for v in row.ravel())
+        if depth == 8:
+            return bytes(int(v) for v in row.ravel())
+        bits = ''.join(format(int(v), '0%db' % depth) for v in row.ravel())
+        bits += '0' * (-len(bits) % 8)
+        return bytes(int(bits[i:i + 8], 2) for i in range(0, len(bits), 8))
+    if interlace:  # Adam7: seven passes, each a small image of its own rows
+        passes = [(0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2), (0, 1, 1, 2)]
+        raw = b''
+        for x0, y0, dx, dy in passes:
+            sub = pixels[y0::dy, x0::dx]
+            if sub.shape[0] and sub.shape[1]:
+                raw += b''.join(b'\x00' + row_bytes(r) for r in sub)
+    else:
+        raw = b''.join(b'\x00' + row_bytes(r) for r in pixels)
+    ihdr = struct.pack('>IIBBBBB', w, h, depth, ctype, 0, 0, 1 if interlace else 0)
+    return b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', ihdr) + extra + chunk(b'IDAT', zlib.compress(raw)) + chunk(b'IEND', b'')
+
+def image_kinds():
+    """Every image kind swiftq must decode exactly as Pillow does, and damaged files it must refuse."""
+    import base64, struct, zlib, io
+    from PIL import Image
+    d = os.path.join(OUT, 'image-kinds')
+    os.makedirs(d, exist_ok=True)
+    r = np.random.default_rng(7)
+    h, w = 11, 13
+    rgb8 = r.integers(0, 256, (h, w, 3))
+    a8 = r.integers(0, 256, (h, w, 1))
+    def chunk(t, data):
+        return struct.pack('>I', len(data)) + t + data + struct.pack('>I', zlib.crc32(t + data) & 0xffffffff)
+    pal = bytes(r.integers(0, 256, 16 * 3).astype(np.uint8))
+    files = {
+        'grey8.png': png_bytes(w, h, 8, 0, rgb8[:, :, :1]),
+        'grey16.png': png_bytes(w, h, 16, 0, r.integers(0, 400, (h, w, 1))),
+        'grey1.png': png_bytes(w, h, 1, 0, r.integers(0, 2, (h, w, 1))),
+        'grey2.png': png_bytes(w, h, 2, 0, r.integers(0, 4, (h, w, 1))),
+        'grey4.png': png_bytes(w, h, 4, 0, r.integers(0, 16, (h, w, 1))),
+        'grey_alpha8.png': png_bytes(w, h, 8, 4, np.concatenate([rgb8[:, :, :1], a8], -1)),
+        'grey_alpha16.png': png_bytes(w, h, 16, 4, r.integers(0, 65536, (h, w, 2))),
+        'grey_trns.png': png_bytes(w, h, 8, 0, rgb8[:, :, :1], chunk(b'tRNS', struct.pack('>H', int(rgb8[0, 0, 0])))),
+        'rgb8.png': png_bytes(w, h, 8, 2, rgb8),
+        'rgb16.png': png_bytes(w, h, 16, 2, r.integers(0, 65536, (h, w, 3))),
+        'rgba8.png': png_bytes(w, h, 8, 6, np.concatenate([rgb8, np.where(a8 > 128, a8, 0)], -1)),
+        'rgba16.png': png_bytes(w, h, 16, 6, np.concatenate([r.integers(0, 65536, (h, w, 3)), np.zeros((h, w, 1), int)], -1)),
+        'palette.png': png_bytes(w, h, 8, 3, r.integers(0, 16, (h, w, 1)), chunk(b'PLTE', pal)),
+        'palette4.png': png_bytes(w, h, 4, 3, r.integers(0, 16, (h, w, 1)), chunk(b'PLTE', pal)),
+        'palette_trns.png': png_bytes(w, h, 8, 3, r.integers(0, 16, (h, w, 1)), chunk(b'PLTE', pal) + chunk(b'tRNS', bytes([0, 64, 255, 0]))),
+        'interlaced.png': png_bytes(w, h, 8, 2, rgb8, interlace=True),
+        'interlaced_grey16.png': png_bytes(w, h, 16, 0, r.integers(0, 300, (h, w, 1)), interlace=True),
+        'gamma.png': png_bytes(w, h, 8, 2, rgb8, chunk(b'gAMA', struct.pack('>I', 100000))),
+    }
+    big = png_bytes(w, h, 8, 2, rgb8)
+    files['truncated.png'] = big[:len(big) * 6 // 10]
+    # A decompression bomb's header: 30000 x 30000 pixels declared (and a few rows of data); refused before
+    # any pixel is decoded.
+    files['bomb.png'] = (b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 30000, 30000, 8, 0, 0, 0, 0))
+                         + chunk(b'IDAT', zlib.compress(bytes(30001 * 8))) + chunk(b'IEND', b''))
+    smooth = np.stack(np.mgrid[0:h * 3, 0:w * 3], -1).sum(-1)
+    photo = np.stack([(smooth * 5) % 256, (smooth * 3) % 256, 255 - (smooth * 7) % 256], -1).astype(np.uint8)
+    def jpeg(img, **kw):
+        b = io.BytesIO()
+        img.save(b, 'JPEG', **kw)
+        return b.getvalue()
+    files['baseline.jpg'] = jpeg(Image.fromarray(photo), quality=90, subsampling=0)
+    files['subsampled420.jpg'] = jpeg(Image.fromarray(photo), quality=80, subsampling=2)
+    files['progressive.jpg'] = jpeg(Image.fromarray(photo), quality=85, progressive=True)
+    files['grey.jpg'] = jpeg(Image.fromarray(photo[:, :, 0]), quality=85)
+    files['cmyk.jpg'] = jpeg(Image.fromarray(photo).convert('CMYK'), quality=90)
+    j = files['baseline.jpg']
+    files['truncated.jpg'] = j[:len(j) * 6 // 10]
+    files['no_end_marker.jpg'] = j[:-2]
+    expected = {}
+    for name, data in sorted(files.items()):
+        open(os.path.join(d, name), 'wb').write(data)
+        try:
+            im = Image.open(os.path.join(d, name))
+            if im.width * im.height > Image.MAX_IMAGE_PIXELS:
+                raise Image.DecompressionBombError('bomb')
+            im = im.convert('RGB')
+            expected[name] = {'size': [im.width, im.height], 'rgb': base64.b64encode(im.tobytes()).decode()}
+        except Exception as e:
+            expected[name] = {'refused': type(e).__name__}
+    json.dump(expected, open(os.path.join(d, 'expected.json'), 'w'), indent=0, sort_keys=True)
+
 if __name__ == '__main__':
     m = tiny_cnn()
     save(m, 'tiny_cnn.onnx')
@@ -176,4 +273,5 @@ if __name__ == '__main__':
     encodings()
     broken()
     images()
+    image_kinds()
     print('fixtures written to', OUT)

@@ -22,14 +22,33 @@ public struct ImageError: Error, CustomStringConvertible, Equatable {
     public init(path: String, reason: String) { self.path = path; self.reason = reason }
 }
 
+/// Bounds on the memory one image may take, checked before it is allocated.
+public struct ImageLimits: Sendable, Equatable {
+    /// Pillow's own threshold (`Image.MAX_IMAGE_PIXELS`, its decompression-bomb warning): about 89.5
+    /// megapixels, 256 MiB of RGB. Real photographs and every CNN input are far below it.
+    public static let defaultMaxPixels = 89_478_485
+
+    /// The most pixels a decoded image (read from its header, before decoding) and its resized copy may have.
+    public var maxPixels: Int
+
+    public init(maxPixels: Int = ImageLimits.defaultMaxPixels) { self.maxPixels = maxPixels }
+}
+
 extension RGBImage {
-    /// Decodes a JPEG or PNG file (grayscale and palette images become RGB).
-    public init(contentsOf path: String) throws {
+    /// Decodes a JPEG or PNG file to the RGB bytes Pillow's `Image.open(path).convert('RGB')` gives (grey,
+    /// palette and 16-bit images become 8-bit RGB; alpha is dropped). A file whose header declares more
+    /// than `limits.maxPixels` pixels is refused before its pixels are allocated.
+    public init(contentsOf path: String, limits: ImageLimits = ImageLimits()) throws {
         guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(path: path, reason: "cannot read the file") }
-        var w: Int32 = 0, h: Int32 = 0
+        try self.init(encoded: data, path: path, limits: limits)
+    }
+
+    /// Decodes a JPEG or PNG held in memory (`path` only names it in errors).
+    public init(encoded data: Data, path: String = "<memory>", limits: ImageLimits = ImageLimits()) throws {
+        var w: Int32 = 0, h: Int32 = 0, status: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
         let rgb = data.withUnsafeBytes { b in
-            sq_decode_rgb(b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count, &w, &h, &err, err.count)
+            sq_decode_rgb(b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count, UInt64(max(0, limits.maxPixels)), &w, &h, &status, &err, err.count)
         }
         guard let rgb else {
             throw ImageError(path: path, reason: err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })

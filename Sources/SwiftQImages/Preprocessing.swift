@@ -38,16 +38,33 @@ public struct Preprocessing: Sendable, Equatable, Codable {
         }
     }
 
-    /// The 1×3×size×size (or size×width) input for an image: resized like PIL (shorter side to `resize`, the
-    /// other side rounded half to even, never below the crop; a non-square crop scales up further until it
-    /// fits), center-cropped, normalized.
+    /// The size an image of `width` x `height` is resized to before the crop: like PIL, shorter side to
+    /// `resize`, the other side rounded half to even, never below the crop; a non-square crop scales up
+    /// further until it fits. Computed in floating point, so an absurd aspect ratio cannot overflow.
+    public func resizedSize(width: Int, height: Int) -> (width: Double, height: Double) {
+        let cw = Double(self.width ?? size)
+        var s = Double(resize) / Double(min(width, height))
+        if self.width != nil { s = max(s, cw / Double(width), Double(size) / Double(height)) }
+        return (max(cw, (Double(width) * s).rounded(.toNearestOrEven)), max(Double(size), (Double(height) * s).rounded(.toNearestOrEven)))
+    }
+
+    /// The input for an image file, refused (with the file named) when decoding it or resizing it would take
+    /// more than `limits.maxPixels` pixels: a 1 x 100000 strip would be resized to 256 x 25.6 million.
+    public func tensor(contentsOf path: String, limits: ImageLimits = ImageLimits()) throws -> [Float] {
+        let image = try RGBImage(contentsOf: path, limits: limits)
+        let (w, h) = resizedSize(width: image.width, height: image.height)
+        guard w * h <= Double(limits.maxPixels) else {
+            throw ImageError(path: path, reason: String(format: "resizing its %dx%d pixels to %.0fx%.0f would exceed the limit of %d pixels",
+                                                        image.width, image.height, w, h, limits.maxPixels))
+        }
+        return tensor(image)
+    }
+
+    /// The 1×3×size×size (or size×width) input for an image: resized (`resizedSize`), center-cropped, normalized.
     public func tensor(_ image: RGBImage) -> [Float] {
         let cw = width ?? size
-        var s = Double(resize) / Double(min(image.width, image.height))
-        if width != nil { s = max(s, Double(cw) / Double(image.width), Double(size) / Double(image.height)) }
-        let w = max(cw, Int((Double(image.width) * s).rounded(.toNearestOrEven)))
-        let h = max(size, Int((Double(image.height) * s).rounded(.toNearestOrEven)))
-        let crop = image.resizedBilinear(width: w, height: h).centerCrop(cw, size)
+        let (rw, rh) = resizedSize(width: image.width, height: image.height)
+        let crop = image.resizedBilinear(width: Int(rw), height: Int(rh)).centerCrop(cw, size)
         let plane = size * cw
         var out = [Float](repeating: 0, count: 3 * plane)
         for c in 0..<3 {

@@ -83,12 +83,12 @@ public struct ImageStream {
     public let items: [Dataset.Item]
     let prefetcher: Prefetcher
 
-    public init(dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing) {
+    public init(dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing, limits: ImageLimits = ImageLimits()) {
         self.dataset = dataset
         self.items = items
         let prep = preprocessing
         prefetcher = Prefetcher(paths: items.map(dataset.fullPath)) { path in
-            prep.tensor(try RGBImage(contentsOf: path))
+            try prep.tensor(contentsOf: path, limits: limits)
         }
     }
 

@@ -160,7 +160,7 @@ struct Eval: ParsableCommand {
 
     func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.Item], prep: Preprocessing, quiet: Bool) throws -> Result {
         var result = Result(predicted: runs.map { _ in [] }, outputs: runs.map { _ in [] })
-        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
+        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits)
         defer { stream.cancel() }
         let progress = Progress("eval", total: items.count)
         var warnedClasses = false

@@ -27,6 +27,11 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "Feed channels in BGR order (as Caffe models expect).")
     var bgr = false
 
+    @Option(help: ArgumentHelp("Skip (with a warning) any image with more pixels than this, decoded or resized; checked from the header before decoding. Default: Pillow's limit, \(ImageLimits.defaultMaxPixels).", valueName: "n"))
+    var maxImagePixels: Int = ImageLimits.defaultMaxPixels
+
+    var limits: ImageLimits { ImageLimits(maxPixels: maxImagePixels) }
+
     func validate() throws {
         if let preset, !Preprocessing.presetNames.contains(preset) {
             throw ValidationError("unknown --preset '\(preset)'; choose one of \(Preprocessing.presetNames.joined(separator: ", "))")
@@ -34,6 +39,7 @@ struct PreprocessingOptions: ParsableArguments {
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
         if let resize, resize <= 0 { throw ValidationError("--resize must be positive") }
         if let resize, let size, resize < size { throw ValidationError("--resize \(resize) is smaller than --size \(size): the crop would not fit") }
+        if maxImagePixels <= 0 { throw ValidationError("--max-image-pixels must be positive") }
         if let std, std.values.contains(0) { throw ValidationError("--std must not contain 0") }
     }
 

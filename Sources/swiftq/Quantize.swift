@@ -266,7 +266,7 @@ struct Quantize: ParsableCommand {
         var interpreter = interpreter0
         let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
         collector.threads = threads
-        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep)
+        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits)
         defer { stream.cancel() }
         let progress = Progress("calibrate", total: items.count)
         var skipped = 0, used = 0

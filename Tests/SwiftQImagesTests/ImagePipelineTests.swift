@@ -24,6 +24,46 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    /// Every PNG and JPEG kind decodes to Pillow's `convert('RGB')` bytes; what Pillow refuses, swiftq refuses.
+    func testEveryImageKindDecodesAsPillowDoes() throws {
+        let kinds = Paths.fixture("image-kinds")
+        let data = try Data(contentsOf: URL(fileURLWithPath: "\(kinds)/expected.json"))
+        let expected = try JSONSerialization.jsonObject(with: data) as! [String: [String: Any]]
+        XCTAssertGreaterThanOrEqual(expected.count, 25)
+        for (name, e) in expected.sorted(by: { $0.key < $1.key }) {
+            let path = "\(kinds)/\(name)"
+            if e["refused"] != nil {
+                XCTAssertThrowsError(try RGBImage(contentsOf: path), "\(name): Pillow refuses it") { XCTAssertEqual(($0 as? ImageError)?.path, path) }
+                continue
+            }
+            let img = try RGBImage(contentsOf: path)
+            XCTAssertEqual([img.width, img.height], e["size"] as? [Int], name)
+            XCTAssertEqual(img.pixels, bytes(e, "rgb"), "\(name): decoded pixels differ from Pillow's")
+        }
+    }
+
+    func testPixelLimitIsCheckedFromTheHeader() throws {
+        let path = "\(dir)/a/noisy.png"  // 41 x 29 = 1189 pixels
+        XCTAssertNoThrow(try RGBImage(contentsOf: path, limits: ImageLimits(maxPixels: 1189)))
+        XCTAssertThrowsError(try RGBImage(contentsOf: path, limits: ImageLimits(maxPixels: 1188))) {
+            XCTAssertTrue("\($0)".contains("over the limit of 1188 pixels"), "\($0)")
+        }
+        XCTAssertThrowsError(try RGBImage(contentsOf: "\(dir)/a/smooth.jpg", limits: ImageLimits(maxPixels: 100)))
+        // A 1 x 400 strip: decoding is cheap, resizing its short side to 18 is not (18 x 7200).
+        let strip = RGBImage(width: 1, height: 400, pixels: [UInt8](repeating: 9, count: 1200))
+        let p = Preprocessing.preset("torch", size: 16, resize: 18)!
+        XCTAssertEqual(p.resizedSize(width: strip.width, height: strip.height).height, 7200)
+        // Enlarging noisy.png (41 x 29) to a short side of 100 gives 141 x 100 pixels: the resize is refused
+        // one pixel under that, with the file named, and allowed at it.
+        let up = Preprocessing.preset("torch", size: 16, resize: 100)!
+        let path2 = "\(dir)/a/noisy.png"
+        XCTAssertThrowsError(try up.tensor(contentsOf: path2, limits: ImageLimits(maxPixels: 14099))) {
+            XCTAssertEqual(($0 as? ImageError)?.path, path2)
+            XCTAssertTrue("\($0)".contains("resizing its 41x29 pixels to 141x100 would exceed the limit of 14099 pixels"), "\($0)")
+        }
+        XCTAssertEqual(try up.tensor(contentsOf: path2, limits: ImageLimits(maxPixels: 14100)), up.tensor(try RGBImage(contentsOf: path2)))
+    }
+
     func testPreprocessingEqualsTheReference() throws {
         let p = Preprocessing.preset("torch", size: 16, resize: 18)!
         for (rel, e) in try expected() {
