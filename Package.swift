@@ -27,7 +27,9 @@ let package = Package(
         // JPEG (TurboJPEG) and PNG (libpng) decoding to RGB. No Swift API: only SwiftQImages imports it.
         .target(name: "CImage", path: "Sources/CImage", cSettings: [.unsafeFlags(["-O2"])],
                 linkerSettings: [.linkedLibrary("turbojpeg"), .linkedLibrary("png16")]),
-        .target(name: "SwiftQCore"),
+        // Temporary-file cleanup on SIGINT/SIGTERM (signal-handler code belongs in C). Only SwiftQCore imports it.
+        .target(name: "CSupport", path: "Sources/CSupport"),
+        .target(name: "SwiftQCore", dependencies: ["CSupport"]),
         .target(name: "SwiftQImages", dependencies: ["CImage"]),
         .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
         .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),

@@ -22,7 +22,7 @@ static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixel
         return NULL;
     }
     if (*w <= 0 || *h <= 0) {
-        snprintf(err, errlen, "corrupt JPEG: size %dx%d", *w, *h);
+        snprintf(err, errlen, "corrupt JPEG: its header gives a size of %dx%d", *w, *h);
         tjDestroy(tj);
         return NULL;
     }

@@ -6,7 +6,8 @@ import SwiftQCore
 public enum ONNXReader {
     /// Reads and validates `path`. Throws `ModelError` for a missing, unreadable, corrupt or non-ONNX file,
     /// an unknown operator, an unsupported tensor type or a structurally invalid graph.
-    public static func read(path: String, validate: Bool = true) throws -> Model {
+    /// `externalFile` is told the path of every external data file the model's tensors are read from.
+    public static func read(path: String, validate: Bool = true, externalFile: ((String) -> Void)? = nil) throws -> Model {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ModelError.fileNotFound(path: path) }
         if isDir.boolValue { throw ModelError.unreadable(path: path, reason: "is a directory") }
@@ -16,21 +17,25 @@ public enum ONNXReader {
         } catch {
             throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
         }
-        let base = (path as NSString).deletingLastPathComponent
-        let model = try data.withUnsafeBytes { try read(bytes: $0, path: path, baseDirectory: base.isEmpty ? "." : base) }
+        let base = PathNames.folder(of: path)
+        let model = try data.withUnsafeBytes {
+            try read(bytes: $0, path: path, baseDirectory: base, externalFile: externalFile)
+        }
         if validate { try model.validate(path: path) }
         return model
     }
 
     /// Parses serialized ModelProto bytes. `baseDirectory` is where external data files are looked up
     /// (nil: external data is an error). `path` names the source in errors.
-    public static func read(bytes: UnsafeRawBufferPointer, path: String, baseDirectory: String?) throws -> Model {
+    public static func read(bytes: UnsafeRawBufferPointer, path: String, baseDirectory: String?,
+                            externalFile: ((String) -> Void)? = nil) throws -> Model {
         guard bytes.count > 0, let base = bytes.baseAddress else { throw ModelError.notONNX(path: path, reason: "the file is empty") }
         guard let proto = onnx__model_proto__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self)) else {
             throw ModelError.notONNX(path: path, reason: "protobuf parse failed (the file is truncated, corrupt, or not ONNX)")
         }
         defer { onnx__model_proto__free_unpacked(proto, nil) }
         let context = ReadContext(path: path, baseDirectory: baseDirectory)
+        context.onExternalFile = externalFile
         return try context.model(proto.pointee)
     }
 }
@@ -62,6 +67,7 @@ private final class ReadContext {
     let path: String
     let baseDirectory: String?
     var externalFiles: [String: FileHandle] = [:]
+    var onExternalFile: ((String) -> Void)?
 
     init(path: String, baseDirectory: String?) {
         self.path = path
@@ -252,14 +258,27 @@ private final class ReadContext {
         if length_ != byteCount {
             throw ModelError.invalid(path: path, what: "tensor '\(name)': external data length \(length_) does not match its shape (\(byteCount) bytes)")
         }
-        let file = (dir as NSString).appendingPathComponent(location)
+        let file = PathNames.join(dir, location)
         let handle: FileHandle
         if let h = externalFiles[file] {
             handle = h
         } else {
+            // The file must be a regular file inside the model's folder once links are resolved: a link to
+            // /etc/passwd must not be read (and copied into an output), a FIFO or device must not hang the read.
+            var st = stat()
+            guard stat(file, &st) == 0 else {
+                throw ModelError.invalid(path: path, what: "tensor '\(name)': external data file '\(file)' cannot be opened: \(String(cString: strerror(errno)))")
+            }
+            guard (st.st_mode & S_IFMT) == S_IFREG else {
+                throw ModelError.invalid(path: path, what: "tensor '\(name)': external data file '\(file)' is not a regular file")
+            }
+            guard let real = Self.realPath(file), let realDir = Self.realPath(dir), real.hasPrefix(realDir == "/" ? "/" : realDir + "/") else {
+                throw ModelError.invalid(path: path, what: "tensor '\(name)': external data file '\(file)' lies outside the model's folder (through a link)")
+            }
             guard let h = FileHandle(forReadingAtPath: file) else {
                 throw ModelError.invalid(path: path, what: "tensor '\(name)': external data file '\(file)' cannot be opened")
             }
+            onExternalFile?(file)
             externalFiles[file] = h
             handle = h
         }
@@ -275,6 +294,12 @@ private final class ReadContext {
         } catch {
             throw ModelError.unreadable(path: file, reason: "\(error)")
         }
+    }
+
+    static func realPath(_ p: String) -> String? {
+        guard let r = realpath(p, nil) else { return nil }
+        defer { free(r) }
+        return String(cString: r)
     }
 
     func string(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }

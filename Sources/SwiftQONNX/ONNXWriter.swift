@@ -19,12 +19,10 @@ public enum ONNXWriter {
     static let externalMinimumBytes = 1024
     static let externalAlignment = 4096
 
-    public static func write(_ model: Model, to path: String, externalData: ExternalDataPolicy = .auto) throws {
-        let dir = (path as NSString).deletingLastPathComponent
-        var isDir: ObjCBool = false
-        if !dir.isEmpty && !(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
-            throw ModelError.writeFailed(path: path, reason: "folder '\(dir)' does not exist")
-        }
+    /// Writes `model` to `path` (and its tensors to `path`.data when external). With `outputs`, the files are
+    /// reserved in that transaction and appear when the caller commits it; without, they are committed here.
+    public static func write(_ model: Model, to path: String, externalData: ExternalDataPolicy = .auto,
+                             outputs: OutputFiles? = nil, role: String = "output") throws {
         let totalBytes = model.graph.initializers.reduce(0) { $0 + $1.tensor.bytes.count }
         let useExternal: Bool
         switch externalData {
@@ -36,31 +34,24 @@ public enum ONNXWriter {
             useExternal = false
         case .auto: useExternal = totalBytes > autoExternalLimit
         }
-        let tmp = "\(path).tmp.\(getpid())"
-        let dataName = (path as NSString).lastPathComponent + ".data"
-        let dataPath = (dir as NSString).appendingPathComponent(dataName)
-        let dataTmp = "\(dataPath).tmp.\(getpid())"
+        let files = outputs ?? OutputFiles()
+        let dataName = PathNames.name(of: path) + ".data"
+        let dataPath = PathNames.join(PathNames.folder(of: path), dataName)
+        let dataTmp = useExternal ? try files.reserve(dataPath, role: "external data file") : nil
+        let tmp = try files.reserve(path, role: role)
         var sink: ExternalSink? = nil
-        defer {
-            unlink(tmp)
-            if useExternal { unlink(dataTmp) }
-        }
-        if useExternal {
+        if let dataTmp {
             sink = try ExternalSink(path: dataTmp, location: dataName)
         }
         let arena = CArena()
         let proto = try ProtoBuilder(arena: arena, sink: sink).model(model)
         if let sink { try sink.finish() }
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        let fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw ModelError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        var err = swiftq_pack_to_fd(swiftq_message(proto), fd)
-        if err == 0 && fsync(fd) != 0 { err = errno }
+        let err = swiftq_pack_to_fd(swiftq_message(proto), fd)
         close(fd)
         if err != 0 { throw ModelError.writeFailed(path: path, reason: String(cString: strerror(err))) }
-        if useExternal && rename(dataTmp, dataPath) != 0 {
-            throw ModelError.writeFailed(path: dataPath, reason: String(cString: strerror(errno)))
-        }
-        if rename(tmp, path) != 0 { throw ModelError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
+        if outputs == nil { try files.commit() }
     }
 
     /// The serialized ModelProto, all tensors inline.
@@ -84,7 +75,7 @@ final class ExternalSink {
     var offset = 0
 
     init(path: String, location: String) throws {
-        guard FileManager.default.createFile(atPath: path, contents: nil), let h = FileHandle(forWritingAtPath: path) else {
+        guard let h = FileHandle(forWritingAtPath: path) else {
             throw ModelError.writeFailed(path: path, reason: "cannot create the external data file")
         }
         self.handle = h

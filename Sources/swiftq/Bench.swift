@@ -51,7 +51,9 @@ struct Bench: ParsableCommand {
 
     func run() throws {
         try failing {
-            let m = try ONNXReader.read(path: model)
+            let outputs = OutputFiles(inputs: [model])
+            let m = try ONNXReader.read(path: model, externalFile: outputs.addInput)
+            try reserve(json, role: "--json", in: outputs)
             var options = Interpreter.Options(threads: threads)
             options.profile = profile
             let interp = try Interpreter(model: m, options: options)
@@ -114,8 +116,9 @@ struct Bench: ParsableCommand {
             }
             if let json {
                 try writeJSON(["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
-                               "images_per_second": 1 / median] as [String: Any], to: json)
+                               "images_per_second": 1 / median] as [String: Any], to: json, outputs: outputs)
             }
+            try outputs.commit()
         }
     }
 }

@@ -31,16 +31,12 @@ struct Convert: ParsableCommand {
     @Option(name: .long, help: "Tensor storage: auto (external only when over 2 GB), always (tensors of 1 KiB or more in <output>.data), never.")
     var externalData: ExternalDataPolicy = .auto
 
-    func validate() throws {
-        if (model as NSString).standardizingPath == (output as NSString).standardizingPath {
-            throw ValidationError("the output must not overwrite the input model")
-        }
-    }
-
     func run() throws {
         try failing {
-            let m = try ONNXReader.read(path: model)
-            try ONNXWriter.write(m, to: output, externalData: externalData)
+            let outputs = OutputFiles(inputs: [model])
+            let m = try ONNXReader.read(path: model, externalFile: outputs.addInput)
+            try ONNXWriter.write(m, to: output, externalData: externalData, outputs: outputs, role: "--output")
+            try outputs.commit()
             let size = (try? FileManager.default.attributesOfItem(atPath: output)[.size] as? Int) ?? 0
             print("wrote \(output) (\(humanBytes(size)), \(m.graph.nodes.count) nodes, \(m.graph.initializers.count) initializers)")
         }

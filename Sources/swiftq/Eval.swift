@@ -75,10 +75,15 @@ struct Eval: ParsableCommand {
 
     func run() throws {
         try failing {
-            try checkOutputPath(json, flag: "--json")
-            try checkOutputPath(predictions, flag: "--predictions")
-            try checkOutputPath(saveOutputs, flag: "--save-outputs")
-            let loaded = try models.map { path in (path, try ONNXReader.read(path: path)) }
+            let outputs = OutputFiles(inputs: models + [labels, classes].compactMap { $0 })
+            let loaded = try models.map { path in (path, try ONNXReader.read(path: path, externalFile: outputs.addInput)) }
+            for path in models {
+                let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
+                outputs.addInput(weights)
+            }
+            try reserve(json, role: "--json", in: outputs)
+            try reserve(predictions, role: "--predictions", in: outputs)
+            try reserve(saveOutputs, role: "--save-outputs", in: outputs)
             let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
             for (path, model) in loaded {
                 if let side = PreprocessingOptions.inputSide(model), side != prep.size {
@@ -127,9 +132,10 @@ struct Eval: ParsableCommand {
                     return o
                 }
             }
-            if let json { try writeJSON(object, to: json) }
-            if let predictions { try writePredictions(runs, items: items, result: result, to: predictions) }
-            if let saveOutputs { try writeNPY(result.outputs, to: saveOutputs) }
+            if let json { try writeJSON(object, to: json, outputs: outputs) }
+            if let predictions { try outputs.write(predictionsText(runs, items: items, result: result), to: predictions) }
+            if let saveOutputs { try outputs.write(try npyData(result.outputs), to: saveOutputs) }
+            try outputs.commit()
             if let maxDrop, let drop = comparison?.drop, drop > maxDrop {
                 printError(String(format: "top-1 dropped %.2f points, more than --max-drop %.2f", drop, maxDrop))
                 throw ExitCode(1)
@@ -215,7 +221,7 @@ struct Eval: ParsableCommand {
 
     func printSummary(_ runs: [ClassifierRun], _ r: Result) {
         let done = runs[0].images
-        let names = runs.map { ($0.path as NSString).lastPathComponent }
+        let names = runs.map { PathNames.name(of: $0.path) }
         let w = max(12, names.map(\.count).max()! + 2)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
         func lpad(_ s: String, _ n: Int) -> String { s.count >= n ? s : String(repeating: " ", count: n - s.count) + s }
@@ -256,17 +262,17 @@ struct Eval: ParsableCommand {
         ]
     }
 
-    func writePredictions(_ runs: [ClassifierRun], items: [Dataset.Item], result: Result, to path: String) throws {
-        var text = "# path label " + runs.map { ($0.path as NSString).lastPathComponent }.joined(separator: " ") + "\n"
+    func predictionsText(_ runs: [ClassifierRun], items: [Dataset.Item], result: Result) -> Data {
+        var text = "# path label " + runs.map { PathNames.name(of: $0.path) }.joined(separator: " ") + "\n"
         for (i, item) in items.enumerated() {
             text += "\(item.path) \(item.label.map(String.init) ?? "-")"
             for m in runs.indices { text += " " + (result.predicted[m][i].map(String.init) ?? "-") }
             text += "\n"
         }
-        try writeAtomically(Data(text.utf8), to: path)
+        return Data(text.utf8)
     }
 
-    func writeNPY(_ outputs: [[[Float]?]], to path: String) throws {
+    func npyData(_ outputs: [[[Float]?]]) throws -> Data {
         let classes = outputs.flatMap { $0 }.compactMap { $0?.count }.first ?? 0
         if outputs.flatMap({ $0 }).contains(where: { $0 != nil && $0!.count != classes }) {
             throw CLIError(message: "--save-outputs: the models' outputs differ in size")
@@ -278,7 +284,7 @@ struct Eval: ParsableCommand {
                 v.withUnsafeBytes { data.append(contentsOf: $0) }
             }
         }
-        try writeAtomically(data, to: path)
+        return data
     }
 }
 

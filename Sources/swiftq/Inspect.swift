@@ -27,14 +27,17 @@ struct Inspect: ParsableCommand {
 
     func run() throws {
         try failing {
-            let model = try ONNXReader.read(path: self.model)
+            let outputs = OutputFiles(inputs: [self.model])
+            let model = try ONNXReader.read(path: self.model, externalFile: outputs.addInput)
+            try reserve(json, role: "--json", in: outputs)
             let known = Set(model.graph.dataInputs.map(\.name))
             if let bad = inputShape.first(where: { !known.contains($0.name) }) {
                 throw CLIError(message: "--input-shape names '\(bad.name)', which is not an input of \(self.model) (inputs: \(known.sorted().joined(separator: ", ")))")
             }
             let report = ModelReport(model: model, inputShapes: Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 }))
             if json != "-" { print(text(report, model: model)) }
-            if let json { try writeJSON(jsonObject(report), to: json) }
+            if let json { try writeJSON(jsonObject(report), to: json, outputs: outputs) }
+            try outputs.commit()
         }
     }
 

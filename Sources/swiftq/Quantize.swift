@@ -109,8 +109,14 @@ struct Quantize: ParsableCommand {
     func run() throws {
         try failing {
             let out = outputPath, weightsPath = sibling(".swq"), tablePath = sibling(".calib.json")
-            for (p, flag) in [(out, "--output"), (weightsPath, "weight file"), (json, "--json")] as [(String?, String)] { try checkOutputPath(p, flag: flag) }
-            if calibTable == nil { try checkOutputPath(tablePath, flag: "calibration table") }
+            // Every output is checked and its temporary file made before any work; the model comes last, so a
+            // reader never sees a model whose weight file is not there yet.
+            let outputs = OutputFiles(inputs: [model] + [calibTable, calibList].compactMap { $0 })
+            let original = try ONNXReader.read(path: model, externalFile: outputs.addInput)
+            if calibTable == nil { try outputs.reserve(tablePath, role: "calibration table") }
+            try outputs.reserve(weightsPath, role: "weight file")
+            try reserve(json, role: "--json", in: outputs)
+            try outputs.reserve(out, role: "--output")
             let quiet = json == "-"
             func say(_ s: String) {
                 if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
@@ -123,7 +129,6 @@ struct Quantize: ParsableCommand {
                 clock = now
             }
 
-            let original = try ONNXReader.read(path: model)
             var (prep, source) = try preprocessing.resolve(for: original)
             if let inputShape {
                 guard inputShape.dims.count == 4, inputShape.dims[0] == 1, inputShape.dims[1] == 3, inputShape.dims[2] > 0, inputShape.dims[3] > 0 else {
@@ -188,10 +193,9 @@ struct Quantize: ParsableCommand {
                 e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
                 tableBytes = try e.encode(table)
             }
-            // The model last: a reader never sees a model whose weight file is not there yet.
-            if let tableBytes { try writeAtomically(tableBytes, to: tablePath) }
-            try writeAtomically(Data(weightBytes), to: weightsPath)
-            try writeAtomically(Data(onnxBytes), to: out)
+            if let tableBytes { try outputs.write(tableBytes, to: tablePath) }
+            try outputs.write(weightBytes, to: weightsPath)
+            try outputs.write(onnxBytes, to: out)
             lap("write")
 
             let g = prepared.graph
@@ -222,8 +226,9 @@ struct Quantize: ParsableCommand {
                     "rewrites": log,
                 ]
                 if method == .percentile { o["percentile"] = percentile }
-                try writeJSON(o, to: json)
+                try writeJSON(o, to: json, outputs: outputs)
             }
+            try outputs.commit()
         }
     }
 
@@ -302,7 +307,7 @@ struct Quantize: ParsableCommand {
         }
         progress.clear()
         if used == 0 { throw CLIError(message: "every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
-        return CalibrationTable(model: (model as NSString).lastPathComponent, images: used, skipped: skipped, preprocessing: nil,
+        return CalibrationTable(model: PathNames.name(of: model), images: used, skipped: skipped, preprocessing: nil,
                                 tensors: collector.statistics)
     }
 }

@@ -35,8 +35,8 @@ func printWarning(_ message: String) {
     FileHandle.standardError.write(Data("swiftq: warning: \(message)\n".utf8))
 }
 
-/// Writes a JSON object to `path` (atomically), or to standard output when `path` is "-".
-func writeJSON(_ object: Any, to path: String) throws {
+/// Writes a JSON object to standard output when `path` is "-", else into the run's outputs (reserved first).
+func writeJSON(_ object: Any, to path: String, outputs: OutputFiles) throws {
     let data: Data
     do {
         data = try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
@@ -47,16 +47,7 @@ func writeJSON(_ object: Any, to path: String) throws {
         FileHandle.standardOutput.write(data + Data("\n".utf8))
         return
     }
-    try writeAtomically(data + Data("\n".utf8), to: path)
-}
-
-/// Writes `data` to `path` through a temporary file, so a failure never leaves half a file.
-func writeAtomically(_ data: Data, to path: String) throws {
-    do {
-        try data.write(to: URL(fileURLWithPath: path), options: .atomic)
-    } catch {
-        throw CLIError(message: "\(path): cannot write: \((error as NSError).localizedDescription)")
-    }
+    try outputs.write(data + Data("\n".utf8), to: path)
 }
 
 /// `NAME=1x3x224x224` (or with commas) as an input shape override.
@@ -109,12 +100,8 @@ func shapeJSON(_ dims: [Dim]?) -> Any {
     }
 }
 
-/// Fails early (before minutes of work) when an output file could not be written: its folder is missing.
-func checkOutputPath(_ path: String?, flag: String) throws {
+/// Reserves an optional output file in `outputs` before any work (nothing for "-", standard output).
+func reserve(_ path: String?, role: String, in outputs: OutputFiles) throws {
     guard let path, path != "-" else { return }
-    let dir = (path as NSString).deletingLastPathComponent
-    var isDir: ObjCBool = false
-    if !dir.isEmpty && !(FileManager.default.fileExists(atPath: dir, isDirectory: &isDir) && isDir.boolValue) {
-        throw CLIError(message: "\(flag) \(path): folder '\(dir)' does not exist")
-    }
+    try outputs.reserve(path, role: role)
 }
