@@ -67,3 +67,130 @@ public final class ActivationCollector: @unchecked Sendable {
         }
     }
 }
+
+/// A calibration table that cannot be used: one line naming the file (and the tensor).
+public struct CalibrationTableError: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension CalibrationTable {
+    /// Reads a table written by `encoded()` (a `.calib.json`) and checks that its statistics are possible.
+    public static func read(path: String) throws -> CalibrationTable {
+        var st = stat()
+        guard stat(path, &st) == 0 else { throw CalibrationTableError("\(path): cannot read the calibration table: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CalibrationTableError("\(path): not a file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CalibrationTableError("\(path): cannot read the calibration table") }
+        return try CalibrationTable(json: data, path: path)
+    }
+
+    /// Decodes and checks a table; `path` names it in errors.
+    public init(json data: Data, path: String) throws {
+        let d = JSONDecoder()
+        d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        do {
+            self = try d.decode(CalibrationTable.self, from: data)
+        } catch let e as DecodingError {
+            let reason: String
+            switch e {
+            case .dataCorrupted(let c): reason = c.codingPath.isEmpty ? "not JSON" : "bad value at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+            case .keyNotFound(let k, _): reason = "no '\(k.stringValue)'"
+            case .typeMismatch(_, let c), .valueNotFound(_, let c): reason = "wrong type at \(c.codingPath.map(\.stringValue).joined(separator: "."))"
+            @unknown default: reason = "unreadable"
+            }
+            throw CalibrationTableError("\(path): not a swiftq calibration table (\(reason))")
+        } catch {
+            throw CalibrationTableError("\(path): not a swiftq calibration table")
+        }
+        guard format == "swiftq-calibration", version == 1 else {
+            throw CalibrationTableError("\(path): not a swiftq calibration table (format '\(format)' version \(version); expected swiftq-calibration version 1)")
+        }
+        try check(path: path)
+    }
+
+    /// Refuses statistics no run can produce: negative or fractional counts, a histogram that does not add
+    /// up to the count, NaN or infinite bounds, min above max, a histogram range that does not cover them.
+    public func check(path: String) throws {
+        guard images >= 0, skipped >= 0 else { throw CalibrationTableError("\(path): negative image counts") }
+        for (name, s) in tensors.sorted(by: { $0.key < $1.key }) {
+            func bad(_ why: String) -> CalibrationTableError { CalibrationTableError("\(path): tensor '\(name)': \(why)") }
+            if let sums = s.channelSums {
+                guard let n = s.channelCount, n.isFinite, n >= 0, n == n.rounded() else { throw bad("channel count missing or not a whole number") }
+                guard sums.allSatisfy(\.isFinite) else { throw bad("channel sums are not finite") }
+            }
+            if s.histogram.isEmpty { continue }
+            guard s.histogram.count == TensorStatistics.binCount else { throw bad("the histogram has \(s.histogram.count) bins, not \(TensorStatistics.binCount)") }
+            guard s.count.isFinite, s.count >= 0, s.count == s.count.rounded() else { throw bad("count \(s.count) is not a whole number of values") }
+            guard s.histogram.allSatisfy({ $0.isFinite && $0 >= 0 && $0 == $0.rounded() }) else { throw bad("the histogram has negative, fractional or infinite counts") }
+            let total = s.histogram.reduce(0, +)
+            guard abs(total - s.count) <= max(0.5, s.count * 1e-12) else { throw bad("the histogram counts \(total) values but the count is \(s.count)") }
+            guard s.count > 0 else { throw bad("no values were seen") }
+            guard s.min.isFinite, s.max.isFinite else { throw bad("min \(s.min) / max \(s.max) are not finite") }
+            guard s.min <= s.max else { throw bad("min \(s.min) is above max \(s.max)") }
+            guard s.range.isFinite, s.range >= s.absMax, s.range > 0 || s.absMax == 0 else {
+                throw bad("the histogram range \(s.range) does not cover min \(s.min) / max \(s.max)")
+            }
+        }
+    }
+
+    /// The table as JSON (the `.calib.json` file): the layout JSONEncoder gives with sorted keys, written
+    /// directly (JSONEncoder took 26 s for the 89 MB table of a 20,000-node model).
+    public func encoded() -> Data {
+        var out = [UInt8]()
+        out.reserveCapacity(64 + tensors.count * (TensorStatistics.binCount * 3 + 256))
+        func raw(_ s: String) { out.append(contentsOf: s.utf8) }
+        func string(_ s: String) {
+            out.append(UInt8(ascii: "\""))
+            for u in s.utf8 {
+                switch u {
+                case UInt8(ascii: "\""): raw("\\\"")
+                case UInt8(ascii: "\\"): raw("\\\\")
+                case 0..<0x20: raw(String(format: "\\u%04x", u))
+                default: out.append(u)
+                }
+            }
+            out.append(UInt8(ascii: "\""))
+        }
+        func number(_ v: Double) {
+            if v.isNaN { raw("\"nan\""); return }
+            if v.isInfinite { raw(v > 0 ? "\"inf\"" : "\"-inf\""); return }
+            if v == v.rounded() && abs(v) < 9e15 { raw(String(Int64(v))); return }
+            raw("\(v)")
+        }
+        func float(_ v: Float) {
+            if v.isNaN || v.isInfinite || (v == v.rounded() && abs(v) < 1e7) { number(Double(v)); return }
+            raw("\(v)")
+        }
+        func array(_ a: [Double]) {
+            out.append(UInt8(ascii: "["))
+            for (i, v) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                number(v)
+            }
+            out.append(UInt8(ascii: "]"))
+        }
+        raw("{\"format\":"); string(format)
+        raw(",\"images\":"); raw(String(images))
+        raw(",\"model\":"); string(model)
+        if let preprocessing { raw(",\"preprocessing\":"); string(preprocessing) }
+        raw(",\"skipped\":"); raw(String(skipped))
+        raw(",\"tensors\":{")
+        for (k, (name, s)) in tensors.sorted(by: { $0.key < $1.key }).enumerated() {
+            if k > 0 { out.append(UInt8(ascii: ",")) }
+            string(name)
+            out.append(UInt8(ascii: ":"))
+            var first = true
+            func key(_ name: String) { raw(first ? "{\"\(name)\":" : ",\"\(name)\":"); first = false }
+            if let n = s.channelCount { key("channelCount"); number(n) }
+            if let sums = s.channelSums { key("channelSums"); array(sums) }
+            key("count"); number(s.count)
+            key("histogram"); array(s.histogram)
+            key("max"); float(s.max)
+            key("min"); float(s.min)
+            key("range"); float(s.range)
+            out.append(UInt8(ascii: "}"))
+        }
+        raw("},\"version\":"); raw(String(version)); raw("}")
+        return Data(out)
+    }
+}

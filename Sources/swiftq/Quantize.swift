@@ -158,7 +158,7 @@ struct Quantize: ParsableCommand {
 
             var table: CalibrationTable
             if let calibTable {
-                table = try readTable(calibTable)
+                table = try CalibrationTable.read(path: calibTable)
                 say("calibration \(calibTable): \(table.images) images (reused)")
             } else {
                 table = try calibrate(interpreter, plan: plan, prep: prep, inputShape: shape, quiet: quiet, say: say)
@@ -186,13 +186,7 @@ struct Quantize: ParsableCommand {
             q.model.producerName = "swiftq"
             q.model.producerVersion = swiftqVersion
             let onnxBytes = try ONNXWriter.serialize(q.model)
-            var tableBytes: Data?
-            if calibTable == nil {
-                let e = JSONEncoder()
-                e.outputFormatting = [.sortedKeys]
-                e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                tableBytes = try e.encode(table)
-            }
+            let tableBytes = calibTable == nil ? table.encoded() : nil
             if let tableBytes { try outputs.write(tableBytes, to: tablePath) }
             try outputs.write(weightBytes, to: weightsPath)
             try outputs.write(onnxBytes, to: out)
@@ -229,24 +223,6 @@ struct Quantize: ParsableCommand {
                 try writeJSON(o, to: json, outputs: outputs)
             }
             try outputs.commit()
-        }
-    }
-
-    func readTable(_ path: String) throws -> CalibrationTable {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(message: "\(path): cannot read the calibration table") }
-        do {
-            let d = JSONDecoder()
-            d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-            let t = try d.decode(CalibrationTable.self, from: data)
-            guard t.format == "swiftq-calibration", t.version == 1 else { throw CLIError(message: "\(path): not a swiftq calibration table (version 1)") }
-            guard t.tensors.values.allSatisfy({ $0.histogram.count == TensorStatistics.binCount || $0.histogram.isEmpty }) else {
-                throw CLIError(message: "\(path): histograms must have \(TensorStatistics.binCount) bins")
-            }
-            return t
-        } catch let e as CLIError {
-            throw e
-        } catch {
-            throw CLIError(message: "\(path): not a readable calibration table (\(error))")
         }
     }
 

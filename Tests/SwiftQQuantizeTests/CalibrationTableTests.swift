@@ -1,0 +1,61 @@
+import Foundation
+import SwiftQCalibrate
+import SwiftQQuantize
+import TestSupport
+import XCTest
+
+final class CalibrationTableTests: XCTestCase {
+    func sampleTable() -> CalibrationTable {
+        var rng = SeededRandom(seed: 5)
+        var tensors: [String: TensorStatistics] = [:]
+        for name in ["conv \"1\"\\out", "relu_2", "dead", "ünïcode\n"] {
+            var s = TensorStatistics()
+            let values = rng.floats(999).map { $0 * (name == "dead" ? 0 : 3.7) + (name == "relu_2" ? 1e-3 : 0) }
+            values.withUnsafeBufferPointer { s.add($0) }
+            if name == "relu_2" {
+                values.withUnsafeBufferPointer { s.addChannelSums($0, outer: 1, channels: 3, inner: 333) }
+            }
+            tensors[name] = s
+        }
+        var means = TensorStatistics(histogram: [])
+        [Float](repeating: 0.25, count: 8).withUnsafeBufferPointer { means.addChannelSums($0, outer: 2, channels: 2, inner: 2) }
+        tensors["means only"] = means
+        return CalibrationTable(model: "m.onnx", images: 3, skipped: 1, preprocessing: "{\"size\":224}", tensors: tensors)
+    }
+
+    func testEncodedTableReadsBackExactlyAndAsJSONEncoderWrites() throws {
+        let table = sampleTable()
+        let back = try CalibrationTable(json: table.encoded(), path: "t.json")
+        XCTAssertEqual(back.tensors, table.tensors)
+        XCTAssertEqual([back.model, back.preprocessing], [table.model, table.preprocessing])
+        XCTAssertEqual([back.images, back.skipped], [3, 1])
+        // Foundation's encoder gives the same JSON value.
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+        let viaFoundation = try JSONSerialization.jsonObject(with: e.encode(table)) as! NSDictionary
+        let ours = try JSONSerialization.jsonObject(with: table.encoded()) as! NSDictionary
+        XCTAssertEqual(ours, viaFoundation)
+    }
+
+    func testImpossibleStatisticsAreRefusedNamingTheTensor() throws {
+        func refusal(_ change: (inout TensorStatistics) -> Void) -> String {
+            var t = sampleTable()
+            change(&t.tensors["relu_2"]!)
+            do { _ = try CalibrationTable(json: t.encoded(), path: "t.json") } catch { return "\(error)" }
+            return "accepted"
+        }
+        XCTAssertEqual(refusal { _ in }, "accepted")
+        XCTAssertTrue(refusal { swap(&$0.min, &$0.max) }.hasPrefix("t.json: tensor 'relu_2': min"))
+        XCTAssertTrue(refusal { $0.range = 0 }.contains("does not cover"))
+        XCTAssertTrue(refusal { $0.histogram[3] = -1 }.contains("negative"))
+        XCTAssertTrue(refusal { $0.count += 5 }.contains("the histogram counts"))
+        XCTAssertTrue(refusal { $0.max = .nan }.contains("not finite"))
+        XCTAssertTrue(refusal { $0.histogram.removeLast() }.contains("bins"))
+        XCTAssertTrue(refusal { $0.channelSums![1] = .infinity }.contains("channel sums"))
+        XCTAssertTrue(refusal { $0 = TensorStatistics() }.contains("no values"))
+        for bad in ["", "[]", "{\"format\":\"x\"}", "{\"format\": \"swiftq-calibration\", \"version\": 2, \"model\": \"m\", \"images\": 1, \"skipped\": 0, \"tensors\": {}}"] {
+            XCTAssertThrowsError(try CalibrationTable(json: Data(bad.utf8), path: "t.json")) { XCTAssertTrue("\($0)".hasPrefix("t.json: not a swiftq calibration table"), "\($0)") }
+        }
+    }
+}
