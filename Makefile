@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit check-shared demo proto fixtures venv bench quant-table clean
+.PHONY: deps build test unit hostile check-shared demo proto fixtures venv bench quant-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -28,8 +28,14 @@ build: deps
 test: build
 	swift test $(SWIFT_BUILD_FLAGS) --disable-swift-testing 2>&1 | tee .build/unit-tests.log | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; \
 	  status=$${PIPESTATUS[0]}; grep -E "^\s*Executed [0-9]+ tests" .build/unit-tests.log | tail -1; exit $$status
+	@$(MAKE) --no-print-directory hostile
 	@if [ -d "$(SHARED)/models" ]; then $(MAKE) --no-print-directory check-shared; \
 	else echo "../shared not found (set SWIFTQ_SHARED): real-model checks skipped"; fi
+
+## Hostile and careless input against the built binary (scripts/hostile.py): exit codes, one-line errors naming
+## the file, nothing left behind, inputs unchanged. Needs the Python venv, not ../shared.
+hostile: build venv
+	$(PY) scripts/hostile.py $(BIN)
 
 ## End-to-end checks on the real models and images in ../shared, side by side with ONNX Runtime.
 check-shared: build venv

@@ -20,9 +20,8 @@ public struct Dataset: Sendable {
     public init(root: String, labels: String? = nil, classes: String? = nil) throws {
         self.root = root
         var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir), isDir.boolValue else {
-            throw ImageError(path: root, reason: "no such folder")
-        }
+        guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir) else { throw ImageError(path: root, reason: "no such folder") }
+        guard isDir.boolValue else { throw ImageError(path: root, reason: "is a file, not a folder of images") }
         if let labels {
             guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else { throw ImageError(path: labels, reason: "cannot read the labels file") }
             var items: [Item] = []
@@ -44,6 +43,7 @@ public struct Dataset: Sendable {
                 let n = name.split(separator: " ").first.map(String.init) ?? ""
                 if !n.isEmpty && classIndex[n] == nil { classIndex[n] = i }
             }
+            if classIndex.isEmpty { throw ImageError(path: classes, reason: "lists no classes (one name per line expected)") }
         }
         let fm = FileManager.default
         let entries = (try? fm.contentsOfDirectory(atPath: root))?.sorted() ?? []

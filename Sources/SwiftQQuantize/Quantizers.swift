@@ -103,3 +103,29 @@ public struct QuantizationPlan: Sendable {
         weightedInputs = Set(quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.map { g.nodes[$0].inputs[0] })
     }
 }
+
+extension QuantizationPlan {
+    /// Refuses a weight or bias holding NaN or infinity in a node that is to be quantized: its int8 scale and
+    /// int32 bias would be meaningless (NaN rounds to 0, infinity to scale 1 and a saturated bias). The message
+    /// names the file, node and tensor (as the file has them, when `original` is the graph before the
+    /// rewrites: a folded BatchNormalization renames the bias); excluding the node keeps it float.
+    public func checkFiniteWeights(_ g: Graph, original: Graph? = nil, path: String) throws {
+        let inits = g.initializerTable
+        let originalInits = original?.initializerTable ?? [:]
+        let originalNodes = Dictionary((original?.nodes ?? []).filter { !$0.name.isEmpty }.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        for i in quantized.sorted() where opQuantizers[g.nodes[i].opType] == .weighted {
+            let n = g.nodes[i]
+            for (k, role) in [(1, "weight"), (2, "bias")] {
+                var candidates: [(String, Tensor)] = []
+                if let before = originalNodes[n.name], let name = before.input(k), let t = originalInits[name] { candidates.append((name, t)) }
+                if let name = n.input(k), let t = inits[name] { candidates.append((name, t)) }
+                for (name, t) in candidates where t.dtype.isFloatingPoint {
+                    let values = t.floats()
+                    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                        throw ModelError.invalid(path: path, what: "node '\(n.displayName)' (\(n.opType)): \(role) '\(name)' holds \(values[bad]) at element \(bad); it cannot be quantized (fix the model, or keep the node float with --exclude \(n.name.isEmpty ? n.opType : n.name))")
+                    }
+                }
+            }
+        }
+    }
+}

@@ -31,7 +31,7 @@ func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
         var next = consumers(out)
         if next.count == 1, !graphOutputs.contains(out), !removed.contains(next[0]) {
             let bn = graph.nodes[next[0]]
-            if bn.opType == "BatchNormalization", bn.outputs.count == 1 || bn.outputs.dropFirst().allSatisfy(\.isEmpty),
+            if bn.opType == "BatchNormalization", bn.isDefaultDomain, bn.outputs.count == 1 || bn.outputs.dropFirst().allSatisfy(\.isEmpty),
                let scale = constant(bn.input(1)), let shift = constant(bn.input(2)), let mean = constant(bn.input(3)),
                let variance = constant(bn.input(4)), scale.count == w.shape[0], shift.count == scale.count,
                mean.count == scale.count, variance.count == scale.count {
@@ -51,8 +51,8 @@ func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
         if next.count == 1, !graphOutputs.contains(out), !removed.contains(next[0]) {
             let act = graph.nodes[next[0]]
             var bounds: (Float, Float)? = nil
-            if act.opType == "Relu" { bounds = (0, .infinity) }
-            if act.opType == "Clip" {
+            if act.opType == "Relu", act.isDefaultDomain { bounds = (0, .infinity) }
+            if act.opType == "Clip", act.isDefaultDomain {
                 // Opset 11 and later give the bounds as inputs, earlier opsets as attributes.
                 var lo: Float? = act.float("min") ?? -.infinity, hi: Float? = act.float("max") ?? .infinity
                 if act.inputs.count > 1 {

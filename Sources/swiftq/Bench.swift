@@ -23,26 +23,47 @@ struct Bench: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Fix an input's shape, e.g. x=1x3x48x192 (repeatable).", valueName: "name=shape"))
     var inputShape: [InputShape] = []
 
-    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
-    @Option(help: ArgumentHelp("Untimed runs first.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Untimed runs first.", valueName: "n"))
     var warmup = 5
 
-    @Option(help: ArgumentHelp("Time to spend measuring.", valueName: "seconds"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Time to spend measuring.", valueName: "seconds"))
     var seconds = 3.0
 
-    @Option(help: ArgumentHelp("Measure at least this many runs.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Measure at least this many runs.", valueName: "n"))
     var minRuns = 10
 
     @Flag(help: "Print the time per op type and the slowest nodes.")
     var profile = false
 
-    @Option(help: ArgumentHelp("With --profile, how many of the slowest nodes to list.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("With --profile, how many of the slowest nodes to list.", valueName: "n"))
     var profileNodes = 15
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Refuse a model in which any tensor would hold more values than this, checked before anything is allocated.", valueName: "n"))
+    var maxTensorElements: Int = Model.defaultMaxTensorElements
+
+    /// Each data input's shape: --input-shape, else the declared one with a free batch as 1.
+    func benchInputShapes(_ m: Model) throws -> [String: [Int]] {
+        let fixed = Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
+        var shapes: [String: [Int]] = [:]
+        for v in m.graph.dataInputs {
+            let dims = v.shape ?? []
+            shapes[v.name] = try fixed[v.name] ?? dims.enumerated().map { k, d in
+                if let x = d.value {
+                    if x <= 0 { throw CLIError(message: "\(model): input '\(v.name)' declares dimension \(k) as \(x); pass --input-shape \(v.name)=...") }
+                    return x
+                }
+                if k == 0 { return 1 }
+                throw CLIError(message: "\(model): input '\(v.name)' has a dynamic dimension \(k); pass --input-shape \(v.name)=...")
+            }
+        }
+        return shapes
+    }
 
     func validate() throws {
         if threads <= 0 { throw ValidationError("--threads must be positive") }
@@ -54,6 +75,9 @@ struct Bench: ParsableCommand {
             let outputs = OutputFiles(inputs: [model])
             let m = try ONNXReader.read(path: model, externalFile: outputs.addInput)
             try reserve(json, role: "--json", in: outputs)
+            try m.checkRunnable(path: model)
+            let shapes = try benchInputShapes(m)
+            try m.checkTensorSizes(path: model, inputShapes: shapes, maxElements: maxTensorElements)
             var options = Interpreter.Options(threads: threads)
             options.profile = profile
             let interp = try Interpreter(model: m, options: options)
@@ -67,12 +91,7 @@ struct Bench: ParsableCommand {
             var feeds: [String: RTensor] = [:]
             var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
             for v in m.graph.dataInputs {
-                let dims = v.shape ?? []
-                let shape = try fixed[v.name] ?? dims.enumerated().map { k, d in
-                    if let x = d.value { return x }
-                    if k == 0 { return 1 }
-                    throw CLIError(message: "input '\(v.name)' has a dynamic dimension \(k); pass --input-shape \(v.name)=...")
-                }
+                let shape = shapes[v.name]!
                 let t = RTensor(dtype: .float, shape: shape)
                 for i in 0..<t.count {
                     seed = seed &* 6364136223846793005 &+ 1442695040888963407

@@ -44,16 +44,16 @@ struct Eval: ParsableCommand {
     @OptionGroup(title: "Preprocessing")
     var preprocessing: PreprocessingOptions
 
-    @Option(help: ArgumentHelp("Evaluate only the first N images.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Evaluate only the first N images.", valueName: "n"))
     var limit: Int?
 
-    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Write the results as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
 
-    @Option(help: ArgumentHelp("With two models (fp32 then int8): exit with code 1 when the second's top-1 is more than PTS points below the first's (a CI gate).", valueName: "pts"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("With two models (fp32 then int8): exit with code 1 when the second's top-1 is more than PTS points below the first's (a CI gate).", valueName: "pts"))
     var maxDrop: Double?
 
     @Option(help: ArgumentHelp("Write one line per image: path, label, then each model's top-1 class ('-' when unknown or skipped).", valueName: "file"))
@@ -62,7 +62,7 @@ struct Eval: ParsableCommand {
     @Option(help: ArgumentHelp("Save every model's raw output as a float32 .npy array [models, images, classes] (NaN rows for skipped images).", valueName: "file"))
     var saveOutputs: String?
 
-    @Option(help: ArgumentHelp("With two models (fp32, then an int8 model on the integer runtime): measure each int8 activation's SQNR against the float model on the first N images and list the lowest (0: off).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("With two models (fp32, then an int8 model on the integer runtime): measure each int8 activation's SQNR against the float model on the first N images and list the lowest (0: off).", valueName: "n"))
     var sqnrImages = 8
 
     func validate() throws {
@@ -86,9 +86,8 @@ struct Eval: ParsableCommand {
             try reserve(saveOutputs, role: "--save-outputs", in: outputs)
             let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
             for (path, model) in loaded {
-                if let side = PreprocessingOptions.inputSide(model), side != prep.size {
-                    throw CLIError(message: "\(path) takes \(side)x\(side) images but the crop is \(prep.size)x\(prep.size) (--size)")
-                }
+                try model.checkRunnable(path: path)
+                _ = try ImageInput.shape(of: model, path: path, height: prep.size, width: prep.width ?? prep.size, maxElements: preprocessing.maxTensorElements)
             }
             let dataset = try Dataset(root: data, labels: labels, classes: classes)
             var items = dataset.items
@@ -180,7 +179,7 @@ struct Eval: ParsableCommand {
                     if saveOutputs != nil { result.outputs[m].append(nil) }
                 }
             case .tensor(let pixels):
-                let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.size])
+                let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.width ?? prep.size])
                 for (m, run) in runs.enumerated() {
                     let scores: RTensor
                     do {

@@ -9,10 +9,10 @@ struct PreprocessingOptions: ParsableArguments {
     @Option(help: ArgumentHelp("Normalization preset: torch (RGB, /255, ImageNet mean/std), caffe (BGR, 0-255, minus 104,117,123), inception ((x-127.5)/127.5), effnet-lite ((x-127)/128). Default: what the model's metadata records (models written by swiftq quantize), else torch.", valueName: "name"))
     var preset: String?
 
-    @Option(help: ArgumentHelp("Side of the square center crop fed to the network. Default: the model's input height and width when fixed, else 224.", valueName: "pixels"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Side of the square center crop fed to the network. Default: the model's input height and width when fixed, else 224.", valueName: "pixels"))
     var size: Int?
 
-    @Option(help: ArgumentHelp("Resize the shorter side to this before cropping (bilinear, as PIL). Default: size / 0.875 (256 for 224).", valueName: "pixels"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Resize the shorter side to this before cropping (bilinear, as PIL). Default: size / 0.875 (256 for 224).", valueName: "pixels"))
     var resize: Int?
 
     @Option(help: ArgumentHelp("Per-channel mean subtracted after scaling, in the network's channel order, e.g. 0.485,0.456,0.406.", valueName: "r,g,b"))
@@ -27,8 +27,11 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "Feed channels in BGR order (as Caffe models expect).")
     var bgr = false
 
-    @Option(help: ArgumentHelp("Skip (with a warning) any image with more pixels than this, decoded or resized; checked from the header before decoding. Default: Pillow's limit, \(ImageLimits.defaultMaxPixels).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Skip (with a warning) any image with more pixels than this, decoded or resized; checked from the header before decoding. Default: Pillow's limit, \(ImageLimits.defaultMaxPixels).", valueName: "n"))
     var maxImagePixels: Int = ImageLimits.defaultMaxPixels
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Refuse a model in which any tensor (input, activation, constant) would hold more values than this, checked before anything is allocated. Default: 2^28 (1 GiB of float32).", valueName: "n"))
+    var maxTensorElements: Int = Model.defaultMaxTensorElements
 
     var limits: ImageLimits { ImageLimits(maxPixels: maxImagePixels) }
 
@@ -39,6 +42,7 @@ struct PreprocessingOptions: ParsableArguments {
         if let size, size <= 0 { throw ValidationError("--size must be positive") }
         if let resize, resize <= 0 { throw ValidationError("--resize must be positive") }
         if let resize, let size, resize < size { throw ValidationError("--resize \(resize) is smaller than --size \(size): the crop would not fit") }
+        if maxTensorElements <= 0 { throw ValidationError("--max-tensor-elements must be positive") }
         if maxImagePixels <= 0 { throw ValidationError("--max-image-pixels must be positive") }
         if let std, std.values.contains(0) { throw ValidationError("--std must not contain 0") }
     }

@@ -39,16 +39,16 @@ struct Quantize: ParsableCommand {
     @Option(help: ArgumentHelp("Threshold method: max (default: with bias correction the only one that matched or beat ONNX Runtime's quantize_static on every ../shared model), percentile, entropy (TensorRT's KL search) or mse.", valueName: "method"))
     var method: CalibrationMethod = .max
 
-    @Option(help: ArgumentHelp("Percentile of |x| kept by --method percentile.", valueName: "p"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Percentile of |x| kept by --method percentile.", valueName: "p"))
     var percentile: Double = 99.99
 
     @Option(help: ArgumentHelp("Calibrate on the images this file lists instead, in its order: one path relative to --calib per line (a labels file works; the label is ignored).", valueName: "file"))
     var calibList: String?
 
-    @Option(help: ArgumentHelp("Use at most N calibration images (the folder's images shuffled with a fixed seed, or the first N of --calib-list).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Use at most N calibration images (the folder's images shuffled with a fixed seed, or the first N of --calib-list).", valueName: "n"))
     var calibLimit: Int = 500
 
-    @Option(help: ArgumentHelp("Seed of the calibration image shuffle.", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Seed of the calibration image shuffle.", valueName: "n"))
     var seed: UInt64 = 0
 
     @Option(help: ArgumentHelp("Reuse the statistics of an earlier run (its .calib.json) instead of running images.", valueName: "file"))
@@ -63,10 +63,10 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Symmetric int8 activations with zero point 0 (TensorRT) instead of asymmetric uint8.")
     var symmetricActivations = false
 
-    @Option(help: ArgumentHelp("Weight bits, 2-8 (narrower ranges inside int8).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Weight bits, 2-8 (narrower ranges inside int8).", valueName: "n"))
     var weightBits: Int = 8
 
-    @Option(help: ArgumentHelp("Activation bits, 2-8 (narrower ranges inside uint8/int8).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Activation bits, 2-8 (narrower ranges inside uint8/int8).", valueName: "n"))
     var activationBits: Int = 8
 
     @Option(help: ArgumentHelp("Keep this node (name) or op type in float; repeatable.", valueName: "name-or-op"))
@@ -78,7 +78,7 @@ struct Quantize: ParsableCommand {
     @OptionGroup(title: "Preprocessing (as for eval)")
     var preprocessing: PreprocessingOptions
 
-    @Option(help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Threads for the network (default: all cores).", valueName: "n"))
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: ArgumentHelp("Write the summary as JSON to this file ('-' for standard output).", valueName: "file"))
@@ -113,6 +113,7 @@ struct Quantize: ParsableCommand {
             // reader never sees a model whose weight file is not there yet.
             let outputs = OutputFiles(inputs: [model] + [calibTable, calibList].compactMap { $0 })
             let original = try ONNXReader.read(path: model, externalFile: outputs.addInput)
+            try original.checkRunnable(path: model)
             if calibTable == nil { try outputs.reserve(tablePath, role: "calibration table") }
             try outputs.reserve(weightsPath, role: "weight file")
             try reserve(json, role: "--json", in: outputs)
@@ -139,6 +140,8 @@ struct Quantize: ParsableCommand {
                 prep.size = h
                 prep.width = w == h ? nil : w
             }
+            let shape = try ImageInput.shape(of: original, path: model, height: prep.size, width: prep.width ?? prep.size,
+                                             maxElements: preprocessing.maxTensorElements)
             let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), FoldPadIntoConv(), UpgradeOpset()]).run(original)
             let interpreter: Interpreter
             do {
@@ -146,12 +149,9 @@ struct Quantize: ParsableCommand {
             } catch {
                 throw CLIError(message: "\(model): \(error)")
             }
-            guard interpreter.inputNames.count == 1 else {
-                throw CLIError(message: "\(model): calibration feeds one image input; this model has \(interpreter.inputNames.count)")
-            }
-            let shape = [1, 3, prep.size, prep.width ?? prep.size]
             let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: shape]).facts
             let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
+            try plan.checkFiniteWeights(prepared.graph, original: original.graph, path: model)
             lap("prepare")
             say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(log.count) rewrites → \(prepared.graph.nodes.count) nodes, opset \(prepared.opset)")
             say("preprocess  \(source): \(prep.summary)")

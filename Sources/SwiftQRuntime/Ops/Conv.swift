@@ -75,6 +75,8 @@ public func convGeometry(x: [Int], w: [Int]?, setup: OperatorSetup, group: Int, 
     }
     let a: WindowAttributes
     do { a = try WindowAttributes(node: setup.node, spatialRank: spatial.count, kernel: kernelFromWeight) } catch let e as ModelError {
+        // The shape error names the node already; keep only what is wrong, so the node is named once.
+        if case .shape(_, _, let what) = e { throw fail.invalid(what) }
         throw fail.invalid(e.description)
     }
     let pads = a.resolvedPads(input: spatial)
