@@ -54,7 +54,7 @@ struct Bench: ParsableCommand {
         for v in m.graph.dataInputs {
             let dims = v.shape ?? []
             shapes[v.name] = try fixed[v.name] ?? dims.enumerated().map { k, d in
-                if let x = d.value {
+                if let x = d.value, x != -1 {
                     if x <= 0 { throw CLIError(message: "\(model): input '\(v.name)' declares dimension \(k) as \(x); pass --input-shape \(v.name)=...") }
                     return x
                 }
