@@ -36,6 +36,7 @@ test: build
 ## the file, nothing left behind, inputs unchanged. Needs the Python venv, not ../shared.
 hostile: build venv
 	$(PY) scripts/hostile.py $(BIN)
+	$(PY) scripts/killtest.py $(BIN) --rounds 10
 
 ## End-to-end checks on the real models and images in ../shared, side by side with ONNX Runtime.
 check-shared: build venv

@@ -414,8 +414,43 @@ def main():
             passed += 1
             print(f'PASS {c.name}')
         sys.stdout.flush()
+    if not only or only in 'determinism':
+        problems = determinism()
+        if problems:
+            failed += 1
+            print('FAIL determinism: ' + '; '.join(problems))
+        else:
+            passed += 1
+            print('PASS determinism: quantize gives the same bytes on every run, with --threads 1 and 2, on images of every kind')
     print(f'{passed} passed, {failed} failed')
     sys.exit(1 if failed else 0)
+
+
+def determinism():
+    """Output bytes identical across runs and thread counts, calibrating on every image kind (Fixtures/image-kinds,
+    damaged ones included, which are skipped) plus the transparent and 16-bit PNGs made here."""
+    d = tempfile.mkdtemp(prefix='swiftq-determinism-')
+    try:
+        save(tiny_model(), os.path.join(d, 'm.onnx'))
+        shutil.copytree(os.path.join(FIXTURES, 'image-kinds'), os.path.join(d, 'imgs', 'kinds'), ignore=shutil.ignore_patterns('*.json'))
+        images(os.path.join(d, 'imgs'), ['trns.png', 'rgba.png', 'grey16.png', 'la.png', 'cmyk.jpg', 'progressive.jpg'])
+        digests = []
+        for threads in ('1', '2', '1', '2'):
+            out = f'q{len(digests)}'
+            r = subprocess.run([BIN, 'quantize', 'm.onnx', '--calib', 'imgs', '--preset', 'torch', '--threads', threads, '-o', out + '.onnx'],
+                               cwd=d, capture_output=True, text=True, timeout=TIMEOUT, preexec_fn=limit_memory)
+            if r.returncode != 0:
+                return [f'--threads {threads}: exit {r.returncode}: {r.stderr.strip()[-300:]}']
+            skipped = [l for l in r.stderr.splitlines() if 'skipped' in l]
+            if len(skipped) != 4:  # bomb.png, truncated.png, truncated.jpg, no_end_marker.jpg
+                return [f'expected 4 images skipped, got {len(skipped)}: {skipped}']
+            digests.append(tuple(hashlib.sha256(open(os.path.join(d, out + ext), 'rb').read()).hexdigest()
+                                 for ext in ('.onnx', '.swq', '.calib.json')))
+        if len(set(digests)) != 1:
+            return [f'outputs differ between runs: {digests}']
+        return []
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
 
 BIN = None
 if __name__ == '__main__':
