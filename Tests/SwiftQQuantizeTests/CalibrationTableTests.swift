@@ -34,7 +34,7 @@ final class CalibrationTableTests: XCTestCase {
         e.outputFormatting = [.sortedKeys]
         e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         let viaFoundation = try JSONSerialization.jsonObject(with: e.encode(table)) as! NSDictionary
-        let ours = try JSONSerialization.jsonObject(with: table.encoded()) as! NSDictionary
+        let ours = try JSONSerialization.jsonObject(with: Data(table.encoded())) as! NSDictionary
         XCTAssertEqual(ours, viaFoundation)
     }
 
