@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit hostile check-shared demo proto fixtures venv bench quant-table clean
+.PHONY: deps build test unit hostile fuzz sanitize check-shared demo proto fixtures venv bench quant-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -37,6 +37,26 @@ test: build
 hostile: build venv
 	$(PY) scripts/hostile.py $(BIN)
 	$(PY) scripts/killtest.py $(BIN) --rounds 10
+
+## libFuzzer targets (Fuzz/): the ONNX reader, the calibration table reader, the JPEG/PNG decoders, each for
+## FUZZ_SECONDS after replaying its regression inputs. CI runs it with FUZZ_SECONDS=60.
+FUZZ_SECONDS ?= 600
+fuzz: build
+	scripts/fuzz.sh $(FUZZ_SECONDS)
+
+## The unit tests under AddressSanitizer and LeakSanitizer (Swift and C) and UndefinedBehaviorSanitizer (the C
+## kernels and decoders; Swift checks overflow and bounds itself), in a build folder of their own; then the
+## hostile-input cases against the sanitized binary.
+SANITIZE_FLAGS := -c release --sanitize=address -Xcc -fsanitize=undefined -Xcc -fno-sanitize-recover=undefined \
+	-Xswiftc -Xclang-linker -Xswiftc -fsanitize=undefined --scratch-path .build-sanitize
+sanitize: deps venv
+	swift build --build-tests $(SANITIZE_FLAGS)
+	UBSAN_OPTIONS=print_stacktrace=1 ASAN_OPTIONS=malloc_context_size=6 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp swift test --skip-build $(SANITIZE_FLAGS) --disable-swift-testing 2>&1 | tee .build-sanitize/tests.log \
+	  | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; status=$${PIPESTATUS[0]}; \
+	  if grep -qE "runtime error:|ERROR: (Address|Leak)Sanitizer" .build-sanitize/tests.log; then echo "sanitizer reports above"; exit 1; fi; \
+	  grep -E "^\s*Executed [0-9]+ tests" .build-sanitize/tests.log | tail -1; exit $$status
+	ASAN_OPTIONS=malloc_context_size=6 LSAN_OPTIONS=suppressions=$(CURDIR)/Tests/Sanitizers/lsan.supp \
+	  $(PY) scripts/hostile.py .build-sanitize/release/swiftq --sanitized
 
 ## End-to-end checks on the real models and images in ../shared, side by side with ONNX Runtime.
 check-shared: build venv

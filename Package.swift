@@ -9,6 +9,9 @@ let package = Package(
         .library(name: "SwiftQCore", targets: ["SwiftQCore"]),
         .library(name: "SwiftQONNX", targets: ["SwiftQONNX"]),
         .library(name: "SwiftQRuntime", targets: ["SwiftQRuntime"]),
+        .library(name: "SwiftQImages", targets: ["SwiftQImages"]),
+        .library(name: "SwiftQQuantize", targets: ["SwiftQQuantize"]),
+        .library(name: "SwiftQCalibrate", targets: ["SwiftQCalibrate"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),

@@ -11,7 +11,9 @@ Every case builds its files in a fresh folder, runs one swiftq command under a m
   - the input files' bytes unchanged.
 It prints one line per case and `N passed, N failed`; exit 1 when any failed.
 
-usage: hostile.py path/to/swiftq [--only SUBSTRING] [--keep]
+usage: hostile.py path/to/swiftq [--only SUBSTRING] [--keep] [--sanitized]
+(--sanitized: the binary is an AddressSanitizer build, `make sanitize`'s: no address-space limit, and any
+sanitizer report fails the case)
 Needs onnx, numpy and pillow (the Makefile's .venv); nothing from ../shared.
 """
 import hashlib, os, resource, shutil, signal, struct, subprocess, sys, tempfile, time, zlib
@@ -26,7 +28,9 @@ MEMORY_LIMIT = 8_000_000 * 1024
 TIMEOUT = 120
 
 def limit_memory():
-    resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
+    # An AddressSanitizer build reserves terabytes of address space for its shadow: no limit on those.
+    if not SANITIZED:
+        resource.setrlimit(resource.RLIMIT_AS, (MEMORY_LIMIT, MEMORY_LIMIT))
 
 
 # ---------------------------------------------------------------- files the cases use
@@ -349,6 +353,8 @@ def run_case(c, keep):
         err = r.stderr
         if r.returncode < 0:
             problems.append(f'killed by signal {-r.returncode}')
+        if 'Sanitizer' in err or 'runtime error:' in err:
+            problems.append('sanitizer report: ' + next(l for l in err.splitlines() if 'Sanitizer' in l or 'runtime error:' in l)[:200])
         if 'Backtrac' in err or 'crashed' in err or 'Fatal error' in err:
             problems.append('crashed: ' + err.strip().splitlines()[0][:200])
         if r.returncode != c.rc:
@@ -400,6 +406,8 @@ def main():
     BIN = os.path.abspath(args[0])
     only = args[args.index('--only') + 1] if '--only' in args else None
     keep = '--keep' in args
+    global SANITIZED
+    SANITIZED = '--sanitized' in args
     passed = failed = 0
     for c in CASES:
         if only and only not in c.name:
@@ -453,5 +461,6 @@ def determinism():
         shutil.rmtree(d, ignore_errors=True)
 
 BIN = None
+SANITIZED = False
 if __name__ == '__main__':
     main()

@@ -45,6 +45,7 @@ static void append(ProtobufCBuffer *base, size_t len, const uint8_t *data) {
             return;
         }
     }
+    if (len == 0) return;  // protobuf-c appends empty byte fields with a NULL pointer: memcpy must not see it
     memcpy(b->data + b->used, data, len);
     b->used += len;
 }

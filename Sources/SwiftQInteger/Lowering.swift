@@ -369,7 +369,7 @@ final class Planner {
             let f = RTensor(dtype: .float, shape: x.shape)
             let outShape = try p.runFloatAll(n, [f] + consts)[0].shape
             let y = x.like(shape: outShape, nhwc: false)
-            let program = p
+            unowned let program = p
             try add {
                 for i in 0..<x.count { f.f[i] = Float(x.bytes[i]) }
                 let t = try program.runFloatAll(n, [f] + consts)[0]
@@ -393,7 +393,9 @@ final class Planner {
             return (nil, p.inits[name].map(RTensor.init))
         }
         let outs = n.outputs.map { _ in Slot() }
-        let program = p
+        // The program owns the plan and so this step: unowned, or program -> plan -> step -> program is a cycle
+        // that kept every program with a float island (and its model) alive forever.
+        unowned let program = p
         try add {
             let ins: [RTensor?] = sources.map { s, c in s.map { $0.q?.dequantized() ?? $0.f } ?? c }
             let ys = try program.runFloatAll(n, ins)

@@ -87,7 +87,6 @@ struct Bench: ParsableCommand {
             if let warning { printWarning(warning) }
             let runtime = integer == nil ? "float" : "integer"
             let run = { (feeds: [String: RTensor]) throws in _ = try integer?.run(feeds) ?? interp.run(feeds) }
-            let fixed = Dictionary(inputShape.map { ($0.name, $0.dims) }, uniquingKeysWith: { $1 })
             var feeds: [String: RTensor] = [:]
             var seed: UInt64 = 0x9E37_79B9_7F4A_7C15
             for v in m.graph.dataInputs {

@@ -1,0 +1,29 @@
+import SwiftQCalibrate
+import SwiftQQuantize
+
+/// One input: bytes read as a `.calib.json`; an accepted table is written back, read again, and its ranges
+/// computed by every method.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzCalibrationTable(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let bytes = UnsafeRawBufferPointer(start: data, count: size)
+    guard let table = try? CalibrationTable(json: Array(bytes), path: "fuzz.calib.json") else { return 0 }
+    guard let again = try? CalibrationTable(json: table.encoded(), path: "again.calib.json") else {
+        fatalError("a table that was accepted does not read back after encoding")
+    }
+    for method in CalibrationMethod.allCases {
+        _ = again.ranges(method: method, percentile: 99.99, bits: 8)
+    }
+    return 0
+}
+
+/// SwiftPM links an executable's entry point as `<module>_main`; libFuzzer's driver runs from it.
+@_cdecl("FuzzCalibrationTable_main")
+public func FuzzCalibrationTableMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzCalibrationTable(data!, size) }
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt

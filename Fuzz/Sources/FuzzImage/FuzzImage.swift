@@ -1,0 +1,27 @@
+import Foundation
+import SwiftQImages
+
+/// One input: bytes decoded as a JPEG or PNG (at most 4 megapixels, so a declared bomb is refused from its
+/// header rather than run out of memory); a decoded image is preprocessed as eval and quantize do.
+@_cdecl("LLVMFuzzerTestOneInput")
+public func fuzzImage(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
+    let limits = ImageLimits(maxPixels: 1 << 22)
+    guard let image = try? RGBImage(encoded: Data(bytes: data, count: size), path: "fuzz", limits: limits) else { return 0 }
+    precondition(image.pixels.count == image.width * image.height * 3 && image.width > 0 && image.height > 0)
+    let p = Preprocessing.preset("torch", size: 16, resize: 18)!
+    let (w, h) = p.resizedSize(width: image.width, height: image.height)
+    if w * h <= Double(limits.maxPixels) { _ = p.tensor(image) }
+    return 0
+}
+
+/// SwiftPM links an executable's entry point as `<module>_main`; libFuzzer's driver runs from it.
+@_cdecl("FuzzImage_main")
+public func FuzzImageMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
+    var argc = argc
+    var argv = argv
+    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzImage(data!, size) }
+}
+
+@_silgen_name("LLVMFuzzerRunDriver")
+func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
+                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
