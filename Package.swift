@@ -33,7 +33,7 @@ let package = Package(
         // Temporary-file cleanup on SIGINT/SIGTERM (signal-handler code belongs in C). Only SwiftQCore imports it.
         .target(name: "CSupport", path: "Sources/CSupport"),
         .target(name: "SwiftQCore", dependencies: ["CSupport"]),
-        .target(name: "SwiftQImages", dependencies: ["CImage"]),
+        .target(name: "SwiftQImages", dependencies: ["CImage", "SwiftQCore"]),
         .target(name: "SwiftQKernels", dependencies: ["CKernels"]),
         .target(name: "SwiftQRuntime", dependencies: ["SwiftQCore", "SwiftQKernels"]),
         .target(name: "SwiftQONNX", dependencies: ["SwiftQCore", "COnnx", "CZlib"]),

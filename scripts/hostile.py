@@ -308,6 +308,11 @@ case('inspect a missing file', ['inspect', 'gone.onnx'], 2, ['gone.onnx'])(plain
 case('inspect m (a one-letter name)', ['inspect', 'm'], 0)(lambda d: save(tiny_model(), os.path.join(d, 'm')))
 case('inspect a truncated model', ['inspect', 'cut.onnx'], 2, ['cut.onnx'])(
     lambda d: open(os.path.join(d, 'cut.onnx'), 'wb').write(open(os.path.join(FIXTURES, 'tiny_cnn.onnx'), 'rb').read()[:1500]))
+case('eval: a FIFO named like an image', ['eval', 'm.onnx', '--data', 'imgs'], 0, warns=['fifo.jpg'], seconds=20)(
+    lambda d: (plain(d), os.mkfifo(os.path.join(d, 'imgs', 'a', 'fifo.jpg'))))
+case('inspect a FIFO', ['inspect', 'pipe.onnx'], 2, ['pipe.onnx'], seconds=20)(lambda d: os.mkfifo(os.path.join(d, 'pipe.onnx')))
+case('quantize --calib-table a FIFO', ['quantize', 'm.onnx', '--calib-table', 't.json'], 2, ['t.json'], seconds=20)(
+    lambda d: (plain(d), os.mkfifo(os.path.join(d, 't.json'))))
 case('eval --calib-table of a folder', ['quantize', 'm.onnx', '--calib-table', 'imgs'], 2, ['imgs'])(plain)
 
 # success, with every output where it belongs

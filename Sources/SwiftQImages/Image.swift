@@ -1,4 +1,5 @@
 import CImage
+import SwiftQCore
 import Foundation
 
 /// An 8-bit RGB image, rows of `width * 3` bytes.
@@ -39,7 +40,13 @@ extension RGBImage {
     /// palette and 16-bit images become 8-bit RGB; alpha is dropped). A file whose header declares more
     /// than `limits.maxPixels` pixels is refused before its pixels are allocated.
     public init(contentsOf path: String, limits: ImageLimits = ImageLimits()) throws {
-        guard let data = FileManager.default.contents(atPath: path) else { throw ImageError(path: path, reason: "cannot read the file") }
+        let data: Data
+        do {
+            // A compressed image is smaller than its pixels; past 3 bytes a pixel plus slack it is not an image we take.
+            data = try FileBytes.read(path, maxBytes: max(1 << 20, limits.maxPixels) * 4)
+        } catch {
+            throw ImageError(path: path, reason: "cannot read the file: \(error)")
+        }
         try self.init(encoded: data, path: path, limits: limits)
     }
 

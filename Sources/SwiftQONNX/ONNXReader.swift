@@ -8,14 +8,13 @@ public enum ONNXReader {
     /// an unknown operator, an unsupported tensor type or a structurally invalid graph.
     /// `externalFile` is told the path of every external data file the model's tensors are read from.
     public static func read(path: String, validate: Bool = true, externalFile: ((String) -> Void)? = nil) throws -> Model {
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: path, isDirectory: &isDir) else { throw ModelError.fileNotFound(path: path) }
-        if isDir.boolValue { throw ModelError.unreadable(path: path, reason: "is a directory") }
+        guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
         let data: Data
         do {
-            data = try Data(contentsOf: URL(fileURLWithPath: path), options: .alwaysMapped)
+            // Protobuf's own limit is 2 GiB; larger weights live in external data files.
+            data = try FileBytes.read(path, maxBytes: Int(Int32.max))
         } catch {
-            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+            throw ModelError.unreadable(path: path, reason: "\(error)")
         }
         let base = PathNames.folder(of: path)
         let model = try data.withUnsafeBytes {
@@ -46,8 +45,8 @@ extension ONNXReader {
     public static func readTensor(path: String) throws -> (name: String, tensor: Tensor) {
         guard FileManager.default.fileExists(atPath: path) else { throw ModelError.fileNotFound(path: path) }
         let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw ModelError.unreadable(path: path, reason: (error as NSError).localizedDescription)
+        do { data = try FileBytes.read(path, maxBytes: Int(Int32.max)) } catch {
+            throw ModelError.unreadable(path: path, reason: "\(error)")
         }
         return try data.withUnsafeBytes { b in
             guard let base = b.baseAddress, b.count > 0,

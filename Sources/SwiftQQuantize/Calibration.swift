@@ -77,10 +77,10 @@ public struct CalibrationTableError: Error, CustomStringConvertible {
 extension CalibrationTable {
     /// Reads a table written by `encoded()` (a `.calib.json`) and checks that its statistics are possible.
     public static func read(path: String) throws -> CalibrationTable {
-        var st = stat()
-        guard stat(path, &st) == 0 else { throw CalibrationTableError("\(path): cannot read the calibration table: \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw CalibrationTableError("\(path): not a file") }
-        guard let data = FileManager.default.contents(atPath: path) else { throw CalibrationTableError("\(path): cannot read the calibration table") }
+        let data: Data
+        do { data = try FileBytes.read(path, maxBytes: 1 << 31) } catch {
+            throw CalibrationTableError("\(path): cannot read the calibration table: \(error)")
+        }
         return try CalibrationTable(json: data, path: path)
     }
 
