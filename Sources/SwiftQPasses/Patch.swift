@@ -106,20 +106,28 @@ public struct Rewriter: Sendable {
     public func removeDead(_ model: Model) -> Model {
         var m = model
         let outputs = Set(m.graph.outputs.map(\.name))
-        while true {
-            var used = outputs
-            for n in m.graph.nodes { for i in n.inputs where !i.isEmpty { used.insert(i) } }
-            let before = m.graph.nodes.count
-            m.graph.nodes.removeAll { n in !n.outputs.contains { used.contains($0) } }
-            if m.graph.nodes.count == before {
-                // Older models also list initializers among the graph inputs: those entries go with them.
-                let dropped = Set(m.graph.initializers.map(\.name).filter { !used.contains($0) })
-                m.graph.initializers.removeAll { dropped.contains($0.name) }
-                m.graph.inputs.removeAll { dropped.contains($0.name) }
-                let values = used.union(m.graph.nodes.flatMap(\.outputs))
-                m.graph.valueInfo.removeAll { !values.contains($0.name) }
-                return m
+        // Live nodes: those the graph outputs reach through producers (one walk; a node none of whose outputs
+        // is read by a live node or the graph is dead, and so are the nodes only it reads).
+        var producer: [String: Int] = [:]
+        producer.reserveCapacity(m.graph.nodes.count)
+        for (i, n) in m.graph.nodes.enumerated() { for o in n.outputs where !o.isEmpty { producer[o] = i } }
+        var live = [Bool](repeating: false, count: m.graph.nodes.count)
+        var stack = outputs.compactMap { producer[$0] }
+        for i in stack { live[i] = true }
+        var used = outputs
+        while let i = stack.popLast() {
+            for input in m.graph.nodes[i].inputs where !input.isEmpty {
+                used.insert(input)
+                if let p = producer[input], !live[p] { live[p] = true; stack.append(p) }
             }
         }
+        if live.contains(false) { m.graph.nodes = m.graph.nodes.indices.filter { live[$0] }.map { m.graph.nodes[$0] } }
+        // Older models also list initializers among the graph inputs: those entries go with them.
+        let dropped = Set(m.graph.initializers.map(\.name).filter { !used.contains($0) })
+        m.graph.initializers.removeAll { dropped.contains($0.name) }
+        m.graph.inputs.removeAll { dropped.contains($0.name) }
+        let values = used.union(m.graph.nodes.flatMap(\.outputs))
+        m.graph.valueInfo.removeAll { !values.contains($0.name) }
+        return m
     }
 }
