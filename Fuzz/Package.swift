@@ -7,16 +7,17 @@ let package = Package(
     name: "swiftq-fuzz",
     dependencies: [.package(name: "swiftq", path: "..")],
     targets: [
+        .target(name: "FuzzSupport"),
         // The ONNX reader, then validation, the checks before work and shape inference on what it accepted.
-        .executableTarget(name: "FuzzONNX", dependencies: [
+        .executableTarget(name: "FuzzONNX", dependencies: ["FuzzSupport",
             .product(name: "SwiftQONNX", package: "swiftq"), .product(name: "SwiftQCore", package: "swiftq"),
         ]),
         // The calibration table reader (JSON, then the checks of impossible statistics).
-        .executableTarget(name: "FuzzCalibrationTable", dependencies: [
+        .executableTarget(name: "FuzzCalibrationTable", dependencies: ["FuzzSupport",
             .product(name: "SwiftQQuantize", package: "swiftq"), .product(name: "SwiftQCalibrate", package: "swiftq"),
         ]),
         // The JPEG and PNG decoders (libjpeg-turbo, libpng and our conversion), then preprocessing.
-        .executableTarget(name: "FuzzImage", dependencies: [.product(name: "SwiftQImages", package: "swiftq")]),
+        .executableTarget(name: "FuzzImage", dependencies: ["FuzzSupport", .product(name: "SwiftQImages", package: "swiftq")]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -1,3 +1,4 @@
+import FuzzSupport
 import SwiftQCalibrate
 import SwiftQQuantize
 
@@ -16,14 +17,7 @@ public func fuzzCalibrationTable(_ data: UnsafePointer<UInt8>, _ size: Int) -> C
     return 0
 }
 
-/// SwiftPM links an executable's entry point as `<module>_main`; libFuzzer's driver runs from it.
 @_cdecl("FuzzCalibrationTable_main")
 public func FuzzCalibrationTableMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzCalibrationTable(data!, size) }
+    runLibFuzzer(argc, argv) { data, size in fuzzCalibrationTable(data!, size) }
 }
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt

@@ -1,3 +1,4 @@
+import FuzzSupport
 import SwiftQCore
 import SwiftQONNX
 
@@ -16,14 +17,7 @@ public func fuzzONNX(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-/// SwiftPM links an executable's entry point as `<module>_main`; libFuzzer's driver runs from it.
 @_cdecl("FuzzONNX_main")
 public func FuzzONNXMain(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var argc = argc
-    var argv = argv
-    return LLVMFuzzerRunDriver(&argc, &argv) { data, size in fuzzONNX(data!, size) }
+    runLibFuzzer(argc, argv) { data, size in fuzzONNX(data!, size) }
 }
-
-@_silgen_name("LLVMFuzzerRunDriver")
-func LLVMFuzzerRunDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-                         _ callback: @convention(c) (UnsafePointer<UInt8>?, Int) -> CInt) -> CInt
