@@ -16,6 +16,8 @@ let package = Package(
         .executableTarget(name: "FuzzCalibrationTable", dependencies: ["FuzzSupport",
             .product(name: "SwiftQQuantize", package: "swiftq"), .product(name: "SwiftQCalibrate", package: "swiftq"),
         ]),
+        // The int8 weight file reader (its checksum set right, so the parser behind it is reached), then a round trip.
+        .executableTarget(name: "FuzzWeightFile", dependencies: ["FuzzSupport", .product(name: "SwiftQONNX", package: "swiftq")]),
         // The JPEG and PNG decoders (libjpeg-turbo, libpng and our conversion), then preprocessing.
         .executableTarget(name: "FuzzImage", dependencies: ["FuzzSupport", .product(name: "SwiftQImages", package: "swiftq")]),
     ],

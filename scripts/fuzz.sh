@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:?usage: fuzz.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(FuzzONNX FuzzCalibrationTable FuzzImage)
+[ ${#targets[@]} -eq 0 ] && targets=(FuzzONNX FuzzCalibrationTable FuzzImage FuzzWeightFile)
 work=.build/fuzz
 mkdir -p "$work"
 
@@ -30,6 +30,12 @@ seed() {
       .build/release/swiftq quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch -o "$tmp/t.onnx" > /dev/null 2>&1
       cp "$tmp/t.calib.json" "$dir/tiny_cnn.calib.json" 2>/dev/null
       printf '{"format":"swiftq-calibration","images":1,"model":"m","skipped":0,"tensors":{},"version":1}' > "$dir/empty.calib.json"
+      rm -rf "$tmp" ;;
+    FuzzWeightFile)
+      local tmp; tmp=$(mktemp -d)
+      .build/release/swiftq quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch -o "$tmp/t.onnx" > /dev/null 2>&1
+      .build/release/swiftq quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch --weight-bits 4 --per-tensor -o "$tmp/p.onnx" > /dev/null 2>&1
+      cp "$tmp/t.swq" "$dir/tiny_cnn.swq" 2>/dev/null; cp "$tmp/p.swq" "$dir/tiny_cnn_w4.swq" 2>/dev/null
       rm -rf "$tmp" ;;
   esac
 }

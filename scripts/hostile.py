@@ -313,6 +313,24 @@ case('eval: a FIFO named like an image', ['eval', 'm.onnx', '--data', 'imgs'], 0
 case('inspect a FIFO', ['inspect', 'pipe.onnx'], 2, ['pipe.onnx'], seconds=20)(lambda d: os.mkfifo(os.path.join(d, 'pipe.onnx')))
 case('quantize --calib-table a FIFO', ['quantize', 'm.onnx', '--calib-table', 't.json'], 2, ['t.json'], seconds=20)(
     lambda d: (plain(d), os.mkfifo(os.path.join(d, 't.json'))))
+case('eval --labels a FIFO', ['eval', 'm.onnx', '--data', 'imgs', '--labels', 'labels.txt'], 2, ['labels.txt'], seconds=20)(
+    lambda d: (plain(d), os.mkfifo(os.path.join(d, 'labels.txt'))))
+case('eval --labels not UTF-8', ['eval', 'm.onnx', '--data', 'imgs', '--labels', 'labels.txt'], 2, ['labels.txt', 'UTF-8'])(
+    lambda d: (plain(d), open(os.path.join(d, 'labels.txt'), 'wb').write(b'a/photo0.jpg 1\n\xff\xfe\n')))
+def int8_with(change):
+    def setup(d):
+        plain(d)
+        subprocess.run([BIN, 'quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx'], cwd=d, capture_output=True, check=True)
+        os.remove(os.path.join(d, 'q.calib.json'))
+        change(d)
+    return setup
+case('eval: the .swq beside an int8 model is a folder', ['eval', 'q.onnx', '--data', 'imgs'], 2, ['q.swq'])(
+    int8_with(lambda d: (os.remove(os.path.join(d, 'q.swq')), os.mkdir(os.path.join(d, 'q.swq')))))
+case('eval: the .swq beside an int8 model is cut short', ['eval', 'q.onnx', '--data', 'imgs'], 2, ['q.swq'])(
+    int8_with(lambda d: open(os.path.join(d, 'q.swq'), 'r+b').truncate(100)))
+case('eval: the .swq belongs to another model', ['eval', 'q.onnx', '--data', 'imgs'], 2, ['q.swq'])(
+    int8_with(lambda d: (subprocess.run([BIN, 'quantize', 'm.onnx', '--calib', 'imgs', '--per-tensor', '-o', 'p.onnx'], cwd=d, capture_output=True, check=True),
+                         [os.remove(os.path.join(d, f)) for f in ('p.onnx', 'p.calib.json')], os.replace(os.path.join(d, 'p.swq'), os.path.join(d, 'q.swq')))))
 case('eval --calib-table of a folder', ['quantize', 'm.onnx', '--calib-table', 'imgs'], 2, ['imgs'])(plain)
 
 # success, with every output where it belongs

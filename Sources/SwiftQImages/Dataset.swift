@@ -1,4 +1,5 @@
 import Foundation
+import SwiftQCore
 
 /// Labelled images: from a labels file (`relative/path class_index` per line) or from a folder of class
 /// folders (`root/<class>/<image>`), classes numbered by a classes file or by sorted folder names.
@@ -23,7 +24,7 @@ public struct Dataset: Sendable {
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir) else { throw ImageError(path: root, reason: "no such folder") }
         guard isDir.boolValue else { throw ImageError(path: root, reason: "is a file, not a folder of images") }
         if let labels {
-            guard let text = try? String(contentsOfFile: labels, encoding: .utf8) else { throw ImageError(path: labels, reason: "cannot read the labels file") }
+            let text = try Self.text(labels, what: "labels file")
             var items: [Item] = []
             for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
@@ -38,7 +39,7 @@ public struct Dataset: Sendable {
         }
         var classIndex: [String: Int] = [:]
         if let classes {
-            guard let text = try? String(contentsOfFile: classes, encoding: .utf8) else { throw ImageError(path: classes, reason: "cannot read the classes file") }
+            let text = try Self.text(classes, what: "classes file")
             for (i, name) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
                 let n = name.split(separator: " ").first.map(String.init) ?? ""
                 if !n.isEmpty && classIndex[n] == nil { classIndex[n] = i }
@@ -56,6 +57,14 @@ public struct Dataset: Sendable {
             for file in files { items.append(Item(path: "\(f)/\(file)", label: classIndex[f])) }
         }
         self.items = items
+    }
+
+    /// A list file (labels, classes, calibration list) as UTF-8 text, read as every input file is (`FileBytes`).
+    public static func text(_ path: String, what: String) throws -> String {
+        let data: Data
+        do { data = try FileBytes.read(path, maxBytes: 1 << 30) } catch { throw ImageError(path: path, reason: "cannot read the \(what): \(error)") }
+        guard let text = String(data: data, encoding: .utf8) else { throw ImageError(path: path, reason: "the \(what) is not UTF-8 text") }
+        return text
     }
 
     static func isImage(_ name: String) -> Bool { imageExtensions.contains((name as NSString).pathExtension.lowercased()) }

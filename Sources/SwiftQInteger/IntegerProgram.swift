@@ -66,8 +66,12 @@ public final class IntegerProgram {
     public static func beside(modelPath path: String, model: Model) throws -> (IntegerProgram?, String?) {
         guard model.metadataProps.contains(where: { $0.key == Int8WeightFile.metadataKey }) else { return (nil, nil) }
         let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
-        guard let bytes = FileManager.default.contents(atPath: weights) else {
+        guard FileManager.default.fileExists(atPath: weights) else {
             return (nil, "\(path): its int8 weight file \(weights) is missing; running the Q/DQ graph on the float runtime (fake quantization)")
+        }
+        let bytes: Data
+        do { bytes = try FileBytes.read(weights, maxBytes: Int(Int32.max)) } catch {
+            throw IntegerRuntimeError("\(weights): cannot read the int8 weight file: \(error)")
         }
         return (try IntegerProgram(model: model, weights: [UInt8](bytes), weightsPath: weights), nil)
     }

@@ -72,7 +72,7 @@ public enum Int8WeightFile {
         var r = Reader(bytes: bytes, path: path)
         guard bytes.count >= 16, Array(bytes[0..<4]) == magic else { throw WeightFileError.corrupt(path, "not a swiftq weight file (bad magic)") }
         let stored = bytes.suffix(4).withUnsafeBytes { $0.loadUnaligned(as: UInt32.self) }
-        guard crc(Array(bytes.dropLast(4))) == UInt32(littleEndian: stored) else { throw WeightFileError.corrupt(path, "file checksum mismatch") }
+        guard crc(Array(bytes.dropLast(4))) == UInt32(littleEndian: stored) else { throw WeightFileError.corrupt(path, "file checksum mismatch (the file is damaged or cut short)") }
         r.offset = 4
         let v: UInt16 = try r.get()
         guard v == version else { throw WeightFileError.corrupt(path, "version \(v); this swiftq reads version \(version)") }
@@ -85,12 +85,27 @@ public enum Int8WeightFile {
             let code: UInt8 = try r.get(), bits: UInt8 = try r.get(), axis: UInt8 = try r.get(), rank: UInt8 = try r.get()
             guard let dtype = DType(rawValue: Int32(code)) else { throw WeightFileError.corrupt(path, "tensor '\(name)': unknown element type \(code)") }
             var shape: [Int] = []
-            for _ in 0..<rank { let d: UInt64 = try r.get(); shape.append(Int(d)) }
+            for _ in 0..<rank {
+                let d: UInt64 = try r.get()
+                guard d <= UInt64(Int32.max) else { throw WeightFileError.corrupt(path, "tensor '\(name)': dimension \(d) is out of range") }
+                shape.append(Int(d))
+            }
+            guard axis == 0xFF || Int(axis) < shape.count else {
+                throw WeightFileError.corrupt(path, "tensor '\(name)': axis \(Int8(bitPattern: axis)) for rank \(shape.count)")
+            }
             let n: UInt32 = try r.get()
+            guard axis == 0xFF ? n == 1 : Int(n) == shape[Int(axis)] else {
+                throw WeightFileError.corrupt(path, "tensor '\(name)': \(n) scales for shape \(shape)\(axis == 0xFF ? "" : " on axis \(axis)")")
+            }
             var scales: [Float] = [], zps: [Int32] = []
             for _ in 0..<n { let s: UInt32 = try r.get(); scales.append(Float(bitPattern: s)) }
             for _ in 0..<n { let z: UInt32 = try r.get(); zps.append(Int32(bitPattern: z)) }
             let rawCount: UInt64 = try r.get(), storedCount: UInt64 = try r.get(), sum: UInt32 = try r.get()
+            // Bounded before anything is allocated: the stored bytes lie in the file, and deflate expands at most
+            // 1032 times.
+            guard storedCount <= UInt64(bytes.count), rawCount <= min(storedCount * 1032 + 64, UInt64(Int32.max)) else {
+                throw WeightFileError.corrupt(path, "tensor '\(name)': sizes \(rawCount) / \(storedCount) bytes are impossible")
+            }
             let raw = try inflate(try r.bytes(Int(storedCount)), count: Int(rawCount), path: path)
             guard crc(raw) == sum else { throw WeightFileError.corrupt(path, "tensor '\(name)': checksum mismatch") }
             let values: [Int32]
@@ -100,7 +115,8 @@ public enum Int8WeightFile {
             case .int32: values = raw.withUnsafeBytes { b in (0..<raw.count / 4).map { Int32(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) } }
             default: throw WeightFileError.corrupt(path, "tensor '\(name)': element type \(dtype)")
             }
-            guard values.count == shape.reduce(1, *) else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(values.count) values for shape \(shape)") }
+            let elements = shape.reduce((1, false)) { a, d in a.1 ? a : a.0.multipliedReportingOverflow(by: d) }
+            guard !elements.1, values.count == elements.0 else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(values.count) values for shape \(shape)") }
             records.append(Record(name: name, dtype: dtype, bits: Int(bits), axis: axis == 0xFF ? nil : Int(axis), shape: shape,
                                   scales: scales, zeroPoints: zps, values: values))
         }

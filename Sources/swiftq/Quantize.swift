@@ -231,7 +231,7 @@ struct Quantize: ParsableCommand {
         var dataset = try Dataset(root: calib!)
         var items = dataset.items
         if let calibList {
-            guard let text = try? String(contentsOfFile: calibList, encoding: .utf8) else { throw CLIError(message: "\(calibList): cannot read the list") }
+            let text = try Dataset.text(calibList, what: "calibration list")
             items = text.split(separator: "\n").compactMap { line in
                 line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { $0.hasPrefix("#") ? nil : Dataset.Item(path: String($0), label: nil) }
             }
