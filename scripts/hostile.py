@@ -258,6 +258,36 @@ def opset(v):
 case('quantize: opset 99', ['quantize', 'm.onnx', '--calib', 'imgs'], 2, ['m.onnx', 'opset'])(opset(99))
 case('inspect: opset 99 is still described', ['inspect', 'm.onnx'], 0)(opset(99))
 
+def appended(build):
+    """tiny_cnn with nodes appended after its output (`build(graph, output_name)` returns the new output)."""
+    def setup(d):
+        m = tiny_model()
+        out = m.graph.output[0].name
+        m.graph.output[0].name = build(m.graph, out)
+        save(m, os.path.join(d, 'm.onnx'))
+        images(os.path.join(d, 'imgs'))
+    return setup
+def reshape_overflow(g, out):
+    g.initializer.append(numpy_helper.from_array(np.array([2**40, 2**40], np.int64), 'rs'))
+    g.node.append(helper.make_node('Reshape', [out, 'rs'], ['r2'], name='reshape_big'))
+    return 'r2'
+def constant_bomb(g, out):
+    g.initializer.append(numpy_helper.from_array(np.array([1, 10, 100000, 100000], np.int64), 'bomb_shape'))
+    g.node.append(helper.make_node('ConstantOfShape', ['bomb_shape'], ['bomb'], name='bomb',
+                                   value=helper.make_tensor('v', TensorProto.FLOAT, [1], [1.0])))
+    g.node.append(helper.make_node('ReduceMax', ['bomb'], ['bmax'], name='bmax', keepdims=0))
+    g.node.append(helper.make_node('Add', [out, 'bmax'], ['y2'], name='addb'))
+    return 'y2'
+def erf(g, out):
+    g.node.append(helper.make_node('Erf', [out], ['e'], name='the_erf'))
+    return 'e'
+case('quantize: Reshape to 2^40 x 2^40', ['quantize', 'm.onnx', '--calib', 'imgs'], 2, ['m.onnx', 'reshape_big'])(appended(reshape_overflow))
+case('eval: Reshape to 2^40 x 2^40', ['eval', 'm.onnx', '--data', 'imgs'], 2, ['m.onnx', 'reshape_big'])(appended(reshape_overflow))
+case('inspect: Reshape to 2^40 x 2^40 is still described', ['inspect', 'm.onnx'], 0)(appended(reshape_overflow))
+case('quantize: ConstantOfShape of 10^11 values', ['quantize', 'm.onnx', '--calib', 'imgs'], 2, ['m.onnx', 'bomb'])(appended(constant_bomb))
+case('bench: ConstantOfShape of 10^11 values', ['bench', 'm.onnx', '--seconds', '0'], 2, ['m.onnx', 'bomb'])(appended(constant_bomb))
+case('eval: an op swiftq cannot run', ['eval', 'm.onnx', '--data', 'imgs'], 2, ['m.onnx', 'the_erf'])(appended(erf))
+
 def calib_table(change):
     def setup(d):
         plain(d)

@@ -96,7 +96,8 @@ public struct ModelReport: Sendable {
         }
         macsByNode = costs
         uncountedNodes = uncounted
-        macs = uncounted.isEmpty ? costs.reduce(0) { $0 + $1.macs } : nil
+        let total = costs.reduce((0, false)) { a, c in a.1 ? a : a.0.addingReportingOverflow(c.macs) }
+        macs = uncounted.isEmpty && !total.1 ? total.0 : nil
         quantizable = g.nodes.compactMap { n in
             let r = n.quantizationRole(constants: constants, inputType: n.input(0).flatMap { facts[$0]?.dtype })
             return r == .float ? nil : QuantizableNode(node: n.displayName, opType: n.opType, role: r)
@@ -104,25 +105,35 @@ public struct ModelReport: Sendable {
         floatNodeCount = g.nodes.filter { $0.opType != "Constant" }.count - quantizable.count
     }
 
+    /// The product of `values`, nil when it overflows (a hostile model's shapes).
+    static func checkedProduct(_ values: [Int]) -> Int? {
+        var p = 1
+        for v in values {
+            let (q, overflow) = p.multipliedReportingOverflow(by: v)
+            if overflow { return nil }
+            p = q
+        }
+        return p
+    }
+
     /// Multiply-accumulates of one node from inferred shapes; nil when a needed shape is unknown.
     public static func macs(of n: Node, facts: [String: ValueFacts]) -> Int? {
         func shape(_ i: Int) -> [Int]? { n.input(i).flatMap { facts[$0]?.concreteShape } }
-        guard let out = n.outputs.first.flatMap({ facts[$0]?.concreteShape }) else { return nil }
-        let outCount = out.reduce(1, *)
+        guard let out = n.outputs.first.flatMap({ facts[$0]?.concreteShape }), let outCount = checkedProduct(out) else { return nil }
         switch n.opType {
         case "Conv", "ConvInteger", "QLinearConv":
             guard let w = shape(n.opType == "QLinearConv" ? 3 : 1), w.count >= 2 else { return nil }
-            return outCount * w.dropFirst().reduce(1, *)
+            return checkedProduct([outCount] + w.dropFirst())
         case "ConvTranspose":
             guard let x = shape(0), let w = shape(1), w.count >= 2 else { return nil }
-            return x.reduce(1, *) * w.dropFirst().reduce(1, *)
+            return checkedProduct(x + w.dropFirst())
         case "Gemm":
             guard let a = shape(0), a.count == 2 else { return nil }
             let k = (n.int("transA") ?? 0) != 0 ? a[0] : a[1]
-            return outCount * k
+            return checkedProduct([outCount, k])
         case "MatMul", "MatMulInteger", "QLinearMatMul":
             guard let a = shape(0), let k = a.last else { return nil }
-            return outCount * k
+            return checkedProduct([outCount, k])
         default: return nil
         }
     }

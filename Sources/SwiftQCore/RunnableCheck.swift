@@ -11,8 +11,9 @@ extension Model {
     /// detector at 1x3x1280x1280 is about a tenth of it.
     public static let defaultMaxTensorElements = 1 << 28
 
-    /// With the data inputs fixed to `inputShapes`, every tensor whose size shape inference can tell (inputs,
-    /// activations, constants a node would compute) holds at most `maxElements` values. Checked before any
+    /// With the data inputs fixed to `inputShapes`, shape inference finds no node whose inputs contradict it,
+    /// and every tensor whose size it can tell (inputs, activations, constants a node would compute) holds at
+    /// most `maxElements` values. Checked before any
     /// tensor is allocated or any constant folded: a declared 1x3x100000x100000 input, or a ConstantOfShape of
     /// a terabyte, is one line naming the input or tensor instead of an allocation that kills the process.
     public func checkTensorSizes(path: String, inputShapes: [String: [Int]], maxElements: Int = Model.defaultMaxTensorElements) throws {
@@ -23,7 +24,10 @@ extension Model {
         for (name, dims) in inputShapes.sorted(by: { $0.key < $1.key }) where dims.map({ Double(max(0, $0)) }).reduce(1, *) > Double(maxElements) {
             throw tooLarge("input '\(name)'", dims)
         }
-        let facts = ShapeInference.run(self, inputShapes: inputShapes).facts
+        let (facts, problems) = ShapeInference.run(self, inputShapes: inputShapes)
+        // A node whose inputs contradict its op for this input (a Reshape to a size the tensor does not have,
+        // a Concat of mismatched shapes) would fail or misbehave at run time: refuse it now.
+        if let problem = problems.first { throw ModelError.invalid(path: path, what: problem.description) }
         let producers = Dictionary(graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
         for (name, fact) in facts.sorted(by: { $0.key < $1.key }) {
             guard let shape = fact.shape else { continue }

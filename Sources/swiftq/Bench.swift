@@ -80,7 +80,7 @@ struct Bench: ParsableCommand {
             try m.checkTensorSizes(path: model, inputShapes: shapes, maxElements: maxTensorElements)
             var options = Interpreter.Options(threads: threads)
             options.profile = profile
-            let interp = try Interpreter(model: m, options: options)
+            let interp = try naming(model) { try Interpreter(model: m, options: options) }
             let (integer, warning) = try IntegerProgram.beside(modelPath: model, model: m)
             integer?.threads = threads
             integer?.profile = profile

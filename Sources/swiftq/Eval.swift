@@ -96,7 +96,7 @@ struct Eval: ParsableCommand {
                 throw CLIError(message: labels != nil ? "\(labels!) lists no images" : "\(data): no images (.jpg, .jpeg, .png) in the folder or its class folders")
             }
             let options = Interpreter.Options(threads: threads)
-            let runs = try loaded.map { try ClassifierRun(path: $0.0, model: $0.1, options: options) }
+            let runs = try loaded.map { l in try naming(l.0) { try ClassifierRun(path: l.0, model: l.1, options: options) } }
             for run in runs { if let w = run.warning { printWarning(w) } }
             let quiet = json == "-"
             if !quiet {

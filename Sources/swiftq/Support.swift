@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import SwiftQCore
+import SwiftQRuntime
 
 /// Prints `error` as one line on standard error and exits with code 2: the CLI's single error path.
 func failing<T>(_ body: () throws -> T) throws -> T {
@@ -98,6 +99,12 @@ func shapeJSON(_ dims: [Dim]?) -> Any {
         case .unknown: NSNull()
         }
     }
+}
+
+/// Runs `body`, naming `path` in front of a runtime error that does not name a file yet ("node 'x' (Resize):
+/// not supported" becomes "m.onnx: node 'x' (Resize): not supported").
+func naming<T>(_ path: String, _ body: () throws -> T) throws -> T {
+    do { return try body() } catch let e as RuntimeError { throw CLIError(message: "\(path): \(e)") }
 }
 
 /// Reserves an optional output file in `outputs` before any work (nothing for "-", standard output).

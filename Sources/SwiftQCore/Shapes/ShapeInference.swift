@@ -57,6 +57,22 @@ public struct ShapeUnknown: Error {}
 public typealias ShapeRule = @Sendable (ShapeContext) throws -> [ValueFacts]
 
 /// Static shape, type and small-constant inference over a graph in topological order.
+/// The largest magnitude shape arithmetic works with: 2^30 − 1. A dimension or shape value past it (an
+/// attribute, a constant, a declared dim) is taken as this bound, so that every rule's sums and pairwise
+/// products stay far inside Int (2^60) and a hostile model (Reshape to 2^40 x 2^40, pads of 2^62) cannot make
+/// inference trap; the tensor-size check then refuses the model. No real tensor has a dimension this large,
+/// and Slice's "to the end" (INT64_MAX) keeps its meaning.
+public let shapeBound = (1 << 30) - 1
+
+public func shapeInt<T: BinaryInteger>(_ v: T) -> Int {
+    v > shapeBound ? shapeBound : v < -shapeBound ? -shapeBound : Int(v)
+}
+
+extension Dim {
+    /// The dimension with its value held within ±`shapeBound`.
+    var bounded: Dim { if case .value(let v) = self, abs(v) > shapeBound { .value(shapeInt(v)) } else { self } }
+}
+
 public enum ShapeInference {
     /// Op type → rule. Ops not listed get unknown outputs (or the model's own `value_info`, if it has one).
     public static let rules: [String: ShapeRule] = [
@@ -93,8 +109,8 @@ public enum ShapeInference {
         var facts: [String: ValueFacts] = [:]
         var problems: [ModelError] = []
         for v in graph.inputs {
-            var shape = v.shape?.map { d -> Dim in if case .value(let x) = d, x < 0 { .unknown } else { d } }
-            if let given = inputShapes[v.name] { shape = given.map { .value($0) } }
+            var shape = v.shape?.map { d -> Dim in if case .value(let x) = d, x < 0 { .unknown } else { d.bounded } }
+            if let given = inputShapes[v.name] { shape = given.map { .value(shapeInt($0)) } }
             else if bindBatch, var s = shape, let first = s.first, first.value == nil { s[0] = .value(1); shape = s }
             facts[v.name] = ValueFacts(dtype: v.dtype, shape: shape)
         }
@@ -115,6 +131,8 @@ public enum ShapeInference {
                     if f.shape == nil { f.shape = d.shape }
                     if f.dtype == nil { f.dtype = d.dtype }
                 }
+                f.shape = f.shape?.map(\.bounded)
+                f.values = f.values?.map(\.bounded)
                 facts[name] = f
             }
         }
@@ -124,7 +142,7 @@ public enum ShapeInference {
     /// Facts of a known tensor; values kept for small integer tensors.
     public static func constantFacts(_ t: Tensor) -> ValueFacts {
         let isInt = !t.dtype.isFloatingPoint && t.dtype != .bool
-        let values = isInt && t.elementCount <= 1024 ? t.int64s().map { Dim.value(Int(clamping: $0)) } : nil
+        let values = isInt && t.elementCount <= 1024 ? t.int64s().map { Dim.value(shapeInt($0)) } : nil
         return ValueFacts(dtype: t.dtype, shape: t.shape.map { .value($0) }, values: values)
     }
 }

@@ -14,12 +14,12 @@ public struct WindowAttributes: Sendable, Equatable {
     /// shape when the node has no `kernel_shape`.
     public init(node: Node, spatialRank: Int, kernel: [Int]?) throws {
         let fail = { (w: String) in ModelError.shape(node: node.displayName, opType: node.opType, what: w) }
-        guard let k = node.ints("kernel_shape").map({ $0.map { Int($0) } }) ?? kernel else { throw fail("no kernel_shape") }
+        guard let k = node.ints("kernel_shape").map({ $0.map(shapeInt) }) ?? kernel else { throw fail("no kernel_shape") }
         guard k.count == spatialRank else { throw fail("kernel_shape has \(k.count) dimensions, input has \(spatialRank) spatial") }
         self.kernel = k
-        strides = node.ints("strides").map { $0.map { Int($0) } } ?? Array(repeating: 1, count: spatialRank)
-        dilations = node.ints("dilations").map { $0.map { Int($0) } } ?? Array(repeating: 1, count: spatialRank)
-        pads = node.ints("pads").map { $0.map { Int($0) } } ?? Array(repeating: 0, count: 2 * spatialRank)
+        strides = node.ints("strides").map { $0.map(shapeInt) } ?? Array(repeating: 1, count: spatialRank)
+        dilations = node.ints("dilations").map { $0.map(shapeInt) } ?? Array(repeating: 1, count: spatialRank)
+        pads = node.ints("pads").map { $0.map(shapeInt) } ?? Array(repeating: 0, count: 2 * spatialRank)
         autoPad = node.string("auto_pad") ?? "NOTSET"
         ceilMode = (node.int("ceil_mode") ?? 0) != 0
         guard strides.count == spatialRank, dilations.count == spatialRank, pads.count == 2 * spatialRank else {
@@ -100,10 +100,10 @@ func convTransposeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let group = Int(ctx.node.int("group") ?? 1)
     let r = x.count - 2
     let a = try WindowAttributes(node: ctx.node, spatialRank: r, kernel: wShape.dropFirst(2).map { $0.value ?? 0 })
-    let outPad = ctx.node.ints("output_padding").map { $0.map { Int($0) } } ?? Array(repeating: 0, count: r)
+    let outPad = ctx.node.ints("output_padding").map { $0.map(shapeInt) } ?? Array(repeating: 0, count: r)
     let channels: Dim = wShape[1].value.map { .value($0 * group) } ?? .unknown
     if let os = ctx.node.ints("output_shape") {
-        let sp = os.suffix(r).map { Dim.value(Int($0)) }
+        let sp = os.suffix(r).map { Dim.value(shapeInt($0)) }
         return [ValueFacts(dtype: xf.dtype, shape: [x[0], channels] + sp)]
     }
     var spatial: [Dim] = []

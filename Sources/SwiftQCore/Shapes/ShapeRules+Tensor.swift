@@ -118,7 +118,7 @@ func splitShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
     let axis = try normalizeAxis(Int(ctx.node.int("axis") ?? 0), rank: x.count, ctx)
     let parts = ctx.node.outputs.count
-    var sizes: [Int]? = ctx.node.ints("split").map { $0.map { Int($0) } } ?? ctx.input(1)?.intValues
+    var sizes: [Int]? = ctx.node.ints("split").map { $0.map(shapeInt) } ?? ctx.input(1)?.intValues
     if sizes == nil, let d = x[axis].value {
         let numOutputs = Int(ctx.node.int("num_outputs") ?? Int64(parts))
         let chunk = (d + numOutputs - 1) / max(numOutputs, 1)
@@ -136,9 +136,9 @@ func sliceShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let starts: [Int], ends: [Int], axes: [Int], steps: [Int]
     if ctx.opset < 10 || ctx.node.ints("starts") != nil {
         guard let s = ctx.node.ints("starts"), let e = ctx.node.ints("ends") else { throw ctx.fail("no starts or ends") }
-        starts = s.map { Int(clamping: $0) }
-        ends = e.map { Int(clamping: $0) }
-        axes = ctx.node.ints("axes").map { $0.map { Int($0) } } ?? Array(0..<starts.count)
+        starts = s.map(shapeInt)
+        ends = e.map(shapeInt)
+        axes = ctx.node.ints("axes").map { $0.map(shapeInt) } ?? Array(0..<starts.count)
         steps = Array(repeating: 1, count: starts.count)
     } else {
         guard let s = ctx.input(1)?.intValues, let e = ctx.input(2)?.intValues else {
@@ -186,7 +186,12 @@ public func sliceIndices(dim: Int, start: Int, end: Int, step: Int) -> [Int] {
 /// Product of dims: a number, or nil when any is not known.
 func product(_ dims: ArraySlice<Dim>) -> Int? {
     var p = 1
-    for d in dims { guard let v = d.value else { return nil }; p *= v }
+    for d in dims {
+        guard let v = d.value else { return nil }
+        let (q, overflow) = p.multipliedReportingOverflow(by: v)
+        if overflow { return nil }
+        p = q
+    }
     return p
 }
 
@@ -207,7 +212,7 @@ func flattenShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
 func reshapeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
     let target: [Dim]
-    if let s = ctx.node.ints("shape") { target = s.map { .value(Int($0)) } }
+    if let s = ctx.node.ints("shape") { target = s.map { .value(shapeInt($0)) } }
     else if let v = ctx.input(1)?.values { target = v }
     else {
         let rank = ctx.input(1)?.concreteShape?.first
@@ -258,13 +263,13 @@ func reshapeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
 
 func transposeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
-    let perm = ctx.node.ints("perm").map { $0.map { Int($0) } } ?? Array((0..<x.count).reversed())
+    let perm = ctx.node.ints("perm").map { $0.map(shapeInt) } ?? Array((0..<x.count).reversed())
     guard perm.count == x.count, Set(perm) == Set(0..<x.count) else { throw ctx.fail("perm \(perm) is not a permutation of rank \(x.count)") }
     return [ValueFacts(dtype: xf.dtype, shape: perm.map { x[$0] })]
 }
 
 func axesOf(_ ctx: ShapeContext, input: Int) -> [Int]? {
-    ctx.node.ints("axes").map { $0.map { Int($0) } } ?? ctx.input(input)?.intValues
+    ctx.node.ints("axes").map { $0.map(shapeInt) } ?? ctx.input(input)?.intValues
 }
 
 func squeezeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
@@ -324,8 +329,8 @@ func constantShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     if let t = n.tensor("value") { return [ShapeInference.constantFacts(t)] }
     if n.float("value_float") != nil { return [ValueFacts(dtype: .float, shape: [])] }
     if let v = n.floats("value_floats") { return [ValueFacts(dtype: .float, shape: [.value(v.count)])] }
-    if let v = n.int("value_int") { return [ValueFacts(dtype: .int64, shape: [], values: [.value(Int(clamping: v))])] }
-    if let v = n.ints("value_ints") { return [ValueFacts(dtype: .int64, shape: [.value(v.count)], values: v.map { .value(Int(clamping: $0)) })] }
+    if let v = n.int("value_int") { return [ValueFacts(dtype: .int64, shape: [], values: [.value(shapeInt(v))])] }
+    if let v = n.ints("value_ints") { return [ValueFacts(dtype: .int64, shape: [.value(v.count)], values: v.map { .value(shapeInt($0)) })] }
     throw ctx.fail("Constant has no value attribute swiftq reads")
 }
 
@@ -336,14 +341,14 @@ func constantOfShapeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     if let bad = dims.first(where: { ($0.value ?? 0) < 0 }) { throw ctx.fail("negative dimension \(bad)") }
     var f = ValueFacts(dtype: dtype, shape: dims)
     if let n = product(dims[...]), n <= 1024, let t, !dtype.isFloatingPoint, let fill = t.int64s().first {
-        f.values = Array(repeating: .value(Int(clamping: fill)), count: n)
+        f.values = Array(repeating: .value(shapeInt(fill)), count: n)
     }
     return [f]
 }
 
 func padShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
-    guard let pads = ctx.node.ints("pads").map({ $0.map { Int($0) } }) ?? ctx.input(1)?.intValues else {
+    guard let pads = ctx.node.ints("pads").map({ $0.map(shapeInt) }) ?? ctx.input(1)?.intValues else {
         return [ValueFacts(dtype: xf.dtype, shape: x.map { _ in .unknown })]
     }
     let axes = try (ctx.input(3)?.intValues ?? Array(0..<x.count)).map { try normalizeAxis($0, rank: x.count, ctx) }

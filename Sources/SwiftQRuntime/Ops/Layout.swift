@@ -70,11 +70,10 @@ struct ViewOp: Operator {
                 }
             }
             if infer >= 0 {
-                let known = out.reduce(1, *)
-                guard known > 0, x.count % known == 0 else { throw fail.invalid("cannot reshape \(x.shape) to \(target)") }
+                guard let known = Tensor.elementCount(out), known > 0, x.count % known == 0 else { throw fail.invalid("cannot reshape \(x.shape) to \(target)") }
                 out[infer] = x.count / known
             }
-            guard out.reduce(1, *) == x.count else { throw fail.invalid("cannot reshape \(x.shape) (\(x.count) values) to \(target)") }
+            guard Tensor.elementCount(out) == x.count else { throw fail.invalid("cannot reshape \(x.shape) (\(x.count) values) to \(target)") }
             return [x.reshaped(out)]
         case "Squeeze":
             let given = axesAttribute ?? (inputs.count > 1 ? inputs[1]?.int64s().map { Int($0) } : nil)
