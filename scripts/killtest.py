@@ -70,6 +70,7 @@ def main():
         print(f'an uninterrupted run takes {full:.2f} s; outputs {sizes}')
         rng = random.Random(14)
         passed = failed = 0
+        mid_write = 0  # kills that landed while a temporary output file held bytes
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
             for phase in ('calibration', 'writing'):
                 for r in range(rounds):
@@ -92,6 +93,11 @@ def main():
                         time.sleep(rng.uniform(0, 0.01))
                         killed_at = 'writing'
                     if p.poll() is None:
+                        try:
+                            if any(os.path.getsize(os.path.join(work, t)) > 0 for t in temporaries(work)):
+                                mid_write += 1
+                        except FileNotFoundError:
+                            pass
                         p.send_signal(sig)
                     else:
                         killed_at = 'after the end'
@@ -125,6 +131,7 @@ def main():
                     for f in OUTPUTS + left:
                         if os.path.exists(os.path.join(work, f)):
                             os.remove(os.path.join(work, f))
+        print(f'{mid_write} of the {6 * rounds} kills landed while an output was being written')
         print(f'{passed} passed, {failed} failed')
         sys.exit(1 if failed else 0)
     finally:
