@@ -104,8 +104,14 @@ struct Eval: ParsableCommand {
                 print("data        \(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")")
                 print("preprocess  \(source): \(prep.summary)")
             }
-            let result = try evaluate(runs, dataset: dataset, items: items, prep: prep, quiet: quiet)
-            let comparison = compare(runs, result)
+            let progress = Progress("eval", total: items.count)
+            let result: EvaluationResult
+            do {
+                defer { progress.clear() }
+                result = try evaluate(runs, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits,
+                                      keepOutputs: saveOutputs != nil, sqnrImages: sqnrImages, events: progress.events(quiet: quiet))
+            }
+            let comparison = result.comparison(runs)
             // The float model's node that computes each tensor, to name it beside its SQNR.
             let producers = Dictionary(loaded[0].1.graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
             if !quiet {
@@ -142,83 +148,7 @@ struct Eval: ParsableCommand {
         }
     }
 
-    /// With exactly two models: the second's top-1 drop against the first (points; nil without labels) and the
-    /// share of images (in percent) on which both predict the same class.
-    func compare(_ runs: [ClassifierRun], _ r: Result) -> (drop: Double?, agreement: Double, images: Int)? {
-        guard runs.count == 2 else { return nil }
-        let pairs = zip(r.predicted[0], r.predicted[1]).compactMap { a, b in a.flatMap { x in b.map { (x, $0) } } }
-        let same = pairs.filter { $0.0 == $0.1 }.count
-        let drop = runs[0].top1Percent.flatMap { a in runs[1].top1Percent.map { a - $0 } }
-        return (drop, 100 * Double(same) / Double(max(pairs.count, 1)), pairs.count)
-    }
-
-    struct Result {
-        var skipped = 0
-        var seconds = 0.0
-        /// Per model, per image: the top-1 class (nil when skipped).
-        var predicted: [[Int?]]
-        /// Per model, per image: the raw output (only with --save-outputs).
-        var outputs: [[[Float]?]]
-        /// SQNR of the int8 model's activations (two models, the second on the integer runtime).
-        var sqnr = SQNRMeter()
-    }
-
-    func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.Item], prep: Preprocessing, quiet: Bool) throws -> Result {
-        var result = Result(predicted: runs.map { _ in [] }, outputs: runs.map { _ in [] })
-        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits)
-        defer { stream.cancel() }
-        let progress = Progress("eval", total: items.count)
-        var warnedClasses = false
-        for (i, item) in items.enumerated() {
-            switch stream.take(i) {
-            case .failed(let why):
-                result.skipped += 1
-                progress.note("swiftq: warning: skipped \(why)")
-                for m in runs.indices {
-                    result.predicted[m].append(nil)
-                    if saveOutputs != nil { result.outputs[m].append(nil) }
-                }
-            case .tensor(let pixels):
-                let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.width ?? prep.size])
-                for (m, run) in runs.enumerated() {
-                    let scores: RTensor
-                    do {
-                        scores = try run.classify(input)
-                    } catch {
-                        progress.clear()
-                        throw CLIError(message: "\(run.path): \(error) (on \(item.path))")
-                    }
-                    if let label = item.label, label >= scores.count, !warnedClasses {
-                        warnedClasses = true
-                        progress.note("swiftq: warning: \(item.path) has label \(label) but \(run.path) scores only \(scores.count) classes")
-                    }
-                    result.predicted[m].append(run.score(scores, label: item.label))
-                    if saveOutputs != nil { result.outputs[m].append(scores.floatArray()) }
-                }
-                if runs.count == 2, let integer = runs[1].integer, result.sqnr.images < sqnrImages {
-                    let quantized = integer.activations()
-                    let wanted = Set(quantized.map(\.name))
-                    var float: [String: RTensor] = [:]
-                    _ = try runs[0].interpreter.run([runs[0].inputName: input]) { name, t in
-                        if wanted.contains(name) { float[name] = RTensor(floats: t.floatArray(), shape: t.shape) }
-                    }
-                    result.sqnr.add(float: float, quantized: quantized)
-                }
-            }
-            if !quiet {
-                let acc = runs[0].top1Percent.map { String(format: "top-1 %.2f%%", $0) } ?? ""
-                progress.update(i + 1, detail: acc)
-            }
-        }
-        progress.clear()
-        result.seconds = progress.elapsed
-        if result.skipped == items.count {
-            throw CLIError(message: "every image failed to load (\(items.count) of \(items.count)); see the warnings above")
-        }
-        return result
-    }
-
-    func printSummary(_ runs: [ClassifierRun], _ r: Result) {
+    func printSummary(_ runs: [ClassifierRun], _ r: EvaluationResult) {
         let done = runs[0].images
         let names = runs.map { PathNames.name(of: $0.path) }
         let w = max(12, names.map(\.count).max()! + 2)
@@ -236,7 +166,7 @@ struct Eval: ParsableCommand {
         print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding")
     }
 
-    func jsonObject(_ runs: [ClassifierRun], _ r: Result, _ prep: Preprocessing) -> [String: Any] {
+    func jsonObject(_ runs: [ClassifierRun], _ r: EvaluationResult, _ prep: Preprocessing) -> [String: Any] {
         let e2e = Double(runs[0].images) / max(r.seconds, 1e-9)
         return [
             "models": runs.map { run -> [String: Any] in
@@ -261,7 +191,7 @@ struct Eval: ParsableCommand {
         ]
     }
 
-    func predictionsText(_ runs: [ClassifierRun], items: [Dataset.Item], result: Result) -> Data {
+    func predictionsText(_ runs: [ClassifierRun], items: [Dataset.Item], result: EvaluationResult) -> Data {
         var text = "# path label " + runs.map { PathNames.name(of: $0.path) }.joined(separator: " ") + "\n"
         for (i, item) in items.enumerated() {
             text += "\(item.path) \(item.label.map(String.init) ?? "-")"

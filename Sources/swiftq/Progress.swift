@@ -1,4 +1,5 @@
 import Foundation
+import SwiftQPipeline
 
 /// Progress on standard error: a redrawn bar on a terminal, a plain line every 10% otherwise (logs, CI).
 final class Progress {
@@ -54,5 +55,13 @@ final class Progress {
     static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
         return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, s / 60 % 60, s % 60) : String(format: "%d:%02d", s / 60, s % 60)
+    }
+}
+
+extension Progress {
+    /// A library job's events drawn on this bar: warnings as lines, progress as the bar (not when `quiet`).
+    func events(quiet: Bool) -> ImageJobEvents {
+        ImageJobEvents(warning: { self.note("swiftq: warning: \($0)") },
+                       progress: { done, detail in if !quiet { self.update(done, detail: detail) } })
     }
 }

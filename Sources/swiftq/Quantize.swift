@@ -156,7 +156,12 @@ struct Quantize: ParsableCommand {
                 table = try CalibrationTable.read(path: calibTable)
                 say("calibration \(calibTable): \(table.images) images (reused)")
             } else {
-                table = try calibrate(interpreter, plan: plan, prep: prep, inputShape: shape, quiet: quiet, say: say)
+                let (dataset, items) = try calibrationImages(root: calib!, list: calibList, limit: calibLimit, seed: seed)
+                say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
+                let progress = Progress("calibrate", total: items.count)
+                defer { progress.clear() }
+                table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, dataset: dataset, items: items, preprocessing: prep,
+                                                     limits: preprocessing.limits, inputShape: shape, threads: threads, events: progress.events(quiet: quiet))
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")
@@ -219,79 +224,5 @@ struct Quantize: ParsableCommand {
             }
             try outputs.commit()
         }
-    }
-
-    func calibrate(_ interpreter0: Interpreter, plan: QuantizationPlan, prep: Preprocessing, inputShape: [Int], quiet: Bool,
-                   say: (String) -> Void) throws -> CalibrationTable {
-        var dataset = try Dataset(root: calib!)
-        var items = dataset.items
-        if let calibList {
-            let text = try Dataset.text(calibList, what: "calibration list")
-            items = text.split(separator: "\n").compactMap { line in
-                line.split(whereSeparator: { $0 == " " || $0 == "\t" }).first.flatMap { $0.hasPrefix("#") ? nil : Dataset.Item(path: String($0), label: nil) }
-            }
-            dataset.items = items
-            if items.isEmpty { throw CLIError(message: "\(calibList): lists no images") }
-        } else {
-            var rng = SplitMix64(seed: seed)
-            items.shuffle(using: &rng)
-            if items.isEmpty { throw CLIError(message: "\(calib!): no images (.jpg, .jpeg, .png) in the folder or its class folders") }
-        }
-        items = Array(items.prefix(calibLimit))
-        say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
-        var interpreter = interpreter0
-        let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
-        collector.threads = threads
-        let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits)
-        defer { stream.cancel() }
-        let progress = Progress("calibrate", total: items.count)
-        var skipped = 0, used = 0
-        for (i, item) in items.enumerated() {
-            switch stream.take(i) {
-            case .failed(let why):
-                skipped += 1
-                progress.note("swiftq: warning: skipped \(why)")
-            case .tensor(let pixels):
-                let input = RTensor(floats: pixels, shape: inputShape)
-                do {
-                    var seen: Set<String> = [interpreter.inputNames[0]]
-                    collector.observe(interpreter.inputNames[0], input)
-                    _ = try interpreter.run([interpreter.inputNames[0]: input]) { name, t in
-                        collector.observe(name, t)
-                        if used == 0 { seen.insert(name) }
-                    }
-                    if used == 0, !plan.measured.allSatisfy(seen.contains) {
-                        // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
-                        // Conv before a quantized Relu): run unfused from here on.
-                        interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
-                        _ = try interpreter.run([interpreter.inputNames[0]: input]) { name, t in
-                            if !seen.contains(name) { collector.observe(name, t) }
-                        }
-                    }
-                    used += 1
-                } catch {
-                    progress.clear()
-                    throw CLIError(message: "\(model): \(error) (on \(item.path))")
-                }
-            }
-            if !quiet { progress.update(i + 1) }
-        }
-        progress.clear()
-        if used == 0 { throw CLIError(message: "every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
-        return CalibrationTable(model: PathNames.name(of: model), images: used, skipped: skipped, preprocessing: nil,
-                                tensors: collector.statistics)
-    }
-}
-
-/// A small seeded generator (SplitMix64) so the calibration subset is the same on every run and machine.
-struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }

@@ -1,6 +1,10 @@
 import SwiftQCore
 import SwiftQImages
+import SwiftQONNX
 import SwiftQPipeline
+import SwiftQQuantize
+import SwiftQRuntime
+import TestSupport
 import XCTest
 
 final class PipelineTests: XCTestCase {
@@ -27,5 +31,34 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(Preprocessing(metadataOf: m), p)
         m.metadataProps = [(key: Preprocessing.metadataKey, value: "{not json")]
         XCTAssertNil(Preprocessing(metadataOf: m), "unreadable metadata is ignored, not trusted")
+    }
+
+    /// Calibration and evaluation from Swift in a few library calls, on Fixtures (one image of five is corrupt).
+    func testCalibrateAndEvaluateThroughTheLibrary() throws {
+        let model = try ONNXReader.read(path: Paths.fixture("tiny_cnn.onnx"))
+        let prep = Preprocessing.preset("torch", size: 32)!
+        let shape = try ImageInput.shape(of: model, path: "tiny_cnn.onnx", height: 32, width: 32)
+        let interpreter = try Interpreter(model: model, options: .init(threads: 1))
+        let plan = QuantizationPlan(model.graph, exclude: [], floatTypes: { _ in true })
+        let (dataset, items) = try calibrationImages(root: Paths.fixture("images"), list: nil, limit: 4, seed: 0)
+        XCTAssertEqual(items.count, 4)
+        XCTAssertEqual(try calibrationImages(root: Paths.fixture("images"), list: nil, limit: 4, seed: 0).1, items, "the subset is fixed by the seed")
+        var warnings: [String] = [], done: [Int] = []
+        let events = ImageJobEvents(warning: { warnings.append($0) }, progress: { n, _ in done.append(n) })
+        let table = try calibrate(interpreter, plan: plan, modelPath: "tiny_cnn.onnx", dataset: dataset, items: items, preprocessing: prep,
+                                  limits: ImageLimits(), inputShape: shape, threads: 1, events: events)
+        XCTAssertEqual(done, [1, 2, 3, 4])
+        XCTAssertEqual(table.images + table.skipped, 4)
+        XCTAssertEqual(warnings.count, table.skipped)
+        XCTAssertTrue(plan.measured.allSatisfy { table.tensors[$0] != nil })
+
+        let runs = [try ClassifierRun(path: "tiny_cnn.onnx", model: model, options: .init(threads: 1))]
+        let all = try Dataset(root: Paths.fixture("images"))
+        let result = try evaluate(runs, dataset: all, items: all.items, preprocessing: prep, limits: ImageLimits(), keepOutputs: true, sqnrImages: 0)
+        XCTAssertEqual(result.skipped, 1, "corrupt.jpg")
+        XCTAssertEqual(result.predicted[0].compactMap { $0 }.count, 4)
+        XCTAssertEqual(result.outputs[0].compactMap { $0 }.count, 4)
+        XCTAssertNil(result.comparison(runs), "a comparison needs two models")
+        XCTAssertThrowsError(try calibrationImages(root: Paths.fixture("image-kinds"), list: Paths.fixture("tiny_cnn.onnx"), limit: 4, seed: 0))
     }
 }
