@@ -10,10 +10,8 @@ static int too_large(int w, int h, uint64_t max_pixels) {
     return (uint64_t)w * (uint64_t)h > max_pixels;
 }
 
-static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, int *w, int *h, int *status,
-                            char *err, size_t errlen) {
+static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixels, int *w, int *h, char *err, size_t errlen) {
     tjhandle tj = tjInitDecompress();
-    *status = SQ_IMAGE_CORRUPT;
     if (!tj) { snprintf(err, errlen, "cannot start the JPEG decoder"); return NULL; }
     int subsamp = 0, colorspace = 0;
     if (tjDecompressHeader3(tj, data, (unsigned long)size, w, h, &subsamp, &colorspace) != 0) {
@@ -27,7 +25,6 @@ static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixel
         return NULL;
     }
     if (too_large(*w, *h, max_pixels)) {
-        *status = SQ_IMAGE_TOO_LARGE;
         snprintf(err, errlen, "JPEG of %dx%d pixels is over the limit of %llu pixels", *w, *h, (unsigned long long)max_pixels);
         tjDestroy(tj);
         return NULL;
@@ -37,7 +34,6 @@ static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixel
     uint8_t *buf = cmyk ? malloc((size_t)*w * *h * 4) : rgb;
     if (!rgb || !buf) {
         free(rgb);
-        *status = SQ_IMAGE_NO_MEMORY;
         snprintf(err, errlen, "out of memory for %dx%d pixels", *w, *h);
         tjDestroy(tj);
         return NULL;
@@ -62,7 +58,6 @@ static uint8_t *decode_jpeg(const uint8_t *data, size_t size, uint64_t max_pixel
         free(buf);
     }
     tjDestroy(tj);
-    *status = SQ_IMAGE_OK;
     return rgb;
 }
 
@@ -120,10 +115,8 @@ static void png_row_to_rgb(const uint8_t *row, uint8_t *out, int width, int dept
     }
 }
 
-static uint8_t *decode_png(const uint8_t *data, size_t size, uint64_t max_pixels, int *w, int *h, int *status,
-                           char *err, size_t errlen) {
+static uint8_t *decode_png(const uint8_t *data, size_t size, uint64_t max_pixels, int *w, int *h, char *err, size_t errlen) {
     png_source src = {data, size, 0, err, errlen};
-    *status = SQ_IMAGE_CORRUPT;
     png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &src, png_on_error, png_on_warning);
     if (!png) { snprintf(err, errlen, "cannot start the PNG decoder"); return NULL; }
     png_infop info = png_create_info_struct(png);
@@ -147,7 +140,6 @@ static uint8_t *decode_png(const uint8_t *data, size_t size, uint64_t max_pixels
     *w = (int)width;
     *h = (int)height;
     if (too_large(*w, *h, max_pixels)) {
-        *status = SQ_IMAGE_TOO_LARGE;
         snprintf(err, errlen, "PNG of %ux%u pixels is over the limit of %llu pixels", width, height, (unsigned long long)max_pixels);
         png_destroy_read_struct(&png, &info, NULL);
         return NULL;
@@ -162,10 +154,7 @@ static uint8_t *decode_png(const uint8_t *data, size_t size, uint64_t max_pixels
     image = malloc(rowbytes * height);
     rows = malloc(sizeof(png_bytep) * height);
     rgb = malloc((size_t)width * height * 3);
-    if (!image || !rows || !rgb) {
-        *status = SQ_IMAGE_NO_MEMORY;
-        png_error(png, "out of memory");
-    }
+    if (!image || !rows || !rgb) png_error(png, "out of memory");
     for (png_uint_32 y = 0; y < height; y++) rows[y] = image + y * rowbytes;
     png_read_image(png, rows);
     for (png_uint_32 y = 0; y < height; y++)
@@ -173,18 +162,16 @@ static uint8_t *decode_png(const uint8_t *data, size_t size, uint64_t max_pixels
     free(image);
     free(rows);
     png_destroy_read_struct(&png, &info, NULL);
-    *status = SQ_IMAGE_OK;
     return rgb;
 }
 
 uint8_t *sq_decode_rgb(const uint8_t *data, size_t size, uint64_t max_pixels, int *width, int *height,
-                       int *status, char *err, size_t errlen) {
+                       char *err, size_t errlen) {
     *width = *height = 0;
     if (size >= 3 && data[0] == 0xFF && data[1] == 0xD8 && data[2] == 0xFF)
-        return decode_jpeg(data, size, max_pixels, width, height, status, err, errlen);
+        return decode_jpeg(data, size, max_pixels, width, height, err, errlen);
     if (size >= 8 && memcmp(data, "\x89PNG\r\n\x1a\n", 8) == 0)
-        return decode_png(data, size, max_pixels, width, height, status, err, errlen);
-    *status = SQ_IMAGE_CORRUPT;
+        return decode_png(data, size, max_pixels, width, height, err, errlen);
     snprintf(err, errlen, size == 0 ? "empty file" : "not a JPEG or PNG file");
     return NULL;
 }

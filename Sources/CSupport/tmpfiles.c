@@ -35,10 +35,14 @@ void sq_tmp_forget(int slot) {
     atomic_store(&used[slot], 0);
 }
 
-static void on_signal(int sig) {
+static void unlink_remembered(void) {
     for (int i = 0; i < SLOTS; i++) {
         if (atomic_load(&used[i])) unlink(paths[i]);
     }
+}
+
+static void on_signal(int sig) {
+    unlink_remembered();
     signal(sig, SIG_DFL);
     raise(sig);
 }
@@ -51,9 +55,7 @@ static struct sigaction previous[6];
 
 static void on_crash(int sig, siginfo_t *info, void *context) {
     (void)context;
-    for (int i = 0; i < SLOTS; i++) {
-        if (atomic_load(&used[i])) unlink(paths[i]);
-    }
+    unlink_remembered();
     for (int i = 0; i < 6; i++) {
         if (crash_signals[i] == sig) sigaction(sig, &previous[i], NULL);
     }

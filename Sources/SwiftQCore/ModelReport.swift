@@ -105,35 +105,24 @@ public struct ModelReport: Sendable {
         floatNodeCount = g.nodes.filter { $0.opType != "Constant" }.count - quantizable.count
     }
 
-    /// The product of `values`, nil when it overflows (a hostile model's shapes).
-    static func checkedProduct(_ values: [Int]) -> Int? {
-        var p = 1
-        for v in values {
-            let (q, overflow) = p.multipliedReportingOverflow(by: v)
-            if overflow { return nil }
-            p = q
-        }
-        return p
-    }
-
     /// Multiply-accumulates of one node from inferred shapes; nil when a needed shape is unknown.
     public static func macs(of n: Node, facts: [String: ValueFacts]) -> Int? {
         func shape(_ i: Int) -> [Int]? { n.input(i).flatMap { facts[$0]?.concreteShape } }
-        guard let out = n.outputs.first.flatMap({ facts[$0]?.concreteShape }), let outCount = checkedProduct(out) else { return nil }
+        guard let out = n.outputs.first.flatMap({ facts[$0]?.concreteShape }), let outCount = Tensor.elementCount(out) else { return nil }
         switch n.opType {
         case "Conv", "ConvInteger", "QLinearConv":
             guard let w = shape(n.opType == "QLinearConv" ? 3 : 1), w.count >= 2 else { return nil }
-            return checkedProduct([outCount] + w.dropFirst())
+            return Tensor.elementCount([outCount] + w.dropFirst())
         case "ConvTranspose":
             guard let x = shape(0), let w = shape(1), w.count >= 2 else { return nil }
-            return checkedProduct(x + w.dropFirst())
+            return Tensor.elementCount(x + w.dropFirst())
         case "Gemm":
             guard let a = shape(0), a.count == 2 else { return nil }
             let k = (n.int("transA") ?? 0) != 0 ? a[0] : a[1]
-            return checkedProduct([outCount, k])
+            return Tensor.elementCount([outCount, k])
         case "MatMul", "MatMulInteger", "QLinearMatMul":
             guard let a = shape(0), let k = a.last else { return nil }
-            return checkedProduct([outCount, k])
+            return Tensor.elementCount([outCount, k])
         default: return nil
         }
     }

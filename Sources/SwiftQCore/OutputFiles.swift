@@ -87,9 +87,6 @@ public final class OutputFiles: @unchecked Sendable {
         return temporary
     }
 
-    /// The temporary file reserved for `path`.
-    public func temporaryPath(for path: String) -> String? { entries.first { $0.path == path }?.temporary }
-
     /// Writes `bytes` as the whole content of `path`'s temporary file (reserved first).
     public func write<Bytes: ContiguousBytes>(_ bytes: Bytes, to path: String) throws {
         guard let e = entries.first(where: { $0.path == path }) else { throw Refusal("\(path): written without being reserved") }

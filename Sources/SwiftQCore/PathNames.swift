@@ -18,6 +18,11 @@ public enum PathNames {
         return String(p[p.index(after: slash)...])
     }
 
+    /// A file beside `path`: its name without `.onnx`, plus `suffix` ("m.onnx", ".swq" -> "m.swq").
+    public static func sibling(of path: String, suffix: String) -> String {
+        (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + suffix
+    }
+
     /// `folder`/`name`.
     public static func join(_ folder: String, _ name: String) -> String {
         folder.hasSuffix("/") ? folder + name : folder + "/" + name

@@ -13,15 +13,16 @@ extension Model {
 
     /// With the data inputs fixed to `inputShapes`, shape inference finds no node whose inputs contradict it,
     /// and every tensor whose size it can tell (inputs, activations, constants a node would compute) holds at
-    /// most `maxElements` values. Checked before any
-    /// tensor is allocated or any constant folded: a declared 1x3x100000x100000 input, or a ConstantOfShape of
-    /// a terabyte, is one line naming the input or tensor instead of an allocation that kills the process.
+    /// most `maxElements` values. Checked before any tensor is allocated or any constant folded: a declared
+    /// 1x3x100000x100000 input, or a ConstantOfShape of a terabyte, is one line naming the input or tensor instead of an allocation that kills the process.
     public func checkTensorSizes(path: String, inputShapes: [String: [Int]], maxElements: Int = Model.defaultMaxTensorElements) throws {
+        // In floating point: the product of a hostile shape must not overflow while it is being refused.
+        func values(_ dims: [Int]) -> Double { dims.map { Double(max(0, $0)) }.reduce(1, *) }
         func tooLarge(_ what: String, _ dims: [Int]) -> ModelError {
-            let n = dims.map { Double(max(0, $0)) }.reduce(1, *)
+            let n = values(dims)
             return .invalid(path: path, what: "\(what) would hold \(dims.map(String.init).joined(separator: "x")) = \(n < 9e18 ? String(Int(n)) : String(n)) values, more than the limit of \(maxElements) (--max-tensor-elements)")
         }
-        for (name, dims) in inputShapes.sorted(by: { $0.key < $1.key }) where dims.map({ Double(max(0, $0)) }).reduce(1, *) > Double(maxElements) {
+        for (name, dims) in inputShapes.sorted(by: { $0.key < $1.key }) where values(dims) > Double(maxElements) {
             throw tooLarge("input '\(name)'", dims)
         }
         let (facts, problems) = ShapeInference.run(self, inputShapes: inputShapes)
@@ -32,7 +33,7 @@ extension Model {
         for (name, fact) in facts.sorted(by: { $0.key < $1.key }) {
             guard let shape = fact.shape else { continue }
             let dims = shape.compactMap(\.value)
-            guard dims.count == shape.count, dims.map({ Double(max(0, $0)) }).reduce(1, *) > Double(maxElements) else { continue }
+            guard dims.count == shape.count, values(dims) > Double(maxElements) else { continue }
             let node = producers[name].map { " (output of node '\($0.displayName)' (\($0.opType)))" } ?? ""
             throw tooLarge("tensor '\(name)'\(node)", dims)
         }
@@ -114,7 +115,6 @@ enum AttributeKind: CustomStringConvertible {
     func matches(_ v: AttributeValue) -> Bool {
         switch (self, v) {
         case (.int, .int), (.ints, .ints), (.float, .float), (.string, .string): true
-        // Exporters write an empty list with the type unset; the reader gives it as an empty `ints`.
         default: false
         }
     }

@@ -52,10 +52,10 @@ extension RGBImage {
 
     /// Decodes a JPEG or PNG held in memory (`path` only names it in errors).
     public init(encoded data: Data, path: String = "<memory>", limits: ImageLimits = ImageLimits()) throws {
-        var w: Int32 = 0, h: Int32 = 0, status: Int32 = 0
+        var w: Int32 = 0, h: Int32 = 0
         var err = [CChar](repeating: 0, count: 256)
         let rgb = data.withUnsafeBytes { b in
-            sq_decode_rgb(b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count, UInt64(max(0, limits.maxPixels)), &w, &h, &status, &err, err.count)
+            sq_decode_rgb(b.baseAddress?.assumingMemoryBound(to: UInt8.self), b.count, UInt64(max(0, limits.maxPixels)), &w, &h, &err, err.count)
         }
         guard let rgb else {
             throw ImageError(path: path, reason: err.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })

@@ -65,7 +65,7 @@ public final class IntegerProgram {
     /// a model without one, or nil and a warning when the model records a weight file that is missing.
     public static func beside(modelPath path: String, model: Model) throws -> (IntegerProgram?, String?) {
         guard model.metadataProps.contains(where: { $0.key == Int8WeightFile.metadataKey }) else { return (nil, nil) }
-        let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
+        let weights = PathNames.sibling(of: path, suffix: ".swq")
         guard FileManager.default.fileExists(atPath: weights) else {
             return (nil, "\(path): its int8 weight file \(weights) is missing; running the Q/DQ graph on the float runtime (fake quantization)")
         }

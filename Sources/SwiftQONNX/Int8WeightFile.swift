@@ -115,8 +115,7 @@ public enum Int8WeightFile {
             case .int32: values = raw.withUnsafeBytes { b in (0..<raw.count / 4).map { Int32(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) } }
             default: throw WeightFileError.corrupt(path, "tensor '\(name)': element type \(dtype)")
             }
-            let elements = shape.reduce((1, false)) { a, d in a.1 ? a : a.0.multipliedReportingOverflow(by: d) }
-            guard !elements.1, values.count == elements.0 else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(values.count) values for shape \(shape)") }
+            guard values.count == Tensor.elementCount(shape) else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(values.count) values for shape \(shape)") }
             records.append(Record(name: name, dtype: dtype, bits: Int(bits), axis: axis == 0xFF ? nil : Int(axis), shape: shape,
                                   scales: scales, zeroPoints: zps, values: values))
         }

@@ -48,7 +48,8 @@ public enum ONNXWriter {
         if let sink { try sink.finish() }
         let fd = open(tmp, O_WRONLY | O_TRUNC | O_CLOEXEC)
         guard fd >= 0 else { throw ModelError.writeFailed(path: path, reason: String(cString: strerror(errno))) }
-        let err = swiftq_pack_to_fd(swiftq_message(proto), fd)
+        var err = swiftq_pack_to_fd(swiftq_message(proto), fd)
+        if err == 0 && fsync(fd) != 0 { err = errno }
         close(fd)
         if err != 0 { throw ModelError.writeFailed(path: path, reason: String(cString: strerror(err))) }
         if outputs == nil { try files.commit() }

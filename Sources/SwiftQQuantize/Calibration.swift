@@ -85,8 +85,7 @@ extension CalibrationTable {
     }
 
     /// Decodes and checks a table; `path` names it in errors.
-    public init(json bytes: some ContiguousBytes, path: String) throws {
-        let data = bytes.withUnsafeBytes { Data($0) }
+    public init(json data: Data, path: String) throws {
         let d = JSONDecoder()
         d.nonConformingFloatDecodingStrategy = .convertFromString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
         do {

@@ -77,10 +77,7 @@ struct Eval: ParsableCommand {
         try failing {
             let outputs = OutputFiles(inputs: models + [labels, classes].compactMap { $0 })
             let loaded = try models.map { path in (path, try ONNXReader.read(path: path, externalFile: outputs.addInput)) }
-            for path in models {
-                let weights = (path.hasSuffix(".onnx") ? String(path.dropLast(5)) : path) + ".swq"
-                outputs.addInput(weights)
-            }
+            for path in models { outputs.addInput(PathNames.sibling(of: path, suffix: ".swq")) }
             try reserve(json, role: "--json", in: outputs)
             try reserve(predictions, role: "--predictions", in: outputs)
             try reserve(saveOutputs, role: "--save-outputs", in: outputs)

@@ -96,14 +96,12 @@ struct Quantize: ParsableCommand {
 
     var outputPath: String {
         if let output { return output }
-        let base = model.hasSuffix(".onnx") ? String(model.dropLast(5)) : model
-        return base + ".int8.onnx"
+        return PathNames.sibling(of: model, suffix: ".int8.onnx")
     }
 
     /// A path beside the output: its name without .onnx plus `suffix`.
     func sibling(_ suffix: String) -> String {
-        let o = outputPath
-        return (o.hasSuffix(".onnx") ? String(o.dropLast(5)) : o) + suffix
+        PathNames.sibling(of: outputPath, suffix: suffix)
     }
 
     func run() throws {

@@ -25,7 +25,7 @@ final class CalibrationTableTests: XCTestCase {
 
     func testEncodedTableReadsBackExactlyAndAsJSONEncoderWrites() throws {
         let table = sampleTable()
-        let back = try CalibrationTable(json: table.encoded(), path: "t.json")
+        let back = try CalibrationTable(json: Data(table.encoded()), path: "t.json")
         XCTAssertEqual(back.tensors, table.tensors)
         XCTAssertEqual([back.model, back.preprocessing], [table.model, table.preprocessing])
         XCTAssertEqual([back.images, back.skipped], [3, 1])
@@ -42,7 +42,7 @@ final class CalibrationTableTests: XCTestCase {
         func refusal(_ change: (inout TensorStatistics) -> Void) -> String {
             var t = sampleTable()
             change(&t.tensors["relu_2"]!)
-            do { _ = try CalibrationTable(json: t.encoded(), path: "t.json") } catch { return "\(error)" }
+            do { _ = try CalibrationTable(json: Data(t.encoded()), path: "t.json") } catch { return "\(error)" }
             return "accepted"
         }
         XCTAssertEqual(refusal { _ in }, "accepted")

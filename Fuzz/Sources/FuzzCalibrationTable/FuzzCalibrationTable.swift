@@ -1,3 +1,4 @@
+import Foundation
 import FuzzSupport
 import SwiftQCalibrate
 import SwiftQQuantize
@@ -7,8 +8,8 @@ import SwiftQQuantize
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzzCalibrationTable(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = UnsafeRawBufferPointer(start: data, count: size)
-    guard let table = try? CalibrationTable(json: Array(bytes), path: "fuzz.calib.json") else { return 0 }
-    guard let again = try? CalibrationTable(json: table.encoded(), path: "again.calib.json") else {
+    guard let table = try? CalibrationTable(json: Data(bytes), path: "fuzz.calib.json") else { return 0 }
+    guard let again = try? CalibrationTable(json: Data(table.encoded()), path: "again.calib.json") else {
         fatalError("a table that was accepted does not read back after encoding")
     }
     for method in CalibrationMethod.allCases {

@@ -4,17 +4,14 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/// Why a decode failed: the file is damaged or not an image, or it has more pixels than allowed.
-enum { SQ_IMAGE_OK = 0, SQ_IMAGE_CORRUPT = 1, SQ_IMAGE_TOO_LARGE = 2, SQ_IMAGE_NO_MEMORY = 3 };
-
 /// Decodes a JPEG or PNG held in memory to packed RGB (3 bytes per pixel, rows of width*3 bytes), with the
 /// bytes Pillow's `Image.open(p).convert('RGB')` gives: alpha dropped (not composited), 16-bit samples by
 /// their high byte (16-bit grey clamped to 255, as Pillow's I;16 -> RGB), gamma and colour chunks ignored,
 /// CMYK JPEGs converted as Pillow does, a truncated file refused.
 /// The header is read first: an image of more than `max_pixels` pixels is refused before any pixel
 /// memory is allocated. On success returns a malloc'd buffer (caller frees) and sets *width, *height.
-/// On failure returns NULL, sets *status and writes a message of at most `errlen` bytes to `err`.
+/// On failure returns NULL and writes a message of at most `errlen` bytes to `err`.
 uint8_t *sq_decode_rgb(const uint8_t *data, size_t size, uint64_t max_pixels, int *width, int *height,
-                       int *status, char *err, size_t errlen);
+                       char *err, size_t errlen);
 
 #endif

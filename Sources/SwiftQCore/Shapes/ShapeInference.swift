@@ -56,7 +56,6 @@ public struct ShapeUnknown: Error {}
 
 public typealias ShapeRule = @Sendable (ShapeContext) throws -> [ValueFacts]
 
-/// Static shape, type and small-constant inference over a graph in topological order.
 /// The largest magnitude shape arithmetic works with: 2^30 − 1. A dimension or shape value past it (an
 /// attribute, a constant, a declared dim) is taken as this bound, so that every rule's sums and pairwise
 /// products stay far inside Int (2^60) and a hostile model (Reshape to 2^40 x 2^40, pads of 2^62) cannot make
@@ -73,6 +72,7 @@ extension Dim {
     var bounded: Dim { if case .value(let v) = self, abs(v) > shapeBound { .value(shapeInt(v)) } else { self } }
 }
 
+/// Static shape, type and small-constant inference over a graph in topological order.
 public enum ShapeInference {
     /// Op type → rule. Ops not listed get unknown outputs (or the model's own `value_info`, if it has one).
     public static let rules: [String: ShapeRule] = [
