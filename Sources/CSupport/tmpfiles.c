@@ -41,10 +41,24 @@ static void unlink_remembered(void) {
     }
 }
 
+static atomic_int committing, pending;
+
 static void on_signal(int sig) {
+    if (atomic_load(&committing)) {
+        atomic_store(&pending, sig);
+        return;
+    }
     unlink_remembered();
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+void sq_tmp_begin_commit(void) { atomic_store(&committing, 1); }
+
+void sq_tmp_end_commit(void) {
+    atomic_store(&committing, 0);
+    int sig = atomic_exchange(&pending, 0);
+    if (sig) on_signal(sig);
 }
 
 // A crash (a Swift trap is SIGILL or SIGTRAP) removes the temporary files too, then hands the signal to the

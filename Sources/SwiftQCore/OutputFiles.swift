@@ -8,8 +8,9 @@ import Foundation
 /// take a new file) and creates its temporary file, `.swiftq-tmp-…` in the same folder, right away: an
 /// unwritable folder is found before the calibration, not after it. `write` fills a temporary file;
 /// `commit` renames them all, in the order they were reserved (reserve the file others depend on last).
-/// Until then any failure, `abort`, the object's end, or SIGINT/SIGTERM/SIGHUP removes every temporary file.
-/// A SIGKILL can leave a temporary file, never a partial file under a final name.
+/// Until then any failure, `abort`, the object's end, or SIGINT/SIGTERM/SIGHUP removes every temporary file;
+/// during the renames those signals wait until the last is done. A SIGKILL can leave a temporary file, never a
+/// partial file under a final name (one in the microseconds of the renames can leave some outputs in place).
 public final class OutputFiles: @unchecked Sendable {
     /// Why an output cannot be used; `description` is one line naming the file.
     public struct Refusal: Error, CustomStringConvertible, Equatable {
@@ -108,6 +109,10 @@ public final class OutputFiles: @unchecked Sendable {
     /// Renames every temporary file to its final name, in the order reserved.
     public func commit() throws {
         guard !finished else { return }
+        // An interrupt that arrives now waits until every rename is done (then the process ends as it would
+        // have): the outputs appear together or not at all.
+        sq_tmp_begin_commit()
+        defer { sq_tmp_end_commit() }
         for (i, e) in entries.enumerated() {
             if rename(e.temporary, e.path) != 0 {
                 let why = String(cString: strerror(errno))
