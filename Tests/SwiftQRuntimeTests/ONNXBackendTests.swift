@@ -7,7 +7,8 @@ import XCTest
 
 /// The ONNX project's own backend tests (../shared/onnx-tests): every node case whose operators the float
 /// runtime implements, and every real architecture, with the ONNX runner's tolerances (rtol 1e-3, atol 1e-7;
-/// integers exact). Both the fast kernels and the reference kernels must pass.
+/// integers exact). Both the fast kernels and the reference kernels must pass, and static shape inference must
+/// agree with every output shape it claims to know.
 final class ONNXBackendTests: XCTestCase {
     /// Operators that belong to the integer runtime, or that swiftq does not run: cases using them are skipped.
     static let skippedOps: [String: String] = [
@@ -28,6 +29,13 @@ final class ONNXBackendTests: XCTestCase {
             feeds[name.isEmpty || !inputs.contains(name) ? inputs[i] : name] = RTensor(t)
         }
         let out = try interpreter.run(feeds)
+        // Static shape inference, told the fed shapes, must agree with every output shape it claims to know.
+        let facts = ShapeInference.run(model, inputShapes: feeds.mapValues(\.shape)).facts
+        for o in model.graph.outputs {
+            if let claimed = facts[o.name]?.concreteShape, let got = out[o.name]?.shape, claimed != got {
+                return "shape inference says \(o.name) is \(claimed), the runtime made \(got)"
+            }
+        }
         for (i, o) in model.graph.outputs.enumerated() {
             let (_, want) = try ONNXReader.readTensor(path: "\(data)/output_\(i).pb")
             guard let got = out[o.name] else { return "output \(o.name) missing" }
@@ -75,5 +83,7 @@ final class ONNXBackendTests: XCTestCase {
 
     func testNodeCasesFastKernels() throws { try check("node", reference: false) }
     func testNodeCasesReferenceKernels() throws { try check("node", reference: true) }
+    func testNodeMoreCasesFastKernels() throws { try check("node-more", reference: false) }
+    func testNodeMoreCasesReferenceKernels() throws { try check("node-more", reference: true) }
     func testRealArchitectures() throws { try check("models", reference: false) }
 }

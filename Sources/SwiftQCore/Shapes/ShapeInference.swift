@@ -6,11 +6,14 @@ public struct ValueFacts: Sendable, Equatable {
     /// The element values of a small integer tensor (shape arithmetic: Shape → Gather → Concat → Reshape),
     /// row-major; a value may be symbolic (a batch size) or unknown.
     public var values: [Dim]?
+    /// The element values of a small float constant (Resize's scales).
+    public var floats: [Float]?
 
-    public init(dtype: DType?, shape: [Dim]?, values: [Dim]? = nil) {
+    public init(dtype: DType?, shape: [Dim]?, values: [Dim]? = nil, floats: [Float]? = nil) {
         self.dtype = dtype
         self.shape = shape
         self.values = values
+        self.floats = floats
     }
 
     public static let unknown = ValueFacts(dtype: nil, shape: nil)
@@ -96,7 +99,12 @@ public enum ShapeInference {
         "Shape": shapeShape, "Size": sizeShape, "Constant": constantShape, "ConstantOfShape": constantOfShapeShape,
         "Pad": padShape, "ReduceMean": reduceShape, "ReduceSum": reduceShape, "ReduceMax": reduceShape,
         "ReduceMin": reduceShape, "ReduceProd": reduceShape, "ReduceL2": reduceShape, "Expand": expandShape,
-        "Tile": tileShape, "Range": rangeShape,
+        "Tile": tileShape, "Range": rangeShape, "Resize": resizeShape, "Upsample": resizeShape,
+        "Hardmax": sameShape, "Sign": sameShape, "Softsign": sameShape, "Celu": sameShape, "ThresholdedRelu": sameShape,
+        "GroupNormalization": sameShape, "Not": sameShape, "LessOrEqual": compareShape, "GreaterOrEqual": compareShape,
+        "And": compareShape, "Or": compareShape, "Xor": compareShape, "ReduceL1": reduceShape, "ReduceSumSquare": reduceShape,
+        "ReduceLogSum": reduceShape, "ReduceLogSumExp": reduceShape, "ArgMax": argExtremeShape, "ArgMin": argExtremeShape,
+        "TopK": topKShape, "DepthToSpace": depthSpaceShape, "SpaceToDepth": depthSpaceShape,
     ]
 
     /// Infers facts for every value. `inputShapes` overrides declared input shapes (e.g. to fix a dynamic
@@ -143,6 +151,7 @@ public enum ShapeInference {
     public static func constantFacts(_ t: Tensor) -> ValueFacts {
         let isInt = !t.dtype.isFloatingPoint && t.dtype != .bool
         let values = isInt && t.elementCount <= 1024 ? t.int64s().map { Dim.value(shapeInt($0)) } : nil
-        return ValueFacts(dtype: t.dtype, shape: t.shape.map { .value($0) }, values: values)
+        let floats = t.dtype.isFloatingPoint && t.elementCount <= 64 ? t.floats() : nil
+        return ValueFacts(dtype: t.dtype, shape: t.shape.map { .value($0) }, values: values, floats: floats)
     }
 }

@@ -119,7 +119,8 @@ func splitShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let axis = try normalizeAxis(Int(ctx.node.int("axis") ?? 0), rank: x.count, ctx)
     let parts = ctx.node.outputs.count
     var sizes: [Int]? = ctx.node.ints("split").map { $0.map(shapeInt) } ?? ctx.input(1)?.intValues
-    if sizes == nil, let d = x[axis].value {
+    // A split input whose values are not known leaves the parts unknown (not equal).
+    if sizes == nil, ctx.input(1) == nil, let d = x[axis].value {
         let numOutputs = Int(ctx.node.int("num_outputs") ?? Int64(parts))
         let chunk = (d + numOutputs - 1) / max(numOutputs, 1)
         sizes = (0..<parts).map { i in max(0, min(chunk, d - i * chunk)) }
@@ -275,7 +276,10 @@ func axesOf(_ ctx: ShapeContext, input: Int) -> [Int]? {
 func squeezeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
     var out: [Dim] = []
-    if let axes = axesOf(ctx, input: 1) {
+    if ctx.node.ints("axes") == nil, ctx.input(1) != nil, ctx.input(1)?.intValues == nil {
+        // Axes given as a tensor whose values are not known: even the rank is unknown.
+        return [ValueFacts(dtype: xf.dtype, shape: nil)]
+    } else if let axes = axesOf(ctx, input: 1) {
         let norm = Set(try axes.map { try normalizeAxis($0, rank: x.count, ctx) })
         for (i, d) in x.enumerated() where !norm.contains(i) { out.append(d) }
         for a in norm where x[a].value.map({ $0 != 1 }) ?? false { throw ctx.fail("cannot squeeze axis \(a) of size \(x[a])") }
@@ -327,8 +331,8 @@ func sizeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
 func constantShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let n = ctx.node
     if let t = n.tensor("value") { return [ShapeInference.constantFacts(t)] }
-    if n.float("value_float") != nil { return [ValueFacts(dtype: .float, shape: [])] }
-    if let v = n.floats("value_floats") { return [ValueFacts(dtype: .float, shape: [.value(v.count)])] }
+    if let v = n.float("value_float") { return [ValueFacts(dtype: .float, shape: [], floats: [v])] }
+    if let v = n.floats("value_floats") { return [ValueFacts(dtype: .float, shape: [.value(v.count)], floats: v.count <= 64 ? v : nil)] }
     if let v = n.int("value_int") { return [ValueFacts(dtype: .int64, shape: [], values: [.value(shapeInt(v))])] }
     if let v = n.ints("value_ints") { return [ValueFacts(dtype: .int64, shape: [.value(v.count)], values: v.map { .value(shapeInt($0)) })] }
     throw ctx.fail("Constant has no value attribute swiftq reads")
@@ -396,4 +400,64 @@ func rangeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
         return [ValueFacts(dtype: dtype, shape: [.value(n)], values: n <= 1024 ? (0..<n).map { .value(s + $0 * d) } : nil)]
     }
     return [ValueFacts(dtype: dtype, shape: [.unknown])]
+}
+
+/// Resize and Upsample: the output shape when the scales or sizes are constants (any rank, every form of
+/// `ResizeSpec`); dimensions the scales leave alone keep their symbols.
+func resizeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
+    let (xf, x) = try ctx.ranked(0)
+    let spec: ResizeSpec
+    do { spec = try ResizeSpec(node: ctx.node, opset: ctx.opset) } catch let p as ResizeProblem { throw ctx.fail(p.what) }
+    let legacy = ctx.node.opType == "Upsample" || ctx.opset < 11
+    let scales = ctx.node.floats("scales") ?? ctx.input(legacy ? 1 : 2)?.floats
+    let sizes = legacy ? nil : ctx.input(3)?.intValues
+    let unknown = [ValueFacts(dtype: xf.dtype, shape: x.map { _ in .unknown })]
+    if (scales ?? []).isEmpty && (sizes ?? []).isEmpty { return unknown }
+    // Dimensions not yet known enter as 1 and come out unknown unless their scale is 1.
+    let known = x.map { $0.value ?? 1 }
+    let out: (shape: [Int], scales: [Float], lengths: [Float])
+    do { out = try spec.outputShape(input: known, scales: scales, sizes: sizes) } catch let p as ResizeProblem { throw ctx.fail(p.what) }
+    let given = Set((spec.axes ?? Array(0..<x.count)).map { $0 < 0 ? $0 + x.count : $0 })
+    let sizesGiven = !(sizes ?? []).isEmpty
+    let shape = x.indices.map { d -> Dim in
+        if x[d].value != nil { return .value(out.shape[d]) }
+        return given.contains(d) && (sizesGiven || out.scales[d] != 1) ? (sizesGiven && spec.policy == "stretch" ? .value(out.shape[d]) : .unknown) : x[d]
+    }
+    return [ValueFacts(dtype: xf.dtype, shape: shape)]
+}
+
+func argExtremeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
+    let (_, x) = try ctx.ranked(0)
+    let a = try normalizeAxis(Int(ctx.node.int("axis") ?? 0), rank: x.count, ctx)
+    var out = x
+    if (ctx.node.int("keepdims") ?? 1) != 0 { out[a] = .value(1) } else { out.remove(at: a) }
+    return [ValueFacts(dtype: .int64, shape: out)]
+}
+
+func topKShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
+    let (xf, x) = try ctx.ranked(0)
+    let a = try normalizeAxis(Int(ctx.node.int("axis") ?? -1), rank: x.count, ctx)
+    var out = x
+    let k = ctx.opset < 10 ? ctx.node.int("k").map { shapeInt($0) } : ctx.input(1)?.intValues?.first
+    out[a] = k.map { .value($0) } ?? .unknown
+    if let k, let d = x[a].value, k < 0 || k > d { throw ctx.fail("k \(k) is outside 0...\(d)") }
+    return [ValueFacts(dtype: xf.dtype, shape: out), ValueFacts(dtype: .int64, shape: out)]
+}
+
+func depthSpaceShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
+    let (xf, x) = try ctx.ranked(0)
+    guard x.count == 4 else { throw ctx.fail("needs a rank-4 NCHW input") }
+    let b = shapeInt(ctx.node.int("blocksize") ?? 0)
+    guard b > 0 && b <= 4096 else { throw ctx.fail("blocksize \(b) must be in 1...4096") }
+    func scaled(_ d: Dim, _ f: (Int) -> Int?) throws -> Dim {
+        guard let v = d.value else { return .unknown }
+        guard let r = f(v) else { throw ctx.fail("dimension \(v) is not a multiple of blocksize \(b) (squared for channels)") }
+        return .value(r)
+    }
+    if ctx.node.opType == "DepthToSpace" {
+        return [ValueFacts(dtype: xf.dtype, shape: [x[0], try scaled(x[1]) { $0 % (b * b) == 0 ? $0 / (b * b) : nil },
+                                                   try scaled(x[2]) { $0 * b }, try scaled(x[3]) { $0 * b }])]
+    }
+    return [ValueFacts(dtype: xf.dtype, shape: [x[0], try scaled(x[1]) { $0 * b * b },
+                                               try scaled(x[2]) { $0 % b == 0 ? $0 / b : nil }, try scaled(x[3]) { $0 % b == 0 ? $0 / b : nil }])]
 }

@@ -142,26 +142,3 @@ struct BinaryOp: Operator {
         return RTensor.from(doubles: r, dtype: a.dtype, shape: out)
     }
 }
-
-/// Sum: elementwise sum of any number of inputs with broadcasting.
-struct SumOp: Operator {
-    let add: BinaryOp
-
-    init(_ s: OperatorSetup) throws {
-        var n = s.node
-        n.opType = "Add"
-        add = try BinaryOp(OperatorSetup(node: n, opset: s.opset, constants: s.constants))
-    }
-
-    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
-        let xs = inputs.compactMap { $0 }
-        guard var acc = xs.first else { throw add.fail.invalid("Sum needs at least one input") }
-        if xs.count == 1 {
-            let y = ctx.alloc(acc.dtype, acc.shape)
-            y.storage.raw.copyMemory(from: acc.storage.raw, byteCount: acc.byteCount)
-            return [y]
-        }
-        for x in xs.dropFirst() { acc = try add.binary(acc, x, ctx) }
-        return [acc]
-    }
-}

@@ -1,13 +1,15 @@
 import Foundation
 import SwiftQCore
 
-/// Elementwise activations on floats: Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, and Clip
-/// (bounds as attributes before opset 11, as optional inputs after; any numeric type).
+/// Elementwise activations and math on floats: Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, the
+/// ops of `unaryFunction` (Exp, Log, Erf, Gelu, Elu…; Abs, Neg and Sign also on integers), and Clip (bounds as
+/// attributes before opset 11, as optional inputs after; any numeric type).
 struct UnaryOp: Operator {
     let fail: NodeFailure
     let opType: String
     let alpha: Float
     let beta: Float
+    let function: ((Float) -> Float)?
 
     init(_ s: OperatorSetup) throws {
         fail = NodeFailure(s)
@@ -18,11 +20,15 @@ struct UnaryOp: Operator {
         case "Clip": alpha = s.float("min", -.infinity); beta = s.float("max", .infinity)
         default: alpha = 0; beta = 0
         }
+        function = try unaryFunction(s)
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
         let x = try inputs.required(0, fail)
         if opType == "Clip" { return [try clip(x, inputs, ctx)] }
+        if x.dtype != .float, let f = integerUnaryOps[opType] {
+            return [try mapElements(x, ctx, fail, float: { $0 }, double: f)]
+        }
         guard x.dtype == .float else { throw fail.invalid("\(opType) runs on float tensors, got \(x.dtype)") }
         let y = ctx.alloc(.float, x.shape)
         let n = x.count, px = x.f, py = y.f
@@ -33,7 +39,9 @@ struct UnaryOp: Operator {
         case "HardSigmoid": for i in 0..<n { py[i] = max(0, min(1, alpha * px[i] + beta)) }
         case "HardSwish": for i in 0..<n { let v = px[i]; py[i] = v * max(0, min(1, v / 6 + 0.5)) }
         case "Tanh": for i in 0..<n { py[i] = tanh(px[i]) }
-        default: throw fail.invalid("no kernel")
+        default:
+            guard let f = function else { throw fail.invalid("no kernel") }
+            for i in 0..<n { py[i] = f(px[i]) }
         }
         return [y]
     }

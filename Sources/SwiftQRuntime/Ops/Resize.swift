@@ -1,0 +1,107 @@
+import Foundation
+import SwiftQCore
+
+/// Resize and Upsample on float tensors (nearest also on any element type).
+struct ResizeOp: Operator {
+    let fail: NodeFailure
+    let spec: ResizeSpec
+    let opset: Int64
+    let isUpsample: Bool
+    let scalesAttribute: [Float]?
+
+    init(_ s: OperatorSetup) throws {
+        fail = NodeFailure(s)
+        do { spec = try ResizeSpec(node: s.node, opset: s.opset) } catch let p as ResizeProblem { throw s.invalid(p.what) }
+        opset = s.opset
+        isUpsample = s.node.opType == "Upsample"
+        scalesAttribute = s.node.floats("scales")
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let x = try inputs.required(0, fail)
+        func input(_ i: Int) -> RTensor? { i < inputs.count ? inputs[i] : nil }
+        let legacy = isUpsample || opset < 11
+        let scales = scalesAttribute ?? input(legacy ? 1 : 2)?.floatArray()
+        let sizes = legacy ? nil : input(3)?.int64s().map { Int(clamping: $0) }
+        let roiValues = legacy ? [] : input(1)?.floatArray() ?? []
+        let shape: [Int], scale: [Float], lengths: [Float]
+        do { (shape, scale, lengths) = try spec.outputShape(input: x.shape, scales: scales, sizes: sizes) } catch let p as ResizeProblem { throw fail.invalid(p.what) }
+        _ = try checkedShape(shape, fail)
+        if spec.antialias && spec.mode != .nearest && scale.contains(where: { $0 < 1 }) { throw fail.unsupported("antialias when downsampling") }
+        let axesOrder = spec.axes.map { $0.map { $0 < 0 ? $0 + x.rank : $0 } } ?? Array(0..<x.rank)
+        func roi(_ d: Int) -> (Float, Float) {
+            if let k = axesOrder.firstIndex(of: d), roiValues.count == 2 * axesOrder.count { return (roiValues[k], roiValues[k + axesOrder.count]) }
+            if roiValues.count == 2 * x.rank { return (roiValues[d], roiValues[d + x.rank]) }
+            return (0, 1)
+        }
+        let maps = x.shape.indices.map { spec.axis(input: x.shape[$0], output: shape[$0], length: lengths[$0], scale: scale[$0], roi: roi($0)) }
+        if spec.mode == .nearest { return [resizeNearest(x, maps, shape, fill: spec.extrapolation, ctx)] }
+        guard x.dtype == .float else { throw fail.invalid("\(spec.mode) Resize runs on float tensors, got \(x.dtype)") }
+        var t = x
+        for d in 0..<x.rank where !maps[d].isIdentity {
+            t = resampleAxis(t, axis: d, maps[d], fill: spec.extrapolation, ctx)
+        }
+        if t.storage === x.storage { t = try mapElements(x, ctx, fail, float: { $0 }, double: { $0 }) }
+        return [t]
+    }
+}
+
+/// Nearest Resize: every output element is one input element (or `fill` where tf_crop_and_resize
+/// extrapolates). Float tensors resized on their last two axes copy whole rows through an index map.
+func resizeNearest(_ x: RTensor, _ maps: [ResizeAxis], _ shape: [Int], fill: Float, _ ctx: ExecutionContext) -> RTensor {
+    let y = ctx.alloc(x.dtype, shape)
+    let sx = strides(of: x.shape), r = x.rank
+    let extrapolates = maps.contains { $0.nearest.contains(-1) }
+    if x.dtype == .float && !ctx.referenceOnly && !extrapolates && r >= 2 {
+        let rows = maps[r - 2].nearest, cols = maps[r - 1].nearest
+        let outer = shape[..<(r - 2)].reduce(1, *), ow = shape[r - 1]
+        let so = strides(of: Array(shape[..<(r - 2)]))
+        let px = x.f, py = y.f
+        for o in 0..<outer {
+            var rem = o, base = 0
+            for d in 0..<(r - 2) { base += maps[d].nearest[rem / so[d]] * sx[d]; rem %= so[d] }
+            for (i, row) in rows.enumerated() {
+                let src = px + base + row * sx[r - 2], dst = py + (o * rows.count + i) * ow
+                for (j, c) in cols.enumerated() { dst[j] = src[c] }
+            }
+        }
+        return y
+    }
+    if extrapolates {
+        let so = strides(of: shape), es = x.dtype.byteSize!
+        let value = RTensor.from(doubles: [Double(fill)], dtype: x.dtype, shape: [])
+        for i in 0..<y.count {
+            var rem = i, off = 0, outside = false
+            for d in 0..<r { let k = maps[d].nearest[rem / so[d]]; rem %= so[d]; if k < 0 { outside = true } else { off += k * sx[d] } }
+            y.storage.raw.advanced(by: i * es).copyMemory(from: outside ? value.storage.raw : x.storage.raw.advanced(by: off * es), byteCount: es)
+        }
+        return y
+    }
+    copyElements(from: x, to: y) { d, c in maps[d].nearest[c] * sx[d] }
+    return y
+}
+
+/// One axis of a linear or cubic Resize: y[o, j, i] = Σₖ w[j][k] · x[o, index[j][k], i].
+func resampleAxis(_ x: RTensor, axis d: Int, _ map: ResizeAxis, fill: Float, _ ctx: ExecutionContext) -> RTensor {
+    var shape = x.shape
+    shape[d] = map.output
+    let y = ctx.alloc(.float, shape)
+    let outer = x.shape[..<d].reduce(1, *), inner = x.shape[(d + 1)...].reduce(1, *)
+    let px = x.f, py = y.f, taps = map.taps
+    for o in 0..<outer {
+        for j in 0..<map.output {
+            let dst = py + (o * map.output + j) * inner
+            if map.extrapolated[j] {
+                for i in 0..<inner { dst[i] = fill }
+                continue
+            }
+            for i in 0..<inner { dst[i] = 0 }
+            for k in 0..<taps {
+                let w = map.weight[j * taps + k]
+                let src = px + (o * map.input + map.index[j * taps + k]) * inner
+                for i in 0..<inner { dst[i] += w * src[i] }
+            }
+        }
+    }
+    return y
+}
