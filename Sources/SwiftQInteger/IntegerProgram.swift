@@ -24,13 +24,16 @@ public final class IntegerProgram {
     let consumers: [String: [Int]]
     let producers: [String: Int]
     let graphOutputs: Set<String>
-    let context = ExecutionContext(threads: 1)
+    /// The float kernels' context for the nodes the integer rules leave in float (with the program's threads).
+    private(set) var context = ExecutionContext(threads: 1)
     /// Integer constants from the weight file, by initializer name.
     let integerConstants: [String: Int8WeightFile.Record]
     /// Threads for the integer kernels.
-    public var threads = 1
+    public var threads = 1 { didSet { if threads != context.threads { context = ExecutionContext(threads: threads) } } }
     public private(set) var integerNodes = 0
     public private(set) var floatNodes = 0
+    /// The op types the last plan ran in float (islands between dequantized inputs and quantized outputs), with counts.
+    public private(set) var floatOps: [String: Int] = [:]
     private var plan: Plan?
     /// When set, runs after the first time each step (labelled "OpType name") into `stepSeconds`.
     public var profile = false
@@ -97,6 +100,7 @@ public final class IntegerProgram {
         plan = p
         integerNodes = p.integerNodes
         floatNodes = p.floatNodes
+        floatOps = p.floatOps
         return try p.outputs()
     }
 
@@ -219,6 +223,7 @@ final class Plan {
     var labels: [String] = []
     var outputNames: [String] = []
     var integerNodes = 0, floatNodes = 0
+    var floatOps: [String: Int] = [:]
 
     init(inputShapes: [String: [Int]], threads: Int) {
         self.inputShapes = inputShapes

@@ -32,7 +32,7 @@ final class Planner {
         for i in p.order where !skip.contains(i) {
             let n = graph.nodes[i]
             current = "\(n.opType) \(n.displayName)"
-            if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatNodes += 1 }
+            if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatNodes += 1; plan.floatOps[n.opType, default: 0] += 1 }
         }
         plan.outputNames = graph.outputs.map(\.name)
         return plan
@@ -105,12 +105,16 @@ final class Planner {
         case "DequantizeLinear": return try dequantize(n)
         case "QuantizeLinear": return try quantize(n)
         case "Conv": return try conv(n)
+        case "ConvTranspose": return try convTranspose(n)
         case "Gemm", "MatMul": return try gemm(n)
-        case "Add": return try addNode(n)
+        case "Add": return try addNode(n) || binaryNode(n)
+        case "Mul": return try binaryNode(n)
+        case "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh": return try lookupTable(n)
         case "MaxPool": return try maxPool(n)
         case "GlobalAveragePool", "AveragePool": return try averagePool(n)
         case "Concat": return try concat(n)
-        case "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose": return try move(n)
+        case "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split": return try move(n)
+        case "Resize": return (n.string("mode") ?? "nearest") == "nearest" ? try resizeNearest(n) || move(n) : false
         default: return false
         }
     }
@@ -358,24 +362,25 @@ final class Planner {
         return true
     }
 
-    /// Flatten, Reshape, Squeeze, Unsqueeze: the bytes in logical order under a new shape. Transpose: the float
-    /// operator on the byte values (exact for 8-bit values).
+    /// Flatten, Reshape, Squeeze, Unsqueeze: the bytes in logical order under a new shape. Transpose, Slice, Split
+    /// and nearest Resize: the float operator on the byte values (exact for 8-bit values), every output keeping
+    /// the input's scale.
     func move(_ n: Node) throws -> Bool {
         guard let x0 = q(n.input(0)) else { return false }
         let consts = n.inputs.dropFirst().map { $0.isEmpty ? nil : p.inits[$0].map(RTensor.init) }
         guard zip(n.inputs.dropFirst(), consts).allSatisfy({ $0.isEmpty || $1 != nil }) else { return false }
         let x = try planar(x0)
-        if n.opType == "Transpose" {
+        if ["Transpose", "Slice", "Split", "Resize"].contains(n.opType) {
             let f = RTensor(dtype: .float, shape: x.shape)
-            let outShape = try p.runFloatAll(n, [f] + consts)[0].shape
-            let y = x.like(shape: outShape, nhwc: false)
+            let ys = try p.runFloatAll(n, [f] + consts).map { x.like(shape: $0.shape, nhwc: false) }
+            guard ys.count == n.outputs.count else { return false }
             unowned let program = p
             try add {
                 for i in 0..<x.count { f.f[i] = Float(x.bytes[i]) }
-                let t = try program.runFloatAll(n, [f] + consts)[0]
-                for i in 0..<y.count { y.bytes[i] = UInt8(t.f[i]) }
+                let ts = try program.runFloatAll(n, [f] + consts)
+                for (t, y) in zip(ts, ys) { for i in 0..<y.count { y.bytes[i] = UInt8(t.f[i]) } }
             }
-            plan.slots[n.outputs[0]] = Slot(q: y)
+            for (name, y) in zip(n.outputs, ys) where !name.isEmpty { plan.slots[name] = Slot(q: y) }
             return true
         }
         let outShape = try p.runFloatAll(n, [RTensor(dtype: .float, shape: x.shape)] + consts)[0].shape

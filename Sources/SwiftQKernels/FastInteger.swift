@@ -123,6 +123,63 @@ public final class PackedDepthwiseWeights: @unchecked Sendable {
 }
 
 public enum FastInteger {
+    /// y[i] = table[x[i]] over `count` bytes, split between threads.
+    public static func lookup(_ x: UnsafePointer<UInt8>, count: Int, table: RequantTable, into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
+        let parts = count >= 1 << 16 ? max(1, threads) : 1, chunk = (count + parts - 1) / parts
+        table.bytes.withUnsafeBufferPointer { t in
+            parallelFor(parts, threads: threads) { p in
+                let i0 = p * chunk, n = min(count, i0 + chunk) - i0
+                if n > 0 { sq_qcopy_channels(x + i0, Int32(n), 1, Int32(n), t.baseAddress, y + i0, Int32(n)) }
+            }
+        }
+    }
+
+    /// NHWC bytes (P pixels of C channels) through one 256-entry table per channel.
+    public static func tableChannels(_ x: UnsafePointer<UInt8>, pixels: Int, channels: Int, tables: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
+        let parts = pixels * channels >= 1 << 16 ? max(1, threads) : 1, chunk = (pixels + parts - 1) / parts
+        parallelFor(parts, threads: threads) { p in
+            let p0 = p * chunk, n = min(pixels, p0 + chunk) - p0
+            if n > 0 { sq_qtable_channels(x + p0 * channels, Int32(n), Int32(channels), tables, y + p0 * channels) }
+        }
+    }
+
+    /// ConvTranspose's col2im and requantization for one image: `columns` holds per input pixel the M·KH·KW exact
+    /// sums as floats; output pixel (r, q), channel m, gathers the taps that land on it, adds bias[m], and becomes
+    /// clamp(rint(acc · scales[m]) + zy, lo, hi) in NHWC bytes. Split by output rows between threads.
+    public static func convTransposeColumns(_ columns: UnsafePointer<Float>, height: Int, width: Int, channels m: Int, kernel: (Int, Int),
+                                            stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int), bias: [Int32], scales: [Float],
+                                            zero: Float, lo: Float, hi: Float, into y: UnsafeMutablePointer<UInt8>, outHeight: Int, outWidth: Int, threads: Int = 1) {
+        let parts = outHeight * outWidth * m >= 1 << 15 ? max(1, threads) : 1, chunk = (outHeight + parts - 1) / parts
+        bias.withUnsafeBufferPointer { b in scales.withUnsafeBufferPointer { s in
+            parallelFor(parts, threads: threads) { p in
+                let r0 = p * chunk, r1 = min(outHeight, r0 + chunk)
+                guard r0 < r1 else { return }
+                var acc = [Int32](repeating: 0, count: m)
+                acc.withUnsafeMutableBufferPointer { a in
+                    sq_qconvtranspose_rows(columns, Int32(height), Int32(width), Int32(m), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(stride.1),
+                                           Int32(dilation.0), Int32(dilation.1), Int32(pads.0), Int32(pads.1), b.baseAddress, s.baseAddress, zero, lo, hi,
+                                           y, Int32(outWidth), Int32(r0), Int32(r1), a.baseAddress)
+                }
+            }
+        } }
+    }
+
+    /// Nearest Resize of NHWC images: output pixel (oh, ow) of each image is input pixel (rows[oh], cols[ow]).
+    public static func resizeNearest(_ x: UnsafePointer<UInt8>, images: Int, height: Int, width: Int, channels: Int, rows: [Int32], cols: [Int32],
+                                     into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
+        let oh = rows.count, ow = cols.count
+        let parts = oh * ow * channels >= 1 << 16 ? max(1, threads) : 1, chunk = (oh + parts - 1) / parts
+        rows.withUnsafeBufferPointer { r in cols.withUnsafeBufferPointer { c in
+            for i in 0..<images {
+                parallelFor(parts, threads: threads) { p in
+                    let r0 = p * chunk, r1 = min(oh, r0 + chunk)
+                    if r0 < r1 { sq_qresize_nearest_nhwc(x + i * height * width * channels, Int32(width), Int32(channels), r.baseAddress, c.baseAddress, Int32(ow),
+                                                         y + i * oh * ow * channels, Int32(r0), Int32(r1)) }
+                }
+            }
+        } }
+    }
+
     /// Bytes of im2col scratch `conv` needs for `g` (0 when it reads the input directly: 1x1, stride 1, no padding, one group).
     public static func scratchBytes(_ g: ConvGeometry) -> Int {
         direct(g) ? 0 : g.outHeight * g.outWidth * ((g.channels / g.group * g.kernelH * g.kernelW + 3) / 4 * 4)
@@ -283,6 +340,12 @@ extension FastInteger {
 public struct RequantTable: Sendable, Equatable {
     public let bytes: [UInt8]
 
+    /// Any 256-entry byte map (an activation's lookup table).
+    public init(bytes: [UInt8]) {
+        precondition(bytes.count == 256, "a byte table has 256 entries")
+        self.bytes = bytes
+    }
+
     public init(xScale: Float, xZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32) {
         bytes = (0..<256).map { b in
             let v = (Float(Int32(b) - xZero) * xScale / yScale).rounded(.toNearestOrEven) + Float(yZero)
@@ -315,5 +378,35 @@ public struct AddRescale: Sendable, Equatable {
         let f = fixed.addingProduct(Float(b - offB), rb)
         let r = f.addingProduct(Float(a - offA), ra).rounded(.toNearestOrEven) + Float(offY)
         return Int32(min(max(r, Float(lo)), Float(hi)))
+    }
+}
+
+/// The int8 Mul's rescaling, as ONNX Runtime's QLinearMul computes it: y = clamp(round_half_even(float((a − z_a)·(b − z_b))
+/// · m) + z_y) with m = s_a · s_b / s_y in float32. Zero points and limits as stored (biased, like `AddRescale`).
+public struct MulRescale: Sendable, Equatable {
+    public let m: Float
+    public let aZero: Int32, bZero: Int32, yZero: Int32, lo: Int32, hi: Int32
+
+    public init(aScale: Float, aZero: Int32, bScale: Float, bZero: Int32, yScale: Float, yZero: Int32, lo: Int32, hi: Int32) {
+        m = aScale * bScale / yScale
+        self.aZero = aZero; self.bZero = bZero; self.yZero = yZero; self.lo = lo; self.hi = hi
+    }
+
+    /// The reference for one pair of stored bytes.
+    public func apply(_ a: Int32, _ b: Int32) -> Int32 {
+        let r = (Float((a - aZero) * (b - bZero)) * m).rounded(.toNearestOrEven) + Float(yZero)
+        return Int32(min(max(r, Float(lo)), Float(hi)))
+    }
+
+    /// The table of y for every a with b fixed (a per-channel gate or a constant operand).
+    public func table(b: Int32) -> RequantTable { RequantTable(bytes: (0..<256).map { UInt8(apply(Int32($0), b)) }) }
+
+    /// y[i] = apply(a[i], b[i]) over `count` bytes, split between threads.
+    public func run(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, y: UnsafeMutablePointer<UInt8>, count: Int, threads: Int = 1) {
+        let parts = count >= 1 << 16 ? max(1, threads) : 1, chunk = (count + parts - 1) / parts
+        parallelFor(parts, threads: threads) { p in
+            let i0 = p * chunk, n = min(count, i0 + chunk) - i0
+            if n > 0 { sq_qmul(a + i0, b + i0, Int32(n), m, aZero, bZero, Float(yZero), Float(lo), Float(hi), y + i0) }
+        }
     }
 }

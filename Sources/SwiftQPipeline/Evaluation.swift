@@ -40,6 +40,11 @@ public final class ClassifierRun: @unchecked Sendable {
     public let warning: String?
     /// "float" or "integer": which runtime scores this model.
     public var runtime: String { integer == nil ? "float" : "integer" }
+    /// The nodes the integer runtime ran in float, by op type ("Sigmoid 1, ConvTranspose 2"), empty when none.
+    public var floatIslands: String {
+        guard let i = integer else { return "" }
+        return i.floatOps.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
 
     public init(path: String, model: Model, options: Interpreter.Options) throws {
         self.path = path

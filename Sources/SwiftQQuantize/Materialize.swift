@@ -43,7 +43,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     for (i, n) in g.nodes.enumerated() where plan.quantized.contains(i) {
         switch opQuantizers[n.opType] {
         case .passthrough?:
-            if let x = n.input(0), let o = n.outputs.first, marked.contains(o), let v = r[x] { r[o] = v }
+            if let x = n.input(0), let v = r[x] { for o in n.outputs where marked.contains(o) { r[o] = v } }
         case .concat?:
             let members = (n.inputs + [n.outputs[0]]).filter(marked.contains)
             let known = members.compactMap { r[$0] }
@@ -89,8 +89,11 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     /// An integer constant with its DequantizeLinear; returns the dequantized value's name.
     func constant(_ name: String, shape: [Int], values: [Int32], _ p: QuantParams, into nodes: inout [Node]) -> String {
         let q = fresh("\(name)_quantized"), dq = fresh("\(name)_dequantized")
-        let t: Tensor = p.dtype == .int32 ? Tensor(integers: values, dtype: .int32, shape: shape)
-            : Tensor(integers: values.map { Int8($0) }, dtype: .int8, shape: shape)
+        let t: Tensor = switch p.dtype {
+        case .int32: Tensor(integers: values, dtype: .int32, shape: shape)
+        case .uint8: Tensor(integers: values.map { UInt8($0) }, dtype: .uint8, shape: shape)
+        default: Tensor(integers: values.map { Int8($0) }, dtype: .int8, shape: shape)
+        }
         newInits.append(Initializer(name: q, tensor: t))
         tensors.append(QuantizedTensor(name: q, shape: shape, params: p, values: values))
         let (s, z) = paramInits(name, p)
@@ -111,13 +114,23 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     for (i, n0) in g.nodes.enumerated() {
         var n = n0
         n.inputs = n.inputs.map { dequantized[$0] ?? $0 }
+        if plan.quantized.contains(i), constantOperandOps.contains(n.opType) {
+            // A constant operand of Add or Mul: an integer tensor of the activations' type with its own range.
+            for (k, name) in n0.inputs.enumerated() where !name.isEmpty {
+                guard let c = inits[name], c.dtype == .float else { continue }
+                let v = c.floats()
+                let p = params(Swift.min(0, v.min() ?? 0), Swift.max(0, v.max() ?? 0))
+                n.inputs[k] = constant(name, shape: c.shape, values: v.map { p.quantize($0, channel: 0) }, p, into: &nodes)
+            }
+        }
         if plan.quantized.contains(i), opQuantizers[n.opType] == .weighted {
             let wName = n0.inputs[1]
             let w = inits[wName]!
             let layout = OutputChannels(node: n0, weightShape: w.shape)!
             let values = w.floats()
             // MatMul: one scale for B (runtimes fuse per-tensor B; it has no bias to take a per-channel scale).
-            let perChannel = options.perChannel && n0.opType != "MatMul"
+            // ConvTranspose with groups: DequantizeLinear's axis 1 holds M/group channels, not M: one scale.
+            let perChannel = options.perChannel && n0.opType != "MatMul" && !(n0.opType == "ConvTranspose" && (n0.int("group") ?? 1) != 1)
             var absMax = [Float](repeating: 0, count: perChannel ? layout.count : 1)
             for (k, v) in values.enumerated() {
                 let c = perChannel ? layout.channel(of: k) : 0

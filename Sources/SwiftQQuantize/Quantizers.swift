@@ -13,13 +13,26 @@ public enum OpQuantizer: Sendable {
     case concat
 }
 
+/// Chosen by what ONNX Runtime 1.32 fuses (scripts/ort_fusions.py prints it): QLinearConv, QLinearConvTranspose
+/// (per-channel weights on axis 1), QGemm, QLinearAdd, QLinearMul (also of a feature map by a per-channel gate,
+/// and by a constant, which then gets its own int8 tensor), QLinearSigmoid, QLinearLeakyRelu,
+/// QLinearAveragePool, QLinearGlobalAveragePool, QLinearSoftmax, QLinearConcat; MaxPool, nearest Resize, Split,
+/// Slice, Transpose and the reshapes run on the int8 bytes when input and output share one scale. HardSigmoid,
+/// HardSwish and Tanh have no int8 kernel in ONNX Runtime; quantized, ONNX Runtime runs them in float between
+/// their DequantizeLinear and QuantizeLinear (cheap), swiftq's integer runtime as a 256-entry table, and the
+/// layers around them stay int8.
 public let opQuantizers: [String: OpQuantizer] = [
-    "Conv": .weighted, "Gemm": .weighted, "MatMul": .weighted,
-    "Add": .requantize, "GlobalAveragePool": .requantize, "AveragePool": .requantize, "Relu": .requantize, "Clip": .requantize,
+    "Conv": .weighted, "ConvTranspose": .weighted, "Gemm": .weighted, "MatMul": .weighted,
+    "Add": .requantize, "Mul": .requantize, "GlobalAveragePool": .requantize, "AveragePool": .requantize,
+    "Relu": .requantize, "Clip": .requantize, "Sigmoid": .requantize, "HardSigmoid": .requantize, "HardSwish": .requantize,
+    "LeakyRelu": .requantize, "Tanh": .requantize, "Softmax": .requantize,
     "MaxPool": .passthrough, "Reshape": .passthrough, "Flatten": .passthrough, "Transpose": .passthrough,
-    "Squeeze": .passthrough, "Unsqueeze": .passthrough,
+    "Squeeze": .passthrough, "Unsqueeze": .passthrough, "Resize": .passthrough, "Split": .passthrough, "Slice": .passthrough,
     "Concat": .concat,
 ]
+
+/// Add and Mul read a constant operand as an int8 tensor of its own (what QLinearAdd and QLinearMul take).
+let constantOperandOps: Set<String> = ["Add", "Mul"]
 
 /// Which nodes are quantized, which stay float and why, and which tensors get a Q/DQ pair.
 public struct QuantizationPlan: Sendable {
@@ -58,6 +71,13 @@ public struct QuantizationPlan: Sendable {
                 if n.opType == "MatMul", n.inputs[0] == w || inits[n.inputs[0]] != nil { float[i] = "MatMul of constants"; continue }
             }
             if n.opType == "Clip", clipLowerBound(n, inits) == nil { float[i] = "Clip bounds are not constant"; continue }
+            if n.opType == "Resize", (n.string("mode") ?? "nearest") != "nearest" {
+                float[i] = "linear and cubic Resize have no int8 form in ONNX Runtime"; continue
+            }
+            if n.opType == "MaxPool", n.outputs.count > 1, !n.outputs[1].isEmpty { float[i] = "MaxPool with indices"; continue }
+            if q == .requantize, !constantOperandOps.contains(n.opType), n.inputs.dropFirst().contains(where: { !$0.isEmpty && inits[$0] == nil && n.opType != "Clip" }) {
+                float[i] = "more than one varying input"; continue
+            }
             quantized.insert(i)
         }
         // An op without weights whose every reader stays float (Softmax on pooled logits) runs in float too:
@@ -88,14 +108,14 @@ public struct QuantizationPlan: Sendable {
         }
         for (i, n) in g.nodes.enumerated() where quantized.contains(i) {
             let q = opQuantizers[n.opType]!
-            if q == .weighted { mark(n.inputs[0]) } else { n.inputs.forEach(mark) }
-            if let o = n.outputs.first { mark(o) }
+            if q == .weighted { mark(n.inputs[0]) } else if q == .passthrough { mark(n.inputs[0]) } else { n.inputs.forEach(mark) }
+            if q == .passthrough { n.outputs.forEach(mark) } else if let o = n.outputs.first { mark(o) }
         }
         tensors = marked
         for (i, n) in g.nodes.enumerated() where quantized.contains(i) {
             guard let o = n.outputs.first, seen.contains(o) else { continue }
             switch opQuantizers[n.opType] {
-            case .passthrough?: if let x = n.input(0), seen.contains(x) { derived.insert(o) }
+            case .passthrough?: if let x = n.input(0), seen.contains(x) { derived.formUnion(n.outputs.filter(seen.contains)) }
             case .concat?: if n.inputs.allSatisfy(seen.contains) { derived.insert(o) }
             default: break
             }

@@ -156,7 +156,7 @@ struct Eval: ParsableCommand {
         for (run, name) in zip(runs, names) {
             let t1 = run.top1Percent.map { String(format: "%.2f", $0) } ?? "-"
             let t5 = run.top5Percent.map { String(format: "%.2f", $0) } ?? "-"
-            print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11) + "  " + run.runtime)
+            print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11) + "  " + run.runtime + (run.floatIslands.isEmpty ? "" : " (float: \(run.floatIslands))"))
         }
         print("")
         let labelled = runs[0].labelled
@@ -174,7 +174,7 @@ struct Eval: ParsableCommand {
                     "images": run.images,
                     "labelled": run.labelled,
                     "images_per_second": Double(run.images) / max(run.networkSeconds, 1e-9),
-                    "runtime": run.runtime,
+                    "runtime": run.runtime, "float_islands": run.integer?.floatOps ?? [:],
                     "end_to_end_images_per_second": e2e,
                 ]
             },

@@ -140,7 +140,7 @@ struct Quantize: ParsableCommand {
             }
             let shape = try ImageInput.shape(of: original, path: model, height: prep.size, width: prep.width ?? prep.size,
                                              maxElements: preprocessing.maxTensorElements)
-            let (prepared, log) = try Rewriter([DropIdentity(), FoldConstants(), FoldBatchNorm(), FoldPadIntoConv(), UpgradeOpset()]).run(original)
+            let (prepared, log) = try Rewriter.quantizationPreparation.run(original)
             let interpreter = try naming(model) { try Interpreter(model: prepared, options: .init(threads: threads, fuse: true)) }
             let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: shape]).facts
             let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })

@@ -150,4 +150,11 @@ typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
 /// when all are done. Jobs from different callers are serialized; a call from inside a task runs inline.
 void sq_parallel(int threads, int parts, sq_task fn, void *ctx);
+/// Quantized elementwise and movement kernels (qelementwise.c).
+void sq_qmul(const uint8_t *a, const uint8_t *b, int n, float m, int za, int zb, float zy, float lo, float hi, uint8_t *y);
+void sq_qtable_channels(const uint8_t *x, int P, int C, const uint8_t *tables, uint8_t *y);
+void sq_qresize_nearest_nhwc(const uint8_t *x, int W, int C, const int *rows, const int *cols, int OW, uint8_t *y, int r0, int r1);
+void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
+                            const int32_t *bias, const float *scales, float zy, float lo, float hi, uint8_t *y, int OW,
+                            int r0, int r1, int32_t *acc);
 #endif

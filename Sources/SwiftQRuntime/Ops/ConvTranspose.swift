@@ -1,16 +1,36 @@
 import SwiftQCore
+import SwiftQKernels
 
-/// ConvTranspose (reference kernel), 2-D: groups, strides, dilations, pads, output_padding, output_shape and
-/// auto_pad, following the ONNX spec's formulas for the output size and padding.
+/// ConvTranspose, 2-D: groups, strides, dilations, pads, output_padding, output_shape and auto_pad, following
+/// the ONNX spec's formulas for the output size and padding. The reference kernel scatters every input value;
+/// the fast one computes each group's columns Wᵀ·X with the GEMM (the weight transposed once when constant)
+/// and adds them into place (col2im).
 struct ConvTransposeOp: Operator {
     let fail: NodeFailure
     let setup: OperatorSetup
     let group: Int
+    /// Per group, Wᵀ as a row-major (M/group · KH · KW) × (C/group) matrix, when the weight is a constant.
+    let transposed: [[Float]]?
+    let scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
         setup = s
         fail = NodeFailure(s)
         group = s.int("group", 1)
+        if let w = s.constant(1), w.dtype == .float, w.shape.count == 4, group > 0, w.shape[0] % group == 0 {
+            transposed = ConvTransposeOp.transpose(w.floats(), shape: w.shape, group: group)
+        } else {
+            transposed = nil
+        }
+    }
+
+    static func transpose(_ w: [Float], shape: [Int], group: Int) -> [[Float]] {
+        let cpg = shape[0] / group, cols = shape[1] * shape[2] * shape[3]
+        return (0..<group).map { g in
+            var t = [Float](repeating: 0, count: cpg * cols)
+            for ci in 0..<cpg { for r in 0..<cols { t[r * cpg + ci] = w[(g * cpg + ci) * cols + r] } }
+            return t
+        }
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -46,6 +66,36 @@ struct ConvTransposeOp: Operator {
         guard out[0] > 0 && out[1] > 0 else { throw fail.invalid("output size \(out) is not positive") }
         let y = ctx.alloc(.float, [n, m, out[0], out[1]])
         for i in 0..<y.count { y.f[i] = 0 }
+        if !ctx.referenceOnly {
+            let wt = transposed ?? ConvTransposeOp.transpose(w.floatArray(), shape: w.shape, group: group)
+            let rows = mpg * kh * kw, hw = h * wd, oh = out[0], ow = out[1]
+            let cols = ctx.alloc(.float, [rows, hw])
+            defer { ctx.pool.give(cols.storage) }
+            for b0 in 0..<n {
+                for g in 0..<group {
+                    wt[g].withUnsafeBufferPointer { a in
+                        Fast.matmul(m: rows, n: hw, k: cpg, a: a.baseAddress!, lda: cpg, b: x.f + (b0 * c + g * cpg) * hw, ldb: hw,
+                                    c: cols.f, ldc: hw, scratch: scratch, threads: ctx.threads)
+                    }
+                    // col2im: column row (mo, a, e) adds into output (g·M/group + mo, ih·s − pad + a·d, iw·s − pad + e·d).
+                    for mo in 0..<mpg {
+                        let plane = y.f + (b0 * m + g * mpg + mo) * oh * ow
+                        for a in 0..<kh { for e in 0..<kw {
+                            let src = cols.f + ((mo * kh + a) * kw + e) * hw
+                            for ih in 0..<h {
+                                let r = ih * s[0] - pads[0] + a * d[0]
+                                if r < 0 || r >= oh { continue }
+                                let dst = plane + r * ow, row = src + ih * wd
+                                for iw in 0..<wd {
+                                    let q = iw * s[1] - pads[1] + e * d[1]
+                                    if q >= 0 && q < ow { dst[q] += row[iw] }
+                                }
+                            }
+                        } }
+                    }
+                }
+            }
+        } else {
         for b0 in 0..<n { for ci in 0..<c {
             let g = ci / cpg
             for ih in 0..<h { for iw in 0..<wd {
@@ -61,6 +111,7 @@ struct ConvTransposeOp: Operator {
                 } }
             } }
         } }
+        }
         if let b {
             guard b.count == m else { throw fail.invalid("bias has \(b.count) values for \(m) channels") }
             let plane = out[0] * out[1]
