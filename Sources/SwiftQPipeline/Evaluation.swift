@@ -58,14 +58,17 @@ public final class ClassifierRun: @unchecked Sendable {
         outputName = interpreter.outputNames[0]
     }
 
-    /// Runs one preprocessed image; returns the scores of the first output (flattened).
-    public func classify(_ input: RTensor) throws -> RTensor {
+    /// Runs one preprocessed image; returns every output by name.
+    public func outputs(_ input: RTensor) throws -> [String: RTensor] {
         let start = DispatchTime.now().uptimeNanoseconds
         let out = try integer?.run([inputName: input]) ?? interpreter.run([inputName: input])
         networkSeconds += Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         images += 1
-        return out[outputName]!
+        return out
     }
+
+    /// Runs one preprocessed image; returns the scores of the first output (flattened).
+    public func classify(_ input: RTensor) throws -> RTensor { try outputs(input)[outputName]! }
 
     /// Counts the top-5 of `scores` against `label`; returns the top-1 class.
     public func score(_ scores: RTensor, label: Int?) -> Int {

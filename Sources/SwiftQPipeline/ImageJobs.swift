@@ -94,6 +94,8 @@ public struct EvaluationResult {
     public var outputs: [[[Float]?]]
     /// SQNR of the int8 model's activations (two models, the second on the integer runtime).
     public var sqnr = SQNRMeter()
+    /// With two models: every output of the second against the first's, over all images.
+    public var fidelity = OutputFidelity()
 
     /// With exactly two models: the second's top-1 drop against the first (points; nil without labels) and the
     /// share of images (in percent) on which both predict the same class.
@@ -127,10 +129,12 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
             }
         case .tensor(let pixels):
             let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.width ?? prep.size])
+            var all: [[String: RTensor]] = []
             for (m, run) in runs.enumerated() {
                 let scores: RTensor
                 do {
-                    scores = try run.classify(input)
+                    all.append(try run.outputs(input))
+                    scores = all[m][run.outputName]!
                 } catch {
                     throw PipelineError("\(run.path): \(error) (on \(item.path))")
                 }
@@ -141,6 +145,7 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
                 result.predicted[m].append(run.score(scores, label: item.label))
                 if keepOutputs { result.outputs[m].append(scores.floatArray()) }
             }
+            if runs.count == 2 { result.fidelity.add(float: all[0], quantized: all[1], order: runs[0].interpreter.outputNames) }
             if runs.count == 2, let integer = runs[1].integer, result.sqnr.images < sqnrImages {
                 let quantized = integer.activations()
                 let wanted = Set(quantized.map(\.name))

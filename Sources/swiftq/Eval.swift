@@ -56,6 +56,9 @@ struct Eval: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("With two models (fp32 then int8): exit with code 1 when the second's top-1 is more than PTS points below the first's (a CI gate).", valueName: "pts"))
     var maxDrop: Double?
 
+    @Option(parsing: .unconditional, help: ArgumentHelp("With two models: exit with code 1 when any output's SQNR against the float model's is below DB (the CI gate for detectors and other models without labels).", valueName: "db"))
+    var minSQNR: Double?
+
     @Option(help: ArgumentHelp("Write one line per image: path, label, then each model's top-1 class ('-' when unknown or skipped).", valueName: "file"))
     var predictions: String?
 
@@ -71,6 +74,8 @@ struct Eval: ParsableCommand {
         if threads <= 0 { throw ValidationError("--threads must be positive") }
         if maxDrop != nil && models.count != 2 { throw ValidationError("--max-drop compares two models: the float one, then the int8 one") }
         if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be 0 or more") }
+        if minSQNR != nil && models.count != 2 { throw ValidationError("--min-sqnr compares two models: the float one, then the int8 one") }
+        if let minSQNR, !minSQNR.isFinite { throw ValidationError("--min-sqnr must be a number of dB") }
     }
 
     func run() throws {
@@ -113,9 +118,10 @@ struct Eval: ParsableCommand {
             let producers = Dictionary(loaded[0].1.graph.nodes.flatMap { n in n.outputs.map { ($0, n) } }, uniquingKeysWith: { a, _ in a })
             if !quiet {
                 printSummary(runs, result)
-                if let c = comparison {
+                if let c = comparison, c.drop != nil || result.fidelity.rows.first?.top1Agreement != nil {
                     print(String(format: "int8 vs fp32: top-1 drop %.2f points, top-1 agreement %.2f%% of %d images", c.drop ?? .nan, c.agreement, c.images))
                 }
+                result.fidelity.lines.forEach { print($0) }
                 if result.sqnr.images > 0 {
                     print("lowest SQNR (int8 activation against the float model, first \(result.sqnr.images) images):")
                     for (name, db) in result.sqnr.lowest(5) {
@@ -125,7 +131,7 @@ struct Eval: ParsableCommand {
                 }
             }
             var object = jsonObject(runs, result, prep)
-            if let c = comparison { object["drop"] = c.drop ?? NSNull(); object["agreement"] = c.agreement }
+            if let c = comparison { object["drop"] = c.drop ?? NSNull(); object["agreement"] = c.agreement; object["fidelity"] = result.fidelity.json }
             if result.sqnr.images > 0 {
                 object["sqnr_images"] = result.sqnr.images
                 object["lowest_sqnr"] = result.sqnr.lowest(10).map { entry -> [String: Any] in
@@ -138,6 +144,10 @@ struct Eval: ParsableCommand {
             if let predictions { try outputs.write(predictionsText(runs, items: items, result: result), to: predictions) }
             if let saveOutputs { try outputs.write(try npyData(result.outputs), to: saveOutputs) }
             try outputs.commit()
+            if let minSQNR, let low = result.fidelity.lowestSQNR, low < minSQNR {
+                printError(String(format: "an output's SQNR is %.2f dB, below --min-sqnr %.2f", low, minSQNR))
+                throw ExitCode(1)
+            }
             if let maxDrop, let drop = comparison?.drop, drop > maxDrop {
                 printError(String(format: "top-1 dropped %.2f points, more than --max-drop %.2f", drop, maxDrop))
                 throw ExitCode(1)

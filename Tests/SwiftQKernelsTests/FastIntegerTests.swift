@@ -230,4 +230,69 @@ final class FastIntegerTests: XCTestCase {
             XCTAssertEqual(Float(out[r * 30 + 4 + ch]), min(max(want, 0), 255))
         } }
     }
+
+    /// QLinearMul (the elementwise kernel and so every table made from it) against MulRescale.apply, per-channel
+    /// tables and nearest Resize against plain loops, at every level and thread count.
+    func testMulTablesAndResizeEqualTheReference() {
+        var rng = SystemRandomNumberGenerator()
+        for level in levels {
+            _ = sq_set_cpu_level(level)
+            for threads in [1, 2] {
+                for n in [1, 17, 256, 70_001] {
+                    let a = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }, b = (0..<n).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    let r = MulRescale(aScale: Float.random(in: 0.001...0.2, using: &rng), aZero: Int32.random(in: 0...255, using: &rng),
+                                       bScale: Float.random(in: 0.001...0.2, using: &rng), bZero: Int32.random(in: 0...255, using: &rng),
+                                       yScale: Float.random(in: 0.001...0.2, using: &rng), yZero: Int32.random(in: 0...255, using: &rng), lo: 3, hi: 250)
+                    var y = [UInt8](repeating: 0, count: n)
+                    r.run(a, b, y: &y, count: n, threads: threads)
+                    for i in 0..<n where Int32(y[i]) != r.apply(Int32(a[i]), Int32(b[i])) {
+                        return XCTFail("mul level \(level) threads \(threads) n \(n) [\(i)]: \(y[i]) vs \(r.apply(Int32(a[i]), Int32(b[i])))")
+                    }
+                }
+                let (p, c) = (300, 19)
+                let x = (0..<p * c).map { _ in UInt8.random(in: 0...255, using: &rng) }, tables = (0..<c * 256).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                var y = [UInt8](repeating: 0, count: p * c)
+                FastInteger.tableChannels(x, pixels: p, channels: c, tables: tables, into: &y, threads: threads)
+                XCTAssertEqual(y, (0..<p * c).map { tables[($0 % c) * 256 + Int(x[$0])] }, "tables level \(level)")
+                for ch in [1, 5] {
+                    let (h, w) = (7, 9), rows: [Int32] = [0, 0, 3, 6, 6, 2], cols: [Int32] = [8, 0, 1, 1, 4]
+                    let img = (0..<2 * h * w * ch).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                    var out = [UInt8](repeating: 0, count: 2 * rows.count * cols.count * ch)
+                    FastInteger.resizeNearest(img, images: 2, height: h, width: w, channels: ch, rows: rows, cols: cols, into: &out, threads: threads)
+                    var want: [UInt8] = []
+                    for i in 0..<2 { for r0 in rows { for c0 in cols { for k in 0..<ch { want.append(img[((i * h + Int(r0)) * w + Int(c0)) * ch + k]) } } } }
+                    XCTAssertEqual(out, want, "resize level \(level) channels \(ch)")
+                }
+            }
+        }
+    }
+
+    /// ConvTranspose's gather: exact integer sums per output, bias, one rounding, for strides, dilations and pads
+    /// that make outputs with zero, one and several taps.
+    func testConvTransposeColumnsEqualTheReference() {
+        var rng = SystemRandomNumberGenerator()
+        for (h, w, m, k, s, d, pad) in [(5, 4, 3, 2, 2, 1, 0), (4, 6, 2, 3, 2, 1, 1), (3, 3, 4, 3, 1, 2, 2), (6, 5, 1, 4, 3, 1, 1)] {
+            let rows = m * k * k
+            let cols = (0..<h * w * rows).map { _ in Float(Int32.random(in: -30000...30000, using: &rng)) }
+            let bias = (0..<m).map { _ in Int32.random(in: -9000...9000, using: &rng) }, scales = (0..<m).map { _ in Float.random(in: 0.0005...0.01, using: &rng) }
+            let oh = (h - 1) * s + (k - 1) * d + 1 - 2 * pad, ow = (w - 1) * s + (k - 1) * d + 1 - 2 * pad
+            var want = [UInt8](repeating: 0, count: oh * ow * m)
+            for r in 0..<oh { for q in 0..<ow { for c in 0..<m {
+                var acc = bias[c]
+                for ih in 0..<h { for a in 0..<k where ih * s - pad + a * d == r { for iw in 0..<w { for e in 0..<k where iw * s - pad + e * d == q {
+                    acc += Int32(cols[(ih * w + iw) * rows + (c * k + a) * k + e])
+                } } } }
+                want[(r * ow + q) * m + c] = UInt8(min(max((Float(acc) * scales[c]).rounded(.toNearestOrEven) + 7, 2), 251))
+            } } }
+            for level in levels {
+                _ = sq_set_cpu_level(level)
+                for threads in [1, 2] {
+                    var y = [UInt8](repeating: 0, count: oh * ow * m)
+                    FastInteger.convTransposeColumns(cols, height: h, width: w, channels: m, kernel: (k, k), stride: (s, s), dilation: (d, d), pads: (pad, pad),
+                                                     bias: bias, scales: scales, zero: 7, lo: 2, hi: 251, into: &y, outHeight: oh, outWidth: ow, threads: threads)
+                    XCTAssertEqual(y, want, "h \(h) w \(w) m \(m) k \(k) s \(s) d \(d) pad \(pad) level \(level) threads \(threads)")
+                }
+            }
+        }
+    }
 }

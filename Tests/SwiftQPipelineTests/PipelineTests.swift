@@ -23,6 +23,31 @@ final class PipelineTests: XCTestCase {
         }
     }
 
+    /// The fidelity report: tensor SQNR, cosine, largest error, the crushed channel a tensor-wide SQNR hides, and
+    /// top-1 agreement only for classifier-shaped outputs.
+    func testOutputFidelity() {
+        var f = OutputFidelity()
+        // A [1, 2, 1, 3] "head": channel 0 large boxes (exact), channel 1 small scores (all wrong by 0.5).
+        let boxes = RTensor(floats: [100, 200, 300, 0.5, 0.5, 0.5], shape: [1, 2, 1, 3])
+        let noisy = RTensor(floats: [100, 200, 300, 0, 1, 0], shape: [1, 2, 1, 3])
+        let logits = RTensor(floats: [1, 3, 2], shape: [1, 3]), other = RTensor(floats: [3, 1, 2], shape: [1, 3])
+        f.add(float: ["head": boxes, "cls": logits], quantized: ["head": noisy, "cls": logits], order: ["head", "cls"])
+        f.add(float: ["head": boxes, "cls": logits], quantized: ["head": boxes, "cls": other], order: ["head", "cls"])
+        XCTAssertEqual(f.images, 2)
+        let rows = Dictionary(uniqueKeysWithValues: f.rows.map { ($0.name, $0) })
+        let head = rows["head"]!
+        // Σ f² = 2 · (100² + 200² + 300² + 3 · 0.25), Σ (f − q)² = 3 · 0.25.
+        XCTAssertEqual(head.sqnr, 10 * log10(2 * (140_000 + 0.75) / 0.75), accuracy: 1e-9)
+        XCTAssertEqual(head.maxAbsError, 0.5)
+        XCTAssertEqual(head.worstChannel?.index, 1)
+        XCTAssertEqual(head.worstChannel!.sqnr, 10 * log10(1.5 / 0.75), accuracy: 1e-9)
+        XCTAssertNil(head.top1Agreement)
+        XCTAssertEqual(rows["cls"]!.top1Agreement, 50)
+        XCTAssertEqual(f.lowestSQNR, min(head.sqnr, rows["cls"]!.sqnr))
+        XCTAssertEqual(f.json.count, 2)
+        XCTAssertTrue(f.lines.contains { $0.contains("head") && $0.contains("(#1)") })
+    }
+
     func testPreprocessingRoundTripsThroughModelMetadata() {
         let p = Preprocessing.preset("caffe", size: 200)!
         var m = Model(graph: Graph())

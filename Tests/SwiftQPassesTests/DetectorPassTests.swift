@@ -1,0 +1,90 @@
+import SwiftQCore
+import SwiftQPasses
+import XCTest
+
+/// The rewrites exporters' detectors need: constant affine ops folded into layers, spelled-out HardSigmoid and
+/// HardSwish made single ops, Div and Sub by constants made Mul and Add; each keeps the float outputs.
+final class DetectorPassTests: PassTestCase {
+    func scalar(_ name: String, _ v: Float) -> Initializer { Initializer(name: name, tensor: Tensor(floats: [v], shape: [])) }
+
+    func testAffineAfterConvAndConvTransposeFolds() throws {
+        // Conv → Mul(scalar) → Add([1, C, 1, 1]) → ConvTranspose → Add(bias [C, 1, 1]) → Div(scalar) → Sub([C])... Sub by
+        // [C] broadcasts along W, not channels: it must stay.
+        let g = Graph(nodes: [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["c"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "mul", opType: "Mul", inputs: ["k", "c"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["m", "shift"], outputs: ["a"]),
+            Node(name: "up", opType: "ConvTranspose", inputs: ["a", "w2"], outputs: ["t"], attributes: [Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(name: "bias", opType: "Add", inputs: ["t", "b2"], outputs: ["u"]),
+            Node(name: "div", opType: "Div", inputs: ["u", "six"], outputs: ["v"]),
+            Node(name: "sub", opType: "Sub", inputs: ["v", "row"], outputs: ["y"]),
+        ], inputs: [input([1, 3, 5, 5])], outputs: [output()],
+           initializers: [tensor("w1", [4, 3, 3, 3]), tensor("b1", [4]), scalar("k", 0.7), tensor("shift", [1, 4, 1, 1]), tensor("w2", [4, 2, 2, 2]),
+                          tensor("b2", [2, 1, 1]), scalar("six", 6), tensor("row", [10])])
+        let (m, log) = try rewrite(Model(graph: g), [FoldAffine()], input: [1, 3, 5, 5])
+        XCTAssertEqual(opTypes(m), ["Conv", "ConvTranspose", "Sub"], log.joined(separator: "\n"))
+        XCTAssertEqual(log.count, 4)
+    }
+
+    func testAffineStaysWhenTheLayerHasAnotherReader() throws {
+        let g = Graph(nodes: [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w1"], outputs: ["c"]),
+            Node(name: "mul", opType: "Mul", inputs: ["c", "k"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["m", "c"], outputs: ["y"]),
+        ], inputs: [input([1, 3, 4, 4])], outputs: [output()], initializers: [tensor("w1", [2, 3, 1, 1]), scalar("k", 2)])
+        XCTAssertEqual(opTypes(try rewrite(Model(graph: g), [FoldAffine()], input: [1, 3, 4, 4]).0), ["Conv", "Mul", "Add"])
+    }
+
+    /// x · Clip(x + 3, 0, 6) / 6 as paddle2onnx writes it, the same with the Div first, x · HardSigmoid(x) as PyTorch
+    /// wrote it before opset 14, and a lone Clip(x + 3, 0, 6) / 6.
+    func testSpelledActivations() throws {
+        let g = Graph(nodes: [
+            Node(name: "a1", opType: "Add", inputs: ["x", "three"], outputs: ["t1"]),
+            Node(name: "c1", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
+            Node(name: "m1", opType: "Mul", inputs: ["x", "t2"], outputs: ["t3"]),
+            Node(name: "d1", opType: "Div", inputs: ["t3", "six"], outputs: ["s1"]),
+            Node(name: "a2", opType: "Add", inputs: ["three", "s1"], outputs: ["u1"]),
+            Node(name: "c2", opType: "Clip", inputs: ["u1", "zero", "six"], outputs: ["u2"]),
+            Node(name: "d2", opType: "Div", inputs: ["u2", "six"], outputs: ["u3"]),
+            Node(name: "m2", opType: "Mul", inputs: ["u3", "s1"], outputs: ["s2"]),
+            Node(name: "h", opType: "HardSigmoid", inputs: ["s2"], outputs: ["h1"],
+                 attributes: [Attribute(name: "alpha", value: .float(1 / 6)), Attribute(name: "beta", value: .float(0.5))]),
+            Node(name: "m3", opType: "Mul", inputs: ["s2", "h1"], outputs: ["s3"]),
+            Node(name: "a4", opType: "Add", inputs: ["s3", "three"], outputs: ["v1"]),
+            Node(name: "c4", opType: "Clip", inputs: ["v1", "zero", "six"], outputs: ["v2"]),
+            Node(name: "d4", opType: "Mul", inputs: ["v2", "sixth"], outputs: ["y"]),
+        ], inputs: [input([2, 3, 4, 4])], outputs: [output()],
+           initializers: [scalar("three", 3), scalar("zero", 0), scalar("six", 6), scalar("sixth", 1 / 6)])
+        let model = Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g)
+        let (m, _) = try rewrite(model, [FuseSpelledActivations()], input: [2, 3, 4, 4])
+        XCTAssertEqual(opTypes(m), ["HardSwish", "HardSwish", "HardSwish", "HardSigmoid"])
+        XCTAssertEqual(m.opset, 14)
+        // Below opset 13 nothing becomes HardSwish (the lone HardSigmoid spelling still folds).
+        let old = try Rewriter([FuseSpelledActivations()]).run(Model(opsetImports: [OpsetID(domain: "", version: 11)], graph: g)).model
+        XCTAssertFalse(opTypes(old).contains("HardSwish"))
+        XCTAssertEqual(old.opset, 11)
+    }
+
+    func testSpelledHardSwishNeedsTheSameX() throws {
+        // x · Clip(z + 3, 0, 6) / 6 with z ≠ x is not HardSwish.
+        let g = Graph(nodes: [
+            Node(name: "n", opType: "Neg", inputs: ["x"], outputs: ["z"]),
+            Node(name: "a1", opType: "Add", inputs: ["z", "three"], outputs: ["t1"]),
+            Node(name: "c1", opType: "Clip", inputs: ["t1", "zero", "six"], outputs: ["t2"]),
+            Node(name: "m1", opType: "Mul", inputs: ["x", "t2"], outputs: ["t3"]),
+            Node(name: "d1", opType: "Div", inputs: ["t3", "six"], outputs: ["y"]),
+        ], inputs: [input([1, 4])], outputs: [output()], initializers: [scalar("three", 3), scalar("zero", 0), scalar("six", 6)])
+        let (m, _) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g), [FuseSpelledActivations()], input: [1, 4])
+        XCTAssertFalse(opTypes(m).contains("HardSwish"))
+    }
+
+    func testDivAndSubByConstantsBecomeMulAndAdd() throws {
+        let g = Graph(nodes: [
+            Node(name: "d", opType: "Div", inputs: ["x", "c"], outputs: ["a"]),
+            Node(name: "s", opType: "Sub", inputs: ["a", "c"], outputs: ["b"]),
+            Node(name: "r", opType: "Sub", inputs: ["c", "b"], outputs: ["y"]),   // constant first: stays
+        ], inputs: [input([2, 3])], outputs: [output()], initializers: [tensor("c", [3], 0.5, 2)])
+        let (m, _) = try rewrite(Model(graph: g), [ConstantDivToMul()], input: [2, 3])
+        XCTAssertEqual(opTypes(m), ["Mul", "Add", "Sub"])
+    }
+}
