@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit hostile fuzz sanitize check-shared demo proto fixtures venv bench quant-table clean
+.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench quant-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -29,6 +29,7 @@ test: build
 	swift test $(SWIFT_BUILD_FLAGS) --disable-swift-testing 2>&1 | tee .build/unit-tests.log | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; \
 	  status=$${PIPESTATUS[0]}; grep -E "^\s*Executed [0-9]+ tests" .build/unit-tests.log | tail -1; exit $$status
 	@$(MAKE) --no-print-directory hostile
+	@$(MAKE) --no-print-directory model-kinds
 	@if [ -d "$(SHARED)/models" ]; then $(MAKE) --no-print-directory check-shared; \
 	else echo "../shared not found (set SWIFTQ_SHARED): real-model checks skipped"; fi
 
@@ -37,6 +38,11 @@ test: build
 hostile: build venv
 	$(PY) scripts/hostile.py $(BIN)
 	$(PY) scripts/killtest.py $(BIN) --rounds 10
+
+## The CNN kinds users bring (Fixtures/model_kinds.py: EfficientNet-B0-, YOLOv8- and NHWC Keras-ResNet-shaped nets):
+## quantized, run on the integer runtime and in ONNX Runtime, fidelity within the bounds scripts/model_kinds.py states.
+model-kinds: build venv
+	$(PY) scripts/model_kinds.py $(BIN)
 
 ## libFuzzer targets (Fuzz/): the ONNX reader, the calibration table reader, the JPEG/PNG decoders, each for
 ## FUZZ_SECONDS after replaying its regression inputs. CI runs it with FUZZ_SECONDS=60.
@@ -91,6 +97,7 @@ proto: deps
 ## Regenerates Fixtures/ (the outputs are committed; tests need no Python).
 fixtures: venv
 	$(PY) Fixtures/generate.py
+	$(PY) Fixtures/model_kinds.py
 
 ## Python with onnx, onnxruntime, numpy and pillow, for fixtures and for side-by-side checks with ONNX Runtime.
 venv: $(VENV)/.installed

@@ -1,0 +1,103 @@
+"""The CNN kinds users bring, end to end, on the committed fixtures (Fixtures/model_kinds.py: an EfficientNet-B0-shaped
+net, a YOLOv8-shaped detector, an NHWC Keras-style ResNet; random weights): swiftq quantizes each on
+Fixtures/image-kinds, then for each
+
+- the int8 model's outputs against the float model's on swiftq's integer runtime (`swiftq eval`'s fidelity
+  report): SQNR at least the stated bound;
+- ONNX Runtime loads the Q/DQ model, and in its optimized graph every Conv is a QLinearConv and every activation
+  swiftq quantized runs in int8 (what is left in float is listed);
+- swiftq's integer runtime against ONNX Runtime on the same Q/DQ model and the same pixels: SQNR at least 30 dB.
+
+usage: model_kinds.py SWIFTQ   prints `N passed, N failed`, exits 1 on any failure.
+"""
+import collections, json, os, subprocess, sys, tempfile
+import numpy as np, onnx, onnxruntime as ort
+from PIL import Image
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
+FIX = os.path.join(ROOT, 'Fixtures')
+IMAGES = os.path.join(FIX, 'image-kinds')
+BIN = sys.argv[1]
+# (fixture, input side, bound on the int8-vs-float output SQNR in dB, extra quantize flags)
+KINDS = [('effnet_b0_like', 64, 25.0, []), ('yolov8_like', 64, 30.0, []), ('keras_resnet_nhwc', 32, 25.0, [])]
+passed = failed = 0
+
+
+def check(what, ok, detail=''):
+    global passed, failed
+    print(('PASS ' if ok else 'FAIL ') + what + (f': {detail}' if detail else ''))
+    passed, failed = passed + bool(ok), failed + (not ok)
+
+
+def pixels(path, size, nhwc):
+    """swiftq's default preprocessing (preset torch: shorter side to size/0.875, bilinear, center crop)."""
+    im = Image.open(path).convert('RGB')
+    resize = round(size / 0.875)
+    w, h = im.size
+    s = resize / min(w, h)
+    im = im.resize((max(size, round(w * s)), max(size, round(h * s))), Image.BILINEAR)
+    w, h = im.size
+    l, t = (w - size) // 2, (h - size) // 2
+    a = np.asarray(im.crop((l, t, l + size, t + size)), dtype=np.float32)
+    a = (a / 255.0 - np.array([0.485, 0.456, 0.406], np.float32)) / np.array([0.229, 0.224, 0.225], np.float32)
+    return (a[None] if nhwc else a.transpose(2, 0, 1)[None]).astype(np.float32)
+
+
+def sqnr(ref, got):
+    ref, got = np.asarray(ref, np.float64), np.asarray(got, np.float64)
+    noise = ((ref - got) ** 2).sum()
+    return float('inf') if noise == 0 else 10 * np.log10((ref ** 2).sum() / noise)
+
+
+with tempfile.TemporaryDirectory() as tmp:
+    for name, size, bound, flags in KINDS:
+        model = os.path.join(FIX, name + '.onnx')
+        out = os.path.join(tmp, name + '.int8.onnx')
+        r = subprocess.run([BIN, 'quantize', model, '--calib', IMAGES, '--size', str(size), '-o', out, '--json', os.path.join(tmp, 'q.json')] + flags,
+                           capture_output=True, text=True)
+        check(f'{name}: quantize', r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.returncode else '')
+        if r.returncode:
+            continue
+        q = json.load(open(os.path.join(tmp, 'q.json')))
+        print(f'  quantized {q["quantized_by_op"]}; float {q["float_nodes"]}')
+        ej, preds, outs = (os.path.join(tmp, f) for f in ('e.json', 'p.txt', 'o.npy'))
+        r = subprocess.run([BIN, 'eval', model, out, '--data', IMAGES, '--size', str(size), '--json', ej, '--predictions', preds, '--save-outputs', outs],
+                           capture_output=True, text=True)
+        check(f'{name}: eval fp32 against int8', r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.returncode else '')
+        if r.returncode:
+            continue
+        e = json.load(open(ej))
+        runtime = e['models'][1]['runtime']
+        fid = e['fidelity'][0]
+        check(f'{name}: int8 output SQNR {fid["sqnr_db"]:.2f} dB (cosine {fid["cosine"]:.5f}) on the {runtime} runtime >= {bound} dB',
+              runtime == 'integer' and fid['sqnr_db'] >= bound, f'float islands {e["models"][1]["float_islands"]}')
+        # ONNX Runtime: what its optimizer makes of the Q/DQ model.
+        so = ort.SessionOptions()
+        so.optimized_model_filepath = os.path.join(tmp, 'opt.onnx')
+        so.log_severity_level = 3
+        try:
+            session = ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
+        except Exception as ex:
+            check(f'{name}: ONNX Runtime loads the int8 model', False, str(ex)[:200])
+            continue
+        ops = collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+        left = {k: v for k, v in ops.items() if not k.startswith('QLinear') and k not in ('QuantizeLinear', 'DequantizeLinear', 'QGemm')}
+        check(f'{name}: ONNX Runtime runs every Conv as QLinearConv ({ops["QLinearConv"]})', ops['Conv'] == 0 and ops['QLinearConv'] > 0,
+              f'left in float: {dict(left)}')
+        print(f'  ONNX Runtime optimized graph: {dict(ops)}')
+        # The integer runtime against ONNX Runtime, image by image, on the same pixels.
+        saved = np.load(outs)
+        nhwc = name.endswith('nhwc')
+        rows = [l.split()[0] for l in open(preds) if not l.startswith('#')]
+        ref, got = [], []
+        for i, rel in enumerate(rows):
+            if np.isnan(saved[1][i]).any():
+                continue
+            x = pixels(os.path.join(IMAGES, rel), size, nhwc)
+            ref.append(session.run(None, {session.get_inputs()[0].name: x})[0].ravel())
+            got.append(saved[1][i])
+        agree = sqnr(np.concatenate(ref), np.concatenate(got)) if ref else float('nan')
+        check(f'{name}: integer runtime against ONNX Runtime on the same Q/DQ model, {len(ref)} images: {agree:.1f} dB >= 30 dB', agree >= 30)
+
+print(f'{passed} passed, {failed} failed')
+sys.exit(1 if failed else 0)
