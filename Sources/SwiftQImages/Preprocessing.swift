@@ -1,6 +1,12 @@
 import Foundation
 
-/// How images become a network's input: resize the shorter side, center-crop, normalize, NCHW float.
+/// The order of a network's image input: channels first (NCHW, PyTorch, Caffe) or last (NHWC, Keras/TensorFlow).
+public enum ImageLayout: String, Sendable, Codable, CaseIterable {
+    case nchw, nhwc
+}
+
+/// How images become a network's input: resize the shorter side, center-crop, normalize, NCHW (or NHWC) float
+/// with 3 channels (or 1, grey).
 public struct Preprocessing: Sendable, Equatable, Codable {
     /// Shorter side after resizing (pixels).
     public var resize: Int
@@ -15,6 +21,19 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     public var divisor: Float
     public var mean: [Float]
     public var std: [Float]
+    /// NHWC instead of NCHW (nil: NCHW, as models before this field).
+    public var layout: ImageLayout?
+    /// 1 for a grey input (luma as Pillow's convert('L') computes it), nil or 3 for colour.
+    public var channels: Int?
+
+    public var isNHWC: Bool { layout == .nhwc }
+    public var channelCount: Int { channels == 1 ? 1 : 3 }
+
+    /// The input tensor's shape for one image.
+    public var inputShape: [Int] {
+        let (h, w, c) = (size, width ?? size, channelCount)
+        return isNHWC ? [1, h, w, c] : [1, c, h, w]
+    }
 
     public init(size: Int = 224, resize: Int? = nil, bgr: Bool = false, divisor: Float = 1, mean: [Float] = [0, 0, 0], std: [Float] = [1, 1, 1]) {
         self.size = size
@@ -60,19 +79,25 @@ public struct Preprocessing: Sendable, Equatable, Codable {
         return tensor(image)
     }
 
-    /// The 1×3×size×size (or size×width) input for an image: resized (`resizedSize`), center-cropped, normalized.
+    /// The `inputShape` input for an image: resized (`resizedSize`), center-cropped, normalized; channels first
+    /// or last by `layout`; grey (`channels` 1) is Pillow's luma L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16 of the
+    /// cropped pixels, normalized with the first mean and std.
     public func tensor(_ image: RGBImage) -> [Float] {
         let cw = width ?? size
         let (rw, rh) = resizedSize(width: image.width, height: image.height)
         let crop = image.resizedBilinear(width: Int(rw), height: Int(rh)).centerCrop(cw, size)
-        let plane = size * cw
-        var out = [Float](repeating: 0, count: 3 * plane)
-        for c in 0..<3 {
+        let plane = size * cw, channels = channelCount, nhwc = isNHWC
+        var out = [Float](repeating: 0, count: channels * plane)
+        let p = crop.pixels
+        for c in 0..<channels {
             let src = bgr ? 2 - c : c
             let (m, sd) = (mean[c], std[c])
             for i in 0..<plane {
-                let v = Float(crop.pixels[i * 3 + src])
-                out[c * plane + i] = ((divisor == 1 ? v : v / divisor) - m) / sd
+                let byte = channels == 1
+                    ? (19595 * Int(p[i * 3]) + 38470 * Int(p[i * 3 + 1]) + 7471 * Int(p[i * 3 + 2]) + 0x8000) >> 16
+                    : Int(p[i * 3 + src])
+                let v = Float(byte)
+                out[nhwc ? i * channels + c : c * plane + i] = ((divisor == 1 ? v : v / divisor) - m) / sd
             }
         }
         return out

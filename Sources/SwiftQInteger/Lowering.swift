@@ -109,7 +109,7 @@ final class Planner {
         case "Gemm", "MatMul": return try gemm(n)
         case "Add": return try addNode(n) || binaryNode(n)
         case "Mul": return try binaryNode(n)
-        case "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh": return try lookupTable(n)
+        case "Sigmoid", "HardSigmoid", "HardSwish", "LeakyRelu", "Tanh", "Relu", "Clip": return try lookupTable(n)
         case "MaxPool": return try maxPool(n)
         case "GlobalAveragePool", "AveragePool": return try averagePool(n)
         case "Concat": return try concat(n)

@@ -133,11 +133,12 @@ public struct Rewriter: Sendable {
 }
 
 extension Rewriter {
-    /// The rewrites before quantization, in order: pass-through nodes removed, constants computed, BatchNorm
+    /// The rewrites before quantization, in order: pass-through nodes removed, constants computed, layout
+    /// Transposes moved until they cancel, ReduceMean pooling and MatMul + bias made GlobalAveragePool and Gemm, BatchNorm
     /// and constant affine ops folded into the layer before them, Pad folded into Conv, the model moved to
     /// opset 13, spelled-out HardSigmoid/HardSwish made single ops, Div and Sub by constants made Mul and Add.
     public static let quantizationPreparation = Rewriter([
-        DropIdentity(), FoldConstants(), FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldPadIntoConv(), UpgradeOpset(),
-        FuseSpelledActivations(), ConstantDivToMul(),
+        DropIdentity(), FoldConstants(), PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(),
+        FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(), ConstantDivToMul(),
     ])
 }

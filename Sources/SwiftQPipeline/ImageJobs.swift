@@ -128,7 +128,7 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
                 if keepOutputs { result.outputs[m].append(nil) }
             }
         case .tensor(let pixels):
-            let input = RTensor(floats: pixels, shape: [1, 3, prep.size, prep.width ?? prep.size])
+            let input = RTensor(floats: pixels, shape: prep.inputShape)
             var all: [[String: RTensor]] = []
             for (m, run) in runs.enumerated() {
                 let scores: RTensor

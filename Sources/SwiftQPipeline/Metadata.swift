@@ -10,7 +10,7 @@ extension Preprocessing {
     public init?(metadataOf model: Model) {
         guard let text = model.metadataProps.last(where: { $0.key == Self.metadataKey })?.value,
               let p = try? JSONDecoder().decode(Preprocessing.self, from: Data(text.utf8)),
-              p.mean.count == 3, p.std.count == 3, p.size > 0, p.resize >= p.size else { return nil }
+              p.mean.count == 3, p.std.count == 3, p.size > 0, p.resize >= p.size, [nil, 1, 3].contains(p.channels) else { return nil }
         self = p
     }
 
@@ -25,6 +25,7 @@ extension Preprocessing {
     public var summary: String {
         func list(_ v: [Float]) -> String { "[" + v.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }.joined(separator: ", ") + "]" }
         let scale = divisor == 1 ? "x" : "x/\(divisor == divisor.rounded() ? String(Int(divisor)) : String(divisor))"
-        return "\(bgr ? "BGR" : "RGB"), resize \(resize), crop \(width.map { "\(size)x\($0)" } ?? "\(size)"), (\(scale) - \(list(mean))) / \(list(std))"
+        let kind = channels == 1 ? "grey" : bgr ? "BGR" : "RGB"
+        return "\(kind)\(isNHWC ? " NHWC" : ""), resize \(resize), crop \(width.map { "\(size)x\($0)" } ?? "\(size)"), (\(scale) - \(list(mean))) / \(list(std))"
     }
 }

@@ -89,7 +89,7 @@ struct Eval: ParsableCommand {
             let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
             for (path, model) in loaded {
                 try model.checkRunnable(path: path)
-                _ = try ImageInput.shape(of: model, path: path, height: prep.size, width: prep.width ?? prep.size, maxElements: preprocessing.maxTensorElements)
+                _ = try ImageInput.shape(of: model, path: path, preprocessing: prep, maxElements: preprocessing.maxTensorElements)
             }
             let dataset = try Dataset(root: data, labels: labels, classes: classes)
             var items = dataset.items

@@ -27,6 +27,9 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "Feed channels in BGR order (as Caffe models expect).")
     var bgr = false
 
+    @Option(help: ArgumentHelp("Input layout: nchw or nhwc (Keras/TensorFlow exports). Default: what the model records, else nhwc when the input shape ends in 3 or 1 and its second dimension does not, else nchw.", valueName: "layout"))
+    var layout: ImageLayout?
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Skip (with a warning) any image with more pixels than this, decoded or resized; checked from the header before decoding. Default: Pillow's limit, \(ImageLimits.defaultMaxPixels).", valueName: "n"))
     var maxImagePixels: Int = ImageLimits.defaultMaxPixels
 
@@ -66,7 +69,10 @@ struct PreprocessingOptions: ParsableArguments {
             p = Preprocessing.preset("torch")!
             source = "preset torch (default; use --preset to change)"
         }
-        let modelSide = Self.inputSide(model)
+        let declared = ImageInput.declared(model)
+        if let layout { p.layout = layout == .nhwc ? .nhwc : nil } else if recorded?.layout == nil, declared.layout == .nhwc { p.layout = .nhwc }
+        if declared.channels == 1 { p.channels = 1 }
+        let modelSide = Self.inputSide(model, nhwc: p.isNHWC)
         let newSize = size ?? (recorded != nil && preset == nil ? p.size : modelSide ?? 224)
         if newSize != p.size || resize != nil {
             p.size = newSize
@@ -81,9 +87,9 @@ struct PreprocessingOptions: ParsableArguments {
     }
 
     /// The model's fixed square input side (NCHW with H == W), if it has one.
-    static func inputSide(_ model: Model) -> Int? {
+    static func inputSide(_ model: Model, nhwc: Bool) -> Int? {
         guard let dims = model.graph.dataInputs.first?.shape, dims.count == 4,
-              case .value(let h) = dims[2], case .value(let w) = dims[3], h == w, h > 0 else { return nil }
+              case .value(let h) = dims[nhwc ? 1 : 2], case .value(let w) = dims[nhwc ? 2 : 3], h == w, h > 0 else { return nil }
         return Int(h)
     }
 }
@@ -111,3 +117,5 @@ struct Scale: ExpressibleByArgument {
         }
     }
 }
+
+extension ImageLayout: ExpressibleByArgument {}

@@ -130,16 +130,15 @@ struct Quantize: ParsableCommand {
 
             var (prep, source) = try preprocessing.resolve(for: original)
             if let inputShape {
-                guard inputShape.dims.count == 4, inputShape.dims[0] == 1, inputShape.dims[1] == 3, inputShape.dims[2] > 0, inputShape.dims[3] > 0 else {
-                    throw CLIError(message: "--input-shape must be 1x3xHxW (one RGB image)")
+                let d = inputShape.dims, (hi, wi, ci) = prep.isNHWC ? (1, 2, 3) : (2, 3, 1)
+                guard d.count == 4, d[0] == 1, d[ci] == prep.channelCount, d[hi] > 0, d[wi] > 0 else {
+                    throw CLIError(message: "--input-shape must be \(prep.isNHWC ? "1xHxWx\(prep.channelCount)" : "1x\(prep.channelCount)xHxW") (one image)")
                 }
-                let (h, w) = (inputShape.dims[2], inputShape.dims[3])
-                prep.resize = preprocessing.resize ?? Int((Double(min(h, w)) / 0.875).rounded())
-                prep.size = h
-                prep.width = w == h ? nil : w
+                prep.resize = preprocessing.resize ?? Int((Double(min(d[hi], d[wi])) / 0.875).rounded())
+                prep.size = d[hi]
+                prep.width = d[wi] == d[hi] ? nil : d[wi]
             }
-            let shape = try ImageInput.shape(of: original, path: model, height: prep.size, width: prep.width ?? prep.size,
-                                             maxElements: preprocessing.maxTensorElements)
+            let shape = try ImageInput.shape(of: original, path: model, preprocessing: prep, maxElements: preprocessing.maxTensorElements)
             let (prepared, log) = try Rewriter.quantizationPreparation.run(original)
             let interpreter = try naming(model) { try Interpreter(model: prepared, options: .init(threads: threads, fuse: true)) }
             let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: shape]).facts

@@ -87,4 +87,47 @@ final class DetectorPassTests: PassTestCase {
         let (m, _) = try rewrite(Model(graph: g), [ConstantDivToMul()], input: [2, 3])
         XCTAssertEqual(opTypes(m), ["Mul", "Add", "Sub"])
     }
+
+    /// A tf2onnx-style NHWC block: Transpose around the Conv, BatchNormalization as Sub/Mul/Add on the last axis,
+    /// Relu, a residual Add in NHWC, ReduceMean over H and W, MatMul + bias. After the passes: one Transpose at
+    /// the input, the affine ops in the Conv, GlobalAveragePool and Gemm.
+    func testKerasLayoutBecomesNCHW() throws {
+        let toNCHW = Attribute(name: "perm", value: .ints([0, 3, 1, 2])), toNHWC = Attribute(name: "perm", value: .ints([0, 2, 3, 1]))
+        let g = Graph(nodes: [
+            Node(name: "t0", opType: "Transpose", inputs: ["x"], outputs: ["a0"], attributes: [toNCHW]),
+            Node(name: "conv0", opType: "Conv", inputs: ["a0", "w0"], outputs: ["c0"]),
+            Node(name: "t00", opType: "Transpose", inputs: ["c0"], outputs: ["d0"], attributes: [toNHWC]),
+            Node(name: "relu0", opType: "Relu", inputs: ["d0"], outputs: ["r0"]),
+            Node(name: "t1", opType: "Transpose", inputs: ["r0"], outputs: ["a"], attributes: [toNCHW]),
+            Node(name: "conv", opType: "Conv", inputs: ["a", "w", "b"], outputs: ["c"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "t2", opType: "Transpose", inputs: ["c"], outputs: ["d"], attributes: [toNHWC]),
+            Node(name: "sub", opType: "Sub", inputs: ["d", "mean"], outputs: ["e"]),
+            Node(name: "mul", opType: "Mul", inputs: ["e", "k"], outputs: ["f"]),
+            Node(name: "add", opType: "Add", inputs: ["f", "beta"], outputs: ["h"]),
+            Node(name: "relu", opType: "Relu", inputs: ["h"], outputs: ["r"]),
+            Node(name: "res", opType: "Add", inputs: ["r", "r0"], outputs: ["s"]),
+            Node(name: "gap", opType: "ReduceMean", inputs: ["s"], outputs: ["p"], attributes: [Attribute(name: "axes", value: .ints([1, 2])), Attribute(name: "keepdims", value: .int(0))]),
+            Node(name: "dense", opType: "MatMul", inputs: ["p", "dw"], outputs: ["q"]),
+            Node(name: "bias", opType: "Add", inputs: ["q", "db"], outputs: ["y"]),
+        ], inputs: [input([1, 5, 6, 4])], outputs: [output()],
+           initializers: [tensor("w0", [4, 4, 1, 1]), tensor("w", [4, 4, 3, 3]), tensor("b", [4]), tensor("mean", [4]), tensor("k", [4], 0.5, 2), tensor("beta", [4]),
+                          tensor("dw", [4, 3]), tensor("db", [3])])
+        let (m, log) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g),
+                                   [PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(), FoldAffine()], input: [1, 5, 6, 4])
+        XCTAssertEqual(opTypes(m).filter { $0 == "Transpose" }.count, 1, log.joined(separator: "\n"))
+        XCTAssertEqual(Set(opTypes(m)), ["Transpose", "Conv", "Relu", "Add", "GlobalAveragePool", "Flatten", "Gemm"], log.joined(separator: "\n"))
+        XCTAssertEqual(m.graph.nodes.first { $0.opType == "Transpose" }?.inputs, ["x"])
+        XCTAssertEqual(opTypes(m).filter { $0 == "Conv" }.count, 2)
+    }
+
+    func testTransposesThatDoNotCancelStay() throws {
+        // A Transpose feeding a graph output keeps the output's layout; a permutation followed by a different one composes.
+        let g = Graph(nodes: [
+            Node(name: "t1", opType: "Transpose", inputs: ["x"], outputs: ["a"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 1]))]),
+            Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["b"]),
+            Node(name: "t2", opType: "Transpose", inputs: ["b"], outputs: ["y"], attributes: [Attribute(name: "perm", value: .ints([1, 0, 2]))]),
+        ], inputs: [input([2, 3, 4])], outputs: [output()], initializers: [])
+        let (m, _) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g), [PushTransposes()], input: [2, 3, 4])
+        XCTAssertEqual(opTypes(m), ["Relu", "Transpose"])
+    }
 }

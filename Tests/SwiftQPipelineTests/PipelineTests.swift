@@ -48,6 +48,37 @@ final class PipelineTests: XCTestCase {
         XCTAssertTrue(f.lines.contains { $0.contains("head") && $0.contains("(#1)") })
     }
 
+    /// NHWC and grey inputs: the layout a model's declared input asks for, the tensor order, Pillow's luma, and
+    /// the shape checks naming the axis.
+    func testLayoutAndGreyInputs() throws {
+        func model(_ dims: [Int]) -> Model {
+            Model(graph: Graph(nodes: [Node(name: "id", opType: "Identity", inputs: ["x"], outputs: ["y"])],
+                               inputs: [ValueInfo(name: "x", dtype: .float, shape: dims.map { .value($0) })], outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)]))
+        }
+        XCTAssertEqual(ImageInput.declared(model([1, 224, 224, 3])).layout, .nhwc)
+        XCTAssertEqual(ImageInput.declared(model([1, 3, 224, 224])).layout, .nchw)
+        XCTAssertEqual(ImageInput.declared(model([1, 3, 32, 3])).layout, .nchw)     // ambiguous: the second dimension wins
+        XCTAssertEqual(ImageInput.declared(model([1, 28, 28, 1])).channels, 1)
+        XCTAssertEqual(ImageInput.declared(model([1, 1, 28, 28])).channels, 1)
+        var p = Preprocessing(size: 2, resize: 2, divisor: 1)
+        let image = RGBImage(width: 2, height: 2, pixels: [10, 20, 30, 40, 50, 60, 70, 80, 90, 200, 100, 0])
+        let nchw = p.tensor(image)
+        p.layout = .nhwc
+        XCTAssertEqual(p.inputShape, [1, 2, 2, 3])
+        let nhwc = p.tensor(image)
+        for c in 0..<3 { for i in 0..<4 { XCTAssertEqual(nhwc[i * 3 + c], nchw[c * 4 + i]) } }
+        p.channels = 1
+        XCTAssertEqual(p.inputShape, [1, 2, 2, 1])
+        // Pillow's convert('L'): (19595 R + 38470 G + 7471 B + 32768) >> 16.
+        XCTAssertEqual(p.tensor(image), [18, 48, 78, 118])
+        XCTAssertEqual(try ImageInput.shape(of: model([1, 2, 2, 1]), path: "m.onnx", preprocessing: p), [1, 2, 2, 1])
+        p.channels = nil
+        XCTAssertThrowsError(try ImageInput.shape(of: model([1, 2, 2, 1]), path: "m.onnx", preprocessing: p)) {
+            XCTAssertTrue("\($0)".contains("takes 1 channels at axis 3"), "\($0)")
+        }
+        XCTAssertEqual(Preprocessing(metadataOf: Model(metadataProps: [(Preprocessing.metadataKey, p.metadataValue)], graph: Graph()))?.layout, .nhwc)
+    }
+
     func testPreprocessingRoundTripsThroughModelMetadata() {
         let p = Preprocessing.preset("caffe", size: 200)!
         var m = Model(graph: Graph())
