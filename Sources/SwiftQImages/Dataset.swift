@@ -75,7 +75,8 @@ public struct Dataset: Sendable {
 /// Decodes and preprocesses images on a background thread, a few ahead of the consumer.
 public final class Prefetcher: @unchecked Sendable {
     public enum Result: Sendable {
-        case tensor([Float])
+        /// The input's values and shape.
+        case tensor([Float], [Int])
         case failed(String)
     }
 
@@ -86,7 +87,7 @@ public final class Prefetcher: @unchecked Sendable {
     private let depth: Int
 
     /// Starts decoding `paths` in order with `prepare`, keeping at most `depth` results waiting.
-    public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> [Float]) {
+    public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> (pixels: [Float], shape: [Int])) {
         self.depth = depth
         let thread = Thread { [self] in
             for (i, p) in paths.enumerated() {
@@ -96,7 +97,7 @@ public final class Prefetcher: @unchecked Sendable {
                 lock.unlock()
                 if stop { return }
                 let r: Result
-                do { r = .tensor(try prepare(p)) } catch { r = .failed("\(error)") }
+                do { let t = try prepare(p); r = .tensor(t.pixels, t.shape) } catch { r = .failed("\(error)") }
                 lock.lock()
                 ready[i] = r
                 lock.broadcast()

@@ -5,8 +5,21 @@ public enum ImageLayout: String, Sendable, Codable, CaseIterable {
     case nchw, nhwc
 }
 
-/// How images become a network's input: resize the shorter side, center-crop, normalize, NCHW (or NHWC) float
-/// with 3 channels (or 1, grey).
+/// How an image is brought to the network's input size.
+public enum ResizeMode: String, Sendable, Codable, CaseIterable {
+    /// Shorter side to `resize`, then the center `size` x `width` (ImageNet classifiers).
+    case crop
+    /// Straight to `size` x `width`, the aspect ratio not kept.
+    case squash
+    /// Fit inside `size` x `width` keeping the aspect ratio, the rest padded with `padValue` around the center (YOLO).
+    case letterbox
+    /// Shorter side to `size`, both sides rounded to a multiple of 32, no crop: each image its own input size
+    /// (text detectors with dynamic height and width).
+    case fit32
+}
+
+/// How images become a network's input: resize (by `resizeMode`), normalize, NCHW (or NHWC) float with 3
+/// channels (or 1, grey).
 public struct Preprocessing: Sendable, Equatable, Codable {
     /// Shorter side after resizing (pixels).
     public var resize: Int
@@ -26,13 +39,40 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     /// 1 for a grey input (luma as Pillow's convert('L') computes it), nil or 3 for colour.
     public var channels: Int?
 
+    /// nil: `crop`.
+    public var resizeMode: ResizeMode?
+    /// Letterbox padding, as a 0-255 pixel value before normalization (nil: 114, as YOLO pads).
+    public var padValue: Float?
+
     public var isNHWC: Bool { layout == .nhwc }
+    public var mode: ResizeMode { resizeMode ?? .crop }
     public var channelCount: Int { channels == 1 ? 1 : 3 }
 
-    /// The input tensor's shape for one image.
-    public var inputShape: [Int] {
-        let (h, w, c) = (size, width ?? size, channelCount)
-        return isNHWC ? [1, h, w, c] : [1, c, h, w]
+    /// The input tensor's shape for one image (for `fit32`, that of a square image).
+    public var inputShape: [Int] { shape(height: size, width: width ?? size) }
+
+    func shape(height h: Int, width w: Int) -> [Int] { isNHWC ? [1, h, w, channelCount] : [1, channelCount, h, w] }
+
+    /// For an image of `width` x `height`: the size it is resized to, the size of the input, and where the resized
+    /// image's top-left corner lands in the input (negative: cropped).
+    public func geometry(width: Int, height: Int) -> (resized: (w: Int, h: Int), input: (w: Int, h: Int), origin: (x: Int, y: Int)) {
+        let cw = self.width ?? size
+        switch mode {
+        case .crop:
+            let (rw, rh) = resizedSize(width: width, height: height)
+            return ((Int(rw), Int(rh)), (cw, size), (-((Int(rw) - cw) / 2), -((Int(rh) - size) / 2)))
+        case .squash:
+            return ((cw, size), (cw, size), (0, 0))
+        case .letterbox:
+            let s = min(Double(cw) / Double(width), Double(size) / Double(height))
+            let rw = max(1, min(cw, Int((Double(width) * s).rounded()))), rh = max(1, min(size, Int((Double(height) * s).rounded())))
+            return ((rw, rh), (cw, size), ((cw - rw) / 2, (size - rh) / 2))
+        case .fit32:
+            let s = Double(size) / Double(min(width, height))
+            func round32(_ v: Double) -> Int { max(32, Int((v / 32).rounded()) * 32) }
+            let (w, h) = (round32(Double(width) * s), round32(Double(height) * s))
+            return ((w, h), (w, h), (0, 0))
+        }
     }
 
     public init(size: Int = 224, resize: Int? = nil, bgr: Bool = false, divisor: Float = 1, mean: [Float] = [0, 0, 0], std: [Float] = [1, 1, 1]) {
@@ -67,37 +107,50 @@ public struct Preprocessing: Sendable, Equatable, Codable {
         return (max(cw, (Double(width) * s).rounded(.toNearestOrEven)), max(Double(size), (Double(height) * s).rounded(.toNearestOrEven)))
     }
 
-    /// The input for an image file, refused (with the file named) when decoding it or resizing it would take
-    /// more than `limits.maxPixels` pixels: a 1 x 100000 strip would be resized to 256 x 25.6 million.
+    /// The input for an image file (pixels in the input's order), refused (with the file named) when decoding it or
+    /// resizing it would take more than `limits.maxPixels` pixels: a 1 x 100000 strip would be resized to 256 x
+    /// 25.6 million.
     public func tensor(contentsOf path: String, limits: ImageLimits = ImageLimits()) throws -> [Float] {
-        let image = try RGBImage(contentsOf: path, limits: limits)
-        let (w, h) = resizedSize(width: image.width, height: image.height)
-        guard w * h <= Double(limits.maxPixels) else {
-            throw ImageError(path: path, reason: String(format: "resizing its %dx%d pixels to %.0fx%.0f would exceed the limit of %d pixels",
-                                                        image.width, image.height, w, h, limits.maxPixels))
-        }
-        return tensor(image)
+        try input(contentsOf: path, limits: limits).pixels
     }
 
-    /// The `inputShape` input for an image: resized (`resizedSize`), center-cropped, normalized; channels first
-    /// or last by `layout`; grey (`channels` 1) is Pillow's luma L = (19595 R + 38470 G + 7471 B + 2¹⁵) >> 16 of the
-    /// cropped pixels, normalized with the first mean and std.
+    /// The input for an image file and its shape (which varies from image to image with `fit32`).
+    public func input(contentsOf path: String, limits: ImageLimits = ImageLimits()) throws -> (pixels: [Float], shape: [Int]) {
+        let image = try RGBImage(contentsOf: path, limits: limits)
+        let g = geometry(width: image.width, height: image.height)
+        guard Double(g.resized.w) * Double(g.resized.h) <= Double(limits.maxPixels), Double(g.input.w) * Double(g.input.h) <= Double(limits.maxPixels) else {
+            throw ImageError(path: path, reason: String(format: "resizing its %dx%d pixels to %dx%d would exceed the limit of %d pixels",
+                                                        image.width, image.height, g.resized.w, g.resized.h, limits.maxPixels))
+        }
+        return (tensor(image), shape(height: g.input.h, width: g.input.w))
+    }
+
+    /// The input for an image: resized and placed by `geometry` (cropped, squashed, letterboxed or fitted), normalized;
+    /// channels first or last by `layout`; grey (`channels` 1) is Pillow's luma L = (19595 R + 38470 G + 7471 B + 2¹⁵)
+    /// >> 16 of the placed pixels, normalized with the first mean and std.
     public func tensor(_ image: RGBImage) -> [Float] {
-        let cw = width ?? size
-        let (rw, rh) = resizedSize(width: image.width, height: image.height)
-        let crop = image.resizedBilinear(width: Int(rw), height: Int(rh)).centerCrop(cw, size)
-        let plane = size * cw, channels = channelCount, nhwc = isNHWC
+        let g = geometry(width: image.width, height: image.height)
+        let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
+        let (iw, ih) = g.input
+        let plane = iw * ih, channels = channelCount, nhwc = isNHWC
         var out = [Float](repeating: 0, count: channels * plane)
-        let p = crop.pixels
+        let p = resized.pixels, pad = padValue ?? 114
         for c in 0..<channels {
             let src = bgr ? 2 - c : c
             let (m, sd) = (mean[c], std[c])
-            for i in 0..<plane {
-                let byte = channels == 1
-                    ? (19595 * Int(p[i * 3]) + 38470 * Int(p[i * 3 + 1]) + 7471 * Int(p[i * 3 + 2]) + 0x8000) >> 16
-                    : Int(p[i * 3 + src])
-                let v = Float(byte)
-                out[nhwc ? i * channels + c : c * plane + i] = ((divisor == 1 ? v : v / divisor) - m) / sd
+            for y in 0..<ih {
+                for x in 0..<iw {
+                    let rx = x - g.origin.x, ry = y - g.origin.y
+                    let v: Float
+                    if rx < 0 || ry < 0 || rx >= g.resized.w || ry >= g.resized.h {
+                        v = pad
+                    } else {
+                        let k = (ry * g.resized.w + rx) * 3
+                        v = Float(channels == 1 ? (19595 * Int(p[k]) + 38470 * Int(p[k + 1]) + 7471 * Int(p[k + 2]) + 0x8000) >> 16 : Int(p[k + src]))
+                    }
+                    let i = y * iw + x
+                    out[nhwc ? i * channels + c : c * plane + i] = ((divisor == 1 ? v : v / divisor) - m) / sd
+                }
             }
         }
         return out

@@ -96,7 +96,7 @@ public struct ImageStream {
         self.items = items
         let prep = preprocessing
         prefetcher = Prefetcher(paths: items.map(dataset.fullPath)) { path in
-            try prep.tensor(contentsOf: path, limits: limits)
+            try prep.input(contentsOf: path, limits: limits)
         }
     }
 

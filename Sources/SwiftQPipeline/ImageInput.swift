@@ -52,7 +52,10 @@ public enum ImageInput {
             if let c = dims[ci].value, c != channels {
                 throw invalid("input '\(input.name)' takes \(c) channels at axis \(ci) (shape \(declared)); images give \(channels) (\(prep.isNHWC ? "NHWC" : "NCHW"); see --layout)")
             }
-            for (k, want) in [(hi, height), (wi, width)] {
+            if prep.mode == .fit32, dims[hi].value != nil || dims[wi].value != nil {
+                throw invalid("input '\(input.name)' takes \(declared), a fixed size; --resize-mode fit32 gives every image its own size (use letterbox or crop, or a model with free height and width)")
+            }
+            for (k, want) in [(hi, height), (wi, width)] where prep.mode != .fit32 {
                 if let v = dims[k].value, v != want {
                     throw invalid("input '\(input.name)' takes \(declared) but the image is \(text) (--size, --input-shape, --layout)")
                 }

@@ -54,8 +54,8 @@ public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelP
         case .failed(let why):
             skipped += 1
             events.warning("skipped \(why)")
-        case .tensor(let pixels):
-            let input = RTensor(floats: pixels, shape: inputShape)
+        case .tensor(let pixels, let shape):
+            let input = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
             let inputName = interpreter.inputNames[0]
             do {
                 var seen: Set<String> = [inputName]
@@ -127,8 +127,8 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
                 result.predicted[m].append(nil)
                 if keepOutputs { result.outputs[m].append(nil) }
             }
-        case .tensor(let pixels):
-            let input = RTensor(floats: pixels, shape: prep.inputShape)
+        case .tensor(let pixels, let shape):
+            let input = RTensor(floats: pixels, shape: shape)
             var all: [[String: RTensor]] = []
             for (m, run) in runs.enumerated() {
                 let scores: RTensor

@@ -26,6 +26,13 @@ extension Preprocessing {
         func list(_ v: [Float]) -> String { "[" + v.map { $0 == $0.rounded() ? String(Int($0)) : String($0) }.joined(separator: ", ") + "]" }
         let scale = divisor == 1 ? "x" : "x/\(divisor == divisor.rounded() ? String(Int(divisor)) : String(divisor))"
         let kind = channels == 1 ? "grey" : bgr ? "BGR" : "RGB"
-        return "\(kind)\(isNHWC ? " NHWC" : ""), resize \(resize), crop \(width.map { "\(size)x\($0)" } ?? "\(size)"), (\(scale) - \(list(mean))) / \(list(std))"
+        let side = width.map { "\(size)x\($0)" } ?? "\(size)"
+        let placing = switch mode {
+        case .crop: "resize \(resize), crop \(side)"
+        case .squash: "squash to \(side)"
+        case .letterbox: "letterbox \(side) (pad \(padValue.map { String(Int($0)) } ?? "114"))"
+        case .fit32: "shorter side \(size), sides to multiples of 32"
+        }
+        return "\(kind)\(isNHWC ? " NHWC" : ""), \(placing), (\(scale) - \(list(mean))) / \(list(std))"
     }
 }

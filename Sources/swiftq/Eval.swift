@@ -86,7 +86,7 @@ struct Eval: ParsableCommand {
             try reserve(json, role: "--json", in: outputs)
             try reserve(predictions, role: "--predictions", in: outputs)
             try reserve(saveOutputs, role: "--save-outputs", in: outputs)
-            let (prep, source) = try preprocessing.resolve(for: loaded[0].1)
+            let (prep, source) = try preprocessing.resolve(for: (loaded.first { Preprocessing(metadataOf: $0.1) != nil } ?? loaded[0]).1)
             for (path, model) in loaded {
                 try model.checkRunnable(path: path)
                 _ = try ImageInput.shape(of: model, path: path, preprocessing: prep, maxElements: preprocessing.maxTensorElements)

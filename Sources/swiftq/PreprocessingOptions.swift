@@ -27,6 +27,12 @@ struct PreprocessingOptions: ParsableArguments {
     @Flag(help: "Feed channels in BGR order (as Caffe models expect).")
     var bgr = false
 
+    @Option(help: ArgumentHelp("How images reach the input size: crop (shorter side to --resize, center crop; the default), squash (straight to the size, aspect not kept), letterbox (fit inside, pad the rest with --pad-value, as YOLO exports expect), fit32 (shorter side to --size, both sides rounded to a multiple of 32, each image its own size, as text detectors with dynamic height and width take).", valueName: "mode"))
+    var resizeMode: ResizeMode?
+
+    @Option(parsing: .unconditional, help: ArgumentHelp("Letterbox padding as a 0-255 pixel value, before normalization. Default: 114.", valueName: "value"))
+    var padValue: Float?
+
     @Option(help: ArgumentHelp("Input layout: nchw or nhwc (Keras/TensorFlow exports). Default: what the model records, else nhwc when the input shape ends in 3 or 1 and its second dimension does not, else nchw.", valueName: "layout"))
     var layout: ImageLayout?
 
@@ -48,6 +54,7 @@ struct PreprocessingOptions: ParsableArguments {
         if maxTensorElements <= 0 { throw ValidationError("--max-tensor-elements must be positive") }
         if maxImagePixels <= 0 { throw ValidationError("--max-image-pixels must be positive") }
         if let std, std.values.contains(0) { throw ValidationError("--std must not contain 0") }
+        if let padValue, !(0...255).contains(padValue) { throw ValidationError("--pad-value must be a pixel value in 0...255") }
     }
 
     /// The preprocessing for `model`, and where its base came from (for the console).
@@ -83,6 +90,8 @@ struct PreprocessingOptions: ParsableArguments {
         if let std { p.std = std.values }
         if let scale { p.divisor = scale.divisor }
         if bgr { p.bgr = true }
+        if let resizeMode { p.resizeMode = resizeMode == .crop ? nil : resizeMode }
+        if let padValue { p.padValue = padValue }
         return (p, source)
     }
 
@@ -119,3 +128,4 @@ struct Scale: ExpressibleByArgument {
 }
 
 extension ImageLayout: ExpressibleByArgument {}
+extension ResizeMode: ExpressibleByArgument {}

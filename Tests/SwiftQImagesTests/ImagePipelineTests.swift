@@ -118,11 +118,11 @@ final class ImagePipelineTests: XCTestCase {
         let paths = (0..<20).map { "p\($0)" }
         let f = Prefetcher(paths: paths, depth: 3) { p in
             if p == "p7" { throw ImageError(path: p, reason: "broken") }
-            return [Float(p.dropFirst())!]
+            return ([Float(p.dropFirst())!], [1])
         }
         for i in 0..<20 {
             switch f.take(i) {
-            case .tensor(let t): XCTAssertEqual(t, [Float(i)])
+            case .tensor(let t, let shape): XCTAssertEqual(t, [Float(i)]); XCTAssertEqual(shape, [1])
             case .failed(let m): XCTAssertEqual(i, 7); XCTAssertTrue(m.contains("broken"))
             }
         }

@@ -79,6 +79,33 @@ final class PipelineTests: XCTestCase {
         XCTAssertEqual(Preprocessing(metadataOf: Model(metadataProps: [(Preprocessing.metadataKey, p.metadataValue)], graph: Graph()))?.layout, .nhwc)
     }
 
+    /// Where each resize mode puts an image: the resized size, the input size, the origin, and letterbox padding.
+    func testResizeModes() {
+        typealias G = (resized: (w: Int, h: Int), input: (w: Int, h: Int), origin: (x: Int, y: Int))
+        func flat(_ g: G) -> [Int] { [g.resized.w, g.resized.h, g.input.w, g.input.h, g.origin.x, g.origin.y] }
+        var p = Preprocessing(size: 64, resize: 73)
+        XCTAssertEqual(flat(p.geometry(width: 200, height: 100)), [146, 73, 64, 64, -41, -4])
+        p.resizeMode = .squash
+        XCTAssertEqual(flat(p.geometry(width: 200, height: 100)), [64, 64, 64, 64, 0, 0])
+        p.resizeMode = .letterbox
+        XCTAssertEqual(flat(p.geometry(width: 200, height: 100)), [64, 32, 64, 64, 0, 16])
+        XCTAssertEqual(flat(p.geometry(width: 99, height: 300)), [21, 64, 64, 64, 21, 0])
+        p.resizeMode = .fit32
+        p.size = 320
+        XCTAssertEqual(flat(p.geometry(width: 500, height: 333)), [480, 320, 480, 320, 0, 0])   // 500 · 320/333 = 480.5 → 480
+        XCTAssertEqual(flat(p.geometry(width: 10, height: 1000)), [320, 32000, 320, 32000, 0, 0])
+        XCTAssertEqual(flat(p.geometry(width: 1, height: 1)), [320, 320, 320, 320, 0, 0])
+        // Letterbox pads with the pad value (normalized like a pixel) around the resized image.
+        var q = Preprocessing(size: 4, resize: 4, divisor: 1)
+        q.resizeMode = .letterbox
+        q.padValue = 7
+        let image = RGBImage(width: 2, height: 1, pixels: [10, 20, 30, 40, 50, 60])
+        let t = q.tensor(image)                 // resized to 4x2, rows 1 and 2 of 4
+        XCTAssertEqual(Array(t[0..<4]), [7, 7, 7, 7])
+        XCTAssertEqual(Array(t[12..<16]), [7, 7, 7, 7])
+        XCTAssertTrue(t[4..<12].allSatisfy { $0 != 7 })
+    }
+
     func testPreprocessingRoundTripsThroughModelMetadata() {
         let p = Preprocessing.preset("caffe", size: 200)!
         var m = Model(graph: Graph())
