@@ -18,6 +18,8 @@ public struct QuantizedModel: Sendable {
     public var tensors: [QuantizedTensor]
     /// Activation parameters per tensor that got a Q/DQ pair.
     public var activations: [String: QuantParams]
+    /// What the user should know about the result (a Concat whose shared scale leaves an input few levels).
+    public var warnings: [String] = []
 }
 
 /// Inserts the Q/DQ pairs the plan asks for. Activation tensors: QuantizeLinear → DequantizeLinear right after
@@ -30,6 +32,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     var g = model.graph
     let inits = g.initializerTable
     var act: [String: QuantParams] = [:]
+    var warnings: [String] = []
     func params(_ lo: Float, _ hi: Float) -> QuantParams {
         .activation(lo: lo, hi: hi, bits: options.activationBits, symmetric: options.symmetricActivations)
     }
@@ -48,6 +51,17 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
             let members = (n.inputs + [n.outputs[0]]).filter(marked.contains)
             let known = members.compactMap { r[$0] }
             let lo = known.map(\.lo).min() ?? 0, hi = known.map(\.hi).max() ?? 0
+            // One scale for all: an input whose range is a small part of the joint range keeps few levels (a
+            // detection head joining box coordinates in pixels with scores in [0, 1]). Say so, with the figures.
+            let levels = Float((1 << options.activationBits) - 1)
+            for x in n.inputs where marked.contains(x) {
+                guard let v = r[x], hi > lo else { continue }
+                let kept = (v.hi - v.lo) / (hi - lo) * levels
+                if kept < 16 {
+                    warnings.append(String(format: "Concat '%@' shares one scale over [%g, %g]: its input '%@' in [%g, %g] keeps %.1f of %.0f levels (--exclude %@ keeps the join in float)",
+                                           n.displayName, lo, hi, x, v.lo, v.hi, kept, levels, n.name.isEmpty ? "Concat" : n.name))
+                }
+            }
             for m in members { r[m] = (lo, hi) }
         default: break
         }
@@ -166,7 +180,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     var m = model
     m.graph = g
     m = Rewriter([]).removeDead(m)
-    return QuantizedModel(model: m, tensors: tensors, activations: act)
+    return QuantizedModel(model: m, tensors: tensors, activations: act, warnings: warnings)
 }
 
 /// The mean output shift per output channel that rounding the weights causes, (W_q − W) · E[x], for Conv

@@ -174,6 +174,7 @@ struct Quantize: ParsableCommand {
             let ranges = table.ranges(method: method, percentile: percentile, bits: activationBits)
             let means = table.tensors.compactMapValues(\.channelMeans)
             var q = try materialize(prepared, plan: plan, ranges: ranges, channelMeans: means, options: options)
+            q.warnings.forEach(printWarning)
             lap("quantize")
 
             let weightBytes = try Int8WeightFile.serialize(q.weightRecords)
@@ -214,7 +215,7 @@ struct Quantize: ParsableCommand {
                     "calibration": ["images": table.images, "skipped": table.skipped, "table": calibTable ?? tablePath],
                     "seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
                     "bytes": ["onnx": onnxBytes.count, "weights": weightBytes.count],
-                    "rewrites": log,
+                    "rewrites": log, "warnings": q.warnings,
                 ]
                 if method == .percentile { o["percentile"] = percentile }
                 try writeJSON(o, to: json, outputs: outputs)

@@ -185,6 +185,26 @@ final class IntegerProgramTests: XCTestCase {
         return bytes
     }
 
+    /// A Concat joining a tensor in [-0.5, 0.5] with one 500 times wider: the shared scale leaves the first a few
+    /// levels, and the result says so (never silently).
+    func testConcatOfVeryDifferentRangesIsReported() throws {
+        func net(_ big: Float) -> Model {
+            Model(graph: Graph(nodes: [
+                Node(name: "small", opType: "Conv", inputs: ["x", "ws"], outputs: ["s"]),
+                Node(name: "big", opType: "Conv", inputs: ["x", "wb"], outputs: ["b"]),
+                Node(name: "join", opType: "Concat", inputs: ["s", "b"], outputs: ["k"], attributes: [Attribute(name: "axis", value: .int(1))]),
+                Node(name: "head", opType: "Conv", inputs: ["k", "wh"], outputs: ["y"]),
+            ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(4), .value(4)])],
+               outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+               initializers: [tensor("ws", [2, 3, 1, 1], -0.1, 0.1), tensor("wb", [2, 3, 1, 1], -big, big), tensor("wh", [2, 4, 1, 1])]))
+        }
+        let inputs = (0..<4).map { _ in RTensor(floats: values.floats(48), shape: [1, 3, 4, 4]) }
+        let (_, _, q) = try calibrateAndQuantize(net(50), inputs: inputs, options: QuantizeOptions())
+        XCTAssertEqual(q.warnings.count, 1, "\(q.warnings)")
+        XCTAssertTrue(q.warnings.first?.contains("'s'") ?? false, "\(q.warnings)")
+        XCTAssertEqual(try calibrateAndQuantize(net(0.1), inputs: inputs, options: QuantizeOptions()).2.warnings, [])
+    }
+
     func testIntegerRuntimeTracksTheQDQModel() throws {
         let model = residualNet()
         let inputs = (0..<12).map { _ in RTensor(floats: values.floats(3 * 64), shape: [1, 3, 8, 8]) }
