@@ -81,3 +81,73 @@ public struct FoldAffine: Pass {
         return v.count == 1 ? Array(repeating: v[0], count: m) : v
     }
 }
+
+/// The other direction: a Mul by a constant (and an Add of one) per input channel right before a Conv or Gemm,
+/// read by nothing else, becomes part of that layer: W'[o, c, …] = W[o, c, …] · a[c] and
+/// bias'[o] = bias[o] + Σ W[o, c, …] · b[c]. Exact when the Conv pads nothing (a padded border would see zeros,
+/// not b) or there is no Add; PP-LCNet's learnable affine after each activation is this, and folded it costs no
+/// int8 requantization of its own.
+public struct FoldAffineIntoNext: Pass {
+    public let name = "fold-affine-into-next"
+    public init() {}
+
+    public func patches(_ model: Model) throws -> [Patch] {
+        let g = model.graph
+        let inits = g.initializerTable
+        let consumers = g.consumers(), producers = g.producers()
+        let outputs = Set(g.outputs.map(\.name))
+        var result: [Patch] = []
+        var used = Set<Int>()
+        func constantOperand(_ n: Node, of x: String) -> Tensor? {
+            guard n.inputs.count == 2, n.isDefaultDomain else { return nil }
+            let k = n.inputs[0] == x ? 1 : n.inputs[1] == x ? 0 : -1
+            return k >= 0 && n.inputs[k] != x ? inits[n.inputs[k]] : nil
+        }
+        for (i, conv) in g.nodes.enumerated() where conv.opType == "Conv" && conv.isDefaultDomain && !used.contains(i) {
+            guard let u = conv.input(0), let wName = conv.input(1), let w = inits[wName], w.dtype == .float, w.shape.count >= 3,
+                  let pu = producers[u], !outputs.contains(u), consumers[u] == [i] else { continue }
+            // Optional Add of b, then the Mul by a, each read only by the next.
+            var addIndex: Int? = nil, b: [Float]? = nil, mulIndex = pu
+            let c = w.shape[1] * Int(conv.int("group") ?? 1)
+            if g.nodes[pu].opType == "Add", let t = constantOperand(g.nodes[pu], of: g.nodes[pu].inputs.first { inits[$0] == nil } ?? ""),
+               let v = FoldAffine.channelValues(t, channels: c, rank: w.shape.count) {
+                let x = g.nodes[pu].inputs.first { inits[$0] == nil }!
+                guard let px = producers[x], !outputs.contains(x), consumers[x] == [pu] else { continue }
+                addIndex = pu; b = v; mulIndex = px
+            }
+            let mul = g.nodes[mulIndex]
+            guard mul.opType == "Mul", let x = mul.inputs.first(where: { inits[$0] == nil }), let at = constantOperand(mul, of: x),
+                  let a = FoldAffine.channelValues(at, channels: c, rank: w.shape.count), !used.contains(mulIndex), addIndex.map({ !used.contains($0) }) ?? true else { continue }
+            if addIndex == nil && mulIndex != pu { continue }
+            let pads = conv.ints("pads") ?? [], autoPad = conv.string("auto_pad") ?? "NOTSET"
+            if b != nil && (pads.contains { $0 != 0 } || (autoPad != "NOTSET" && autoPad != "VALID")) { continue }
+            let m = w.shape[0], group = Int(conv.int("group") ?? 1), cpg = w.shape[1], taps = w.shape[2...].reduce(1, *)
+            guard group > 0, m % group == 0 else { continue }
+            var weight = w.floats()
+            var bias = conv.input(2).flatMap { inits[$0]?.floats() } ?? [Float](repeating: 0, count: m)
+            guard bias.count == m else { continue }
+            for o in 0..<m {
+                let g0 = o / (m / group)
+                for ci in 0..<cpg {
+                    let ch = g0 * cpg + ci
+                    for k in 0..<taps {
+                        let idx = (o * cpg + ci) * taps + k
+                        if let b { bias[o] += weight[idx] * b[ch] }
+                        weight[idx] *= a[ch]
+                    }
+                }
+            }
+            let base = conv.name.isEmpty ? conv.outputs[0] : conv.name
+            var folded = conv
+            folded.inputs = [x, "\(base)_prefolded_weight", "\(base)_prefolded_bias"]
+            used.formUnion([i, mulIndex] + (addIndex.map { [$0] } ?? []))
+            result.append(Patch("Mul '\(mul.displayName)'\(addIndex.map { " and Add '\(g.nodes[$0].displayName)'" } ?? "") by constants folded into \(conv.opType) '\(conv.displayName)'", [
+                .addInitializer(Initializer(name: "\(base)_prefolded_weight", tensor: Tensor(floats: weight, shape: w.shape))),
+                .addInitializer(Initializer(name: "\(base)_prefolded_bias", tensor: Tensor(floats: bias, shape: [m]))),
+                .replace(node: i, with: folded),
+                .remove(node: mulIndex),
+            ] + (addIndex.map { [.remove(node: $0)] } ?? [])))
+        }
+        return result
+    }
+}

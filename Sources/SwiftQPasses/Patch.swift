@@ -139,6 +139,6 @@ extension Rewriter {
     /// opset 13, spelled-out HardSigmoid/HardSwish made single ops, Div and Sub by constants made Mul and Add.
     public static let quantizationPreparation = Rewriter([
         DropIdentity(), FoldConstants(), PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(),
-        FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(), ConstantDivToMul(),
+        FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldAffineIntoNext(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(), ConstantDivToMul(),
     ])
 }

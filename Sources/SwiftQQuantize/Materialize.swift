@@ -38,8 +38,20 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     }
     // Measured tensors first; then, in graph order, what passthrough ops hand on and what Concat unifies.
     var r: [String: (lo: Float, hi: Float)] = [:]
+    let consumers = g.consumers()
+    let graphOutputs = Set(g.outputs.map(\.name))
     for t in plan.tensors where !plan.derived.contains(t) {
-        guard let v = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
+        guard var v = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
+        // Where every reader is a quantized activation that is flat beyond some input, values past it cannot change
+        // any output: the range stops there and its steps get finer (a Conv before HardSwish needs nothing below −3).
+        if !graphOutputs.contains(t), let readers = consumers[t], !readers.isEmpty,
+           let bounds = readers.map({ plan.quantized.contains($0) ? saturation(g.nodes[$0], inits) : nil }).reduce(Optional((Float.infinity, -Float.infinity)), { acc, b in
+               guard let acc, let b else { return nil }
+               return (min(acc.0, b.0), max(acc.1, b.1))
+           }) {
+            let lo = max(v.lo, bounds.0), hi = min(v.hi, bounds.1)
+            if lo < hi { v = (lo, hi) }
+        }
         r[t] = v
     }
     let marked = Set(plan.tensors)
@@ -181,6 +193,27 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     m.graph = g
     m = Rewriter([]).removeDead(m)
     return QuantizedModel(model: m, tensors: tensors, activations: act, warnings: warnings)
+}
+
+/// The inputs outside which an activation's output no longer changes (within half a step of any 8-bit output),
+/// nil for an op that is not flat anywhere: Relu below 0, Clip outside its bounds, HardSwish below −3, HardSigmoid
+/// outside [−β/α, (1 − β)/α], Sigmoid beyond ±8 (1 − σ(8) = 3.4e-4) and Tanh beyond ±4.5 (1 − tanh(4.5) = 2.5e-4).
+func saturation(_ n: Node, _ inits: [String: Tensor]) -> (Float, Float)? {
+    switch n.opType {
+    case "Relu": return (0, .infinity)
+    case "Clip":
+        guard let lo = clipLowerBound(n, inits) else { return nil }
+        let hi = n.float("max") ?? n.input(2).flatMap { inits[$0]?.floats().first } ?? .infinity
+        return (lo, hi)
+    case "HardSwish": return (-3, .infinity)
+    case "HardSigmoid":
+        let a = n.float("alpha") ?? 0.2, b = n.float("beta") ?? 0.5
+        guard a > 0 else { return nil }
+        return (-b / a, (1 - b) / a)
+    case "Sigmoid": return (-8, 8)
+    case "Tanh": return (-4.5, 4.5)
+    default: return nil
+    }
 }
 
 /// The mean output shift per output channel that rounding the weights causes, (W_q − W) · E[x], for Conv

@@ -26,6 +26,24 @@ final class DetectorPassTests: PassTestCase {
         XCTAssertEqual(log.count, 4)
     }
 
+    /// Mul (and Add) by per-channel constants before a Conv fold into it; the Add only where the Conv pads nothing.
+    func testAffineBeforeConvFolds() throws {
+        let g = Graph(nodes: [
+            Node(name: "hs", opType: "HardSwish", inputs: ["x"], outputs: ["h"]),
+            Node(name: "mul", opType: "Mul", inputs: ["k", "h"], outputs: ["m"]),
+            Node(name: "add", opType: "Add", inputs: ["m", "shift"], outputs: ["a"]),
+            Node(name: "pw", opType: "Conv", inputs: ["a", "w1", "b1"], outputs: ["c"]),
+            Node(name: "mul2", opType: "Mul", inputs: ["c", "k2"], outputs: ["m2"]),
+            Node(name: "add2", opType: "Add", inputs: ["m2", "shift2"], outputs: ["a2"]),
+            Node(name: "dw", opType: "Conv", inputs: ["a2", "w2"], outputs: ["y"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1])), Attribute(name: "group", value: .int(4))]),
+        ], inputs: [input([1, 3, 5, 5])], outputs: [output()],
+           initializers: [scalar("k", 0.6), tensor("shift", [3, 1, 1]), tensor("w1", [4, 3, 1, 1]), tensor("b1", [4]), tensor("k2", [1, 4, 1, 1], 0.5, 2),
+                          scalar("shift2", 0.3), tensor("w2", [4, 1, 3, 3])])
+        let (m, log) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 14)], graph: g), [FoldAffineIntoNext()], input: [1, 3, 5, 5])
+        // The first pair folds into the 1x1 Conv; before the padded depthwise Conv only a lone Mul could.
+        XCTAssertEqual(opTypes(m), ["HardSwish", "Conv", "Mul", "Add", "Conv"], log.joined(separator: "\n"))
+    }
+
     func testAffineStaysWhenTheLayerHasAnotherReader() throws {
         let g = Graph(nodes: [
             Node(name: "conv", opType: "Conv", inputs: ["x", "w1"], outputs: ["c"]),

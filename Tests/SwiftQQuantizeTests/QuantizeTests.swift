@@ -187,6 +187,27 @@ final class IntegerProgramTests: XCTestCase {
 
     /// A Concat joining a tensor in [-0.5, 0.5] with one 500 times wider: the shared scale leaves the first a few
     /// levels, and the result says so (never silently).
+    /// A Conv read only by HardSwish needs no range below −3, nor one read only by HardSigmoid(1/6, 1/2) beyond ±3:
+    /// the Q/DQ range stops there (same outputs, finer steps).
+    func testRangesStopWhereActivationsSaturate() throws {
+        let g = Graph(nodes: [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"]),
+            Node(name: "hs", opType: "HardSwish", inputs: ["a"], outputs: ["h"]),
+            Node(name: "c2", opType: "Conv", inputs: ["h", "w2"], outputs: ["b"]),
+            Node(name: "gate", opType: "HardSigmoid", inputs: ["b"], outputs: ["s"], attributes: [Attribute(name: "alpha", value: .float(1 / 6))]),
+            Node(name: "c3", opType: "Conv", inputs: ["s", "w3"], outputs: ["y"]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(4), .value(4)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [4, 3, 1, 1], -20, 20), tensor("w2", [2, 4, 1, 1], -20, 20), tensor("w3", [2, 2, 1, 1])])
+        let inputs = (0..<4).map { _ in RTensor(floats: values.floats(48), shape: [1, 3, 4, 4]) }
+        let (_, table, q) = try calibrateAndQuantize(Model(graph: g), inputs: inputs, options: QuantizeOptions())
+        XCTAssertLessThan(table.tensors["a"]!.min, -3)
+        let a = q.activations["a"]!, b = q.activations["b"]!
+        XCTAssertEqual(Float(a.qmin - a.zeroPoints[0]) * a.scales[0], -3, accuracy: a.scales[0])
+        XCTAssertEqual(Float(b.qmin - b.zeroPoints[0]) * b.scales[0], -3, accuracy: b.scales[0])
+        XCTAssertEqual(Float(b.qmax - b.zeroPoints[0]) * b.scales[0], 3, accuracy: b.scales[0])
+    }
+
     func testConcatOfVeryDifferentRangesIsReported() throws {
         func net(_ big: Float) -> Model {
             Model(graph: Graph(nodes: [
