@@ -67,6 +67,7 @@ sanitize: deps venv
 ## End-to-end checks on the real models and images in ../shared, side by side with ONNX Runtime.
 check-shared: build venv
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/check_shared.py $(BIN)
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/detector_check.py $(BIN)
 
 ## swiftq beside ONNX Runtime on every ../shared model: float images/s at batch 1, same threads, and the ratio.
 bench: build venv

@@ -18,8 +18,12 @@ a = ap.parse_args()
 SWIFTQ = os.path.abspath(a.swiftq)
 SHARED = shared_dir()
 INFO = {m['file']: m for m in json.load(open(os.path.join(SHARED, 'models', 'models.json')))}
-FIXED = {'ppocr-mobile-v2-cls.onnx': [1, 3, 48, 192]}
+DET = 'detection/ppocrv4-det.onnx'
+FIXED = {'ppocr-mobile-v2-cls.onnx': [1, 3, 48, 192], DET: [1, 3, 640, 640]}
+# The detector's own preprocessing (models/README.md) for quantizing it; ImageNet models use their preset.
+DET_QUANT = ['--size', '640', '--resize', '640', '--mean', '0.5,0.5,0.5', '--std', '0.5,0.5,0.5', '--scale', '1/255', '--bgr', '--input-shape', 'x=1,3,640,640']
 models = sorted(f for f in os.listdir(os.path.join(SHARED, 'models')) if f.endswith('.onnx'))
+if os.path.exists(os.path.join(SHARED, 'models', DET)): models.append(DET)
 # Quantized models of the calibration section, reused by the int8 section; removed at exit.
 tmp = tempfile.mkdtemp(prefix='swiftq-bench-'); atexit.register(shutil.rmtree, tmp, True)
 if a.models: models = [m for m in models if any(k in m for k in a.models.split(','))]
@@ -97,25 +101,27 @@ if a.calib_images and labelled:
         print(f'{f:28}{mine:10.1f}{theirs:8.1f}{mine / theirs:7.2f}x{mine_mib:12.0f}{theirs_mib:9.0f}', flush=True)
     print('(swiftq: whole process, including reading the model and writing three files; ONNX Runtime: quantize_static only)')
 
-if labelled:
+int8_models = labelled + [f for f in models if f == DET]
+if int8_models:
     # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same
     # Q/DQ model (it fuses it into QLinearConv & co.). Same input, batch 1, same threads, alternating rounds.
     print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (the same swiftq Q/DQ model in both)')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'vs ORT':>8}{'swiftq fp32':>13}{'vs fp32':>9}")
     low_ort = low_fp32 = float('inf')
-    for f in labelled:
-        m = INFO[f]; path = os.path.join(SHARED, 'models', f)
-        out = os.path.join(tmp, f[:-5] + '.int8.onnx')
+    for f in int8_models:
+        path = os.path.join(SHARED, 'models', f)
+        out = os.path.join(tmp, os.path.basename(f)[:-5] + '.int8.onnx')
         if not os.path.exists(out):
-            r = subprocess.run([SWIFTQ, 'quantize', path, '--calib', CALIB, '--calib-limit', '100', '--preset', m['preset'], '-o', out], capture_output=True, text=True)
+            flags = DET_QUANT if f == DET else ['--preset', INFO[f]['preset']]
+            r = subprocess.run([SWIFTQ, 'quantize', path, '--calib', CALIB, '--calib-limit', '32' if f == DET else '100', *flags, '-o', out], capture_output=True, text=True)
             if r.returncode != 0: sys.exit(f'swiftq quantize {f} failed: {r.stderr.strip()[-400:]}')
         so = ort.SessionOptions(); so.intra_op_num_threads = a.threads
         sess = ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
         i = sess.get_inputs()[0]
-        x = np.random.default_rng(0).uniform(-1, 1, [d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
+        x = np.random.default_rng(0).uniform(-1, 1, FIXED.get(f) or [d if isinstance(d, int) else 1 for d in i.shape]).astype(np.float32)
         mine = theirs = 0.0
         for _ in range(a.rounds):
-            mine = max(mine, swiftq_rate(out, []))
+            mine = max(mine, swiftq_rate(out, ['--input-shape', 'x=1x3x640x640'] if f == DET else []))
             theirs = max(theirs, ort_rate(sess, {i.name: x}))
         del sess
         fp = float_rate.get(f, 0)
