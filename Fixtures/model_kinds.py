@@ -17,6 +17,7 @@ keras_resnet_nhwc.onnx A ResNet block net as tf2onnx writes a Keras model (opset
                        Transpose around every Conv, BatchNormalization spelled Sub/Mul/Add on the channel-last
                        axis, Relu, residual Add in NHWC, GlobalAveragePool as ReduceMean over H and W, MatMul + Add.
                        → 1x10.
+Each comes with STEM.input.pb and STEM.output.pb: a fixed input and ONNX Runtime's float output for it.
 """
 import os
 import numpy as np, onnx
@@ -192,7 +193,21 @@ def keras_resnet_nhwc():
                    [helper.make_tensor_value_info(y, TensorProto.FLOAT, ['N', 10])], 13)
 
 
+def write_io(model, stem):
+    """A fixed input and ONNX Runtime's float output for it (`STEM.input.pb`, `STEM.output.pb`)."""
+    import onnxruntime as ort
+    i = model.graph.input[0]
+    shape = [d.dim_value or 1 for d in i.type.tensor_type.shape.dim]
+    x = np.random.default_rng(7).standard_normal(shape).astype(np.float32)   # its own generator: the weights stay as they were
+    s = ort.InferenceSession(model.SerializeToString(), providers=['CPUExecutionProvider'])
+    y = s.run(None, {i.name: x})[0]
+    open(os.path.join(OUT, stem + '.input.pb'), 'wb').write(numpy_helper.from_array(x, i.name).SerializeToString())
+    open(os.path.join(OUT, stem + '.output.pb'), 'wb').write(numpy_helper.from_array(y, model.graph.output[0].name).SerializeToString())
+
+
 if __name__ == '__main__':
-    for make, name in ((effnet_b0_like, 'effnet_b0_like.onnx'), (yolov8_like, 'yolov8_like.onnx'), (keras_resnet_nhwc, 'keras_resnet_nhwc.onnx')):
-        onnx.save(make(), os.path.join(OUT, name))
+    for make, name in ((effnet_b0_like, 'effnet_b0_like'), (yolov8_like, 'yolov8_like'), (keras_resnet_nhwc, 'keras_resnet_nhwc')):
+        m = make()
+        onnx.save(m, os.path.join(OUT, name + '.onnx'))
+        write_io(m, name)
     print('model-kind fixtures written to', OUT)

@@ -331,8 +331,8 @@ final class Planner {
         let rank = first.shape.count
         var axis = Int(n.int("axis") ?? 1)
         if axis < 0 { axis += rank }
-        guard axis == 1, rank == 4 || rank == 2,
-              ins.allSatisfy({ $0!.shape.count == rank && $0!.shape[0] == first.shape[0] && Array($0!.shape.dropFirst(2)) == Array(first.shape.dropFirst(2)) }) else { return false }
+        guard axis >= 0, axis < rank, ins.allSatisfy({ x in x!.shape.count == rank && x!.shape.indices.allSatisfy { $0 == axis || x!.shape[$0] == first.shape[$0] } }) else { return false }
+        if !(axis == 1 && (rank == 4 || rank == 2)) { return try concatPlanar(n, ins.map { $0! }, axis: axis) }
         let xs = try ins.map { rank == 4 ? try nhwc($0!) : $0! }
         // The output takes the QuantizeLinear's parameters when one follows (it then aliases), else the first input's.
         let target = p.quantizer(after: n.outputs[0]).flatMap { $0.act == nil ? p.params(graph.nodes[$0.q]) : nil }
@@ -356,6 +356,33 @@ final class Planner {
                     FastInteger.copy(part.x.bytes + i * hw * ci, ldx: ci, rows: hw, count: ci, table: part.table,
                                      into: y.bytes + i * hw * total + part.offset, ldy: total)
                 }
+            }
+        }
+        plan.slots[n.outputs[0]] = Slot(q: y)
+        return true
+    }
+
+    /// Concat on any axis of planar buffers: per outer index, each input's rows copied (through a 256-byte table
+    /// when its scale is not the output's).
+    func concatPlanar(_ n: Node, _ ins0: [QBuffer], axis: Int) throws -> Bool {
+        let xs = try ins0.map { try planar($0) }
+        let first = xs[0]
+        let target = p.quantizer(after: n.outputs[0]).flatMap { $0.act == nil ? p.params(graph.nodes[$0.q]) : nil }
+        let (ys, yz, yt) = target ?? (first.scale, first.zeroPoint, first.dtype)
+        var shape = first.shape
+        shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
+        let y = QBuffer(shape: shape, nhwc: false, scale: ys, zeroPoint: yz, dtype: yt)
+        let outer = shape[..<axis].reduce(1, *), rowOut = shape[axis...].reduce(1, *)
+        var parts: [(x: QBuffer, offset: Int, row: Int, table: RequantTable?)] = []
+        var offset = 0
+        for x in xs {
+            let row = x.shape[axis...].reduce(1, *)
+            parts.append((x, offset, row, x.scale == ys && x.zero == y.zero ? nil : RequantTable(xScale: x.scale, xZero: x.zero, yScale: ys, yZero: y.zero, lo: 0, hi: 255)))
+            offset += row
+        }
+        try add {
+            for part in parts {
+                FastInteger.copy(part.x.bytes, ldx: part.row, rows: outer, count: part.row, table: part.table, into: y.bytes + part.offset, ldy: rowOut)
             }
         }
         plan.slots[n.outputs[0]] = Slot(q: y)

@@ -9,13 +9,13 @@ import XCTest
 
 /// Calibrates `model` on `inputs` (fed as "x") with every statistic, then quantizes it by `options` (thresholds
 /// only: no bias correction): the plan, the statistics and the Q/DQ model.
-func calibrateAndQuantize(_ model: Model, inputs: [RTensor], options: QuantizeOptions) throws -> (QuantizationPlan, CalibrationTable, QuantizedModel) {
+func calibrateAndQuantize(_ model: Model, inputs: [RTensor], options: QuantizeOptions, inputName: String = "x") throws -> (QuantizationPlan, CalibrationTable, QuantizedModel) {
     let plan = QuantizationPlan(model.graph, exclude: options.exclude, floatTypes: { _ in true })
     let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
     let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
     for x in inputs {
-        collector.observe("x", x)
-        _ = try float.run(["x": x], observe: collector.observe)
+        collector.observe(inputName, x)
+        _ = try float.run([inputName: x], observe: collector.observe)
     }
     let table = CalibrationTable(model: "net", images: inputs.count, skipped: 0, preprocessing: nil, tensors: collector.statistics)
     let ranges = table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits)
@@ -185,8 +185,6 @@ final class IntegerProgramTests: XCTestCase {
         return bytes
     }
 
-    /// A Concat joining a tensor in [-0.5, 0.5] with one 500 times wider: the shared scale leaves the first a few
-    /// levels, and the result says so (never silently).
     /// A Conv read only by HardSwish needs no range below −3, nor one read only by HardSigmoid(1/6, 1/2) beyond ±3:
     /// the Q/DQ range stops there (same outputs, finer steps).
     func testRangesStopWhereActivationsSaturate() throws {
@@ -208,6 +206,8 @@ final class IntegerProgramTests: XCTestCase {
         XCTAssertEqual(Float(b.qmax - b.zeroPoints[0]) * b.scales[0], 3, accuracy: b.scales[0])
     }
 
+    /// A Concat joining a tensor in [-0.5, 0.5] with one 500 times wider: the shared scale leaves the first a few
+    /// levels, and the result says so (never silently).
     func testConcatOfVeryDifferentRangesIsReported() throws {
         func net(_ big: Float) -> Model {
             Model(graph: Graph(nodes: [
