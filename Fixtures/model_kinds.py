@@ -18,6 +18,10 @@ keras_resnet_nhwc.onnx A ResNet block net as tf2onnx writes a Keras model (opset
                        axis, Relu, residual Add in NHWC, GlobalAveragePool as ReduceMean over H and W, MatMul + Add.
                        → 1x10.
 Each comes with STEM.input.pb and STEM.output.pb: a fixed input and ONNX Runtime's float output for it.
+two_inputs.onnx        a model with two inputs, an image [1, 3, 16, 16] and a vector [1, 8] (Conv, Relu,
+                       GlobalAveragePool, Flatten, Concat with the vector, Gemm), with arrays/: calibration data as
+                       .npz files holding 'image' and 'aux' (three stored, three deflated), and arrays-single/: .npy
+                       images for tiny_cnn.onnx.
 """
 import os
 import numpy as np, onnx
@@ -205,9 +209,35 @@ def write_io(model, stem):
     open(os.path.join(OUT, stem + '.output.pb'), 'wb').write(numpy_helper.from_array(y, model.graph.output[0].name).SerializeToString())
 
 
+def two_inputs():
+    n = Net()
+    x = n.op('Relu', [n.conv('image', 3, 8, 3)])
+    x = n.op('Flatten', [n.op('GlobalAveragePool', [x])], axis=1)
+    x = n.op('Concat', [x, 'aux'], axis=1)
+    y = n.op('Gemm', [x, n.const((rng.standard_normal((4, 16)) * 0.3).astype(np.float32), 'fc_w'), n.const(np.zeros(4, np.float32), 'fc_b')], transB=1)
+    return n.model('two_inputs', [helper.make_tensor_value_info('image', TensorProto.FLOAT, [1, 3, 16, 16]),
+                                  helper.make_tensor_value_info('aux', TensorProto.FLOAT, [1, 8])],
+                   [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4])], 13)
+
+
+def arrays():
+    g = np.random.default_rng(8)
+    d = os.path.join(OUT, 'arrays')
+    os.makedirs(d, exist_ok=True)
+    os.makedirs(d + '-single', exist_ok=True)
+    for i in range(6):
+        save = np.savez_compressed if i % 2 else np.savez
+        save(os.path.join(d, f'sample{i}.npz'), image=g.standard_normal((1, 3, 16, 16)).astype(np.float32),
+             aux=g.uniform(0, 1, (1, 8)).astype(np.float32))
+    for i in range(4):
+        np.save(os.path.join(d + '-single', f'x{i}.npy'), g.standard_normal((1, 3, 32, 32)).astype(np.float32))
+
+
 if __name__ == '__main__':
     for make, name in ((effnet_b0_like, 'effnet_b0_like'), (yolov8_like, 'yolov8_like'), (keras_resnet_nhwc, 'keras_resnet_nhwc')):
         m = make()
         onnx.save(m, os.path.join(OUT, name + '.onnx'))
         write_io(m, name)
+    onnx.save(two_inputs(), os.path.join(OUT, 'two_inputs.onnx'))   # after the others: the shared generator
+    arrays()
     print('model-kind fixtures written to', OUT)

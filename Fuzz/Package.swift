@@ -18,6 +18,8 @@ let package = Package(
         ]),
         // The int8 weight file reader (its checksum set right, so the parser behind it is reached), then a round trip.
         .executableTarget(name: "FuzzWeightFile", dependencies: ["FuzzSupport", .product(name: "SwiftQONNX", package: "swiftq")]),
+        // NumPy .npy arrays and .npz archives (calibration data for non-image inputs).
+        .executableTarget(name: "FuzzNumpy", dependencies: ["FuzzSupport", .product(name: "SwiftQONNX", package: "swiftq")]),
         // The JPEG and PNG decoders (libjpeg-turbo, libpng and our conversion), then preprocessing.
         .executableTarget(name: "FuzzImage", dependencies: ["FuzzSupport", .product(name: "SwiftQImages", package: "swiftq")]),
     ],

@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:?usage: fuzz.sh SECONDS [TARGET...]}
 shift
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(FuzzONNX FuzzCalibrationTable FuzzImage FuzzWeightFile)
+[ ${#targets[@]} -eq 0 ] && targets=(FuzzONNX FuzzCalibrationTable FuzzImage FuzzWeightFile FuzzNumpy)
 work=.build/fuzz
 mkdir -p "$work"
 
@@ -31,6 +31,7 @@ seed() {
       cp "$tmp/t.calib.json" "$dir/tiny_cnn.calib.json" 2>/dev/null
       printf '{"format":"swiftq-calibration","images":1,"model":"m","skipped":0,"tensors":{},"version":1}' > "$dir/empty.calib.json"
       rm -rf "$tmp" ;;
+    FuzzNumpy) for f in Fixtures/arrays/* Fixtures/arrays-single/*; do cp "$f" "$dir/$(echo "$f" | tr / _)"; done ;;
     FuzzWeightFile)
       local tmp; tmp=$(mktemp -d)
       .build/release/swiftq quantize Fixtures/tiny_cnn.onnx --calib Fixtures/images --preset torch -o "$tmp/t.onnx" > /dev/null 2>&1

@@ -289,6 +289,27 @@ case('quantize: ConstantOfShape of 10^11 values', ['quantize', 'm.onnx', '--cali
 case('bench: ConstantOfShape of 10^11 values', ['bench', 'm.onnx', '--seconds', '0'], 2, ['m.onnx', 'bomb'])(appended(constant_bomb))
 case('eval: an op swiftq cannot run', ['eval', 'm.onnx', '--data', 'imgs'], 2, ['m.onnx', 'the_einsum'])(appended(einsum))
 
+# Calibration arrays (.npy/.npz) that are damaged or do not fit the model: one line naming the file, exit 2.
+def arrays(kind):
+    def setup(d):
+        save(tiny_model(), os.path.join(d, 'm.onnx'))
+        os.makedirs(os.path.join(d, 'arr'))
+        x = np.zeros((1, 3, 32, 32), np.float32)
+        if kind == 'truncated':
+            np.save(os.path.join(d, 'arr', 'a.npy'), x)
+            p = os.path.join(d, 'arr', 'a.npy'); open(p, 'r+b').truncate(300)
+        elif kind == 'shape':
+            np.save(os.path.join(d, 'arr', 'a.npy'), np.zeros((1, 3, 8, 8), np.float32))
+        elif kind == 'names':
+            np.savez(os.path.join(d, 'arr', 'a.npz'), left=x, right=x)
+        elif kind == 'bomb':
+            h = b"{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 3), }"
+            h += b' ' * (63 - (10 + len(h)) % 64) + b'\n'
+            open(os.path.join(d, 'arr', 'a.npy'), 'wb').write(b'\x93NUMPY\x01\x00' + len(h).to_bytes(2, 'little') + h)
+    return setup
+for kind, words in (('truncated', ['a.npy', 'needs']), ('shape', ['a.npy', 'x3x32x32']), ('names', ['a.npz', "'input'"]), ('bomb', ['a.npy', 'more than'])):
+    case(f'quantize: calibration array {kind}', ['quantize', 'm.onnx', '--calib', 'arr'], 2, words)(arrays(kind))
+
 def calib_table(change):
     def setup(d):
         plain(d)

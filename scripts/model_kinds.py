@@ -99,5 +99,21 @@ with tempfile.TemporaryDirectory() as tmp:
         agree = sqnr(np.concatenate(ref), np.concatenate(got)) if ref else float('nan')
         check(f'{name}: integer runtime against ONNX Runtime on the same Q/DQ model, {len(ref)} images: {agree:.1f} dB >= 30 dB', agree >= 30)
 
+    # A model with two inputs (an image and a vector), calibrated from .npz arrays; ONNX Runtime runs the int8
+    # model on the same arrays, against the float model.
+    two, out = os.path.join(FIX, 'two_inputs.onnx'), os.path.join(tmp, 'two.int8.onnx')
+    r = subprocess.run([BIN, 'quantize', two, '--calib', os.path.join(FIX, 'arrays'), '-o', out], capture_output=True, text=True)
+    check('two_inputs: quantize from .npz arrays', r.returncode == 0, r.stderr.strip().splitlines()[-1] if r.returncode else '')
+    if r.returncode == 0:
+        fs, qs = (ort.InferenceSession(m, providers=['CPUExecutionProvider']) for m in (two, out))
+        ref, got = [], []
+        for i in range(6):
+            z = np.load(os.path.join(FIX, 'arrays', f'sample{i}.npz'))
+            feeds = {'image': z['image'], 'aux': z['aux']}
+            ref.append(fs.run(None, feeds)[0].ravel()); got.append(qs.run(None, feeds)[0].ravel())
+        v = sqnr(np.concatenate(ref), np.concatenate(got))
+        ops = collections.Counter(n.op_type for n in onnx.load(out).graph.node)
+        check(f'two_inputs: int8 in ONNX Runtime against float on the calibration arrays {v:.1f} dB >= 30 dB, both inputs quantized', v >= 30 and ops['QuantizeLinear'] >= 2, dict(ops))
+
 print(f'{passed} passed, {failed} failed')
 sys.exit(1 if failed else 0)

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftQCore
 import SwiftQImages
+import SwiftQONNX
 import SwiftQQuantize
 import SwiftQRuntime
 
@@ -37,18 +38,52 @@ public func calibrationImages(root: String, list: String?, limit: Int, seed: UIn
     return (dataset, Array(items.prefix(limit)))
 }
 
+/// Statistics of every tensor a plan measures, fed one input after another (images or arrays).
+final class CalibrationPass {
+    var interpreter: Interpreter
+    let plan: QuantizationPlan
+    let collector: ActivationCollector
+    let threads: Int
+    var used = 0
+
+    init(_ interpreter: Interpreter, plan: QuantizationPlan, threads: Int) {
+        self.interpreter = interpreter
+        self.plan = plan
+        self.threads = threads
+        collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
+        collector.threads = threads
+    }
+
+    /// Runs one set of inputs, observing every measured tensor.
+    func observe(_ feeds: [String: RTensor]) throws {
+        var seen = Set(feeds.keys)
+        for (name, t) in feeds { collector.observe(name, t) }
+        _ = try interpreter.run(feeds) { name, t in
+            self.collector.observe(name, t)
+            if self.used == 0 { seen.insert(name) }
+        }
+        if used == 0, !plan.measured.allSatisfy(seen.contains) {
+            // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
+            // Conv before a quantized Relu): run unfused from here on.
+            interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
+            _ = try interpreter.run(feeds) { name, t in
+                if !seen.contains(name) { self.collector.observe(name, t) }
+            }
+        }
+        used += 1
+    }
+}
+
 /// One pass of `items` through `interpreter`: the statistics (min/max, histogram, channel means) of every
 /// tensor `plan` measures. An image that cannot be decoded is skipped with a warning; the job fails when every
 /// one is. `modelPath` names the model in errors and in the table.
 public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelPath: String, dataset: Dataset, items: [Dataset.Item],
                       preprocessing: Preprocessing, limits: ImageLimits, inputShape: [Int], threads: Int,
                       events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
-    var interpreter = interpreter
-    let collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
-    collector.threads = threads
+    let pass = CalibrationPass(interpreter, plan: plan, threads: threads)
     let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
     defer { stream.cancel() }
-    var skipped = 0, used = 0
+    var skipped = 0
     for (i, item) in items.enumerated() {
         switch stream.take(i) {
         case .failed(let why):
@@ -56,32 +91,92 @@ public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelP
             events.warning("skipped \(why)")
         case .tensor(let pixels, let shape):
             let input = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
-            let inputName = interpreter.inputNames[0]
             do {
-                var seen: Set<String> = [inputName]
-                collector.observe(inputName, input)
-                _ = try interpreter.run([inputName: input]) { name, t in
-                    collector.observe(name, t)
-                    if used == 0 { seen.insert(name) }
-                }
-                if used == 0, !plan.measured.allSatisfy(seen.contains) {
-                    // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
-                    // Conv before a quantized Relu): run unfused from here on.
-                    interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
-                    _ = try interpreter.run([inputName: input]) { name, t in
-                        if !seen.contains(name) { collector.observe(name, t) }
-                    }
-                }
-                used += 1
+                try pass.observe([interpreter.inputNames[0]: input])
             } catch {
                 throw PipelineError("\(modelPath): \(error) (on \(item.path))")
             }
         }
         events.progress(i + 1, "")
     }
-    if used == 0 { throw PipelineError("every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
-    return CalibrationTable(model: PathNames.name(of: modelPath), images: used, skipped: skipped, preprocessing: nil,
-                            tensors: collector.statistics)
+    if pass.used == 0 { throw PipelineError("every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
+    return CalibrationTable(model: PathNames.name(of: modelPath), images: pass.used, skipped: skipped, preprocessing: nil,
+                            tensors: pass.collector.statistics)
+}
+
+/// The `.npy` and `.npz` files under `root` (class folders searched too), sorted by path, the first `limit`;
+/// empty when the folder also holds images (then images calibrate).
+public func calibrationArrays(root: String, limit: Int) throws -> [String] {
+    guard let walker = FileManager.default.enumerator(atPath: root) else { throw PipelineError("\(root): cannot read the folder") }
+    var paths: [String] = []
+    while let rel = walker.nextObject() as? String {
+        let lower = rel.lowercased()
+        if lower.hasSuffix(".npy") || lower.hasSuffix(".npz") { paths.append(PathNames.join(root, rel)) }
+        if [".jpg", ".jpeg", ".png"].contains(where: lower.hasSuffix) { return [] }
+    }
+    return Array(paths.sorted().prefix(limit))
+}
+
+/// The input shapes the first array file gives `model` (read from `path`), with every tensor size they imply
+/// checked against `maxElements` before anything is allocated.
+public func arrayInputShapes(_ model: Model, first: String, path: String, maxElements: Int = Model.defaultMaxTensorElements) throws -> [String: [Int]] {
+    let shapes = try arrayFeeds(path: first, inputs: model.graph.dataInputs, maxElements: maxElements).mapValues(\.shape)
+    try model.checkTensorSizes(path: path, inputShapes: shapes, maxElements: maxElements)
+    return shapes
+}
+
+/// The feeds one array file gives `inputs` (the model's data inputs with their element types): a `.npy` array or
+/// the single array of a `.npz` for a one-input model; a `.npz` with one array named after each input
+/// otherwise. Each array must have the type class and rank the input declares.
+public func arrayFeeds(path: String, inputs: [ValueInfo], maxElements: Int = Model.defaultMaxTensorElements) throws -> [String: RTensor] {
+    let arrays = try NumpyFile.read(path: path, maxElements: maxElements)
+    var feeds: [String: RTensor] = [:]
+    if inputs.count == 1 && arrays.count == 1 {
+        feeds[inputs[0].name] = RTensor(arrays[0].tensor)
+    } else {
+        let byName = Dictionary(arrays.map { ($0.name, $0.tensor) }, uniquingKeysWith: { a, _ in a })
+        for v in inputs {
+            guard let t = byName[v.name] else {
+                throw PipelineError("\(path): no array named '\(v.name)' (the model's inputs: \(inputs.map(\.name).joined(separator: ", ")); the file holds \(arrays.map { $0.name.isEmpty ? "one unnamed array" : $0.name }.joined(separator: ", ")))")
+            }
+            feeds[v.name] = RTensor(t)
+        }
+    }
+    for v in inputs {
+        let t = feeds[v.name]!
+        if let want = v.dtype, want.isFloatingPoint != t.dtype.isFloatingPoint || (!want.isFloatingPoint && want != t.dtype) {
+            throw PipelineError("\(path): input '\(v.name)' takes \(want), the array holds \(t.dtype)")
+        }
+        if let dims = v.shape {
+            guard dims.count == t.rank, zip(dims, t.shape).allSatisfy({ d, s in d.value.map { $0 < 0 || $0 == s } ?? true }) else {
+                throw PipelineError("\(path): input '\(v.name)' takes \(dims.map(\.description).joined(separator: "x")), the array is \(t.shape.map(String.init).joined(separator: "x"))")
+            }
+        }
+    }
+    return feeds
+}
+
+/// Calibration on array files (`calibrationArrays`): one set of feeds per file, for models whose inputs are not
+/// images or that have several. A file that cannot be read is skipped with a warning; the job fails when every one is.
+public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelPath: String, arrays: [String], threads: Int,
+                      maxElements: Int = Model.defaultMaxTensorElements, events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
+    let pass = CalibrationPass(interpreter, plan: plan, threads: threads)
+    let inputs = interpreter.model.graph.dataInputs
+    var skipped = 0
+    for (i, path) in arrays.enumerated() {
+        let feeds: [String: RTensor]
+        do { feeds = try arrayFeeds(path: path, inputs: inputs, maxElements: maxElements) } catch {
+            skipped += 1
+            events.warning("skipped \(error)")
+            events.progress(i + 1, "")
+            continue
+        }
+        do { try pass.observe(feeds) } catch { throw PipelineError("\(modelPath): \(error) (on \(path))") }
+        events.progress(i + 1, "")
+    }
+    if pass.used == 0 { throw PipelineError("every calibration array failed to load (\(arrays.count) of \(arrays.count)); see the warnings above") }
+    return CalibrationTable(model: PathNames.name(of: modelPath), images: pass.used, skipped: skipped, preprocessing: nil,
+                            tensors: pass.collector.statistics)
 }
 
 /// What `evaluate` measured.

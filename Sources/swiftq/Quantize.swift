@@ -30,7 +30,7 @@ struct Quantize: ParsableCommand {
     @Argument(help: ArgumentHelp("The float ONNX model.", valueName: "model"))
     var model: String
 
-    @Option(help: ArgumentHelp("Calibration images: a folder of .jpg/.jpeg/.png files (class subfolders are searched too).", valueName: "dir"))
+    @Option(help: ArgumentHelp("Calibration images: a folder of .jpg/.jpeg/.png files (class subfolders are searched too); or, for models whose inputs are not images or that have several, a folder of .npy files (one input) or .npz files (one array per input name) and no images.", valueName: "dir"))
     var calib: String?
 
     @Option(name: [.short, .customLong("output")], help: ArgumentHelp("The Q/DQ ONNX model to write (default: MODEL with .int8.onnx). The weight file and calibration table go beside it.", valueName: "file"))
@@ -138,27 +138,36 @@ struct Quantize: ParsableCommand {
                 prep.size = d[hi]
                 prep.width = d[wi] == d[hi] ? nil : d[wi]
             }
-            let shape = try ImageInput.shape(of: original, path: model, preprocessing: prep, maxElements: preprocessing.maxTensorElements)
+            // A calibration folder of .npy/.npz files (and no images) feeds arrays: non-image or several inputs.
+            let arrays = calibTable == nil && calibList == nil ? try calibrationArrays(root: calib!, limit: calibLimit) : []
+            let limit = preprocessing.maxTensorElements
+            let shapes = arrays.isEmpty ? [original.graph.dataInputs.first?.name ?? "": try ImageInput.shape(of: original, path: model, preprocessing: prep, maxElements: limit)]
+                : try arrayInputShapes(original, first: arrays[0], path: model, maxElements: limit)
             let (prepared, log) = try Rewriter.quantizationPreparation.run(original)
             let interpreter = try naming(model) { try Interpreter(model: prepared, options: .init(threads: threads, fuse: true)) }
-            let facts = ShapeInference.run(prepared, inputShapes: [interpreter.inputNames[0]: shape]).facts
+            let facts = ShapeInference.run(prepared, inputShapes: shapes).facts
             let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
             try plan.checkFiniteWeights(prepared.graph, original: original.graph, path: model)
             lap("prepare")
             say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(log.count) rewrites → \(prepared.graph.nodes.count) nodes, opset \(prepared.opset)")
-            say("preprocess  \(source): \(prep.summary)")
+            if arrays.isEmpty { say("preprocess  \(source): \(prep.summary)") }
 
             var table: CalibrationTable
             if let calibTable {
                 table = try CalibrationTable.read(path: calibTable)
                 say("calibration \(calibTable): \(table.images) images (reused)")
+            } else if !arrays.isEmpty {
+                say("calibration \(calib!): \(arrays.count) array files")
+                let progress = Progress("calibrate", total: arrays.count)
+                defer { progress.clear() }
+                table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, arrays: arrays, threads: threads, maxElements: limit, events: progress.events(quiet: quiet))
             } else {
                 let (dataset, items) = try calibrationImages(root: calib!, list: calibList, limit: calibLimit, seed: seed)
                 say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
                 let progress = Progress("calibrate", total: items.count)
                 defer { progress.clear() }
                 table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, dataset: dataset, items: items, preprocessing: prep,
-                                                     limits: preprocessing.limits, inputShape: shape, threads: threads, events: progress.events(quiet: quiet))
+                                                     limits: preprocessing.limits, inputShape: shapes.values.first!, threads: threads, events: progress.events(quiet: quiet))
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")
@@ -179,7 +188,7 @@ struct Quantize: ParsableCommand {
 
             let weightBytes = try Int8WeightFile.serialize(q.weightRecords)
             q.model.metadataProps.removeAll { $0.key == Preprocessing.metadataKey || $0.key == Int8WeightFile.metadataKey }
-            q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue))
+            if arrays.isEmpty { q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue)) }
             q.model.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(weightBytes)))
             q.model.producerName = "swiftq"
             q.model.producerVersion = swiftqVersion
@@ -202,7 +211,7 @@ struct Quantize: ParsableCommand {
                 for (why, ops) in whyFloat.sorted(by: { $0.key < $1.key }) {
                     print("float       \(ops.count) nodes: \(why) [\(Set(ops).sorted().joined(separator: ", "))]")
                 }
-                print("calibration \(table.images) images, \(table.skipped) skipped; method \(method.rawValue)\(method == .percentile ? " \(percentile)" : ""); \(plan.tensors.count) activations (\(plan.measured.count) measured), \(symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(activationBits)-bit")
+                print("calibration \(table.images) \(arrays.isEmpty ? "images" : "samples"), \(table.skipped) skipped; method \(method.rawValue)\(method == .percentile ? " \(percentile)" : ""); \(plan.tensors.count) activations (\(plan.measured.count) measured), \(symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(activationBits)-bit")
                 print("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
                 print("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
             }
