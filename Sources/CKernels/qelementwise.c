@@ -43,6 +43,23 @@ void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int 
                             const int32_t *bias, const float *scales, float zy, float lo, float hi, uint8_t *y, int OW,
                             int r0, int r1, int32_t *acc) {
     const int rows = M * KH * KW;
+    if (SH == KH && SW == KW && DH == 1 && DW == 1) {
+        // Stride = kernel (the usual 2x up-sampling): every output pixel takes exactly one tap of one input pixel.
+        for (int r = r0; r < r1; r++) {
+            int ih = (r + PT) / SH, a = (r + PT) % SH;
+            uint8_t *out = y + (size_t)r * OW * M;
+            for (int q = 0; q < OW; q++, out += M) {
+                int iw = (q + PL) / SW, e = (q + PL) % SW;
+                const float *col = (ih < H && iw < W) ? cols + ((size_t)ih * W + iw) * rows + a * KW + e : 0;
+                for (int m = 0; m < M; m++) {
+                    float v = __builtin_rintf((float)(bias[m] + (col ? (int32_t)col[(size_t)m * KH * KW] : 0)) * scales[m]) + zy;
+                    v = v < lo ? lo : (v > hi ? hi : v);
+                    out[m] = (uint8_t)(int)v;
+                }
+            }
+        }
+        return;
+    }
     for (int r = r0; r < r1; r++) {
         for (int q = 0; q < OW; q++) {
             for (int m = 0; m < M; m++) acc[m] = bias[m];

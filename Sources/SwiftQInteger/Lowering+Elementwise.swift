@@ -9,7 +9,7 @@ extension Planner {
     /// 256 dequantized values and quantizing its outputs as the QuantizeLinear does, so the table equals the
     /// float path DequantizeLinear → op → QuantizeLinear bit for bit.
     func lookupTable(_ n: Node) throws -> Bool {
-        guard let x = q(n.input(0)), n.outputs.count == 1, let o = outputQuantization(after: n.outputs[0]) else { return false }
+        guard let x = q(n.input(0)), n.outputs.count == 1 else { return false }
         let consts = n.inputs.dropFirst().map { $0.isEmpty ? nil : p.inits[$0].map(RTensor.init) }
         guard zip(n.inputs.dropFirst(), consts).allSatisfy({ $0.isEmpty || $1 != nil }) else { return false }
         let values = RTensor(dtype: .float, shape: [256])
@@ -17,6 +17,18 @@ extension Planner {
         FastInteger.dequantize(&all, channels: 1, pixels: 256, scale: x.scale, zero: x.zero, nhwc: false, into: values.f)
         let f = try p.runFloatAll(n, [values] + consts)[0]
         guard f.dtype == .float, f.count == 256 else { return false }
+        guard let o = outputQuantization(after: n.outputs[0]) else {
+            // A float output (a detector's final Sigmoid): 256 floats, the same the float path computes.
+            let table = f.floatArray(), planar = try planar(x)
+            let slot = Slot()
+            try add {
+                let y = RTensor(dtype: .float, shape: planar.shape)
+                table.withUnsafeBufferPointer { t in for i in 0..<planar.count { y.f[i] = t[Int(planar.bytes[i])] } }
+                slot.f = y
+            }
+            plan.slots[n.outputs[0]] = slot
+            return true
+        }
         let y = QBuffer(shape: x.shape, nhwc: x.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
         var table = [UInt8](repeating: 0, count: 256)
         FastInteger.quantize(f.f, channels: 1, pixels: 256, scale: o.scale, zero: y.zero, lo: o.lo, hi: o.hi, nhwc: false, into: &table)
