@@ -224,3 +224,20 @@ extension Graph {
         return table
     }
 }
+
+/// New value and node names that no name of a graph uses (initializers, node outputs, inputs) nor any name given
+/// out before: `base`, else `base_1`, `base_2`, …
+public struct FreshNames: Sendable {
+    private var taken: Set<String>
+
+    public init(_ g: Graph) {
+        taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
+    }
+
+    public mutating func make(_ base: String) -> String {
+        var name = base, k = 1
+        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
+        taken.insert(name)
+        return name
+    }
+}

@@ -53,19 +53,11 @@ public struct FoldAffine: Pass {
                     weight[idx] = a.opType == "Mul" ? weight[idx] * v : weight[idx] / v
                 }
             }
-            let base = node.name.isEmpty ? out : node.name
-            let wn = "\(base)_affine_weight", bn = "\(base)_affine_bias"
-            var folded = node
-            folded.inputs = [node.inputs[0], wn, bn]
-            folded.outputs = [a.outputs[0]]
             used.insert(i)
             used.insert(next[0])
-            result.append(Patch("\(a.opType) '\(a.displayName)' by a constant folded into \(node.opType) '\(node.displayName)'", [
-                .addInitializer(Initializer(name: wn, tensor: Tensor(floats: weight, shape: w.shape))),
-                .addInitializer(Initializer(name: bn, tensor: Tensor(floats: bias, shape: [m]))),
-                .replace(node: i, with: folded),
-                .remove(node: next[0]),
-            ]))
+            result.append(.refold("\(a.opType) '\(a.displayName)' by a constant folded into \(node.opType) '\(node.displayName)'", at: i, node,
+                                  input: node.inputs[0], output: a.outputs[0], tag: "affine", weight: Tensor(floats: weight, shape: w.shape), bias: bias,
+                                  removing: [next[0]]))
         }
         return result
     }
@@ -137,16 +129,10 @@ public struct FoldAffineIntoNext: Pass {
                     }
                 }
             }
-            let base = conv.name.isEmpty ? conv.outputs[0] : conv.name
-            var folded = conv
-            folded.inputs = [x, "\(base)_prefolded_weight", "\(base)_prefolded_bias"]
             used.formUnion([i, mulIndex] + (addIndex.map { [$0] } ?? []))
-            result.append(Patch("Mul '\(mul.displayName)'\(addIndex.map { " and Add '\(g.nodes[$0].displayName)'" } ?? "") by constants folded into \(conv.opType) '\(conv.displayName)'", [
-                .addInitializer(Initializer(name: "\(base)_prefolded_weight", tensor: Tensor(floats: weight, shape: w.shape))),
-                .addInitializer(Initializer(name: "\(base)_prefolded_bias", tensor: Tensor(floats: bias, shape: [m]))),
-                .replace(node: i, with: folded),
-                .remove(node: mulIndex),
-            ] + (addIndex.map { [.remove(node: $0)] } ?? [])))
+            result.append(.refold("Mul '\(mul.displayName)'\(addIndex.map { " and Add '\(g.nodes[$0].displayName)'" } ?? "") by constants folded into \(conv.opType) '\(conv.displayName)'",
+                                  at: i, conv, input: x, output: conv.outputs[0], tag: "prefolded", weight: Tensor(floats: weight, shape: w.shape), bias: bias,
+                                  removing: [mulIndex] + (addIndex.map { [$0] } ?? [])))
         }
         return result
     }

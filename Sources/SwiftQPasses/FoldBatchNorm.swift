@@ -39,24 +39,35 @@ public struct FoldBatchNorm: Pass {
                 for c in 0..<channels { bias[c] = beta * (b.count == 1 ? b[0] : b[c]) }
             }
             for c in 0..<channels { bias[c] = (bias[c] - mean[c]) * k[c] + shift[c] }
-            let base = node.name.isEmpty ? out : node.name
-            let wn = "\(base)_bnfolded_weight", bn2 = "\(base)_bnfolded_bias"
             var fused = node
-            fused.inputs = [node.inputs[0], wn, bn2]
-            fused.outputs = [bn.outputs[0]]
             if node.opType == "Gemm" {
                 fused.attributes.removeAll { $0.name == "alpha" || $0.name == "beta" }
             }
             used.insert(i)
             used.insert(next[0])
-            result.append(Patch("BatchNormalization '\(bn.displayName)' folded into \(node.opType) '\(node.displayName)'", [
-                .addInitializer(Initializer(name: wn, tensor: Tensor(floats: weight, shape: w.shape))),
-                .addInitializer(Initializer(name: bn2, tensor: Tensor(floats: bias, shape: [channels]))),
-                .replace(node: i, with: fused),
-                .remove(node: next[0]),
-            ]))
+            result.append(.refold("BatchNormalization '\(bn.displayName)' folded into \(node.opType) '\(node.displayName)'", at: i, fused,
+                                  input: node.inputs[0], output: bn.outputs[0], tag: "bnfolded", weight: Tensor(floats: weight, shape: w.shape), bias: bias,
+                                  removing: [next[0]]))
         }
         return result
+    }
+}
+
+extension Patch {
+    /// Layer node `i` with a new weight and bias (initializers `<base>_<tag>_weight` and `_bias`), reading `input`
+    /// and writing `output`, and the nodes it absorbed (`removing`) gone: what every fold into a layer returns.
+    static func refold(_ summary: String, at i: Int, _ node: Node, input: String, output: String, tag: String,
+                       weight: Tensor, bias: [Float], removing: [Int]) -> Patch {
+        let base = node.name.isEmpty ? node.outputs[0] : node.name
+        let wn = "\(base)_\(tag)_weight", bn = "\(base)_\(tag)_bias"
+        var folded = node
+        folded.inputs = [input, wn, bn]
+        folded.outputs = [output]
+        return Patch(summary, [
+            .addInitializer(Initializer(name: wn, tensor: weight)),
+            .addInitializer(Initializer(name: bn, tensor: Tensor(floats: bias, shape: [bias.count]))),
+            .replace(node: i, with: folded),
+        ] + removing.map { .remove(node: $0) })
     }
 }
 

@@ -19,13 +19,8 @@ public struct PushTransposes: Pass {
         let inits = g.initializerTable
         let consumers = g.consumers(), producers = g.producers()
         let outputs = Set(g.outputs.map(\.name))
-        var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
-        func fresh(_ base: String) -> String {
-            var n = base, k = 1
-            while taken.contains(n) { n = "\(base)_\(k)"; k += 1 }
-            taken.insert(n)
-            return n
-        }
+        var names = FreshNames(g)
+        func fresh(_ base: String) -> String { names.make(base) }
         /// The Transpose producing `name` (its index, input and permutation) when `name` is read only by `reader`
         /// (any readers, when `reader` is nil).
         func transposed(_ name: String, readOnlyBy reader: Int?) -> (index: Int, input: String, perm: [Int])? {

@@ -109,15 +109,13 @@ public struct ConstantDivToMul: Pass {
     public func patches(_ model: Model) throws -> [Patch] {
         let g = model.graph
         let inits = g.initializerTable
-        var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
+        var names = FreshNames(g)
         var result: [Patch] = []
         for (i, n) in g.nodes.enumerated() where n.isDefaultDomain && (n.opType == "Div" || n.opType == "Sub") && n.inputs.count == 2 {
             guard let c = inits[n.inputs[1]], c.dtype == .float, inits[n.inputs[0]] == nil, c.elementCount <= 1 << 16 else { continue }
             let v = c.floats()
             if n.opType == "Div" && v.contains(where: { $0 == 0 || !$0.isFinite || !(1 / $0).isFinite }) { continue }
-            var name = "\(n.inputs[1])_\(n.opType == "Div" ? "reciprocal" : "negated")", k = 1
-            while taken.contains(name) { name = "\(n.inputs[1])_\(n.opType == "Div" ? "reciprocal" : "negated")_\(k)"; k += 1 }
-            taken.insert(name)
+            let name = names.make("\(n.inputs[1])_\(n.opType == "Div" ? "reciprocal" : "negated")")
             var m = n
             m.opType = n.opType == "Div" ? "Mul" : "Add"
             m.inputs[1] = name

@@ -14,11 +14,9 @@ public struct UpgradeOpset: Pass {
         guard from > 0, from < UpgradeOpset.target else { return [] }
         let g = model.graph
         var edits: [Edit] = [.setOpset(UpgradeOpset.target)]
-        var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
+        var names = FreshNames(g)
         func constant(_ base: String, _ t: Tensor) -> String {
-            var name = base, k = 1
-            while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-            taken.insert(name)
+            let name = names.make(base)
             edits.append(.addInitializer(Initializer(name: name, tensor: t)))
             return name
         }

@@ -82,13 +82,8 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
         guard let v = r[t] else { throw QuantizeError.missingStatistics(tensor: t) }
         act[t] = params(v.lo, v.hi)
     }
-    var taken = Set(g.initializers.map(\.name)).union(g.nodes.flatMap(\.outputs)).union(g.inputs.map(\.name))
-    func fresh(_ base: String) -> String {
-        var name = base, k = 1
-        while taken.contains(name) { name = "\(base)_\(k)"; k += 1 }
-        taken.insert(name)
-        return name
-    }
+    var names = FreshNames(g)
+    func fresh(_ base: String) -> String { names.make(base) }
     var newInits: [Initializer] = []
     var tensors: [QuantizedTensor] = []
     func scalarOrVector(_ v: [Float], perChannel: Bool) -> Tensor { Tensor(floats: v, shape: perChannel ? [v.count] : []) }
