@@ -196,3 +196,56 @@ extension Planner {
         return true
     }
 }
+
+extension Planner {
+    /// Linear or cubic Resize of the two spatial axes between a dequantized input and a QuantizeLinear: per output
+    /// pixel and channel Σ wₕ·w_w·(x − z_x) over the taps of `ResizeSpec` (the float operator's own maps) in
+    /// float32, then round_half_even(acc · s_x/s_y) + z_y. ONNX Runtime runs this Resize in float between its
+    /// DequantizeLinear and QuantizeLinear, one axis after the other, so a byte can differ from it by one
+    /// where the two float sums round to either side of a half.
+    func resizeLinear(_ n: Node) throws -> Bool {
+        guard let x0 = q(n.input(0)), x0.shape.count == 4, let o = outputQuantization(after: n.outputs[0]) else { return false }
+        func const(_ i: Int) -> RTensor? { n.input(i).flatMap { p.inits[$0] }.map(RTensor.init) }
+        let legacy = p.model.opset < 11
+        let spec = try ResizeSpec(node: n, opset: p.model.opset)
+        guard spec.mode != .nearest, spec.coordinates != "tf_crop_and_resize", !spec.antialias else { return false }
+        let out = try spec.outputShape(input: x0.shape, scales: n.floats("scales") ?? const(legacy ? 1 : 2)?.floatArray(),
+                                       sizes: legacy ? nil : const(3)?.int64s().map { Int(clamping: $0) })
+        let maps = (0..<4).map { spec.axis(input: x0.shape[$0], output: out.shape[$0], length: out.lengths[$0], scale: out.scales[$0]) }
+        guard maps[0].isIdentity, maps[1].isIdentity else { return false }
+        let x = try nhwc(x0)
+        let y = QBuffer(shape: out.shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let (rows, cols) = (maps[2], maps[3])
+        let (c, w, oh, ow) = (x.shape[1], x.shape[3], out.shape[2], out.shape[3])
+        let ratio = x.scale / o.scale, zx = Float(x.zero), zy = Float(y.zero), lo = Float(o.lo), hi = Float(o.hi), threads = threads
+        let images = x.shape[0], inPlane = x.shape[2] * w * c
+        try add {
+            for img in 0..<images {
+                let src = x.bytes + img * inPlane, dst = y.bytes + img * oh * ow * c
+                let parts = min(threads, max(1, oh / 8)), chunk = (oh + parts - 1) / parts
+                parallelFor(parts, threads: threads) { part in
+                    var acc = [Float](repeating: 0, count: c)
+                    for r in (part * chunk)..<min(oh, part * chunk + chunk) {
+                        for q in 0..<ow {
+                            for k in 0..<c { acc[k] = 0 }
+                            for a in 0..<rows.taps {
+                                let wa = rows.weight[r * rows.taps + a], ir = rows.index[r * rows.taps + a]
+                                if wa == 0 { continue }
+                                for b in 0..<cols.taps {
+                                    let wgt = wa * cols.weight[q * cols.taps + b]
+                                    if wgt == 0 { continue }
+                                    let px = src + (ir * w + cols.index[q * cols.taps + b]) * c
+                                    for k in 0..<c { acc[k] += wgt * (Float(px[k]) - zx) }
+                                }
+                            }
+                            let o = dst + (r * ow + q) * c
+                            for k in 0..<c { o[k] = UInt8(min(max((acc[k] * ratio).rounded(.toNearestOrEven) + zy, lo), hi)) }
+                        }
+                    }
+                }
+            }
+        }
+        publish(y, o)
+        return true
+    }
+}

@@ -114,7 +114,7 @@ final class Planner {
         case "GlobalAveragePool", "AveragePool": return try averagePool(n)
         case "Concat": return try concat(n)
         case "Flatten", "Reshape", "Squeeze", "Unsqueeze", "Transpose", "Slice", "Split": return try move(n)
-        case "Resize": return (n.string("mode") ?? "nearest") == "nearest" ? try resizeNearest(n) || move(n) : false
+        case "Resize": return (n.string("mode") ?? "nearest") == "nearest" ? try resizeNearest(n) || move(n) : try resizeLinear(n)
         default: return false
         }
     }

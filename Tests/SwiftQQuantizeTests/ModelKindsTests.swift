@@ -72,4 +72,35 @@ final class ModelKindsTests: XCTestCase {
             }
         }
     }
+
+    /// Linear and cubic Resize between quantized layers run on integers and track the Q/DQ model (ONNX Runtime
+    /// runs them in float between DequantizeLinear and QuantizeLinear): at most one step apart, mostly equal.
+    func testLinearAndCubicResizeRunOnIntegers() throws {
+        for (mode, coordinates) in [("linear", "half_pixel"), ("cubic", "half_pixel"), ("linear", "align_corners"), ("linear", "asymmetric")] {
+            let g = Graph(nodes: [
+                Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"]),
+                Node(name: "up", opType: "Resize", inputs: ["a", "", "scales"], outputs: ["u"],
+                     attributes: [Attribute(name: "mode", value: .string(mode)), Attribute(name: "coordinate_transformation_mode", value: .string(coordinates))]),
+                Node(name: "c2", opType: "Conv", inputs: ["u", "w2"], outputs: ["y"]),
+            ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(5), .value(7)])],
+               outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+               initializers: [Initializer(name: "w1", tensor: Tensor(floats: values.floats(24, -1, 1), shape: [8, 3, 1, 1])),
+                              Initializer(name: "w2", tensor: Tensor(floats: values.floats(16, -1, 1), shape: [2, 8, 1, 1])),
+                              Initializer(name: "scales", tensor: Tensor(floats: [1, 1, 2, 1.5], shape: [4]))])
+            let model = Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g)
+            let inputs = (0..<4).map { _ in RTensor(floats: values.floats(105, -2, 2), shape: [1, 3, 5, 7]) }
+            var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
+            let bytes = try Int8WeightFile.serialize(q.weightRecords)
+            q.model.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(bytes)))
+            let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "r.swq")
+            let fake = try Interpreter(model: q.model, options: .init(threads: 1))
+            var a: [Float] = [], b: [Float] = []
+            for x in inputs {
+                a += try fake.run(["x": x])["y"]!.floatArray()
+                b += try program.run(["x": x])["y"]!.floatArray()
+            }
+            XCTAssertNil(program.floatOps["Resize"], "\(mode) \(coordinates): \(program.floatOps)")
+            XCTAssertGreaterThan(Self.sqnr(a, b), 35, "\(mode) \(coordinates)")
+        }
+    }
 }
