@@ -48,7 +48,7 @@ let package = Package(
         // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
         .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
-        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize"]),
+        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQPasses", "SwiftQQuantize"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
@@ -61,7 +61,7 @@ let package = Package(
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
-        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
+        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
         .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "SwiftQInteger", "TestSupport"]),

@@ -332,8 +332,8 @@ final class Planner {
         var axis = Int(n.int("axis") ?? 1)
         if axis < 0 { axis += rank }
         guard axis >= 0, axis < rank, ins.allSatisfy({ x in x!.shape.count == rank && x!.shape.indices.allSatisfy { $0 == axis || x!.shape[$0] == first.shape[$0] } }) else { return false }
-        if !(axis == 1 && (rank == 4 || rank == 2)) { return try concatPlanar(n, ins.map { $0! }, axis: axis) }
-        let xs = try ins.map { rank == 4 ? try nhwc($0!) : $0! }
+        if !(axis == 1 && rank == 4) { return try concatPlanar(n, ins.map { $0! }, axis: axis) }
+        let xs = try ins.map { try nhwc($0!) }
         // The output takes the QuantizeLinear's parameters when one follows (it then aliases), else the first input's.
         let target = p.quantizer(after: n.outputs[0]).flatMap { $0.act == nil ? p.params(graph.nodes[$0.q]) : nil }
         let (ys, yz, yt) = target ?? (first.scale, first.zeroPoint, first.dtype)

@@ -143,13 +143,10 @@ struct Quantize: ParsableCommand {
             let limit = preprocessing.maxTensorElements
             let shapes = arrays.isEmpty ? [original.graph.dataInputs.first?.name ?? "": try ImageInput.shape(of: original, path: model, preprocessing: prep, maxElements: limit)]
                 : try arrayInputShapes(original, first: arrays[0], path: model, maxElements: limit)
-            let (prepared, log) = try Rewriter.quantizationPreparation.run(original)
-            let interpreter = try naming(model) { try Interpreter(model: prepared, options: .init(threads: threads, fuse: true)) }
-            let facts = ShapeInference.run(prepared, inputShapes: shapes).facts
-            let plan = QuantizationPlan(prepared.graph, exclude: Set(exclude), floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
-            try plan.checkFiniteWeights(prepared.graph, original: original.graph, path: model)
+            let job = try QuantizationJob.prepare(original, path: model, inputShapes: shapes, exclude: Set(exclude), threads: threads)
+            let (interpreter, plan) = (job.interpreter, job.plan)
             lap("prepare")
-            say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(log.count) rewrites → \(prepared.graph.nodes.count) nodes, opset \(prepared.opset)")
+            say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(job.rewrites.count) rewrites → \(job.model.graph.nodes.count) nodes, opset \(job.model.opset)")
             if arrays.isEmpty { say("preprocess  \(source): \(prep.summary)") }
 
             var table: CalibrationTable
@@ -171,40 +168,23 @@ struct Quantize: ParsableCommand {
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")
-            let missing = plan.measured.filter { table.tensors[$0] == nil }
-            if !missing.isEmpty {
-                throw CLIError(message: "the calibration statistics lack \(missing.count) tensors of this model (first: '\(missing[0])'); was the table made from another model or other --exclude?")
-            }
             var options = QuantizeOptions()
             options.method = method; options.percentile = percentile; options.perChannel = !perTensor
             options.symmetricActivations = symmetricActivations; options.weightBits = weightBits; options.activationBits = activationBits
             options.exclude = Set(exclude)
             options.biasCorrection = !noBiasCorrection
-            let ranges = table.ranges(method: method, percentile: percentile, bits: activationBits)
-            let means = table.tensors.compactMapValues(\.channelMeans)
-            var q = try materialize(prepared, plan: plan, ranges: ranges, channelMeans: means, options: options)
+            let q = try QuantizationJob.quantize(job, table: table, options: options)
             q.warnings.forEach(printWarning)
             lap("quantize")
 
-            let weightBytes = try Int8WeightFile.serialize(q.weightRecords)
-            q.model.metadataProps.removeAll { $0.key == Preprocessing.metadataKey || $0.key == Int8WeightFile.metadataKey }
-            if arrays.isEmpty { q.model.metadataProps.append((Preprocessing.metadataKey, prep.metadataValue)) }
-            q.model.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(weightBytes)))
-            q.model.producerName = "swiftq"
-            q.model.producerVersion = swiftqVersion
-            let onnxBytes = try ONNXWriter.serialize(q.model)
+            let (onnxBytes, weightBytes) = try QuantizationJob.files(q, preprocessing: arrays.isEmpty ? prep : nil, producerVersion: swiftqVersion)
             let tableBytes = calibTable == nil ? table.encoded() : nil
             if let tableBytes { try outputs.write(tableBytes, to: tablePath) }
             try outputs.write(weightBytes, to: weightsPath)
             try outputs.write(onnxBytes, to: out)
             lap("write")
 
-            let g = prepared.graph
-            var byOp: [String: Int] = [:]
-            for i in plan.quantized { byOp[g.nodes[i].opType, default: 0] += 1 }
-            var whyFloat: [String: [String]] = [:]
-            for (i, why) in plan.float { whyFloat[why, default: []].append(g.nodes[i].opType) }
-            let weighted = plan.quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.count
+            let (byOp, whyFloat, weighted) = QuantizationJob.summary(job)
             if !quiet {
                 let ops = byOp.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 print("quantized   \(plan.quantized.count) nodes (\(ops)); \(weighted) with int8 weights \(perTensor ? "per tensor" : "per channel"), \(plan.fused.count) activations fused")
@@ -224,7 +204,7 @@ struct Quantize: ParsableCommand {
                     "calibration": ["images": table.images, "skipped": table.skipped, "table": calibTable ?? tablePath],
                     "seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
                     "bytes": ["onnx": onnxBytes.count, "weights": weightBytes.count],
-                    "rewrites": log, "warnings": q.warnings,
+                    "rewrites": job.rewrites, "warnings": q.warnings,
                 ]
                 if method == .percentile { o["percentile"] = percentile }
                 try writeJSON(o, to: json, outputs: outputs)

@@ -1,5 +1,6 @@
 import SwiftQCore
 import SwiftQImages
+import SwiftQInteger
 import SwiftQONNX
 import SwiftQPipeline
 import SwiftQQuantize
@@ -117,6 +118,34 @@ final class PipelineTests: XCTestCase {
     }
 
     /// Calibration and evaluation from Swift in a few library calls, on Fixtures (one image of five is corrupt).
+    /// The whole quantize job in a few library calls: prepare, calibrate (arrays, for a model with two inputs),
+    /// quantize, the file bytes; the integer runtime loads them and tracks the float model.
+    func testQuantizeThroughTheLibrary() throws {
+        let model = try ONNXReader.read(path: Paths.fixture("two_inputs.onnx"))
+        let arrays = try calibrationArrays(root: Paths.fixture("arrays"), limit: 100)
+        XCTAssertEqual(arrays.count, 6)
+        let shapes = try arrayInputShapes(model, first: arrays[0], path: "two_inputs.onnx")
+        XCTAssertEqual(shapes, ["image": [1, 3, 16, 16], "aux": [1, 8]])
+        let job = try QuantizationJob.prepare(model, path: "two_inputs.onnx", inputShapes: shapes, exclude: [], threads: 1)
+        let table = try calibrate(job.interpreter, plan: job.plan, modelPath: "two_inputs.onnx", arrays: arrays, threads: 1)
+        XCTAssertEqual(table.images, 6)
+        let q = try QuantizationJob.quantize(job, table: table, options: QuantizeOptions())
+        let (bytes, weights) = try QuantizationJob.files(q, preprocessing: nil, producerVersion: "test")
+        let written = try bytes.withUnsafeBytes { try ONNXReader.read(bytes: $0, path: "q.onnx", baseDirectory: nil) }
+        XCTAssertEqual(written.producerName, "swiftq")
+        XCTAssertNil(Preprocessing(metadataOf: written))
+        let program = try IntegerProgram(model: written, weights: weights, weightsPath: "q.swq")
+        let feeds = try arrayFeeds(path: arrays[1], inputs: model.graph.dataInputs)
+        let want = try Interpreter(model: model, options: .init(threads: 1)).run(feeds).values.first!.floatArray()
+        let got = try program.run(feeds).values.first!.floatArray()
+        for (a, b) in zip(want, got) { XCTAssertEqual(a, b, accuracy: 0.05 * max(1, abs(a))) }
+        XCTAssertEqual(QuantizationJob.summary(job).weighted, 2)
+        // A table that does not cover the plan is refused with the count and a tensor named.
+        var partial = table
+        partial.tensors.removeValue(forKey: job.plan.measured[0])
+        XCTAssertThrowsError(try QuantizationJob.quantize(job, table: partial, options: QuantizeOptions())) { XCTAssertTrue("\($0)".contains("lack 1 tensors"), "\($0)") }
+    }
+
     func testCalibrateAndEvaluateThroughTheLibrary() throws {
         let model = try ONNXReader.read(path: Paths.fixture("tiny_cnn.onnx"))
         let prep = Preprocessing.preset("torch", size: 32)!
