@@ -130,22 +130,12 @@ extension Planner {
         guard (n.int("group") ?? 1) == 1, let xq = q(n.input(0)), xq.shape.count == 4, let o = outputQuantization(after: n.outputs[0]),
               let (w, bias, wScale) = weights(n, outChannels: { $0.shape.count == 4 ? $0.shape[1] : 0 }), w.shape.count == 4,
               w.shape[0] == xq.shape[1], xq.shape[1] * 255 * 128 < 1 << 24 else { return false }
-        // The output geometry from the float operator (every attribute form), run once on zeros.
-        let outShape = try p.runFloatAll(n, [RTensor(dtype: .float, shape: xq.shape), RTensor(dtype: .float, shape: w.shape)])[0].shape
-        let s = n.ints("strides")?.map(Int.init) ?? [1, 1], d = n.ints("dilations")?.map(Int.init) ?? [1, 1]
         let (c, mOut, kh, kw) = (w.shape[0], w.shape[1], w.shape[2], w.shape[3])
-        let (h, wd, oh, ow) = (xq.shape[2], xq.shape[3], outShape[2], outShape[3])
-        // Pads as the float operator resolved them: recover the top/left pad from the output size formula.
-        let full = [s[0] * (h - 1) + (kh - 1) * d[0] + 1, s[1] * (wd - 1) + (kw - 1) * d[1] + 1]
-        let outPad = n.ints("output_padding")?.map(Int.init) ?? [0, 0]
-        var pads = n.ints("pads")?.map(Int.init) ?? [0, 0, 0, 0]
-        let autoPad = n.string("auto_pad") ?? "NOTSET"
-        if n.ints("output_shape") != nil || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-            for i in 0..<2 {
-                let total = max(0, full[i] + outPad[i] - [oh, ow][i])
-                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-            }
-        }
+        let (h, wd) = (xq.shape[2], xq.shape[3])
+        let geometry = ConvTransposeGeometry(node: n, input: (h, wd), kernel: (kh, kw))
+        let (s, d, pads) = (geometry.strides, geometry.dilations, geometry.pads)
+        let (oh, ow) = (geometry.output[0], geometry.output[1])
+        guard oh > 0, ow > 0 else { return false }
         let rows = mOut * kh * kw
         // Row r = (m, a, e) of the GEMM holds w[·, m, a, e].
         var values = [Int32](repeating: 0, count: rows * c)

@@ -1,6 +1,34 @@
 import SwiftQCore
 import SwiftQKernels
 
+/// ConvTranspose's output size and pads for an H x W input and a KH x KW kernel, by the ONNX spec's formulas:
+/// `output_shape` (pads derived), `auto_pad` SAME_UPPER/SAME_LOWER (output = input · stride), else explicit pads
+/// with `output_padding`. Pads are [top, left, bottom, right].
+public struct ConvTransposeGeometry: Sendable {
+    public let strides: [Int], dilations: [Int], pads: [Int], output: [Int]
+
+    public init(node: Node, input: (Int, Int), kernel: (Int, Int)) {
+        let s = node.ints("strides")?.map(Int.init) ?? [1, 1], d = node.ints("dilations")?.map(Int.init) ?? [1, 1]
+        let outPad = node.ints("output_padding")?.map(Int.init) ?? [0, 0]
+        var pads = node.ints("pads")?.map(Int.init) ?? [0, 0, 0, 0]
+        let autoPad = node.string("auto_pad") ?? "NOTSET", shape = node.ints("output_shape")?.map(Int.init)
+        var out = [0, 0]
+        let ins = [input.0, input.1], ks = [kernel.0, kernel.1]
+        for i in 0..<2 {
+            let full = s[i] * (ins[i] - 1) + outPad[i] + (ks[i] - 1) * d[i] + 1
+            if shape != nil || autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
+                out[i] = shape.map { $0[$0.count - 2 + i] } ?? ins[i] * s[i]
+                let total = max(0, full - out[i])
+                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
+                pads[i + 2] = total - pads[i]
+            } else {
+                out[i] = full - pads[i] - pads[i + 2]
+            }
+        }
+        strides = s; dilations = d; self.pads = pads; output = out
+    }
+}
+
 /// ConvTranspose, 2-D: groups, strides, dilations, pads, output_padding, output_shape and auto_pad, following
 /// the ONNX spec's formulas for the output size and padding. The reference kernel scatters every input value;
 /// the fast one computes each group's columns Wᵀ·X with the GEMM (the weight transposed once when constant)
@@ -41,28 +69,8 @@ struct ConvTransposeOp: Operator {
         }
         let n = x.shape[0], c = x.shape[1], h = x.shape[2], wd = x.shape[3]
         let mpg = w.shape[1], m = mpg * group, kh = w.shape[2], kw = w.shape[3], cpg = c / group
-        let s = setup.ints("strides") ?? [1, 1], d = setup.ints("dilations") ?? [1, 1]
-        let outPad = setup.ints("output_padding") ?? [0, 0]
-        var pads = setup.ints("pads") ?? [0, 0, 0, 0]
-        let autoPad = setup.node.string("auto_pad") ?? "NOTSET"
-        var out = [0, 0]
-        let ins = [h, wd], ks = [kh, kw]
-        for i in 0..<2 {
-            let full = s[i] * (ins[i] - 1) + outPad[i] + (ks[i] - 1) * d[i] + 1
-            if let os = setup.ints("output_shape") {
-                out[i] = os[os.count - 2 + i]
-                let total = max(0, full - out[i])
-                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-                pads[i + 2] = total - pads[i]
-            } else if autoPad == "SAME_UPPER" || autoPad == "SAME_LOWER" {
-                out[i] = ins[i] * s[i]
-                let total = max(0, full - out[i])
-                pads[i] = autoPad == "SAME_UPPER" ? total / 2 : total - total / 2
-                pads[i + 2] = total - pads[i]
-            } else {
-                out[i] = full - pads[i] - pads[i + 2]
-            }
-        }
+        let geo = ConvTransposeGeometry(node: setup.node, input: (h, wd), kernel: (kh, kw))
+        let (s, d, pads, out) = (geo.strides, geo.dilations, geo.pads, geo.output)
         guard out[0] > 0 && out[1] > 0 else { throw fail.invalid("output size \(out) is not positive") }
         let y = ctx.alloc(.float, [n, m, out[0], out[1]])
         for i in 0..<y.count { y.f[i] = 0 }
