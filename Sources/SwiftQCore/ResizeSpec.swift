@@ -37,10 +37,14 @@ public struct ResizeSpec: Sendable {
     public let axes: [Int]?
     public let policy: String
     public let antialias: Bool
+    /// Upsample, or Resize before opset 11: scales only (an attribute of Upsample-7, else input 1), no roi or sizes.
+    public let legacy: Bool
+    let scalesAttribute: [Float]?
 
     public init(node: Node, opset: Int64) throws {
         func bad(_ what: String) -> ResizeProblem { ResizeProblem("not supported: \(what)") }
-        let legacy = node.opType == "Upsample" || opset < 11
+        legacy = node.opType == "Upsample" || opset < 11
+        scalesAttribute = node.floats("scales")
         var m = node.string("mode") ?? "nearest"
         if m == "bilinear" || m == "trilinear" { m = "linear" }
         guard let mode = Mode(rawValue: m) else { throw bad("mode '\(m)'") }
@@ -57,6 +61,27 @@ public struct ResizeSpec: Sendable {
         policy = node.string("keep_aspect_ratio_policy") ?? "stretch"
         guard ["stretch", "not_larger", "not_smaller"].contains(policy) else { throw bad("keep_aspect_ratio_policy '\(policy)'") }
         antialias = (node.int("antialias") ?? 0) != 0
+    }
+
+    /// The node's scales, sizes and roi, read through `floats` and `ints` of an input index (nil when the input is
+    /// omitted or not known), from where this form keeps them.
+    public func operands(floats: (Int) -> [Float]?, ints: (Int) -> [Int]?) -> (scales: [Float]?, sizes: [Int]?, roi: [Float]) {
+        (scalesAttribute ?? floats(legacy ? 1 : 2), legacy ? nil : ints(3), legacy ? [] : floats(1) ?? [])
+    }
+
+    /// The output shape and the map of every axis for an input of `shape` (roi, for tf_crop_and_resize, as
+    /// starts then ends, per axis of `axes` or per dimension).
+    public func maps(input shape: [Int], scales: [Float]?, sizes: [Int]?, roi: [Float]) throws -> (shape: [Int], scales: [Float], maps: [ResizeAxis]) {
+        let out = try outputShape(input: shape, scales: scales, sizes: sizes)
+        let r = shape.count
+        let order = axes.map { $0.map { $0 < 0 ? $0 + r : $0 } } ?? Array(0..<r)
+        func axisRoi(_ d: Int) -> (Float, Float) {
+            if let k = order.firstIndex(of: d), roi.count == 2 * order.count { return (roi[k], roi[k + order.count]) }
+            if roi.count == 2 * r { return (roi[d], roi[d + r]) }
+            return (0, 1)
+        }
+        let maps = shape.indices.map { axis(input: shape[$0], output: out.shape[$0], length: out.lengths[$0], scale: out.scales[$0], roi: axisRoi($0)) }
+        return (out.shape, out.scales, maps)
     }
 
     /// Output shape and scale per axis from `scales` or `sizes` (one per axis of `axes`, or per dimension), and

@@ -164,21 +164,25 @@ extension Planner {
 }
 
 extension Planner {
+    /// The spec, output shape and axis maps of a Resize of the rank-4 tensor `x` that keeps batch and channels
+    /// (scales and sizes constant), or nil.
+    func spatialResize(_ n: Node, _ x: QBuffer) throws -> (ResizeSpec, [Int], [ResizeAxis])? {
+        guard x.shape.count == 4 else { return nil }
+        let spec = try ResizeSpec(node: n, opset: p.model.opset)
+        let constant = { (i: Int) in n.input(i).flatMap { self.p.inits[$0] } }
+        let o = spec.operands(floats: { constant($0)?.floats() }, ints: { constant($0)?.int64s().map { Int(clamping: $0) } })
+        let (shape, _, maps) = try spec.maps(input: x.shape, scales: o.scales, sizes: o.sizes, roi: o.roi)
+        guard maps[0].isIdentity, maps[1].isIdentity else { return nil }
+        return (spec, shape, maps)
+    }
+
     /// Nearest Resize of a rank-4 tensor that keeps batch and channels: a byte gather on NHWC rows (the input's
     /// scale kept), with the index maps of `ResizeSpec`, the same the float operator uses.
     func resizeNearest(_ n: Node) throws -> Bool {
-        guard let x0 = q(n.input(0)), x0.shape.count == 4 else { return false }
-        func const(_ i: Int) -> RTensor? { n.input(i).flatMap { p.inits[$0] }.map(RTensor.init) }
-        let legacy = p.model.opset < 11
-        let spec = try ResizeSpec(node: n, opset: p.model.opset)
-        guard spec.mode == .nearest, spec.coordinates != "tf_crop_and_resize" else { return false }
-        let out = try spec.outputShape(input: x0.shape, scales: n.floats("scales") ?? const(legacy ? 1 : 2)?.floatArray(),
-                                       sizes: legacy ? nil : const(3)?.int64s().map { Int(clamping: $0) })
-        guard out.shape[0] == x0.shape[0], out.shape[1] == x0.shape[1] else { return false }
-        let maps = (0..<4).map { spec.axis(input: x0.shape[$0], output: out.shape[$0], length: out.lengths[$0], scale: out.scales[$0]) }
-        guard maps[0].isIdentity, maps[1].isIdentity else { return false }
+        guard let x0 = q(n.input(0)), let (spec, shape, maps) = try spatialResize(n, x0), spec.mode == .nearest,
+              spec.coordinates != "tf_crop_and_resize" else { return false }
         let x = try nhwc(x0)
-        let y = x.like(shape: out.shape, nhwc: true)
+        let y = x.like(shape: shape, nhwc: true)
         let rows = maps[2].nearest.map { Int32($0) }, cols = maps[3].nearest.map { Int32($0) }
         let (h, w, c, threads) = (x.shape[2], x.shape[3], x.shape[1], threads)
         try add { FastInteger.resizeNearest(x.bytes, images: x.shape[0], height: h, width: w, channels: c, rows: rows, cols: cols, into: y.bytes, threads: threads) }
@@ -194,19 +198,12 @@ extension Planner {
     /// DequantizeLinear and QuantizeLinear, one axis after the other, so a byte can differ from it by one
     /// where the two float sums round to either side of a half.
     func resizeLinear(_ n: Node) throws -> Bool {
-        guard let x0 = q(n.input(0)), x0.shape.count == 4, let o = outputQuantization(after: n.outputs[0]) else { return false }
-        func const(_ i: Int) -> RTensor? { n.input(i).flatMap { p.inits[$0] }.map(RTensor.init) }
-        let legacy = p.model.opset < 11
-        let spec = try ResizeSpec(node: n, opset: p.model.opset)
-        guard spec.mode != .nearest, spec.coordinates != "tf_crop_and_resize", !spec.antialias else { return false }
-        let out = try spec.outputShape(input: x0.shape, scales: n.floats("scales") ?? const(legacy ? 1 : 2)?.floatArray(),
-                                       sizes: legacy ? nil : const(3)?.int64s().map { Int(clamping: $0) })
-        let maps = (0..<4).map { spec.axis(input: x0.shape[$0], output: out.shape[$0], length: out.lengths[$0], scale: out.scales[$0]) }
-        guard maps[0].isIdentity, maps[1].isIdentity else { return false }
+        guard let x0 = q(n.input(0)), let o = outputQuantization(after: n.outputs[0]), let (spec, shape, maps) = try spatialResize(n, x0),
+              spec.mode != .nearest, spec.coordinates != "tf_crop_and_resize", !spec.antialias else { return false }
         let x = try nhwc(x0)
-        let y = QBuffer(shape: out.shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
         let (rows, cols) = (maps[2], maps[3])
-        let (c, w, oh, ow) = (x.shape[1], x.shape[3], out.shape[2], out.shape[3])
+        let (c, w, oh, ow) = (x.shape[1], x.shape[3], shape[2], shape[3])
         let ratio = x.scale / o.scale, zx = Float(x.zero), zy = Float(y.zero), lo = Float(o.lo), hi = Float(o.hi), threads = threads
         let images = x.shape[0], inPlane = x.shape[2] * w * c
         try add {

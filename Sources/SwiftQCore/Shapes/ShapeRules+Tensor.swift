@@ -408,9 +408,7 @@ func resizeShape(_ ctx: ShapeContext) throws -> [ValueFacts] {
     let (xf, x) = try ctx.ranked(0)
     let spec: ResizeSpec
     do { spec = try ResizeSpec(node: ctx.node, opset: ctx.opset) } catch let p as ResizeProblem { throw ctx.fail(p.what) }
-    let legacy = ctx.node.opType == "Upsample" || ctx.opset < 11
-    let scales = ctx.node.floats("scales") ?? ctx.input(legacy ? 1 : 2)?.floats
-    let sizes = legacy ? nil : ctx.input(3)?.intValues
+    let (scales, sizes, _) = spec.operands(floats: { ctx.input($0)?.floats }, ints: { ctx.input($0)?.intValues })
     let unknown = [ValueFacts(dtype: xf.dtype, shape: x.map { _ in .unknown })]
     if (scales ?? []).isEmpty && (sizes ?? []).isEmpty { return unknown }
     // Dimensions not yet known enter as 1 and come out unknown unless their scale is 1.

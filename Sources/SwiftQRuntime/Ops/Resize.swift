@@ -5,36 +5,20 @@ import SwiftQCore
 struct ResizeOp: Operator {
     let fail: NodeFailure
     let spec: ResizeSpec
-    let opset: Int64
-    let isUpsample: Bool
-    let scalesAttribute: [Float]?
 
     init(_ s: OperatorSetup) throws {
         fail = NodeFailure(s)
         do { spec = try ResizeSpec(node: s.node, opset: s.opset) } catch let p as ResizeProblem { throw s.invalid(p.what) }
-        opset = s.opset
-        isUpsample = s.node.opType == "Upsample"
-        scalesAttribute = s.node.floats("scales")
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
         let x = try inputs.required(0, fail)
         func input(_ i: Int) -> RTensor? { i < inputs.count ? inputs[i] : nil }
-        let legacy = isUpsample || opset < 11
-        let scales = scalesAttribute ?? input(legacy ? 1 : 2)?.floatArray()
-        let sizes = legacy ? nil : input(3)?.int64s().map { Int(clamping: $0) }
-        let roiValues = legacy ? [] : input(1)?.floatArray() ?? []
-        let shape: [Int], scale: [Float], lengths: [Float]
-        do { (shape, scale, lengths) = try spec.outputShape(input: x.shape, scales: scales, sizes: sizes) } catch let p as ResizeProblem { throw fail.invalid(p.what) }
+        let o = spec.operands(floats: { input($0)?.floatArray() }, ints: { input($0)?.int64s().map { Int(clamping: $0) } })
+        let shape: [Int], scale: [Float], maps: [ResizeAxis]
+        do { (shape, scale, maps) = try spec.maps(input: x.shape, scales: o.scales, sizes: o.sizes, roi: o.roi) } catch let p as ResizeProblem { throw fail.invalid(p.what) }
         _ = try checkedShape(shape, fail)
         if spec.antialias && spec.mode != .nearest && scale.contains(where: { $0 < 1 }) { throw fail.unsupported("antialias when downsampling") }
-        let axesOrder = spec.axes.map { $0.map { $0 < 0 ? $0 + x.rank : $0 } } ?? Array(0..<x.rank)
-        func roi(_ d: Int) -> (Float, Float) {
-            if let k = axesOrder.firstIndex(of: d), roiValues.count == 2 * axesOrder.count { return (roiValues[k], roiValues[k + axesOrder.count]) }
-            if roiValues.count == 2 * x.rank { return (roiValues[d], roiValues[d + x.rank]) }
-            return (0, 1)
-        }
-        let maps = x.shape.indices.map { spec.axis(input: x.shape[$0], output: shape[$0], length: lengths[$0], scale: scale[$0], roi: roi($0)) }
         if spec.mode == .nearest { return [resizeNearest(x, maps, shape, fill: spec.extrapolation, ctx)] }
         guard x.dtype == .float else { throw fail.invalid("\(spec.mode) Resize runs on float tensors, got \(x.dtype)") }
         var t = x
