@@ -156,15 +156,4 @@ extension RGBImage {
         }
         return (bounds, kk, ksize)
     }
-
-    /// The centered `size`×`size` crop (left and top offsets rounded down, as `(w - size) // 2`).
-    public func centerCrop(_ w: Int, _ h: Int) -> RGBImage {
-        let left = (width - w) / 2, top = (height - h) / 2
-        var out = [UInt8](repeating: 0, count: w * h * 3)
-        for y in 0..<h {
-            let src = ((top + y) * width + left) * 3
-            out.replaceSubrange((y * w * 3)..<((y + 1) * w * 3), with: pixels[src..<(src + w * 3)])
-        }
-        return RGBImage(width: w, height: h, pixels: out)
-    }
 }

@@ -122,34 +122,28 @@ public struct Preprocessing: Sendable, Equatable, Codable {
             throw ImageError(path: path, reason: String(format: "resizing its %dx%d pixels to %dx%d would exceed the limit of %d pixels",
                                                         image.width, image.height, g.resized.w, g.resized.h, limits.maxPixels))
         }
-        return (tensor(image), shape(height: g.input.h, width: g.input.w))
+        return (tensor(image, placed: g), shape(height: g.input.h, width: g.input.w))
     }
 
     /// The input for an image: resized and placed by `geometry` (cropped, squashed, letterboxed or fitted), normalized;
     /// channels first or last by `layout`; grey (`channels` 1) is Pillow's luma L = (19595 R + 38470 G + 7471 B + 2¹⁵)
     /// >> 16 of the placed pixels, normalized with the first mean and std.
-    public func tensor(_ image: RGBImage) -> [Float] {
-        let g = geometry(width: image.width, height: image.height)
+    public func tensor(_ image: RGBImage) -> [Float] { tensor(image, placed: geometry(width: image.width, height: image.height)) }
+
+    func tensor(_ image: RGBImage, placed g: (resized: (w: Int, h: Int), input: (w: Int, h: Int), origin: (x: Int, y: Int))) -> [Float] {
         let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
         let (iw, ih) = g.input
         let plane = iw * ih, channels = channelCount, nhwc = isNHWC
         var out = [Float](repeating: 0, count: channels * plane)
         let p = resized.pixels, pad = padValue ?? 114
-        for c in 0..<channels {
-            let src = bgr ? 2 - c : c
-            let (m, sd) = (mean[c], std[c])
-            for y in 0..<ih {
-                for x in 0..<iw {
-                    let rx = x - g.origin.x, ry = y - g.origin.y
-                    let v: Float
-                    if rx < 0 || ry < 0 || rx >= g.resized.w || ry >= g.resized.h {
-                        v = pad
-                    } else {
-                        let k = (ry * g.resized.w + rx) * 3
-                        v = Float(channels == 1 ? (19595 * Int(p[k]) + 38470 * Int(p[k + 1]) + 7471 * Int(p[k + 2]) + 0x8000) >> 16 : Int(p[k + src]))
-                    }
-                    let i = y * iw + x
-                    out[nhwc ? i * channels + c : c * plane + i] = ((divisor == 1 ? v : v / divisor) - m) / sd
+        for y in 0..<ih {
+            for x in 0..<iw {
+                let rx = x - g.origin.x, ry = y - g.origin.y, i = y * iw + x
+                let inside = rx >= 0 && ry >= 0 && rx < g.resized.w && ry < g.resized.h, k = (ry * g.resized.w + rx) * 3
+                for c in 0..<channels {
+                    let v: Float = !inside ? pad
+                        : Float(channels == 1 ? (19595 * Int(p[k]) + 38470 * Int(p[k + 1]) + 7471 * Int(p[k + 2]) + 0x8000) >> 16 : Int(p[k + (bgr ? 2 - c : c)]))
+                    out[nhwc ? i * channels + c : c * plane + i] = ((divisor == 1 ? v : v / divisor) - mean[c]) / std[c]
                 }
             }
         }

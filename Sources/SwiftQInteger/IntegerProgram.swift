@@ -31,7 +31,7 @@ public final class IntegerProgram {
     /// Threads for the integer kernels.
     public var threads = 1 { didSet { if threads != context.threads { context = ExecutionContext(threads: threads) } } }
     public private(set) var integerNodes = 0
-    public private(set) var floatNodes = 0
+    public var floatNodes: Int { floatOps.values.reduce(0, +) }
     /// The op types the last plan ran in float (islands between dequantized inputs and quantized outputs), with counts.
     public private(set) var floatOps: [String: Int] = [:]
     private var plan: Plan?
@@ -99,7 +99,6 @@ public final class IntegerProgram {
         let p = try Planner(self, feeds: feeds).build()
         plan = p
         integerNodes = p.integerNodes
-        floatNodes = p.floatNodes
         floatOps = p.floatOps
         return try p.outputs()
     }
@@ -222,7 +221,7 @@ final class Plan {
     /// "OpType node" of each step.
     var labels: [String] = []
     var outputNames: [String] = []
-    var integerNodes = 0, floatNodes = 0
+    var integerNodes = 0
     var floatOps: [String: Int] = [:]
 
     init(inputShapes: [String: [Int]], threads: Int) {

@@ -58,10 +58,10 @@ extension Planner {
         let swap = a0.count < b0.count
         let (big0, small0) = swap ? (b0, a0) : (a0, b0)
         let isMul = n.opType == "Mul"
-        let y0 = QBuffer(shape: big0.shape, nhwc: false, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let yZero = o.zeroPoint - o.dtype.integerRange!.lo   // as stored (biased), like QBuffer.zero
         // The rescaling as a function of (big, small) stored bytes, in the operator's operand order.
-        let mul = MulRescale(aScale: a0.scale, aZero: a0.zero, bScale: b0.scale, bZero: b0.zero, yScale: o.scale, yZero: y0.zero, lo: o.lo, hi: o.hi)
-        let addR = AddRescale(aScale: a0.scale, aZero: a0.zero, bScale: b0.scale, bZero: b0.zero, yScale: o.scale, yZero: y0.zero, lo: o.lo, hi: o.hi,
+        let mul = MulRescale(aScale: a0.scale, aZero: a0.zero, bScale: b0.scale, bZero: b0.zero, yScale: o.scale, yZero: yZero, lo: o.lo, hi: o.hi)
+        let addR = AddRescale(aScale: a0.scale, aZero: a0.zero, bScale: b0.scale, bZero: b0.zero, yScale: o.scale, yZero: yZero, lo: o.lo, hi: o.hi,
                               offA: -a0.dtype.integerRange!.lo, offB: -b0.dtype.integerRange!.lo, offY: -o.dtype.integerRange!.lo)
         /// Writes the 256 results for every big-operand byte with the small operand fixed at `small`, by the kernels
         /// themselves (so tables and elementwise runs agree bit for bit).

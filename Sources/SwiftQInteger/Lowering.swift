@@ -32,7 +32,7 @@ final class Planner {
         for i in p.order where !skip.contains(i) {
             let n = graph.nodes[i]
             current = "\(n.opType) \(n.displayName)"
-            if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatNodes += 1; plan.floatOps[n.opType, default: 0] += 1 }
+            if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatOps[n.opType, default: 0] += 1 }
         }
         plan.outputNames = graph.outputs.map(\.name)
         return plan

@@ -398,9 +398,6 @@ public struct MulRescale: Sendable, Equatable {
         return Int32(min(max(r, Float(lo)), Float(hi)))
     }
 
-    /// The table of y for every a with b fixed (a per-channel gate or a constant operand).
-    public func table(b: Int32) -> RequantTable { RequantTable(bytes: (0..<256).map { UInt8(apply(Int32($0), b)) }) }
-
     /// y[i] = apply(a[i], b[i]) over `count` bytes, split between threads.
     public func run(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, y: UnsafeMutablePointer<UInt8>, count: Int, threads: Int = 1) {
         let parts = count >= 1 << 16 ? max(1, threads) : 1, chunk = (count + parts - 1) / parts

@@ -74,7 +74,7 @@ public struct FoldAffine: Pass {
     }
 }
 
-/// The other direction: a Mul by a constant (and an Add of one) per input channel right before a Conv or Gemm,
+/// The other direction: a Mul by a constant (and an Add of one) per input channel right before a Conv,
 /// read by nothing else, becomes part of that layer: W'[o, c, …] = W[o, c, …] · a[c] and
 /// bias'[o] = bias[o] + Σ W[o, c, …] · b[c]. Exact when the Conv pads nothing (a padded border would see zeros,
 /// not b) or there is no Add; PP-LCNet's learnable affine after each activation is this, and folded it costs no
@@ -101,16 +101,14 @@ public struct FoldAffineIntoNext: Pass {
             // Optional Add of b, then the Mul by a, each read only by the next.
             var addIndex: Int? = nil, b: [Float]? = nil, mulIndex = pu
             let c = w.shape[1] * Int(conv.int("group") ?? 1)
-            if g.nodes[pu].opType == "Add", let t = constantOperand(g.nodes[pu], of: g.nodes[pu].inputs.first { inits[$0] == nil } ?? ""),
+            if g.nodes[pu].opType == "Add", let x = g.nodes[pu].inputs.first(where: { inits[$0] == nil }), let t = constantOperand(g.nodes[pu], of: x),
                let v = FoldAffine.channelValues(t, channels: c, rank: w.shape.count) {
-                let x = g.nodes[pu].inputs.first { inits[$0] == nil }!
                 guard let px = producers[x], !outputs.contains(x), consumers[x] == [pu] else { continue }
                 addIndex = pu; b = v; mulIndex = px
             }
             let mul = g.nodes[mulIndex]
             guard mul.opType == "Mul", let x = mul.inputs.first(where: { inits[$0] == nil }), let at = constantOperand(mul, of: x),
                   let a = FoldAffine.channelValues(at, channels: c, rank: w.shape.count), !used.contains(mulIndex), addIndex.map({ !used.contains($0) }) ?? true else { continue }
-            if addIndex == nil && mulIndex != pu { continue }
             let pads = conv.ints("pads") ?? [], autoPad = conv.string("auto_pad") ?? "NOTSET"
             if b != nil && (pads.contains { $0 != 0 } || (autoPad != "NOTSET" && autoPad != "VALID")) { continue }
             let m = w.shape[0], group = Int(conv.int("group") ?? 1), cpg = w.shape[1], taps = w.shape[2...].reduce(1, *)

@@ -127,14 +127,15 @@ public struct ReduceMeanToPool: Pass {
     public func patches(_ model: Model) throws -> [Patch] {
         let g = model.graph
         let facts = ShapeInference.run(model).facts
+        var names = FreshNames(g)
         var result: [Patch] = []
         for (i, n) in g.nodes.enumerated() where n.isDefaultDomain && n.opType == "ReduceMean" && n.inputs.count == 1 {
             guard let x = n.input(0), facts[x]?.rank == 4, facts[x]?.dtype == .float,
                   let axes = n.ints("axes")?.map({ $0 < 0 ? $0 + 4 : $0 }), Set(axes) == [2, 3], axes.count == 2, let y = n.outputs.first else { continue }
             let keep = (n.int("keepdims") ?? 1) != 0
-            let pool = Node(name: n.name, opType: "GlobalAveragePool", inputs: [x], outputs: [keep ? y : "\(y)_pooled"])
-            var edits: [Edit] = [.replace(node: i, with: pool)]
-            if !keep { edits.append(.insert([Node(name: "\(n.name)_flatten", opType: "Flatten", inputs: ["\(y)_pooled"], outputs: [y], attributes: [Attribute(name: "axis", value: .int(1))])])) }
+            let pooled = keep ? y : names.make("\(y)_pooled")
+            var edits: [Edit] = [.replace(node: i, with: Node(name: n.name, opType: "GlobalAveragePool", inputs: [x], outputs: [pooled]))]
+            if !keep { edits.append(.insert([Node(name: "\(n.name)_flatten", opType: "Flatten", inputs: [pooled], outputs: [y], attributes: [Attribute(name: "axis", value: .int(1))])])) }
             result.append(Patch("ReduceMean '\(n.displayName)' over H and W is GlobalAveragePool", edits))
         }
         return result

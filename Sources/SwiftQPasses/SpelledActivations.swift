@@ -21,7 +21,7 @@ public struct FuseSpelledActivations: Pass {
             return t.floats()[0]
         }
         /// The node producing `name` when `name` has exactly that one reader and is not a graph output.
-        func private_(_ name: String, _ op: String) -> (Int, Node)? {
+        func soleProducer(_ name: String, _ op: String) -> (Int, Node)? {
             guard let p = producers[name], g.nodes[p].opType == op, g.nodes[p].isDefaultDomain, !outputs.contains(name),
                   consumers[name]?.count == 1 else { return nil }
             return (p, g.nodes[p])
@@ -35,9 +35,9 @@ public struct FuseSpelledActivations: Pass {
         }
         /// `Clip(x + 3, 0, 6)`, private to its reader: x and the nodes.
         func relu6Shifted(_ name: String) -> (x: String, nodes: [Int])? {
-            guard let (ci, clip) = private_(name, "Clip"), let lo = scalar(clip.input(1)) ?? clip.float("min"), lo == 0,
+            guard let (ci, clip) = soleProducer(name, "Clip"), let lo = scalar(clip.input(1)) ?? clip.float("min"), lo == 0,
                   let hi = scalar(clip.input(2)) ?? clip.float("max"), hi == 6,
-                  let (ai, add) = private_(clip.inputs[0], "Add"), let x = other(add, constant: 3, commutes: true) else { return nil }
+                  let (ai, add) = soleProducer(clip.inputs[0], "Add"), let x = other(add, constant: 3, commutes: true) else { return nil }
             return (x, [ci, ai])
         }
         /// `v / 6` or `v · (1/6)`: v.
@@ -57,7 +57,7 @@ public struct FuseSpelledActivations: Pass {
         for (i, n) in g.nodes.enumerated() where n.isDefaultDomain && !used.contains(i) {
             let y = n.outputs.first ?? ""
             // x · Clip(x + 3, 0, 6) / 6, the Div last.
-            if canSwish, let v = sixth(n), let (mi, mul) = private_(v, "Mul"), mul.inputs.count == 2 {
+            if canSwish, let v = sixth(n), let (mi, mul) = soleProducer(v, "Mul"), mul.inputs.count == 2 {
                 for (xk, ck) in [(0, 1), (1, 0)] {
                     guard let r = relu6Shifted(mul.inputs[ck]), r.x == mul.inputs[xk], take([i, mi] + r.nodes) else { continue }
                     result.append(swish(r.x, y, name: n.name, removing: [mi] + r.nodes, at: i, opset: model.opset))
@@ -65,14 +65,8 @@ public struct FuseSpelledActivations: Pass {
                 }
                 if used.contains(i) { continue }
             }
-            // Clip(x + 3, 0, 6) / 6: HardSigmoid, then possibly x · HardSigmoid(x).
+            // Clip(x + 3, 0, 6) / 6: HardSigmoid (the next round makes x · HardSigmoid(x) HardSwish).
             if let v = sixth(n), let r = relu6Shifted(v) {
-                let readers = consumers[y] ?? []
-                if canSwish, readers.count == 1, !outputs.contains(y), g.nodes[readers[0]].opType == "Mul",
-                   g.nodes[readers[0]].inputs.count == 2, Set(g.nodes[readers[0]].inputs) == [r.x, y], take([i, readers[0]] + r.nodes) {
-                    result.append(swish(r.x, g.nodes[readers[0]].outputs[0], name: g.nodes[readers[0]].name, removing: [i] + r.nodes, at: readers[0], opset: model.opset))
-                    continue
-                }
                 guard take([i] + r.nodes) else { continue }
                 let hs = Node(name: n.name, opType: "HardSigmoid", inputs: [r.x], outputs: [y],
                               attributes: [Attribute(name: "alpha", value: .float(1 / 6)), Attribute(name: "beta", value: .float(0.5))])
@@ -82,7 +76,7 @@ public struct FuseSpelledActivations: Pass {
             // x · HardSigmoid(x; 1/6, 0.5) (PyTorch exports before opset 14).
             if canSwish, n.opType == "Mul", n.inputs.count == 2 {
                 for k in 0..<2 {
-                    guard let (hi, h) = private_(n.inputs[k], "HardSigmoid"), h.inputs.first == n.inputs[1 - k],
+                    guard let (hi, h) = soleProducer(n.inputs[k], "HardSigmoid"), h.inputs.first == n.inputs[1 - k],
                           abs((h.float("alpha") ?? 0.2) - 1 / 6) < 1e-6, (h.float("beta") ?? 0.5) == 0.5, take([i, hi]) else { continue }
                     result.append(swish(n.inputs[1 - k], y, name: n.name, removing: [hi], at: i, opset: model.opset))
                     break

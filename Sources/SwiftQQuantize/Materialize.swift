@@ -44,12 +44,11 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
         guard var v = ranges[t] else { throw QuantizeError.missingStatistics(tensor: t) }
         // Where every reader is a quantized activation that is flat beyond some input, values past it cannot change
         // any output: the range stops there and its steps get finer (a Conv before HardSwish needs nothing below −3).
-        if !graphOutputs.contains(t), let readers = consumers[t], !readers.isEmpty,
-           let bounds = readers.map({ plan.quantized.contains($0) ? saturation(g.nodes[$0], inits) : nil }).reduce(Optional((Float.infinity, -Float.infinity)), { acc, b in
-               guard let acc, let b else { return nil }
-               return (min(acc.0, b.0), max(acc.1, b.1))
-           }) {
-            let lo = max(v.lo, bounds.0), hi = min(v.hi, bounds.1)
+        let readers = consumers[t] ?? []
+        let flat = readers.map { plan.quantized.contains($0) ? saturation(g.nodes[$0], inits) : nil }
+        if !graphOutputs.contains(t), !flat.isEmpty, flat.allSatisfy({ $0 != nil }) {
+            // The union of the readers' live ranges.
+            let lo = max(v.lo, flat.map { $0!.0 }.min()!), hi = min(v.hi, flat.map { $0!.1 }.max()!)
             if lo < hi { v = (lo, hi) }
         }
         r[t] = v
