@@ -1,4 +1,5 @@
 import SwiftQCore
+import SwiftQRuntime
 
 /// Transposes that tf2onnx writes around every Conv of a Keras (NHWC) model, moved down the graph until they
 /// meet their inverse and both disappear: through elementwise activations, through Add/Sub/Mul/Div with a
@@ -99,21 +100,18 @@ public struct PushTransposes: Pass {
         return result
     }
 
-    /// `c` (seen with shape `padded`) with its axes permuted: result axis k is `padded` axis perm[k].
+    /// `c` (seen with shape `padded`) with its axes permuted: result axis k is `padded` axis perm[k]. Any element
+    /// type: the elements move as bytes.
     static func transpose(_ c: Tensor, padded: [Int], perm: [Int]) -> Tensor {
-        let v = c.floats()
-        let out = perm.map { padded[$0] }
-        var inStrides = [Int](repeating: 1, count: padded.count)
-        for k in stride(from: padded.count - 2, through: 0, by: -1) { inStrides[k] = inStrides[k + 1] * padded[k + 1] }
-        var r = [Float](repeating: 0, count: v.count)
-        var outStrides = [Int](repeating: 1, count: out.count)
-        for k in stride(from: out.count - 2, through: 0, by: -1) { outStrides[k] = outStrides[k + 1] * out[k + 1] }
-        for i in 0..<v.count {
+        let out = perm.map { padded[$0] }, size = c.bytes.count / max(1, c.elementCount)
+        let inStrides = strides(of: padded), outStrides = strides(of: out)
+        var bytes = [UInt8](repeating: 0, count: c.bytes.count)
+        for i in 0..<c.elementCount {
             var rem = i, src = 0
             for k in 0..<out.count { let idx = rem / outStrides[k]; rem %= outStrides[k]; src += idx * inStrides[perm[k]] }
-            r[i] = v[src]
+            bytes[(i * size)..<((i + 1) * size)] = c.bytes[(src * size)..<((src + 1) * size)]
         }
-        return c.dtype == .float ? Tensor(floats: r, shape: out) : Tensor(floats: r, shape: out)
+        return Tensor(dtype: c.dtype, shape: out, bytes: bytes)!
     }
 }
 

@@ -138,6 +138,22 @@ final class DetectorPassTests: PassTestCase {
         XCTAssertEqual(opTypes(m).filter { $0 == "Conv" }.count, 2)
     }
 
+    /// A constant moved past a Transpose keeps its element type (a float16 scale stays float16).
+    func testPermutedConstantsKeepTheirType() throws {
+        let half = Tensor(dtype: .float16, shape: [4], bytes: [Float(0.5), 2, -1, 3].flatMap { withUnsafeBytes(of: halfBitsFromFloat($0).littleEndian) { Array($0) } })!
+        let g = Graph(nodes: [
+            Node(name: "t1", opType: "Transpose", inputs: ["x"], outputs: ["a"], attributes: [Attribute(name: "perm", value: .ints([0, 2, 3, 1]))]),
+            Node(name: "mul", opType: "Mul", inputs: ["a", "k"], outputs: ["b"]),
+            Node(name: "t2", opType: "Transpose", inputs: ["b"], outputs: ["y"], attributes: [Attribute(name: "perm", value: .ints([0, 3, 1, 2]))]),
+        ], inputs: [input([1, 4, 2, 3])], outputs: [output()], initializers: [Initializer(name: "k", tensor: half)])
+        let (m, _) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g), [PushTransposes()], input: [1, 4, 2, 3])
+        XCTAssertEqual(opTypes(m), ["Mul", "Transpose"])   // the last keeps the graph output's name
+        let k = try XCTUnwrap(m.graph.initializers.first { $0.name == m.graph.nodes[0].inputs[1] }).tensor
+        XCTAssertEqual(k.dtype, .float16)
+        XCTAssertEqual(k.shape, [1, 4, 1, 1])
+        XCTAssertEqual(k.floats(), [0.5, 2, -1, 3])
+    }
+
     func testTransposesThatDoNotCancelStay() throws {
         // A Transpose feeding a graph output keeps the output's layout; a permutation followed by a different one composes.
         let g = Graph(nodes: [
