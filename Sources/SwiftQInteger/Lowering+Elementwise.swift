@@ -209,10 +209,9 @@ extension Planner {
         try add {
             for img in 0..<images {
                 let src = x.bytes + img * inPlane, dst = y.bytes + img * oh * ow * c
-                let parts = min(threads, max(1, oh / 8)), chunk = (oh + parts - 1) / parts
-                parallelFor(parts, threads: threads) { part in
+                parallelRanges(oh, minimum: 16, threads: threads) { span in
                     var acc = [Float](repeating: 0, count: c)
-                    for r in (part * chunk)..<min(oh, part * chunk + chunk) {
+                    for r in span {
                         for q in 0..<ow {
                             for k in 0..<c { acc[k] = 0 }
                             for a in 0..<rows.taps {

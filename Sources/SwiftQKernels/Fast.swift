@@ -3,6 +3,16 @@ import Dispatch
 import Foundation
 
 /// Runs `body(part)` for parts 0..<parts, on several threads when `threads` > 1.
+/// `body` over `count` items in contiguous ranges, one per thread (one range in all when `count` is below
+/// `minimum`, where splitting costs more than it saves).
+public func parallelRanges(_ count: Int, minimum: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+    let parts = count >= minimum ? max(1, threads) : 1, chunk = (count + parts - 1) / max(parts, 1)
+    parallelFor(parts, threads: threads) { p in
+        let r = min(count, p * chunk)..<min(count, p * chunk + chunk)
+        if !r.isEmpty { body(r) }
+    }
+}
+
 public func parallelFor(_ parts: Int, threads: Int, _ body: (Int) -> Void) {
     if parts <= 1 || threads <= 1 {
         for p in 0..<parts { body(p) }

@@ -125,21 +125,17 @@ public final class PackedDepthwiseWeights: @unchecked Sendable {
 public enum FastInteger {
     /// y[i] = table[x[i]] over `count` bytes, split between threads.
     public static func lookup(_ x: UnsafePointer<UInt8>, count: Int, table: RequantTable, into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
-        let parts = count >= 1 << 16 ? max(1, threads) : 1, chunk = (count + parts - 1) / parts
         table.bytes.withUnsafeBufferPointer { t in
-            parallelFor(parts, threads: threads) { p in
-                let i0 = p * chunk, n = min(count, i0 + chunk) - i0
-                if n > 0 { sq_qcopy_channels(x + i0, Int32(n), 1, Int32(n), t.baseAddress, y + i0, Int32(n)) }
+            parallelRanges(count, minimum: 1 << 16, threads: threads) { r in
+                sq_qcopy_channels(x + r.lowerBound, Int32(r.count), 1, Int32(r.count), t.baseAddress, y + r.lowerBound, Int32(r.count))
             }
         }
     }
 
     /// NHWC bytes (P pixels of C channels) through one 256-entry table per channel.
     public static func tableChannels(_ x: UnsafePointer<UInt8>, pixels: Int, channels: Int, tables: UnsafePointer<UInt8>, into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
-        let parts = pixels * channels >= 1 << 16 ? max(1, threads) : 1, chunk = (pixels + parts - 1) / parts
-        parallelFor(parts, threads: threads) { p in
-            let p0 = p * chunk, n = min(pixels, p0 + chunk) - p0
-            if n > 0 { sq_qtable_channels(x + p0 * channels, Int32(n), Int32(channels), tables, y + p0 * channels) }
+        parallelRanges(pixels, minimum: (1 << 16) / max(1, channels), threads: threads) { r in
+            sq_qtable_channels(x + r.lowerBound * channels, Int32(r.count), Int32(channels), tables, y + r.lowerBound * channels)
         }
     }
 
@@ -149,11 +145,9 @@ public enum FastInteger {
     public static func convTransposeColumns(_ columns: UnsafePointer<Float>, height: Int, width: Int, channels m: Int, kernel: (Int, Int),
                                             stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int), bias: [Int32], scales: [Float],
                                             zero: Float, lo: Float, hi: Float, into y: UnsafeMutablePointer<UInt8>, outHeight: Int, outWidth: Int, threads: Int = 1) {
-        let parts = outHeight * outWidth * m >= 1 << 15 ? max(1, threads) : 1, chunk = (outHeight + parts - 1) / parts
         bias.withUnsafeBufferPointer { b in scales.withUnsafeBufferPointer { s in
-            parallelFor(parts, threads: threads) { p in
-                let r0 = p * chunk, r1 = min(outHeight, r0 + chunk)
-                guard r0 < r1 else { return }
+            parallelRanges(outHeight, minimum: (1 << 15) / max(1, outWidth * m), threads: threads) { rows in
+                let (r0, r1) = (rows.lowerBound, rows.upperBound)
                 var acc = [Int32](repeating: 0, count: m)
                 acc.withUnsafeMutableBufferPointer { a in
                     sq_qconvtranspose_rows(columns, Int32(height), Int32(width), Int32(m), Int32(kernel.0), Int32(kernel.1), Int32(stride.0), Int32(stride.1),
@@ -168,13 +162,11 @@ public enum FastInteger {
     public static func resizeNearest(_ x: UnsafePointer<UInt8>, images: Int, height: Int, width: Int, channels: Int, rows: [Int32], cols: [Int32],
                                      into y: UnsafeMutablePointer<UInt8>, threads: Int = 1) {
         let oh = rows.count, ow = cols.count
-        let parts = oh * ow * channels >= 1 << 16 ? max(1, threads) : 1, chunk = (oh + parts - 1) / parts
         rows.withUnsafeBufferPointer { r in cols.withUnsafeBufferPointer { c in
             for i in 0..<images {
-                parallelFor(parts, threads: threads) { p in
-                    let r0 = p * chunk, r1 = min(oh, r0 + chunk)
-                    if r0 < r1 { sq_qresize_nearest_nhwc(x + i * height * width * channels, Int32(width), Int32(channels), r.baseAddress, c.baseAddress, Int32(ow),
-                                                         y + i * oh * ow * channels, Int32(r0), Int32(r1)) }
+                parallelRanges(oh, minimum: (1 << 16) / max(1, ow * channels), threads: threads) { span in
+                    sq_qresize_nearest_nhwc(x + i * height * width * channels, Int32(width), Int32(channels), r.baseAddress, c.baseAddress, Int32(ow),
+                                            y + i * oh * ow * channels, Int32(span.lowerBound), Int32(span.upperBound))
                 }
             }
         } }
@@ -400,10 +392,8 @@ public struct MulRescale: Sendable, Equatable {
 
     /// y[i] = apply(a[i], b[i]) over `count` bytes, split between threads.
     public func run(_ a: UnsafePointer<UInt8>, _ b: UnsafePointer<UInt8>, y: UnsafeMutablePointer<UInt8>, count: Int, threads: Int = 1) {
-        let parts = count >= 1 << 16 ? max(1, threads) : 1, chunk = (count + parts - 1) / parts
-        parallelFor(parts, threads: threads) { p in
-            let i0 = p * chunk, n = min(count, i0 + chunk) - i0
-            if n > 0 { sq_qmul(a + i0, b + i0, Int32(n), m, aZero, bZero, Float(yZero), Float(lo), Float(hi), y + i0) }
+        parallelRanges(count, minimum: 1 << 16, threads: threads) { r in
+            sq_qmul(a + r.lowerBound, b + r.lowerBound, Int32(r.count), m, aZero, bZero, Float(yZero), Float(lo), Float(hi), y + r.lowerBound)
         }
     }
 }
