@@ -46,7 +46,7 @@ let package = Package(
         // The integer runtime: a Q/DQ model and its int8 weight file lowered to integer ops.
         .target(name: "SwiftQInteger", dependencies: ["SwiftQCore", "SwiftQKernels", "SwiftQONNX", "SwiftQRuntime"]),
         // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
-        .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime"]),
+        .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime", "SwiftQKernels", "CKernels"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
         .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQPasses", "SwiftQQuantize"]),
         .executableTarget(

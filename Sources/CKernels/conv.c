@@ -234,3 +234,31 @@ void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const flo
         y[i] = s + (bias ? bias[i] : 0.0f);
     }
 }
+
+// Gram matrix of k rows of length n (row stride n): h[a*k + c] = sum_r x[a][r] * x[c][r], the input second
+// moments GPTQ needs, for small k (depthwise windows) where a GEMM call per channel costs more than it saves.
+// Rows are read in blocks that stay in cache; each dot product keeps 16 partial sums (one vector).
+CLONES
+void sq_gram(const float *x, int k, int n, float *h) {
+    for (int i = 0; i < k * k; i++) h[i] = 0;
+    enum { BLOCK = 1024 };
+    for (int r0 = 0; r0 < n; r0 += BLOCK) {
+        int r1 = r0 + BLOCK < n ? r0 + BLOCK : n;
+        for (int a = 0; a < k; a++) {
+            const float *pa = x + (size_t)a * n;
+            for (int c = a; c < k; c++) {
+                const float *pc = x + (size_t)c * n;
+                float acc[16] = {0};
+                int r = r0;
+                for (; r + 16 <= r1; r += 16)
+                    for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
+                float s = 0;
+                for (int l = 0; l < 16; l++) s += acc[l];
+                for (; r < r1; r++) s += pa[r] * pc[r];
+                h[a * k + c] += s;
+            }
+        }
+    }
+    for (int a = 0; a < k; a++)
+        for (int c = 0; c < a; c++) h[a * k + c] = h[c * k + a];
+}

@@ -80,8 +80,8 @@ public struct Tensor: Sendable, Equatable {
         case .int64: return load(Int64.self).map { Int64(littleEndian: $0) }
         case .int32: return load(Int32.self).map { Int64(Int32(littleEndian: $0)) }
         case .int16: return load(Int16.self).map { Int64(Int16(littleEndian: $0)) }
-        case .int8: return load(Int8.self).map { Int64($0) }
-        case .uint8, .bool: return bytes.map { Int64($0) }
+        case .int8, .int4: return load(Int8.self).map { Int64($0) }
+        case .uint8, .bool, .uint4: return bytes.map { Int64($0) }
         case .uint16: return load(UInt16.self).map { Int64(UInt16(littleEndian: $0)) }
         case .uint32: return load(UInt32.self).map { Int64(UInt32(littleEndian: $0)) }
         case .uint64: return load(UInt64.self).map { Int64(truncatingIfNeeded: UInt64(littleEndian: $0)) }

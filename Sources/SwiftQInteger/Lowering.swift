@@ -161,7 +161,7 @@ final class Planner {
 
     /// The int8 weights and int32 bias of a layer, with the weight scale of each output channel.
     func weights(_ n: Node, outChannels: (Int8WeightFile.Record) -> Int) -> (w: Int8WeightFile.Record, bias: [Int32], wScale: [Float])? {
-        guard let w = n.input(1).flatMap(p.constant), w.dtype == .int8, w.zeroPoints.allSatisfy({ $0 == 0 }) else { return nil }
+        guard let w = n.input(1).flatMap(p.constant), w.dtype == .int8 || w.dtype == .int4, w.zeroPoints.allSatisfy({ $0 == 0 }) else { return nil }
         let m = outChannels(w)
         guard w.scales.count == 1 || w.scales.count == m else { return nil }
         var bias = [Int32](repeating: 0, count: m)

@@ -7,10 +7,11 @@ import SwiftQCore
 ///     "SWQ\0"  u16 version (1)  u16 flags (0)  u32 tensor count
 ///     per tensor:
 ///       u16 name length, name (UTF-8)       the quantized initializer's name in the ONNX graph
-///       u8 ONNX element type (3 int8, 2 uint8, 6 int32)  u8 bits  i8 axis (−1: per tensor)
+///       u8 ONNX element type (3 int8, 2 uint8, 6 int32, 22 int4)  u8 bits  i8 axis (−1: per tensor)
 ///       u8 rank, u64 × rank dims
 ///       u32 n, f32 × n scales, i32 × n zero points        real = scale × (q − zero point)
 ///       u64 raw bytes, u64 stored bytes, u32 CRC-32 of the raw bytes, stored bytes (zlib deflate)
+///       (raw bytes: one per int8/uint8 value, four per int32, one per two int4 values, the first in the low nibble)
 ///     u32 CRC-32 of every byte before it
 ///
 /// The ONNX model records the trailing CRC under `swiftq.weights_crc32` in its metadata, so a weight file
@@ -57,7 +58,10 @@ public enum Int8WeightFile {
             case .int8: raw = r.values.map { UInt8(bitPattern: Int8(clamping: $0)) }
             case .uint8: raw = r.values.map { UInt8(clamping: $0) }
             case .int32: raw = r.values.withUnsafeBytes { Array($0) }
-            default: throw WeightFileError.invalid("tensor '\(r.name)': element type \(r.dtype) is not int8, uint8 or int32")
+            case .int4:
+                guard r.values.allSatisfy({ (-8...7).contains($0) }) else { throw WeightFileError.invalid("tensor '\(r.name)': a value does not fit int4") }
+                raw = Nibbles.pack(r.values.map { UInt8(bitPattern: Int8($0)) })
+            default: throw WeightFileError.invalid("tensor '\(r.name)': element type \(r.dtype) is not int8, uint8, int4 or int32")
             }
             let stored = try deflate(raw)
             put(&out, UInt64(raw.count)); put(&out, UInt64(stored.count)); put(&out, crc(raw))
@@ -113,6 +117,10 @@ public enum Int8WeightFile {
             case .int8: values = raw.map { Int32(Int8(bitPattern: $0)) }
             case .uint8: values = raw.map { Int32($0) }
             case .int32: values = raw.withUnsafeBytes { b in (0..<raw.count / 4).map { Int32(littleEndian: b.loadUnaligned(fromByteOffset: $0 * 4, as: Int32.self)) } }
+            case .int4:
+                let n = Tensor.elementCount(shape) ?? -1
+                guard raw.count == (n + 1) / 2 else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(raw.count) bytes for \(n) int4 values") }
+                values = Nibbles.unpack(raw, count: n, signed: true).map { Int32(Int8(bitPattern: $0)) }
             default: throw WeightFileError.corrupt(path, "tensor '\(name)': element type \(dtype)")
             }
             guard values.count == Tensor.elementCount(shape) else { throw WeightFileError.corrupt(path, "tensor '\(name)': \(values.count) values for shape \(shape)") }

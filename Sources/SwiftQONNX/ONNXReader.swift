@@ -198,13 +198,20 @@ private final class ReadContext {
         guard let count = Tensor.elementCount(shape), count.multipliedReportingOverflow(by: size).overflow == false else {
             throw ModelError.invalid(path: path, what: "tensor '\(name)' has invalid dimensions \(shape)")
         }
-        let bytes: [UInt8]
+        var bytes: [UInt8]
+        let stored = dtype.isNibble ? (count + 1) / 2 : count * size
         if t.has_data_location != 0 && t.data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL {
-            bytes = try external(t, name: name, byteCount: count * size)
+            bytes = try external(t, name: name, byteCount: stored)
         } else if t.raw_data.len > 0 {
             bytes = Array(UnsafeBufferPointer(start: t.raw_data.data, count: t.raw_data.len))
         } else {
             bytes = try typedFields(t, dtype: dtype, name: name)
+        }
+        if dtype.isNibble {
+            guard bytes.count == stored else {
+                throw ModelError.invalid(path: path, what: "tensor '\(name)' of shape \(shape) and type \(dtype) holds \(bytes.count) packed bytes, expected \(stored)")
+            }
+            bytes = Nibbles.unpack(bytes, count: count, signed: dtype == .int4)
         }
         guard let tensor = Tensor(dtype: dtype, shape: shape, bytes: bytes) else {
             throw ModelError.invalid(path: path, what: "tensor '\(name)' of shape \(shape) and type \(dtype) holds \(bytes.count / size) elements, expected \(count)")
@@ -225,7 +232,7 @@ private final class ReadContext {
         case .int16: return le(int32s.map { Int16(truncatingIfNeeded: $0) })
         case .uint16, .float16, .bfloat16: return le(int32s.map { UInt16(truncatingIfNeeded: $0) })
         case .int8: return le(int32s.map { Int8(truncatingIfNeeded: $0) })
-        case .uint8, .bool: return int32s.map { UInt8(truncatingIfNeeded: $0) }
+        case .uint8, .bool, .int4, .uint4: return int32s.map { UInt8(truncatingIfNeeded: $0) }
         case .uint32: return le(buffer(t.uint64_data, t.n_uint64_data).map { UInt32(truncatingIfNeeded: $0) })
         case .uint64: return le(buffer(t.uint64_data, t.n_uint64_data))
         case .string, .complex64, .complex128:

@@ -300,10 +300,11 @@ private struct ProtoBuilder {
         p.pointee.data_type = t.dtype.rawValue
         p.pointee.name = arena.cString(name)
         p.pointee.doc_string = arena.cString(docString)
-        if allowExternal, let sink, t.bytes.count >= ONNXWriter.externalMinimumBytes {
-            let offset = try sink.append(t.bytes)
+        let stored = t.dtype.isNibble ? Nibbles.pack(t.bytes) : t.bytes
+        if allowExternal, let sink, stored.count >= ONNXWriter.externalMinimumBytes {
+            let offset = try sink.append(stored)
             let entries: [UnsafeMutablePointer<Onnx__StringStringEntryProto>?] = [
-                entry("location", sink.location), entry("offset", String(offset)), entry("length", String(t.bytes.count)),
+                entry("location", sink.location), entry("offset", String(offset)), entry("length", String(stored.count)),
             ]
             p.pointee.n_external_data = entries.count
             p.pointee.external_data = arena.array(entries)
@@ -311,7 +312,7 @@ private struct ProtoBuilder {
             p.pointee.data_location = ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL
         } else {
             p.pointee.has_raw_data = 1
-            p.pointee.raw_data = arena.binary(t.bytes)
+            p.pointee.raw_data = arena.binary(stored)
         }
         return p
     }

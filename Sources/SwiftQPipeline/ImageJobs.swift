@@ -43,23 +43,30 @@ final class CalibrationPass {
     var interpreter: Interpreter
     let plan: QuantizationPlan
     let collector: ActivationCollector
+    let hessians: HessianCollector?
     let threads: Int
     var used = 0
 
-    init(_ interpreter: Interpreter, plan: QuantizationPlan, threads: Int) {
+    init(_ interpreter: Interpreter, plan: QuantizationPlan, hessians: HessianCollector?, threads: Int) {
         self.interpreter = interpreter
         self.plan = plan
         self.threads = threads
+        self.hessians = hessians
         collector = ActivationCollector(names: plan.measured, channelStatistics: plan.weightedInputs)
         collector.threads = threads
+    }
+
+    func see(_ name: String, _ t: RTensor) {
+        collector.observe(name, t)
+        hessians?.observe(name, t)
     }
 
     /// Runs one set of inputs, observing every measured tensor.
     func observe(_ feeds: [String: RTensor]) throws {
         var seen = Set(feeds.keys)
-        for (name, t) in feeds { collector.observe(name, t) }
+        for (name, t) in feeds { see(name, t) }
         _ = try interpreter.run(feeds) { name, t in
-            self.collector.observe(name, t)
+            self.see(name, t)
             if self.used == 0 { seen.insert(name) }
         }
         if used == 0, !plan.measured.allSatisfy(seen.contains) {
@@ -67,7 +74,7 @@ final class CalibrationPass {
             // Conv before a quantized Relu): run unfused from here on.
             interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
             _ = try interpreter.run(feeds) { name, t in
-                if !seen.contains(name) { self.collector.observe(name, t) }
+                if !seen.contains(name) { self.see(name, t) }
             }
         }
         used += 1
@@ -75,12 +82,12 @@ final class CalibrationPass {
 }
 
 /// One pass of `items` through `interpreter`: the statistics (min/max, histogram, channel means) of every
-/// tensor `plan` measures. An image that cannot be decoded is skipped with a warning; the job fails when every
+/// tensor `plan` measures; with `hessians`, the input Hessians of its weighted layers too (for GPTQ). An image that cannot be decoded is skipped with a warning; the job fails when every
 /// one is. `modelPath` names the model in errors and in the table.
 public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelPath: String, dataset: Dataset, items: [Dataset.Item],
-                      preprocessing: Preprocessing, limits: ImageLimits, inputShape: [Int], threads: Int,
+                      preprocessing: Preprocessing, limits: ImageLimits, inputShape: [Int], threads: Int, hessians: HessianCollector? = nil,
                       events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
-    let pass = CalibrationPass(interpreter, plan: plan, threads: threads)
+    let pass = CalibrationPass(interpreter, plan: plan, hessians: hessians, threads: threads)
     let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
     defer { stream.cancel() }
     var skipped = 0
@@ -159,8 +166,9 @@ public func arrayFeeds(path: String, inputs: [ValueInfo], maxElements: Int = Mod
 /// Calibration on array files (`calibrationArrays`): one set of feeds per file, for models whose inputs are not
 /// images or that have several. A file that cannot be read is skipped with a warning; the job fails when every one is.
 public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelPath: String, arrays: [String], threads: Int,
-                      maxElements: Int = Model.defaultMaxTensorElements, events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
-    let pass = CalibrationPass(interpreter, plan: plan, threads: threads)
+                      maxElements: Int = Model.defaultMaxTensorElements, hessians: HessianCollector? = nil,
+                      events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
+    let pass = CalibrationPass(interpreter, plan: plan, hessians: hessians, threads: threads)
     let inputs = interpreter.model.graph.dataInputs
     var skipped = 0
     for (i, path) in arrays.enumerated() {

@@ -38,16 +38,27 @@ public enum QuantizationJob {
         return PreparedModel(original: original, model: prepared, rewrites: log, interpreter: interpreter, plan: plan)
     }
 
+    /// What calibration must collect besides the table for `options`: the input Hessians of the weighted layers
+    /// when weights are rounded by GPTQ (pass it to `calibrate`, then its `hessians` to `quantize`); nil otherwise.
+    public static func hessianCollector(_ p: PreparedModel, options: QuantizeOptions, threads: Int) -> HessianCollector? {
+        guard options.weightRounding == .gptq else { return nil }
+        return HessianCollector(graph: p.model.graph, opset: p.model.opset, nodes: p.plan.quantized.sorted(), threads: threads)
+    }
+
     /// The Q/DQ model and its integer tensors from the statistics of `table` (which must cover every tensor the
-    /// plan measures): thresholds by `options.method`, bias correction from the channel means.
-    public static func quantize(_ p: PreparedModel, table: CalibrationTable, options: QuantizeOptions) throws -> QuantizedModel {
+    /// plan measures): thresholds by `options.method`, weights rounded by `options.weightRounding` (GPTQ reads
+    /// `hessians`; a layer without one is rounded to nearest), bias correction from the channel means.
+    /// `progress` hears of each layer GPTQ rounds.
+    public static func quantize(_ p: PreparedModel, table: CalibrationTable, hessians: [Int: LayerHessian] = [:], options: QuantizeOptions,
+                                threads: Int = 1, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> QuantizedModel {
         let missing = p.plan.measured.filter { table.tensors[$0] == nil }
         if !missing.isEmpty {
             throw PipelineError("the calibration statistics lack \(missing.count) tensors of this model (first: '\(missing[0])'); was the table made from another model or other --exclude?")
         }
         let ranges = table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits)
         let means = table.tensors.compactMapValues(\.channelMeans)
-        return try materialize(p.model, plan: p.plan, ranges: ranges, channelMeans: means, options: options)
+        let rounded = roundWeights(p.model, plan: p.plan, hessians: hessians, options: options, threads: threads, progress: progress)
+        return try materialize(p.model, plan: p.plan, ranges: ranges, channelMeans: means, rounded: rounded, options: options)
     }
 
     /// The bytes of the outputs: the int8 weight file, and the Q/DQ model recording the weight file's CRC, the

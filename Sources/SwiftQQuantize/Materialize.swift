@@ -1,3 +1,4 @@
+import Foundation
 import SwiftQCore
 import SwiftQONNX
 import SwiftQPasses
@@ -20,15 +21,32 @@ public struct QuantizedModel: Sendable {
     public var activations: [String: QuantParams]
     /// What the user should know about the result (a Concat whose shared scale leaves an input few levels).
     public var warnings: [String] = []
+    /// Per quantized weighted layer, in graph order: how its weights were quantized and what it cost.
+    public var layers: [WeightedLayerReport] = []
+}
+
+/// How one weighted layer's weights were quantized.
+public struct WeightedLayerReport: Sendable, Codable, Equatable {
+    public var node: String
+    public var op: String
+    public var bits: Int
+    public var rounding: WeightRounding
+    /// 10·log10(Σw² / Σ(w − ŵ)²) over the layer's weights.
+    public var weightSQNR: Double
+    /// With GPTQ: the layer's output SQNR on the calibration inputs (from the input Hessian) for nearest rounding
+    /// and for GPTQ's.
+    public var outputSQNRNearest: Double?
+    public var outputSQNRRounded: Double?
 }
 
 /// Inserts the Q/DQ pairs the plan asks for. Activation tensors: QuantizeLinear → DequantizeLinear right after
 /// the producer, every reader reads the dequantized value. Weights: int8 initializer → DequantizeLinear (axis
 /// of the output channels when per channel). Biases: int32 with scale s_input × s_weight, zero point 0.
 /// Passthrough ops keep their input's parameters and Concat inputs share the output's, so runtimes fuse them.
-/// `channelMeans` (per input channel of weighted layers) enables bias correction.
+/// `channelMeans` (per input channel of weighted layers) enables bias correction; `rounded` (by node index, from
+/// `roundWeights`) replaces nearest rounding of those nodes' weights.
 public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String: (lo: Float, hi: Float)],
-                        channelMeans: [String: [Double]] = [:], options: QuantizeOptions) throws -> QuantizedModel {
+                        channelMeans: [String: [Double]] = [:], rounded: [Int: RoundedWeight] = [:], options: QuantizeOptions) throws -> QuantizedModel {
     var g = model.graph
     let inits = g.initializerTable
     var act: [String: QuantParams] = [:]
@@ -90,7 +108,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
         let shape = perChannel ? [p.zeroPoints.count] : []
         switch p.dtype {
         case .uint8: return Tensor(integers: p.zeroPoints.map { UInt8($0) }, dtype: .uint8, shape: shape)
-        case .int8: return Tensor(integers: p.zeroPoints.map { Int8($0) }, dtype: .int8, shape: shape)
+        case .int8, .int4: return Tensor(integers: p.zeroPoints.map { Int8($0) }, dtype: p.dtype, shape: shape)
         default: return Tensor(integers: p.zeroPoints, dtype: .int32, shape: shape)
         }
     }
@@ -112,7 +130,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
         let t: Tensor = switch p.dtype {
         case .int32: Tensor(integers: values, dtype: .int32, shape: shape)
         case .uint8: Tensor(integers: values.map { UInt8($0) }, dtype: .uint8, shape: shape)
-        default: Tensor(integers: values.map { Int8($0) }, dtype: .int8, shape: shape)
+        default: Tensor(integers: values.map { Int8($0) }, dtype: p.dtype, shape: shape)
         }
         newInits.append(Initializer(name: q, tensor: t))
         tensors.append(QuantizedTensor(name: q, shape: shape, params: p, values: values))
@@ -122,6 +140,7 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     }
     var dequantized: [String: String] = [:]
     var nodes: [Node] = []
+    var layers: [WeightedLayerReport] = []
     func quantizeActivation(_ t: String) {
         guard let p = act[t], dequantized[t] == nil else { return }
         let (s, z) = paramInits(t, p)
@@ -148,17 +167,30 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
             let w = inits[wName]!
             let layout = OutputChannels(node: n0, weightShape: w.shape)!
             let values = w.floats()
-            // MatMul: one scale for B (runtimes fuse per-tensor B; it has no bias to take a per-channel scale).
-            // ConvTranspose with groups: DequantizeLinear's axis 1 holds M/group channels, not M: one scale.
-            let perChannel = options.perChannel && n0.opType != "MatMul" && !(n0.opType == "ConvTranspose" && (n0.int("group") ?? 1) != 1)
-            var absMax = [Float](repeating: 0, count: perChannel ? layout.count : 1)
-            for (k, v) in values.enumerated() {
-                let c = perChannel ? layout.channel(of: k) : 0
-                absMax[c] = Swift.max(absMax[c], abs(v))
+            let perChannel = weightPerChannel(n0, options: options)
+            let wp: QuantParams, qw: [Int32]
+            if let r = rounded[i] {
+                wp = QuantParams.weight(steps: r.scales, axis: perChannel ? layout.axis : nil, bits: r.bits, packed: options.packedWeights)
+                qw = r.values
+            } else {
+                var absMax = [Float](repeating: 0, count: perChannel ? layout.count : 1)
+                for (k, v) in values.enumerated() {
+                    let c = perChannel ? layout.channel(of: k) : 0
+                    absMax[c] = Swift.max(absMax[c], abs(v))
+                }
+                wp = QuantParams.weight(absMax: absMax, axis: perChannel ? layout.axis : nil, bits: options.weightBits(of: n0), packed: options.packedWeights)
+                qw = values.enumerated().map { wp.quantize($0.element, channel: perChannel ? layout.channel(of: $0.offset) : 0) }
             }
-            let wp = QuantParams.weight(absMax: absMax, axis: perChannel ? layout.axis : nil, bits: options.weightBits)
-            let qw = values.enumerated().map { wp.quantize($0.element, channel: perChannel ? layout.channel(of: $0.offset) : 0) }
             n.inputs[1] = constant(wName, shape: w.shape, values: qw, wp, into: &nodes)
+            var signal = 0.0, noise = 0.0
+            for (k, v) in values.enumerated() {
+                let d = Double(wp.scales[perChannel ? layout.channel(of: k) : 0]) * Double(qw[k]) - Double(v)
+                signal += Double(v) * Double(v)
+                noise += d * d
+            }
+            layers.append(WeightedLayerReport(node: n0.reportName, op: n0.opType, bits: wp.bits, rounding: rounded[i] == nil ? .nearest : options.weightRounding,
+                                              weightSQNR: 10 * log10(signal / Swift.max(noise, .leastNormalMagnitude)),
+                                              outputSQNRNearest: rounded[i]?.error.sqnrNearest, outputSQNRRounded: rounded[i]?.error.sqnrRounded))
             var bias: (name: String, values: [Float])? = n0.input(2).flatMap { b in inits[b].map { (b, $0.floats()) } }
             if options.biasCorrection, n0.opType != "MatMul", let means = channelMeans[n0.inputs[0]],
                let shift = roundingShift(n0, weight: values, quantized: qw, params: wp, layout: layout, means: means),
@@ -186,7 +218,11 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
     var m = model
     m.graph = g
     m = Rewriter([]).removeDead(m)
-    return QuantizedModel(model: m, tensors: tensors, activations: act, warnings: warnings)
+    if tensors.contains(where: { $0.params.dtype == .int4 }) && m.opset < 21 {
+        // DequantizeLinear reads INT4 from opset 21.
+        m = try Rewriter([UpgradeOpset(target: 21)]).run(m).0
+    }
+    return QuantizedModel(model: m, tensors: tensors, activations: act, warnings: warnings, layers: layers)
 }
 
 /// The inputs outside which an activation's output no longer changes (within half a step of any 8-bit output),

@@ -1,4 +1,5 @@
 import SwiftQCalibrate
+import SwiftQCore
 
 /// What `quantize` does, with the CLI's defaults.
 public struct QuantizeOptions: Sendable {
@@ -10,12 +11,28 @@ public struct QuantizeOptions: Sendable {
     /// int8 activations with zero point 0 (TensorRT) instead of asymmetric uint8.
     public var symmetricActivations = false
     public var weightBits = 8
+    /// Weights of 4 bits or fewer go out as INT4 (two per byte; the model moves to opset 21); false keeps them
+    /// inside INT8 tensors, for runtimes older than opset 21.
+    public var packedWeights = true
+    /// Weight bits of single nodes (by node name, or by output name for a node without one), overriding `weightBits`.
+    public var nodeWeightBits: [String: Int] = [:]
     public var activationBits = 8
     /// Subtract from each weighted layer's bias the mean output shift its weight rounding causes,
     /// (W_q − W) · E[x] with E[x] the calibration mean of each input channel.
     public var biasCorrection = true
+    /// How weights are rounded onto their grid (GPTQ needs the calibration pass to collect input Hessians).
+    public var weightRounding: WeightRounding = .nearest
+    public var gptq = GPTQOptions()
     /// Node names or op types kept in float.
     public var exclude: Set<String> = []
 
     public init() {}
+
+    /// The weight bits of node `n`.
+    public func weightBits(of n: Node) -> Int { nodeWeightBits[n.reportName] ?? nodeWeightBits[n.name] ?? weightBits }
+}
+
+extension Node {
+    /// The name reports and `--bits`/`--exclude` use: the node's name, or its first output's when it has none.
+    public var reportName: String { name.isEmpty ? (outputs.first ?? "") : name }
 }

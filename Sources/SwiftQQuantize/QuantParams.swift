@@ -8,9 +8,9 @@ public struct QuantParams: Sendable, Equatable {
     public var scales: [Float]
     public var zeroPoints: [Int32]
     public var axis: Int?
-    /// The element type of the quantized tensor: .uint8, .int8 or .int32.
+    /// The element type of the quantized tensor: .uint8, .int8, .int4 (weights of 4 bits or fewer) or .int32.
     public var dtype: DType
-    /// Significant bits (2…8 inside an 8-bit container; 32 for biases).
+    /// Significant bits (2…8 inside an 8-bit container, or 2…4 in a 4-bit one; 32 for biases).
     public var bits: Int
     public var qmin: Int32
     public var qmax: Int32
@@ -41,12 +41,18 @@ public struct QuantParams: Sendable, Equatable {
         return QuantParams(scales: [scale], zeroPoints: [zp], axis: nil, dtype: .uint8, bits: bits, qmin: 0, qmax: qmax)
     }
 
-    /// Symmetric int8 weight parameters, per channel along `axis` (maxima per channel) or per tensor.
-    public static func weight(absMax: [Float], axis: Int?, bits: Int) -> QuantParams {
+    /// Symmetric weight parameters, per channel along `axis` (maxima per channel) or per tensor.
+    public static func weight(absMax: [Float], axis: Int?, bits: Int, packed: Bool = false) -> QuantParams {
+        let qmax = Float((1 << (bits - 1)) - 1)
+        return weight(steps: absMax.map { $0 > 0 && $0.isFinite ? $0 / qmax : 1 }, axis: axis, bits: bits, packed: packed)
+    }
+
+    /// Symmetric weight parameters with the given steps (one per channel along `axis`, or one); INT4 tensors
+    /// when `packed` and the bits fit, else INT8.
+    public static func weight(steps: [Float], axis: Int?, bits: Int, packed: Bool = false) -> QuantParams {
         let qmax = Int32((1 << (bits - 1)) - 1)
-        let scales = absMax.map { $0 > 0 && $0.isFinite ? $0 / Float(qmax) : 1 }
-        return QuantParams(scales: scales, zeroPoints: Array(repeating: 0, count: scales.count), axis: axis, dtype: .int8, bits: bits,
-                           qmin: -qmax, qmax: qmax)
+        return QuantParams(scales: steps, zeroPoints: Array(repeating: 0, count: steps.count), axis: axis, dtype: packed && bits <= 4 ? .int4 : .int8,
+                           bits: bits, qmin: -qmax, qmax: qmax)
     }
 
     /// q = clamp(round_half_even(x / scale) + zeroPoint) with the scale and zero point of `channel`.

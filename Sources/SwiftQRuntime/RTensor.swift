@@ -69,8 +69,8 @@ public struct RTensor: @unchecked Sendable {
         switch dtype {
         case .float: return (0..<n).map { Double(f[$0]) }
         case .double: return (0..<n).map { pointer(Double.self)[$0] }
-        case .int8: return (0..<n).map { Double(pointer(Int8.self)[$0]) }
-        case .uint8, .bool: return (0..<n).map { Double(pointer(UInt8.self)[$0]) }
+        case .int8, .int4: return (0..<n).map { Double(pointer(Int8.self)[$0]) }
+        case .uint8, .bool, .uint4: return (0..<n).map { Double(pointer(UInt8.self)[$0]) }
         case .int16: return (0..<n).map { Double(pointer(Int16.self)[$0]) }
         case .uint16: return (0..<n).map { Double(pointer(UInt16.self)[$0]) }
         case .int32: return (0..<n).map { Double(pointer(Int32.self)[$0]) }
@@ -105,6 +105,8 @@ public struct RTensor: @unchecked Sendable {
             case .double: t.pointer(Double.self)[i] = x
             case .int8: t.pointer(Int8.self)[i] = Int8(truncatingIfNeeded: int(x))
             case .uint8: t.pointer(UInt8.self)[i] = UInt8(truncatingIfNeeded: int(x))
+            case .int4: t.pointer(Int8.self)[i] = Int8(truncatingIfNeeded: (int(x) << 60) >> 60)
+            case .uint4: t.pointer(UInt8.self)[i] = UInt8(truncatingIfNeeded: int(x) & 0xF)
             case .bool: t.pointer(UInt8.self)[i] = x != 0 ? 1 : 0
             case .int16: t.pointer(Int16.self)[i] = Int16(truncatingIfNeeded: int(x))
             case .uint16: t.pointer(UInt16.self)[i] = UInt16(truncatingIfNeeded: int(x))

@@ -10,6 +10,7 @@ import SwiftQQuantize
 import SwiftQRuntime
 
 extension CalibrationMethod: ExpressibleByArgument {}
+extension WeightRounding: ExpressibleByArgument {}
 
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -65,6 +66,9 @@ struct Quantize: ParsableCommand {
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Weight bits, 2-8 (narrower ranges inside int8).", valueName: "n"))
     var weightBits: Int = 8
+
+    @Option(help: ArgumentHelp("How weights are rounded: gptq (second-order: each rounding error is pushed onto the weights not yet rounded, through the layer's input Hessian from the calibration images) or nearest. Default: gptq below 8 weight bits, nearest at 8.", valueName: "how"))
+    var weightRounding: WeightRounding?
 
     @Option(parsing: .unconditional, help: ArgumentHelp("Activation bits, 2-8 (narrower ranges inside uint8/int8).", valueName: "n"))
     var activationBits: Int = 8
@@ -149,6 +153,16 @@ struct Quantize: ParsableCommand {
             say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(job.rewrites.count) rewrites → \(job.model.graph.nodes.count) nodes, opset \(job.model.opset)")
             if arrays.isEmpty { say("preprocess  \(source): \(prep.summary)") }
 
+            var options = QuantizeOptions()
+            options.method = method; options.percentile = percentile; options.perChannel = !perTensor
+            options.symmetricActivations = symmetricActivations; options.weightBits = weightBits; options.activationBits = activationBits
+            options.exclude = Set(exclude)
+            options.biasCorrection = !noBiasCorrection
+            options.weightRounding = weightRounding ?? (weightBits < 8 && calibTable == nil ? .gptq : .nearest)
+            if options.weightRounding == .gptq && calibTable != nil {
+                throw PipelineError("--weight-rounding gptq needs the calibration images (--calib): a calibration table holds no input Hessians")
+            }
+            let hessians = QuantizationJob.hessianCollector(job, options: options, threads: threads)
             var table: CalibrationTable
             if let calibTable {
                 table = try CalibrationTable.read(path: calibTable)
@@ -157,23 +171,18 @@ struct Quantize: ParsableCommand {
                 say("calibration \(calib!): \(arrays.count) array files")
                 let progress = Progress("calibrate", total: arrays.count)
                 defer { progress.clear() }
-                table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, arrays: arrays, threads: threads, maxElements: limit, events: progress.events(quiet: quiet))
+                table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, arrays: arrays, threads: threads, maxElements: limit, hessians: hessians, events: progress.events(quiet: quiet))
             } else {
                 let (dataset, items) = try calibrationImages(root: calib!, list: calibList, limit: calibLimit, seed: seed)
                 say("calibration \(calib!): \(items.count) of \(dataset.items.count) images")
                 let progress = Progress("calibrate", total: items.count)
                 defer { progress.clear() }
                 table = try SwiftQPipeline.calibrate(interpreter, plan: plan, modelPath: model, dataset: dataset, items: items, preprocessing: prep,
-                                                     limits: preprocessing.limits, inputShape: shapes.values.first!, threads: threads, events: progress.events(quiet: quiet))
+                                                     limits: preprocessing.limits, inputShape: shapes.values.first!, threads: threads, hessians: hessians, events: progress.events(quiet: quiet))
                 table.preprocessing = prep.metadataValue
             }
             lap("calibrate")
-            var options = QuantizeOptions()
-            options.method = method; options.percentile = percentile; options.perChannel = !perTensor
-            options.symmetricActivations = symmetricActivations; options.weightBits = weightBits; options.activationBits = activationBits
-            options.exclude = Set(exclude)
-            options.biasCorrection = !noBiasCorrection
-            let q = try QuantizationJob.quantize(job, table: table, options: options)
+            let q = try QuantizationJob.quantize(job, table: table, hessians: hessians?.hessians ?? [:], options: options, threads: threads)
             q.warnings.forEach(printWarning)
             lap("quantize")
 

@@ -30,6 +30,9 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                int PT, int PL, int OH, int OW, int oh0, int oh1, float *col);
 
+/// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
+void sq_gram(const float *x, int k, int n, float *h);
+
 /// Depthwise 2-D convolution of channels [c0, c1) of one image: y[c] = w[c] * x[c] (+ bias[c]), clamped.
 void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, int SH, int SW, int DH, int DW,
                   int PT, int PL, float *y, int OH, int OW, const float *bias, float lo, float hi, int c0, int c1);

@@ -43,7 +43,7 @@ struct QuantizeLinearOp: Operator {
             }
             return [RTensor.from(doubles: q, dtype: to, shape: x.shape)]
         }
-        guard [.uint8, .int8, .int32, .uint16, .int16].contains(x.dtype) else { throw fail.unsupported("dequantizing \(x.dtype)") }
+        guard [.uint8, .int8, .int32, .uint16, .int16, .uint4, .int4].contains(x.dtype) else { throw fail.unsupported("dequantizing \(x.dtype)") }
         let qs = x.doubles()
         let y = RTensor(dtype: .float, shape: x.shape)
         for i in qs.indices {

@@ -1,0 +1,356 @@
+import CKernels
+import Foundation
+import SwiftQCore
+import SwiftQKernels
+import SwiftQRuntime
+
+/// How weights are rounded onto their grid.
+public enum WeightRounding: String, Sendable, CaseIterable, Codable {
+    /// Each weight to the nearest grid point (with the per-channel absolute maximum as the range).
+    case nearest
+    /// GPTQ (Frantar et al. 2023): columns in order of decreasing input energy, each rounded to the grid and its
+    /// error pushed onto the columns not yet rounded through the inverse input Hessian; grid ranges chosen to
+    /// minimize the Hessian-diagonal-weighted rounding error first.
+    case gptq
+}
+
+/// GPTQ's parameters.
+public struct GPTQOptions: Sendable, Equatable {
+    /// Added to the Hessian's diagonal, as a fraction of its mean diagonal (GPTQ's percdamp).
+    public var dampening = 0.01
+    /// Quantize columns in order of decreasing diag(H) (GPTQ's act_order) instead of their stored order.
+    public var activationOrder = true
+    /// Per output channel, try ranges from the absolute maximum down to this fraction of it and keep the one
+    /// with the least diag(H)-weighted rounding error (1 turns the search off).
+    public var smallestRange: Float = 0.5
+    public init() {}
+}
+
+/// The input second moments of one weighted layer, Σ x xᵀ over every input row it saw (im2col rows for Conv, one
+/// matrix per group; input rows for Gemm), accumulated in Double.
+public struct LayerHessian: Sendable {
+    /// Columns of the layer's weight matrix per group (C/group · kh · kw for Conv, K for Gemm).
+    public let columns: Int
+    public let groups: Int
+    /// Group after group, each columns × columns row-major.
+    public var sums: [Double]
+    /// Input rows accumulated (per group).
+    public var rows: Double
+
+    /// Group `g`'s matrix.
+    public func matrix(_ g: Int) -> [Double] { Array(sums[(g * columns * columns)..<((g + 1) * columns * columns)]) }
+}
+
+/// Streams the inputs of weighted layers into their `LayerHessian`s during a calibration pass: memory is one
+/// K×K matrix per layer and group, never the activations.
+public final class HessianCollector: @unchecked Sendable {
+    /// One layer's running sums.
+    final class Accumulator {
+        let columns: Int, groups: Int
+        let sums: UnsafeMutablePointer<Double>
+        var rows = 0.0
+        init(columns: Int, groups: Int) {
+            self.columns = columns
+            self.groups = groups
+            sums = .allocate(capacity: columns * columns * groups)
+            sums.initialize(repeating: 0, count: columns * columns * groups)
+        }
+        deinit { sums.deallocate() }
+    }
+
+    var accumulators: [Int: Accumulator] = [:]
+    let graph: Graph
+    let opset: Int64
+    let inits: [String: Tensor]
+    /// Input tensor → the weighted nodes reading it.
+    let readers: [String: [Int]]
+    let threads: Int
+    /// Per thread: im2col columns, their transpose, the product, and the GEMM's packing space.
+    let scratch: [(cols: Scratch, colsT: Scratch, product: Scratch, pack: Scratch)]
+
+    /// Collects for `nodes` (indices into `graph`; those that are not Conv or Gemm with a constant weight are
+    /// ignored).
+    public init(graph: Graph, opset: Int64, nodes: [Int], threads: Int) {
+        self.graph = graph
+        self.opset = opset
+        self.threads = max(1, threads)
+        inits = graph.initializerTable
+        var r: [String: [Int]] = [:]
+        for i in nodes where HessianCollector.supports(graph.nodes[i], inits) { r[graph.nodes[i].inputs[0], default: []].append(i) }
+        readers = r
+        scratch = (0..<max(1, threads)).map { _ in (Scratch(), Scratch(), Scratch(), Scratch()) }
+    }
+
+    /// The sums so far, by node index.
+    public var hessians: [Int: LayerHessian] {
+        accumulators.mapValues { a in
+            LayerHessian(columns: a.columns, groups: a.groups, sums: Array(UnsafeBufferPointer(start: a.sums, count: a.columns * a.columns * a.groups)),
+                         rows: a.rows)
+        }
+    }
+
+    /// Conv (1-D or 2-D) and Gemm without transA whose weight is an initializer.
+    static func supports(_ n: Node, _ inits: [String: Tensor]) -> Bool {
+        guard n.inputs.count >= 2, let w = inits[n.inputs[1]] else { return false }
+        switch n.opType {
+        case "Conv": return w.shape.count == 3 || w.shape.count == 4
+        case "Gemm": return (n.int("transA") ?? 0) == 0 && w.shape.count == 2
+        default: return false
+        }
+    }
+
+    /// For `Interpreter.run(_:observe:)`.
+    public func observe(_ name: String, _ t: RTensor) {
+        guard let nodes = readers[name], t.dtype == .float else { return }
+        for i in nodes { accumulate(i, t) }
+    }
+
+    func accumulator(_ i: Int, columns: Int, groups: Int) -> Accumulator? {
+        if accumulators[i] == nil { accumulators[i] = Accumulator(columns: columns, groups: groups) }
+        let a = accumulators[i]!
+        return a.columns == columns && a.groups == groups ? a : nil
+    }
+
+    func accumulate(_ i: Int, _ t: RTensor) {
+        let n = graph.nodes[i]
+        let w = inits[n.inputs[1]]!
+        let x = UnsafePointer(t.f)
+        if n.opType == "Gemm" {
+            guard t.rank == 2 else { return }
+            let k = t.shape[1], rows = t.shape[0]
+            guard k == ((n.int("transB") ?? 0) != 0 ? w.shape[1] : w.shape[0]), let acc = accumulator(i, columns: k, groups: 1) else { return }
+            add(acc, group: 0, rows: rows, slot: 0, threads: threads) { cols in
+                // K × rows: the transpose of x.
+                for r in 0..<rows { for c in 0..<k { cols[c * rows + r] = x[r * k + c] } }
+            }
+            acc.rows += Double(rows)
+            return
+        }
+        let setup = OperatorSetup(node: n, opset: opset, constants: [])
+        guard let g = try? convGeometry(x: t.shape, w: w.shape, setup: setup, group: Int(n.int("group") ?? 1), fail: NodeFailure(setup)) else { return }
+        let cpg = g.channels / g.group, k = cpg * g.kernelH * g.kernelW, hw = g.height * g.width, ohw = g.outHeight * g.outWidth
+        guard let acc = accumulator(i, columns: k, groups: g.group) else { return }
+        for b in 0..<g.batch {
+            func one(_ grp: Int, slot: Int, threads: Int) {
+                let xg = x + (b * g.channels + grp * cpg) * hw
+                add(acc, group: grp, rows: ohw, slot: slot, threads: threads) { col in
+                    sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
+                              Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth),
+                              0, Int32(g.outHeight), col)
+                }
+            }
+            if g.group >= threads && k <= HessianCollector.smallColumns {
+                // Many small groups (depthwise): the groups are split between threads.
+                let per = (g.group + threads - 1) / threads
+                parallelFor(threads, threads: threads) { p in
+                    for grp in (p * per)..<min(g.group, (p + 1) * per) { one(grp, slot: p, threads: 1) }
+                }
+            } else {
+                for grp in 0..<g.group { one(grp, slot: 0, threads: threads) }
+            }
+            acc.rows += Double(ohw)
+        }
+    }
+
+    /// Below this many columns the Gram matrix is summed directly (sq_gram), above by GEMM.
+    static let smallColumns = 32
+
+    /// Adds cols·colsᵀ of the K × rows matrix `fill` writes to group `group` of `acc`, with scratch `slot`.
+    func add(_ acc: Accumulator, group: Int, rows: Int, slot: Int, threads: Int, fill: (UnsafeMutablePointer<Float>) -> Void) {
+        let k = acc.columns, s = scratch[slot]
+        let cols = s.cols.floats(k * rows)
+        fill(cols)
+        let h = s.product.floats(k * k)
+        if k <= HessianCollector.smallColumns {
+            sq_gram(cols, Int32(k), Int32(rows), h)
+        } else {
+            let colsT = s.colsT.floats(k * rows)
+            for a in 0..<k { for r in 0..<rows { colsT[r * k + a] = cols[a * rows + r] } }
+            Fast.matmul(m: k, n: k, k: rows, a: cols, lda: rows, b: colsT, ldb: k, c: h, ldc: k, scratch: s.pack, threads: threads)
+        }
+        let dst = acc.sums + group * k * k
+        for j in 0..<(k * k) { dst[j] += Double(h[j]) }
+    }
+}
+
+/// The outcome of rounding one weight matrix.
+public struct RoundedWeight: Sendable {
+    /// Per output channel.
+    public var scales: [Float]
+    /// Integer weights in the weight tensor's own layout.
+    public var values: [Int32]
+    public var bits: Int
+    public var error: RoundingError
+}
+
+/// Σ over output channels of Δwᵀ H Δw (Δw = dequantized − float weights): the layer's squared output error summed
+/// over the calibration inputs, for nearest rounding with absolute-maximum ranges and for the rounding chosen; and
+/// Σ wᵀ H w, the output's energy.
+public struct RoundingError: Sendable, Equatable {
+    public var nearest: Double
+    public var rounded: Double
+    public var energy: Double
+
+    /// The output SQNR in dB of nearest rounding and of the rounding chosen, on the calibration inputs.
+    public var sqnrNearest: Double { 10 * log10(energy / Swift.max(nearest, .leastNormalMagnitude)) }
+    public var sqnrRounded: Double { 10 * log10(energy / Swift.max(rounded, .leastNormalMagnitude)) }
+
+    static func + (a: RoundingError, b: RoundingError) -> RoundingError {
+        RoundingError(nearest: a.nearest + b.nearest, rounded: a.rounded + b.rounded, energy: a.energy + b.energy)
+    }
+}
+
+public enum GPTQ {
+    /// Rounds `w` (rows × columns row-major; each row one output channel, columns in the order of `h`) onto the
+    /// symmetric grid of ±`qmax` per row (one grid for all rows, tensorMax / qmax, when `tensorMax` is given) with GPTQ. `h` is the columns × columns input second-moment matrix.
+    /// Rows are independent given H, so they are split between `threads`.
+    public static func round(_ w: [Float], rows: Int, columns k: Int, hessian h: [Double], qmax: Int32, tensorMax: Float? = nil,
+                             options: GPTQOptions = GPTQOptions(), threads: Int = 1) -> (scales: [Float], q: [Int32], error: RoundingError) {
+        precondition(w.count == rows * k && h.count == k * k)
+        var hd = h
+        // Columns that never saw input: their weights cannot matter on these inputs; a unit diagonal keeps H invertible.
+        for c in 0..<k where hd[c * k + c] <= 0 { hd[c * k + c] = 1 }
+        let meanDiag = (0..<k).reduce(0.0) { $0 + hd[$1 * k + $1] } / Double(k)
+        let damp = options.dampening * meanDiag
+        for c in 0..<k { hd[c * k + c] += damp }
+        let order = options.activationOrder ? (0..<k).sorted { hd[$0 * k + $0] > hd[$1 * k + $1] } : Array(0..<k)
+        var hp = [Double](repeating: 0, count: k * k)
+        for a in 0..<k { for b in 0..<k { hp[a * k + b] = hd[order[a] * k + order[b]] } }
+        let u = inverseCholeskyUpper(hp, k) ?? {
+            // Not positive definite even dampened (numerically singular): more dampening until it is.
+            var extra = hp
+            var d = damp + meanDiag
+            while true {
+                for c in 0..<k { extra[c * k + c] = hp[c * k + c] + d }
+                if let u = inverseCholeskyUpper(extra, k) { return u }
+                d *= 10
+            }
+        }()
+        let diag = (0..<k).map { h[$0 * k + $0] }
+        let uf = u.map(Float.init)
+        let qm = Float(qmax)
+        var scales = [Float](repeating: 1, count: rows)
+        var q = [Int32](repeating: 0, count: rows * k)
+        // Δw of nearest rounding and of the result, for the error report.
+        var dNearest = [Float](repeating: 0, count: rows * k), dRounded = dNearest
+        scales.withUnsafeMutableBufferPointer { scales in
+        q.withUnsafeMutableBufferPointer { q in
+        dNearest.withUnsafeMutableBufferPointer { dNearest in
+        dRounded.withUnsafeMutableBufferPointer { dRounded in
+            parallelRanges(rows, minimum: 8, threads: threads) { range in
+                var wr = [Float](repeating: 0, count: k)
+                for r in range {
+                    let row = w[(r * k)..<(r * k + k)]
+                    let absMax = tensorMax ?? row.reduce(Float(0)) { Swift.max($0, abs($1)) }
+                    let base = absMax > 0 && absMax.isFinite ? absMax / qm : 1
+                    let s = tensorMax != nil ? base : bestScale(Array(row), diag: diag, base: base, qmax: qm, smallest: options.smallestRange)
+                    scales[r] = s
+                    for c in 0..<k { wr[c] = row[r * k + order[c]] }
+                    wr.withUnsafeMutableBufferPointer { wr in
+                        for c in 0..<k {
+                            let v = (wr[c] / s).rounded(.toNearestOrEven)
+                            let qc = Swift.min(Swift.max(v.isNaN ? 0 : v, -qm), qm)
+                            q[r * k + order[c]] = Int32(qc)
+                            let e = (wr[c] - qc * s) / uf[c * k + c]
+                            uf.withUnsafeBufferPointer { uf in
+                                let urow = uf.baseAddress! + c * k
+                                for j in (c + 1)..<k { wr[j] -= e * urow[j] }
+                            }
+                        }
+                    }
+                    for c in 0..<k {
+                        let v = row[r * k + c]
+                        dNearest[r * k + c] = Swift.min(Swift.max((v / base).rounded(.toNearestOrEven), -qm), qm) * base - v
+                        dRounded[r * k + c] = Float(q[r * k + c]) * s - v
+                    }
+                }
+            }
+        } } } }
+        let hf = h.map(Float.init)
+        let error = RoundingError(nearest: quadratic(dNearest, hf, rows: rows, k: k, threads: threads),
+                                  rounded: quadratic(dRounded, hf, rows: rows, k: k, threads: threads),
+                                  energy: quadratic(w, hf, rows: rows, k: k, threads: threads))
+        return (scales, q, error)
+    }
+
+    /// Σ over rows v of vᵀ H v for the rows × k matrix `v`.
+    static func quadratic(_ v: [Float], _ h: [Float], rows: Int, k: Int, threads: Int) -> Double {
+        var vh = [Float](repeating: 0, count: rows * k)
+        Fast.matmul(m: rows, n: k, k: k, a: v, lda: k, b: h, ldb: k, c: &vh, ldc: k, scratch: Scratch(), threads: threads)
+        var s = 0.0
+        for j in 0..<(rows * k) { s += Double(v[j]) * Double(vh[j]) }
+        return s
+    }
+
+    /// The step among base · {1, 0.98, …, smallest} whose nearest rounding has the least Σ diag(H)·Δw².
+    static func bestScale(_ row: [Float], diag: [Double], base: Float, qmax: Float, smallest: Float) -> Float {
+        guard smallest < 1 else { return base }
+        var best = base, bestErr = Double.infinity
+        var f: Float = 1
+        while f >= smallest - 1e-6 {
+            let s = base * f
+            var e = 0.0
+            for (c, v) in row.enumerated() {
+                let qv = Swift.min(Swift.max((v / s).rounded(.toNearestOrEven), -qmax), qmax)
+                let d = Double(qv * s - v)
+                e += diag[c] * d * d
+            }
+            if e < bestErr { bestErr = e; best = s }
+            f -= 0.02
+        }
+        return best
+    }
+
+    /// U upper triangular with H⁻¹ = Uᵀ U (the Cholesky factor of the inverse GPTQ reads its updates from), or nil
+    /// when H is not positive definite.
+    static func inverseCholeskyUpper(_ h: [Double], _ k: Int) -> [Double]? {
+        guard let l = cholesky(h, k) else { return nil }
+        // M = L⁻¹ (lower), row by row: M[i][j] = −Σ_{j≤p<i} L[i][p] M[p][j] / L[i][i] (rows of M read contiguously).
+        var m = [Double](repeating: 0, count: k * k)
+        var acc = [Double](repeating: 0, count: k)
+        for i in 0..<k {
+            for j in 0..<i { acc[j] = 0 }
+            for p in 0..<i {
+                let lip = l[i * k + p]
+                if lip == 0 { continue }
+                for j in 0...p { acc[j] += lip * m[p * k + j] }
+            }
+            let d = 1 / l[i * k + i]
+            for j in 0..<i { m[i * k + j] = -acc[j] * d }
+            m[i * k + i] = d
+        }
+        // H⁻¹ = Mᵀ M (lower half by rank-one updates of contiguous rows, then mirrored).
+        var inv = [Double](repeating: 0, count: k * k)
+        for p in 0..<k {
+            for i in 0...p {
+                let mpi = m[p * k + i]
+                if mpi == 0 { continue }
+                for j in 0...i { inv[i * k + j] += mpi * m[p * k + j] }
+            }
+        }
+        for i in 0..<k { for j in 0..<i { inv[j * k + i] = inv[i * k + j] } }
+        // H⁻¹ = C Cᵀ with C lower; U = Cᵀ is upper with H⁻¹ = Uᵀ U.
+        guard let c = cholesky(inv, k) else { return nil }
+        var u = [Double](repeating: 0, count: k * k)
+        for i in 0..<k { for j in i..<k { u[i * k + j] = c[j * k + i] } }
+        return u
+    }
+
+    /// The lower Cholesky factor L of a symmetric positive definite k × k matrix (H = L Lᵀ), nil when it is not.
+    static func cholesky(_ h: [Double], _ k: Int) -> [Double]? {
+        var l = [Double](repeating: 0, count: k * k)
+        for i in 0..<k {
+            for j in 0...i {
+                var s = h[i * k + j]
+                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
+                if i == j {
+                    guard s > 0, s.isFinite else { return nil }
+                    l[i * k + i] = s.squareRoot()
+                } else {
+                    l[i * k + j] = s / l[j * k + j]
+                }
+            }
+        }
+        return l
+    }
+}
