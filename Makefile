@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench quant-table clean
+.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench quant-table weight-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -78,6 +78,12 @@ bench: build venv
 quant-table: build venv
 	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/quant_table.py $(BIN)
+
+## Sub-8-bit weights on ../shared: model x {nearest, GPTQ} x {W8, W6, W4, W3} top-1, W4 in ONNX Runtime and the agreement,
+## file sizes, GPTQ's time against plain calibration, and --max-drop 0.5 on W4 (scripts/weight_table.py; about 15 minutes).
+weight-table: build venv
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/weight_table.py $(BIN)
 
 ## The main job on the built-in example.
 demo: build

@@ -237,7 +237,8 @@ void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const flo
 
 // Gram matrix of k rows of length n (row stride n): h[a*k + c] = sum_r x[a][r] * x[c][r], the input second
 // moments GPTQ needs, for small k (depthwise windows) where a GEMM call per channel costs more than it saves.
-// Rows are read in blocks that stay in cache; each dot product keeps 16 partial sums (one vector).
+// Rows are read in blocks that stay in cache; row a is loaded once for four rows c, and each dot product keeps
+// 16 partial sums (one vector).
 CLONES
 void sq_gram(const float *x, int k, int n, float *h) {
     for (int i = 0; i < k * k; i++) h[i] = 0;
@@ -246,7 +247,22 @@ void sq_gram(const float *x, int k, int n, float *h) {
         int r1 = r0 + BLOCK < n ? r0 + BLOCK : n;
         for (int a = 0; a < k; a++) {
             const float *pa = x + (size_t)a * n;
-            for (int c = a; c < k; c++) {
+            int c = a;
+            for (; c + 4 <= k; c += 4) {
+                const float *p0 = x + (size_t)c * n, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
+                float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
+                int r = r0;
+                for (; r + 16 <= r1; r += 16)
+                    for (int l = 0; l < 16; l++) {
+                        float v = pa[r + l];
+                        a0[l] += v * p0[r + l]; a1[l] += v * p1[r + l]; a2[l] += v * p2[r + l]; a3[l] += v * p3[r + l];
+                    }
+                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+                for (int l = 0; l < 16; l++) { s0 += a0[l]; s1 += a1[l]; s2 += a2[l]; s3 += a3[l]; }
+                for (; r < r1; r++) { float v = pa[r]; s0 += v * p0[r]; s1 += v * p1[r]; s2 += v * p2[r]; s3 += v * p3[r]; }
+                h[a * k + c] += s0; h[a * k + c + 1] += s1; h[a * k + c + 2] += s2; h[a * k + c + 3] += s3;
+            }
+            for (; c < k; c++) {
                 const float *pc = x + (size_t)c * n;
                 float acc[16] = {0};
                 int r = r0;

@@ -14,16 +14,20 @@ public struct Dataset: Sendable {
     public var root: String
     public var items: [Item]
 
+    /// The labels file read from the image folder when no other is named.
+    public static let labelsFileName = "labels.txt"
     public static let imageExtensions: Set<String> = ["jpg", "jpeg", "png", "jpe"]
 
-    /// Builds the list. `labels` wins when given; otherwise class folders under `root` are labelled through
-    /// `classes` (one name per line, line number = index) or their sorted order; loose images get no label.
+    /// Builds the list. `labels` wins when given, then a `labels.txt` in `root` (the layout ImageNet validation
+    /// folders ship in); otherwise class folders under `root` are labelled through `classes` (one name per line,
+    /// line number = index) or their sorted order; loose images get no label.
     public init(root: String, labels: String? = nil, classes: String? = nil) throws {
         self.root = root
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: root, isDirectory: &isDir) else { throw ImageError(path: root, reason: "no such folder") }
         guard isDir.boolValue else { throw ImageError(path: root, reason: "is a file, not a folder of images") }
-        if let labels {
+        let beside = "\(root)/\(Self.labelsFileName)"
+        if let labels = labels ?? (classes == nil && FileManager.default.fileExists(atPath: beside) ? beside : nil) {
             let text = try Self.text(labels, what: "labels file")
             var items: [Item] = []
             for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {

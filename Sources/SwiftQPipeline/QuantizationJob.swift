@@ -16,6 +16,8 @@ public struct PreparedModel {
     public let rewrites: [String]
     public let interpreter: Interpreter
     public let plan: QuantizationPlan
+    /// Tensors shape inference found to hold integers (never quantized).
+    public let integerTensors: Set<String>
 }
 
 /// The quantize job as library stages, each with typed inputs and outputs: `prepare` (rewrites, plan), then one of
@@ -33,16 +35,18 @@ public enum QuantizationJob {
             throw PipelineError("\(path): \(e)")
         }
         let facts = ShapeInference.run(prepared, inputShapes: inputShapes).facts
-        let plan = QuantizationPlan(prepared.graph, exclude: exclude, floatTypes: { facts[$0]?.dtype?.isFloatingPoint ?? true })
+        let integerTensors = Set(facts.compactMap { name, f in f.dtype.map { $0.isFloatingPoint ? nil : name } ?? nil })
+        let plan = QuantizationPlan(prepared.graph, exclude: exclude, floatTypes: { !integerTensors.contains($0) })
         try plan.checkFiniteWeights(prepared.graph, original: original.graph, path: path)
-        return PreparedModel(original: original, model: prepared, rewrites: log, interpreter: interpreter, plan: plan)
+        return PreparedModel(original: original, model: prepared, rewrites: log, interpreter: interpreter, plan: plan, integerTensors: integerTensors)
     }
 
     /// What calibration must collect besides the table for `options`: the input Hessians of the weighted layers
     /// when weights are rounded by GPTQ (pass it to `calibrate`, then its `hessians` to `quantize`); nil otherwise.
     public static func hessianCollector(_ p: PreparedModel, options: QuantizeOptions, threads: Int) -> HessianCollector? {
         guard options.weightRounding == .gptq else { return nil }
-        return HessianCollector(graph: p.model.graph, opset: p.model.opset, nodes: p.plan.quantized.sorted(), threads: threads)
+        return HessianCollector(graph: p.model.graph, opset: p.model.opset, nodes: p.plan.quantized.sorted(), threads: threads,
+                                maxInputs: options.gptq.hessianImages)
     }
 
     /// The Q/DQ model and its integer tensors from the statistics of `table` (which must cover every tensor the
@@ -84,5 +88,57 @@ public enum QuantizationJob {
         for (i, why) in p.plan.float { whyFloat[why, default: []].append(g.nodes[i].opType) }
         let weighted = p.plan.quantized.filter { opQuantizers[g.nodes[$0].opType] == .weighted }.count
         return (byOp, whyFloat, weighted)
+    }
+}
+
+/// What calibrates a model: a table read back (`--calib-table`), array files, or images.
+public enum CalibrationData {
+    case table(CalibrationTable, path: String)
+    case arrays([String])
+    case images(Dataset, [Dataset.Item])
+}
+
+/// A prepared model with its calibration: what `QuantizationJob.quantize` (and `MixedPrecision`) need.
+public struct CalibratedModel {
+    public let job: PreparedModel
+    public var table: CalibrationTable
+    /// The input Hessians of the weighted layers (GPTQ), empty when the options do not round by GPTQ.
+    public let hessians: [Int: LayerHessian]
+    /// The data input shapes calibration used.
+    public let inputShapes: [String: [Int]]
+}
+
+extension QuantizationJob {
+    /// `prepare`, then calibration on `data` (collecting the Hessians GPTQ needs when `options` asks for it):
+    /// one call from a float model to everything `quantize` takes. `prepared` hears of the rewritten model
+    /// before calibration starts; `path` names the model in errors.
+    public static func calibrated(_ original: Model, path: String, data: CalibrationData, preprocessing: Preprocessing, limits: ImageLimits,
+                                  maxElements: Int, options: QuantizeOptions, threads: Int, events: ImageJobEvents = ImageJobEvents(),
+                                  prepared: (PreparedModel) -> Void = { _ in }) throws -> CalibratedModel {
+        let shapes: [String: [Int]]
+        if case .arrays(let files) = data {
+            shapes = try arrayInputShapes(original, first: files[0], path: path, maxElements: maxElements)
+        } else {
+            shapes = [original.graph.dataInputs.first?.name ?? "": try ImageInput.shape(of: original, path: path, preprocessing: preprocessing, maxElements: maxElements)]
+        }
+        let job = try prepare(original, path: path, inputShapes: shapes, exclude: options.exclude, threads: threads)
+        prepared(job)
+        let hessians = hessianCollector(job, options: options, threads: threads)
+        var table: CalibrationTable
+        switch data {
+        case .table(let t, let tablePath):
+            if options.weightRounding == .gptq {
+                throw PipelineError("\(tablePath): GPTQ needs the calibration images (--calib); a calibration table holds no input Hessians (or give --weight-rounding nearest)")
+            }
+            table = t
+        case .arrays(let files):
+            table = try calibrate(job.interpreter, plan: job.plan, modelPath: path, arrays: files, threads: threads, maxElements: maxElements,
+                                  hessians: hessians, events: events)
+        case .images(let dataset, let items):
+            table = try calibrate(job.interpreter, plan: job.plan, modelPath: path, dataset: dataset, items: items, preprocessing: preprocessing,
+                                  limits: limits, inputShape: shapes.values.first!, threads: threads, hessians: hessians, events: events)
+            table.preprocessing = preprocessing.metadataValue
+        }
+        return CalibratedModel(job: job, table: table, hessians: hessians?.hessians ?? [:], inputShapes: shapes)
     }
 }

@@ -20,6 +20,10 @@ public struct GPTQOptions: Sendable, Equatable {
     public var dampening = 0.01
     /// Quantize columns in order of decreasing diag(H) (GPTQ's act_order) instead of their stored order.
     public var activationOrder = true
+    /// Inputs (images) whose rows enter each layer's Hessian: the first this many of the calibration pass. 128 kept
+    /// W4 top-1 within noise of 500 on the shared models (MobileNetV2 76.23 vs 76.08, EfficientNet-Lite0 80.54 vs
+    /// 80.92, SqueezeNet 66.62 vs 66.69) at a quarter of the cost: a Hessian costs about 3x the forward pass.
+    public var hessianImages = 128
     /// Per output channel, try ranges from the absolute maximum down to this fraction of it and keep the one
     /// with the least diag(H)-weighted rounding error (1 turns the search off).
     public var smallestRange: Float = 0.5
@@ -49,6 +53,7 @@ public final class HessianCollector: @unchecked Sendable {
         let columns: Int, groups: Int
         let sums: UnsafeMutablePointer<Double>
         var rows = 0.0
+        var inputs = 0
         init(columns: Int, groups: Int) {
             self.columns = columns
             self.groups = groups
@@ -65,12 +70,14 @@ public final class HessianCollector: @unchecked Sendable {
     /// Input tensor → the weighted nodes reading it.
     let readers: [String: [Int]]
     let threads: Int
+    let maxInputs: Int
     /// Per thread: im2col columns, their transpose, the product, and the GEMM's packing space.
     let scratch: [(cols: Scratch, colsT: Scratch, product: Scratch, pack: Scratch)]
 
     /// Collects for `nodes` (indices into `graph`; those that are not Conv or Gemm with a constant weight are
-    /// ignored).
-    public init(graph: Graph, opset: Int64, nodes: [Int], threads: Int) {
+    /// ignored), from the first `maxInputs` inputs each sees.
+    public init(graph: Graph, opset: Int64, nodes: [Int], threads: Int, maxInputs: Int = .max) {
+        self.maxInputs = maxInputs
         self.graph = graph
         self.opset = opset
         self.threads = max(1, threads)
@@ -84,8 +91,10 @@ public final class HessianCollector: @unchecked Sendable {
     /// The sums so far, by node index.
     public var hessians: [Int: LayerHessian] {
         accumulators.mapValues { a in
-            LayerHessian(columns: a.columns, groups: a.groups, sums: Array(UnsafeBufferPointer(start: a.sums, count: a.columns * a.columns * a.groups)),
-                         rows: a.rows)
+            var sums = Array(UnsafeBufferPointer(start: a.sums, count: a.columns * a.columns * a.groups))
+            let k = a.columns
+            for g in 0..<a.groups { for r in 0..<k { for c in (r + 1)..<max(r + 1, k) { sums[g * k * k + r * k + c] = sums[g * k * k + c * k + r] } } }
+            return LayerHessian(columns: k, groups: a.groups, sums: sums, rows: a.rows)
         }
     }
 
@@ -102,7 +111,10 @@ public final class HessianCollector: @unchecked Sendable {
     /// For `Interpreter.run(_:observe:)`.
     public func observe(_ name: String, _ t: RTensor) {
         guard let nodes = readers[name], t.dtype == .float else { return }
-        for i in nodes { accumulate(i, t) }
+        for i in nodes where (accumulators[i]?.inputs ?? 0) < maxInputs {
+            accumulate(i, t)
+            accumulators[i]?.inputs += 1
+        }
     }
 
     func accumulator(_ i: Int, columns: Int, groups: Int) -> Accumulator? {
@@ -165,11 +177,22 @@ public final class HessianCollector: @unchecked Sendable {
             sq_gram(cols, Int32(k), Int32(rows), h)
         } else {
             let colsT = s.colsT.floats(k * rows)
-            for a in 0..<k { for r in 0..<rows { colsT[r * k + a] = cols[a * rows + r] } }
-            Fast.matmul(m: k, n: k, k: rows, a: cols, lda: rows, b: colsT, ldb: k, c: h, ldc: k, scratch: s.pack, threads: threads)
+            // Transposed in 32 x 32 tiles (a column-by-column copy strides through memory K floats at a time).
+            for a0 in stride(from: 0, to: k, by: 32) {
+                for r0 in stride(from: 0, to: rows, by: 32) {
+                    for a in a0..<min(k, a0 + 32) { for r in r0..<min(rows, r0 + 32) { colsT[r * k + a] = cols[a * rows + r] } }
+                }
+            }
+            // The lower triangle by bands of 64 rows (each band against the columns up to its end), then mirrored:
+            // about half the products of the full matrix.
+            for a in stride(from: 0, to: k, by: 64) {
+                let m = min(64, k - a)
+                Fast.matmul(m: m, n: a + m, k: rows, a: cols + a * rows, lda: rows, b: colsT, ldb: k, c: h + a * k, ldc: k, scratch: s.pack, threads: threads)
+            }
         }
+        // The lower triangle only (both paths fill it); `hessians` mirrors it.
         let dst = acc.sums + group * k * k
-        for j in 0..<(k * k) { dst[j] += Double(h[j]) }
+        for a in 0..<k { for c in 0...a { dst[a * k + c] += Double(h[a * k + c]) } }
     }
 }
 
@@ -302,34 +325,11 @@ public enum GPTQ {
     }
 
     /// U upper triangular with H⁻¹ = Uᵀ U (the Cholesky factor of the inverse GPTQ reads its updates from), or nil
-    /// when H is not positive definite.
+    /// when H is not positive definite: H = L Lᵀ, H⁻¹ = L⁻ᵀ L⁻¹ = C Cᵀ with C lower, U = Cᵀ (C kernels, linalg.c).
     static func inverseCholeskyUpper(_ h: [Double], _ k: Int) -> [Double]? {
         guard let l = cholesky(h, k) else { return nil }
-        // M = L⁻¹ (lower), row by row: M[i][j] = −Σ_{j≤p<i} L[i][p] M[p][j] / L[i][i] (rows of M read contiguously).
-        var m = [Double](repeating: 0, count: k * k)
-        var acc = [Double](repeating: 0, count: k)
-        for i in 0..<k {
-            for j in 0..<i { acc[j] = 0 }
-            for p in 0..<i {
-                let lip = l[i * k + p]
-                if lip == 0 { continue }
-                for j in 0...p { acc[j] += lip * m[p * k + j] }
-            }
-            let d = 1 / l[i * k + i]
-            for j in 0..<i { m[i * k + j] = -acc[j] * d }
-            m[i * k + i] = d
-        }
-        // H⁻¹ = Mᵀ M (lower half by rank-one updates of contiguous rows, then mirrored).
-        var inv = [Double](repeating: 0, count: k * k)
-        for p in 0..<k {
-            for i in 0...p {
-                let mpi = m[p * k + i]
-                if mpi == 0 { continue }
-                for j in 0...i { inv[i * k + j] += mpi * m[p * k + j] }
-            }
-        }
-        for i in 0..<k { for j in 0..<i { inv[j * k + i] = inv[i * k + j] } }
-        // H⁻¹ = C Cᵀ with C lower; U = Cᵀ is upper with H⁻¹ = Uᵀ U.
+        var m = [Double](repeating: 0, count: k * k), inv = m
+        sq_cholesky_inverse(l, Int32(k), &m, &inv)
         guard let c = cholesky(inv, k) else { return nil }
         var u = [Double](repeating: 0, count: k * k)
         for i in 0..<k { for j in i..<k { u[i * k + j] = c[j * k + i] } }
@@ -339,18 +339,6 @@ public enum GPTQ {
     /// The lower Cholesky factor L of a symmetric positive definite k × k matrix (H = L Lᵀ), nil when it is not.
     static func cholesky(_ h: [Double], _ k: Int) -> [Double]? {
         var l = [Double](repeating: 0, count: k * k)
-        for i in 0..<k {
-            for j in 0...i {
-                var s = h[i * k + j]
-                for p in 0..<j { s -= l[i * k + p] * l[j * k + p] }
-                if i == j {
-                    guard s > 0, s.isFinite else { return nil }
-                    l[i * k + i] = s.squareRoot()
-                } else {
-                    l[i * k + j] = s / l[j * k + j]
-                }
-            }
-        }
-        return l
+        return sq_cholesky(h, Int32(k), &l) != 0 ? l : nil
     }
 }

@@ -112,3 +112,11 @@ func reserve(_ path: String?, role: String, in outputs: OutputFiles) throws {
     guard let path, path != "-" else { return }
     try outputs.reserve(path, role: role)
 }
+
+/// An Encodable value as the JSONSerialization objects `writeJSON` takes (snake_case keys).
+func jsonObject<T: Encodable>(_ value: T) throws -> Any {
+    let e = JSONEncoder()
+    e.keyEncodingStrategy = .convertToSnakeCase
+    e.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
+    return try JSONSerialization.jsonObject(with: e.encode(value), options: [.fragmentsAllowed])
+}

@@ -10,7 +10,7 @@ struct SwiftQ: ParsableCommand {
             64 the command line itself is wrong.
             """,
         version: swiftqVersion,
-        subcommands: [Quantize.self, Eval.self, Inspect.self, Bench.self, Convert.self]
+        subcommands: [Quantize.self, Eval.self, Sensitivity.self, Inspect.self, Bench.self, Convert.self]
     )
 }
 

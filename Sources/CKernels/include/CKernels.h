@@ -30,6 +30,11 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                int PT, int PL, int OH, int OW, int oh0, int oh1, float *col);
 
+/// Lower Cholesky factor l of the symmetric positive definite n x n matrix a (row-major); 0 when a is not.
+int sq_cholesky(const double *a, int n, double *l);
+/// inv = (L Lᵀ)⁻¹ from the lower Cholesky factor l; m is n x n scratch (it receives L⁻¹).
+void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
+
 /// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
 void sq_gram(const float *x, int k, int n, float *h);
 

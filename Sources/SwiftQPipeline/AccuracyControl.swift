@@ -1,0 +1,267 @@
+import Foundation
+import SwiftQCore
+import SwiftQImages
+import SwiftQInteger
+import SwiftQONNX
+import SwiftQQuantize
+import SwiftQRuntime
+
+/// Images held in memory for many evaluations of model variants: the preprocessed inputs, their labels, and the
+/// float model's output on each (the reference every variant is measured against).
+public struct EvaluationSet {
+    public let inputName: String
+    public var inputs: [RTensor] = []
+    public var labels: [Int?] = []
+    /// The float model's first output per image, flattened.
+    public var reference: [[Float]] = []
+    /// The float model's top-1 (percent of the labelled images), nil without labels.
+    public var floatTop1: Double?
+
+    /// Decodes `items` (skipping, with a warning, those that fail) and runs them through `float`.
+    public init(_ float: Interpreter, dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing, limits: ImageLimits,
+                inputShape: [Int], events: ImageJobEvents = ImageJobEvents()) throws {
+        inputName = float.inputNames[0]
+        let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
+        defer { stream.cancel() }
+        for (i, item) in items.enumerated() {
+            switch stream.take(i) {
+            case .failed(let why): events.warning("skipped \(why)")
+            case .tensor(let pixels, let shape):
+                let x = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
+                inputs.append(x)
+                labels.append(item.label)
+                reference.append(try float.run([inputName: x]).values.first!.floatArray())
+            }
+            events.progress(i + 1, "")
+        }
+        guard !inputs.isEmpty else { throw PipelineError("every evaluation image failed to load (\(items.count) of \(items.count))") }
+        floatTop1 = top1(reference)
+    }
+
+    /// Percent of the labelled images whose top class is their label; nil without labels.
+    func top1(_ outputs: [[Float]]) -> Double? {
+        var hits = 0, labelled = 0
+        for (o, l) in zip(outputs, labels) {
+            guard let l else { continue }
+            labelled += 1
+            if argmax(o) == l { hits += 1 }
+        }
+        return labelled > 0 ? 100 * Double(hits) / Double(labelled) : nil
+    }
+
+    func argmax(_ v: [Float]) -> Int { v.indices.max { v[$0] < v[$1] || (v[$0] == v[$1] && $0 > $1) } ?? -1 }
+}
+
+/// How a model variant compares with the float model on an `EvaluationSet`.
+public struct VariantScore: Sendable, Codable, Equatable {
+    /// Top-1 points below the float model's (nil without labels).
+    public var top1Drop: Double?
+    /// Percent of images whose top class is the float model's.
+    public var agreement: Double
+    /// Output SQNR against the float model, in dB, over all images.
+    public var sqnr: Double
+    /// What budgets are checked against: the top-1 drop, or without labels the disagreement with the float model.
+    public var drop: Double { top1Drop ?? 100 - agreement }
+}
+
+/// A weighted layer's precision in a mixed-precision plan: its weight bits, or float.
+public enum LayerPrecision: Sendable, Equatable, Codable, CustomStringConvertible {
+    case bits(Int)
+    case float
+
+    public var description: String { if case .bits(let b) = self { "\(b)-bit" } else { "float" } }
+    /// One step up: below 8 bits to 8, 8 to float; nil from float.
+    var next: LayerPrecision? { if case .bits(let b) = self { b < 8 ? .bits(8) : .float } else { nil } }
+}
+
+/// The damage one weighted layer does, measured two ways on an `EvaluationSet`.
+public struct LayerSensitivity: Sendable, Codable, Equatable {
+    public var node: String
+    public var op: String
+    public var precision: String
+    /// Only this layer quantized (its weights at its bits, its input and output activations at 8 bits).
+    public var alone: VariantScore
+    /// Everything quantized but this layer, which is one step up (below 8 bits → 8; 8 → float).
+    public var allBut: VariantScore
+    /// allBut.sqnr − the fully quantized model's: what moving this layer up gains.
+    public var gain: Double
+}
+
+/// One move of the accuracy-budget search.
+public struct PrecisionStep: Sendable, Codable, Equatable {
+    public var node: String
+    public var from: String
+    public var to: String
+    /// The whole model's score after the move, on the evaluation images.
+    public var score: VariantScore
+}
+
+/// Quantizes one prepared model many times with different per-layer precisions, without calibrating again: the
+/// calibration table and Hessians are fixed, GPTQ's rounding is computed once per layer and bit width.
+public final class MixedPrecision {
+    public let job: PreparedModel
+    public let table: CalibrationTable
+    let hessians: [Int: LayerHessian]
+    public let options: QuantizeOptions
+    let threads: Int
+    /// The quantized weighted layers, graph order.
+    public let layers: [Int]
+    var rounded: [Int: [Int: RoundedWeight]] = [:]  // bits → node → rounding
+    public private(set) var evaluations = 0
+
+    public init(_ job: PreparedModel, table: CalibrationTable, hessians: [Int: LayerHessian], options: QuantizeOptions, threads: Int) {
+        self.job = job
+        self.table = table
+        self.hessians = hessians
+        self.options = options
+        self.threads = threads
+        layers = job.plan.quantized.sorted().filter { opQuantizers[job.model.graph.nodes[$0].opType] == .weighted }
+    }
+
+    /// Each layer's precision under `options` (its bits, or float when excluded).
+    public var initial: [Int: LayerPrecision] {
+        Dictionary(uniqueKeysWithValues: layers.map { ($0, .bits(options.weightBits(of: job.model.graph.nodes[$0]))) })
+    }
+
+    /// The options that give layer `i` the precision `p[i]` (float: excluded, with the activation fused to it).
+    public func options(for p: [Int: LayerPrecision]) -> QuantizeOptions {
+        var o = options
+        for (i, prec) in p {
+            let n = job.model.graph.nodes[i]
+            switch prec {
+            case .bits(let b): o.nodeWeightBits[n.reportName] = b
+            case .float:
+                // With its fused activation: the pair is one group (no Q/DQ between them, no statistics there).
+                o.exclude.insert(n.reportName)
+                if let a = job.plan.fused[i] { o.exclude.insert(job.model.graph.nodes[a].reportName) }
+            }
+        }
+        return o
+    }
+
+    /// The quantized model for per-layer precisions `p` (layers not in `p` keep `options`), with every other node
+    /// quantized (or, with `only`, every other weighted and requantizing node float: the layer alone).
+    public func quantize(_ p: [Int: LayerPrecision], only: Int? = nil) throws -> QuantizedModel {
+        var o = options(for: p)
+        if let only {
+            let g = job.model.graph
+            // Ops that move values (MaxPool, Concat, reshapes) stay as they are: they only hand ranges on.
+            for i in job.plan.quantized where i != only && job.plan.fused[only] != i {
+                if let kind = opQuantizers[g.nodes[i].opType], kind == .weighted || kind == .requantize { o.exclude.insert(g.nodes[i].reportName) }
+            }
+        }
+        let plan = job.plan(excluding: o.exclude)
+        var byNode: [Int: RoundedWeight] = [:]
+        if o.weightRounding == .gptq {
+            for i in layers where plan.quantized.contains(i) {
+                let bits = o.weightBits(of: job.model.graph.nodes[i])
+                if rounded[bits] == nil {
+                    var all = o
+                    all.nodeWeightBits = [:]
+                    all.weightBits = bits
+                    rounded[bits] = roundWeights(job.model, plan: job.plan, hessians: hessians, options: all, threads: threads)
+                }
+                byNode[i] = rounded[bits]![i]
+            }
+        }
+        let ranges = table.ranges(method: o.method, percentile: o.percentile, bits: o.activationBits)
+        return try materialize(job.model, plan: plan, ranges: ranges, channelMeans: table.tensors.compactMapValues(\.channelMeans), rounded: byNode, options: o)
+    }
+
+    /// Runs `q` on the first `limit` images of `set` (the integer runtime; the float interpreter when `float`) and
+    /// compares with the float model.
+    public func score(_ q: QuantizedModel, on set: EvaluationSet, limit: Int? = nil, float: Bool = false) throws -> VariantScore {
+        evaluations += 1
+        let n = min(limit ?? set.inputs.count, set.inputs.count)
+        let run: (RTensor) throws -> [Float]
+        if float {
+            let interpreter = try Interpreter(model: q.model, options: .init(threads: threads))
+            run = { try interpreter.run([set.inputName: $0]).values.first!.floatArray() }
+        } else {
+            var m = q.model
+            let bytes = try Int8WeightFile.serialize(q.weightRecords)
+            m.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(bytes)))
+            let program = try IntegerProgram(model: m, weights: bytes, weightsPath: "variant.swq")
+            program.threads = threads
+            let output = job.model.graph.outputs[0].name
+            run = { try program.run([set.inputName: $0])[output]!.floatArray() }
+        }
+        var outputs: [[Float]] = []
+        var signal = 0.0, noise = 0.0, same = 0
+        for k in 0..<n {
+            let y = try run(set.inputs[k]), r = set.reference[k]
+            for (a, b) in zip(y, r) { signal += Double(b) * Double(b); noise += Double(a - b) * Double(a - b) }
+            if set.argmax(y) == set.argmax(r) { same += 1 }
+            outputs.append(y)
+        }
+        var sub = set
+        sub.labels = Array(set.labels.prefix(n))
+        let top1 = sub.top1(outputs), floatTop1 = sub.top1(Array(set.reference.prefix(n)))
+        return VariantScore(top1Drop: top1.flatMap { t in floatTop1.map { $0 - t } }, agreement: 100 * Double(same) / Double(max(n, 1)),
+                            sqnr: 10 * log10(signal / max(noise, .leastNormalMagnitude)))
+    }
+
+    /// Every weighted layer's damage on the first `limit` images of `set`, most damaging first (by what moving it
+    /// up gains). `progress` hears of each layer done.
+    public func sensitivity(on set: EvaluationSet, limit: Int, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> [LayerSensitivity] {
+        let start = initial
+        let base = try score(quantize(start), on: set, limit: limit)
+        var out: [LayerSensitivity] = []
+        for (k, i) in layers.enumerated() {
+            let n = job.model.graph.nodes[i]
+            let alone = try score(quantize(start, only: i), on: set, limit: limit, float: true)
+            var moved = start
+            moved[i] = start[i]!.next
+            let allBut = try score(quantize(moved), on: set, limit: limit)
+            out.append(LayerSensitivity(node: n.reportName, op: n.opType, precision: start[i]!.description, alone: alone, allBut: allBut,
+                                        gain: allBut.sqnr - base.sqnr))
+            progress(k + 1, layers.count, n.reportName)
+        }
+        return out.sorted { $0.gain > $1.gain }
+    }
+
+    /// The accuracy-budget search (as NNCF's quantize_with_accuracy_control): while the drop on `set` exceeds
+    /// `maxDrop`, move the layer whose move gains most output SQNR (ranked on the first `rankLimit` images, every
+    /// layer one step up; re-ranked after `rerank` moves) one step up, and evaluate again. Returns the plan, the
+    /// moves, and whether the budget holds.
+    public func fit(maxDrop: Double, on set: EvaluationSet, rankLimit: Int, rerank: Int = 4,
+                    step: (PrecisionStep) -> Void = { _ in }) throws -> (precisions: [Int: LayerPrecision], base: VariantScore, steps: [PrecisionStep], met: Bool) {
+        var p = initial
+        let base = try score(quantize(p), on: set)
+        var current = base
+        var steps: [PrecisionStep] = []
+        var ranking: [Int] = []
+        var sinceRank = 0
+        while current.drop > maxDrop {
+            if ranking.isEmpty || sinceRank >= rerank {
+                let reference = try score(quantize(p), on: set, limit: rankLimit).sqnr
+                var gains: [(Int, Double)] = []
+                for i in layers {
+                    guard let next = p[i]!.next else { continue }
+                    var moved = p
+                    moved[i] = next
+                    gains.append((i, try score(quantize(moved), on: set, limit: rankLimit).sqnr - reference))
+                }
+                ranking = gains.sorted { $0.1 > $1.1 }.map(\.0)
+                sinceRank = 0
+            }
+            guard let i = ranking.first(where: { p[$0]!.next != nil }) else { break }
+            ranking.removeAll { $0 == i }
+            let from = p[i]!
+            p[i] = from.next
+            current = try score(quantize(p), on: set)
+            sinceRank += 1
+            let s = PrecisionStep(node: job.model.graph.nodes[i].reportName, from: from.description, to: p[i]!.description, score: current)
+            steps.append(s)
+            step(s)
+        }
+        return (p, base, steps, current.drop <= maxDrop)
+    }
+}
+
+extension PreparedModel {
+    /// The plan with `exclude` kept float (node names, output names or op types).
+    public func plan(excluding exclude: Set<String>) -> QuantizationPlan {
+        QuantizationPlan(model.graph, exclude: exclude, floatTypes: { !self.integerTensors.contains($0) })
+    }
+}
