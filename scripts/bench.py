@@ -101,6 +101,28 @@ if a.calib_images and labelled:
         print(f'{f:28}{mine:10.1f}{theirs:8.1f}{mine / theirs:7.2f}x{mine_mib:12.0f}{theirs_mib:9.0f}', flush=True)
     print('(swiftq: whole process, including reading the model and writing three files; ONNX Runtime: quantize_static only)')
 
+    # GPTQ (W4A8) against plain calibration on the 500 images the accuracy tables use: whole swiftq processes,
+    # alternating, best of two each; the target is GPTQ under 2x plain, peak memory under 1 GiB.
+    print(f'\nGPTQ W4A8 against plain calibration, 500 images (first 500 of calib/labels.txt): wall seconds, best of 2 alternating')
+    print(f"{'model':28}{'plain s':>9}{'GPTQ s':>8}{'ratio':>8}{'GPTQ MiB':>10}")
+    worst = 0
+    for f in labelled:
+        m = INFO[f]; path = os.path.join(SHARED, 'models', f)
+        best = {}
+        for rnd in range(2):
+            for how, extra in (('plain', []), ('gptq', ['--weight-bits', '4'])):
+                out = os.path.join(tmp, f[:-5] + f'.{how}.onnx')
+                t0 = time.perf_counter()
+                r = subprocess.run(['/usr/bin/time', '-f', 'peak_kib=%M', SWIFTQ, 'quantize', path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'),
+                                    '--calib-limit', '500', '--preset', m['preset'], '--threads', str(a.threads), '-o', out, *extra], capture_output=True, text=True)
+                secs = time.perf_counter() - t0
+                if r.returncode != 0: sys.exit(f'swiftq quantize {f} ({how}) failed: {r.stderr.strip()[-400:]}')
+                mib = int(r.stderr.split('peak_kib=')[1].split()[0]) / 1024
+                if how not in best or secs < best[how][0]: best[how] = (secs, mib)
+        ratio = best['gptq'][0] / best['plain'][0]; worst = max(worst, ratio)
+        print(f"{f:28}{best['plain'][0]:9.1f}{best['gptq'][0]:8.1f}{ratio:7.2f}x{best['gptq'][1]:10.0f}", flush=True)
+    print(f"highest GPTQ / plain {worst:.2f}x (target under 2x: {'met' if worst < 2 else 'NOT met'})")
+
 int8_models = labelled + [f for f in models if f == DET]
 if int8_models:
     # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same

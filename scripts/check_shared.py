@@ -221,6 +221,52 @@ if os.path.exists(sq_int8):
           f"drop {j['drop']:+.2f}, agreement {j['agreement']:.1f}%, exit {r.returncode}, lowest SQNR {low[0].get('db', 0):.1f} dB at "
           f"{low[0].get('op')} '{low[0].get('node')}'" if os.path.exists(out) else r.stderr.strip()[-300:])
 
+# 4-bit weights on SqueezeNet (the fastest labelled model): GPTQ by default, INT4 initializers at opset 21, the
+# model file at most 0.55x the 8-bit one; ONNX Runtime loads and runs it and agrees with swiftq's integer runtime on
+# at least 99.5% of val; then --max-drop 0.5 on all of val meets the budget (exit 0) and says what it moved.
+if os.path.exists(sq_int8):
+    sq_path = os.path.join(SHARED, 'models', 'squeezenet1.1.onnx')
+    out = os.path.join(tmp, 'squeezenet1.1.w4.onnx')
+    r = swiftq('quantize', sq_path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'), '--preset', 'caffe',
+               '--weight-bits', '4', '-o', out, '--json', out + '.json')
+    if r.returncode != 0:
+        check('quantize squeezenet1.1 --weight-bits 4', False, r.stderr.strip()[-300:])
+    else:
+        j = json.load(open(out + '.json')); qm = onnx.load(out)
+        int4 = [t for t in qm.graph.initializer if t.data_type == TensorProto.INT4]
+        size = os.path.getsize(out) / os.path.getsize(sq_int8)
+        gptq = [l for l in j['layers'] if l['rounding'] == 'gptq' and l['bits'] == 4]
+        check('quantize squeezenet1.1 --weight-bits 4: GPTQ, INT4 weights at opset 21, file at most 0.55x the 8-bit one',
+              j['weight_rounding'] == 'gptq' and len(gptq) == 26 and len(int4) == 26 and qm.opset_import[0].version == 21 and size <= 0.55
+              and all(l['output_sqnr_rounded'] > l['output_sqnr_nearest'] for l in gptq),
+              f"{len(int4)} INT4 tensors, opset {qm.opset_import[0].version}, {size:.3f}x the 8-bit file, GPTQ beat nearest on "
+              f"{sum(l['output_sqnr_rounded'] > l['output_sqnr_nearest'] for l in gptq)} of {len(gptq)} layers")
+        ort_pred, sq_pred = out + '.ort.txt', out + '.swiftq.txt'
+        r1 = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), out, 'caffe_bgr', os.path.join(VAL, 'labels.txt'),
+                             '--threads', '2', '--predictions', ort_pred], capture_output=True, text=True)
+        r2 = swiftq('eval', out, '--data', VAL, '--preset', 'caffe', '--threads', '2', '--predictions', sq_pred, '--json', out + '.eval.json')
+        line = r1.stdout.strip().splitlines()[-1] if r1.stdout.strip() else ''
+        ok = 'top1=' in line and r2.returncode == 0
+        if ok:
+            ort_top1 = float(line.split('top1=')[1].split()[0]); ev = json.load(open(out + '.eval.json'))['models'][0]
+            mine = {l.split()[0]: l.split()[2] for l in open(sq_pred) if not l.startswith('#')}
+            theirs = {l.split()[0]: l.split()[2] for l in open(ort_pred)}
+            agreement = 100 * sum(mine.get(k) == v for k, v in theirs.items()) / max(len(theirs), 1)
+        check('squeezenet1.1 W4: ONNX Runtime runs the INT4 model and agrees with the integer runtime (99.5%), top-1 at least 65',
+              ok and agreement >= 99.5 and ev['runtime'] == 'integer' and min(ev['top1'], ort_top1) >= 65,
+              f"ONNX Runtime {ort_top1:.2f}, swiftq {ev['top1']:.2f} ({ev['runtime']}), agreement {agreement:.2f}% (labels.txt read from the folder)"
+              if ok else (r1.stderr + r2.stderr).strip()[-300:])
+    out = os.path.join(tmp, 'squeezenet1.1.w4.budget.onnx')
+    r = swiftq('quantize', sq_path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'), '--preset', 'caffe',
+               '--weight-bits', '4', '--max-drop', '0.5', '--eval-data', VAL, '--eval-limit', '1300', '-o', out, '--json', out + '.json')
+    ok = r.returncode == 0 and os.path.exists(out + '.json')
+    if ok:
+        b = json.load(open(out + '.json'))['accuracy_budget']
+        ok = b['met'] and b['steps'] and b['steps'][-1]['score']['top1_drop'] <= 0.5 and b['moved'] < 26
+    check('quantize squeezenet1.1 W4 --max-drop 0.5 on val: met, with layers moved to 8 bits', ok,
+          f"drop {b['start']['top1_drop']:.2f} -> {b['steps'][-1]['score']['top1_drop']:.2f}, {b['moved']} of 26 layers moved, {b['evaluations']} evaluations"
+          if ok else f"exit {r.returncode}: {r.stderr.strip()[-300:]}")
+
 # The unlabelled text-orientation model (dynamic width): calibrated as 1x3x48x192 with PaddleOCR's
 # normalization; ONNX Runtime must load it and fuse every Conv, Gemm and MatMul.
 ocr = os.path.join(SHARED, 'models', 'ppocr-mobile-v2-cls.onnx')

@@ -143,6 +143,10 @@ case('eval --json = the model', ['eval', 'm.onnx', '--data', 'imgs', '--json', '
 case('eval --predictions = --json', ['eval', 'm.onnx', '--data', 'imgs', '--json', 'o.json', '--predictions', 'o.json'], 2, ['o.json'])(plain)
 case('eval --save-outputs = labels', ['eval', 'm.onnx', '--data', 'imgs', '--labels', 'labels.txt', '--save-outputs', 'labels.txt'], 2, ['labels.txt'])(
     lambda d: (plain(d), open(os.path.join(d, 'labels.txt'), 'w').write('a/photo0.jpg 1\n')))
+case('quantize --max-drop with a missing --eval-data', ['quantize', 'm.onnx', '--calib', 'imgs', '--weight-bits', '4', '--max-drop', '0.5',
+     '--eval-data', 'nowhere', '-o', 'q.onnx'], 2, ['nowhere'])(plain)
+case('sensitivity --json = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
+case('sensitivity on a missing --data', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'nowhere', '--json', 's.json'], 2, ['nowhere'])(plain)
 case('inspect --json = the model', ['inspect', 'm.onnx', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('convert -o = the input by another spelling', ['convert', 'm.onnx', '-o', './m.onnx'], 2, ['m.onnx'])(plain)
 

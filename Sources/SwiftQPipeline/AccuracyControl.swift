@@ -38,6 +38,15 @@ public struct EvaluationSet {
         floatTop1 = top1(reference)
     }
 
+    /// Inputs already preprocessed (arrays, tests), with their labels (nil: unlabelled).
+    public init(_ float: Interpreter, inputs: [RTensor], labels: [Int?]) throws {
+        inputName = float.inputNames[0]
+        self.inputs = inputs
+        self.labels = labels
+        reference = try inputs.map { try float.run([inputName: $0]).values.first!.floatArray() }
+        floatTop1 = top1(reference)
+    }
+
     /// Percent of the labelled images whose top class is their label; nil without labels.
     func top1(_ outputs: [[Float]]) -> Double? {
         var hits = 0, labelled = 0
@@ -222,8 +231,9 @@ public final class MixedPrecision {
 
     /// The accuracy-budget search (as NNCF's quantize_with_accuracy_control): while the drop on `set` exceeds
     /// `maxDrop`, move the layer whose move gains most output SQNR (ranked on the first `rankLimit` images, every
-    /// layer one step up; re-ranked after `rerank` moves) one step up, and evaluate again. Returns the plan, the
-    /// moves, and whether the budget holds.
+    /// layer one step up; re-ranked after `rerank` moves) one step up, and evaluate again. Once the budget holds,
+    /// each moved layer, last first, is tried one step down again and stays there when the budget still holds.
+    /// Returns the plan, the moves (and the moves back), and whether the budget holds.
     public func fit(maxDrop: Double, on set: EvaluationSet, rankLimit: Int, rerank: Int = 4,
                     step: (PrecisionStep) -> Void = { _ in }) throws -> (precisions: [Int: LayerPrecision], base: VariantScore, steps: [PrecisionStep], met: Bool) {
         var p = initial
@@ -254,6 +264,25 @@ public final class MixedPrecision {
             let s = PrecisionStep(node: job.model.graph.nodes[i].reportName, from: from.description, to: p[i]!.description, score: current)
             steps.append(s)
             step(s)
+        }
+        if current.drop <= maxDrop {
+            // Moves made early, on a coarse ranking, may not have been needed once later ones were made: each moved
+            // layer, last moved first, goes back down one step if the budget still holds without it.
+            for s in steps.reversed() {
+                guard let i = layers.first(where: { job.model.graph.nodes[$0].reportName == s.node }), let now = p[i] else { continue }
+                let back: LayerPrecision = s.from == LayerPrecision.float.description ? .float : .bits(Int(s.from.prefix { $0.isNumber }) ?? 8)
+                guard now.description == s.to else { continue }
+                var trial = p
+                trial[i] = back
+                let score = try self.score(quantize(trial), on: set)
+                if score.drop <= maxDrop {
+                    p = trial
+                    current = score
+                    let undo = PrecisionStep(node: s.node, from: s.to, to: s.from, score: score)
+                    steps.append(undo)
+                    step(undo)
+                }
+            }
         }
         return (p, base, steps, current.drop <= maxDrop)
     }

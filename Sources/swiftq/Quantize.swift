@@ -97,6 +97,8 @@ struct Quantize: ParsableCommand {
             var (prep, source) = try preprocessing.resolve(for: original)
             try calibration.applyInputShape(&prep, resize: preprocessing.resize)
             let data = try calibration.data()
+            // The eval images are listed before any work, so a wrong folder fails at once.
+            let evalImages = try evalData.map { try calibrationImages(root: $0, list: nil, limit: evalLimit, seed: calibration.seed) }
             let images: Bool = if case .images = data { true } else { false }
             let options = quantization.options(haveImages: images)
             let progress = Progress("calibrate", total: calibration.count(data))
@@ -113,8 +115,8 @@ struct Quantize: ParsableCommand {
             lap("calibrate")
             var q: QuantizedModel
             var budget: [String: Any]?
-            if let maxDrop, let evalData {
-                let r = try fitBudget(c, options: options, maxDrop: maxDrop, evalData: evalData, prep: prep, say: say)
+            if let maxDrop, let evalImages {
+                let r = try fitBudget(c, options: options, maxDrop: maxDrop, images: evalImages, prep: prep, say: say)
                 (q, budget) = (r.0, r.1)
             } else {
                 q = try QuantizationJob.quantize(job, table: table, hessians: c.hessians, options: options, threads: threads)
@@ -170,9 +172,9 @@ struct Quantize: ParsableCommand {
     }
 
     /// --max-drop: the evaluation images in memory, then the search; prints each move.
-    func fitBudget(_ c: CalibratedModel, options: QuantizeOptions, maxDrop: Double, evalData: String, prep: Preprocessing,
+    func fitBudget(_ c: CalibratedModel, options: QuantizeOptions, maxDrop: Double, images: (Dataset, [Dataset.Item]), prep: Preprocessing,
                    say: (String) -> Void) throws -> (QuantizedModel, [String: Any]) {
-        let (dataset, items) = try calibrationImages(root: evalData, list: nil, limit: evalLimit, seed: calibration.seed)
+        let (dataset, items) = images
         let progress = Progress("evaluate", total: items.count)
         let set = try EvaluationSet(c.job.interpreter, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits,
                                     inputShape: c.inputShapes.values.first!, events: progress.events(quiet: json == "-"))
@@ -188,7 +190,7 @@ struct Quantize: ParsableCommand {
                    moved.count, mixed.layers.count, mixed.evaluations))
         let plan = Dictionary(uniqueKeysWithValues: r.precisions.map { (c.job.model.graph.nodes[$0.key].reportName, $0.value.description) })
         let budget: [String: Any] = ["max_drop": maxDrop, "met": r.met, "images": set.inputs.count, "float_top1": set.floatTop1 as Any,
-                                     "start": try jsonObject(r.base), "steps": try jsonObject(r.steps), "moved": moved.count,
+                                     "start": try jsonObject(r.base), "end": try jsonObject(r.steps.last?.score ?? r.base), "steps": try jsonObject(r.steps), "moved": moved.count,
                                      "evaluations": mixed.evaluations, "plan": plan]
         return (try mixed.quantize(r.precisions), budget)
     }

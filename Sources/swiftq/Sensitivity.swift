@@ -55,6 +55,7 @@ struct Sensitivity: ParsableCommand {
             var (prep, _) = try preprocessing.resolve(for: original)
             try calibration.applyInputShape(&prep, resize: preprocessing.resize)
             let data = try calibration.data()
+            let (dataset, items) = try calibrationImages(root: self.data, list: nil, limit: limit, seed: calibration.seed)
             guard case .images = data else { throw CLIError(message: "sensitivity measures on images: give --calib with images") }
             let options = quantization.options(haveImages: true)
             var progress = Progress("calibrate", total: calibration.count(data))
@@ -62,7 +63,6 @@ struct Sensitivity: ParsableCommand {
                                                    maxElements: preprocessing.maxTensorElements, options: options, threads: threads,
                                                    events: progress.events(quiet: quiet))
             progress.clear()
-            let (dataset, items) = try calibrationImages(root: self.data, list: nil, limit: limit, seed: calibration.seed)
             progress = Progress("evaluate", total: items.count)
             let set = try EvaluationSet(c.job.interpreter, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits,
                                         inputShape: c.inputShapes.values.first!, events: progress.events(quiet: quiet))

@@ -174,3 +174,43 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try calibrationImages(root: Paths.fixture("image-kinds"), list: Paths.fixture("tiny_cnn.onnx"), limit: 4, seed: 0))
     }
 }
+
+final class AccuracyControlTests: XCTestCase {
+    /// The sensitivity ranking covers every weighted layer, sorted by gain; the budget search does nothing when
+    /// the budget already holds, and when it cannot hold moves every layer up one step at a time (2 bits → 8 →
+    /// float) before it gives up, counting its evaluations.
+    func testSensitivityAndBudgetSearch() throws {
+        let model = try ONNXReader.read(path: Paths.fixture("tiny_cnn.onnx"))
+        let prep = Preprocessing.preset("torch", size: 32)!
+        var options = QuantizeOptions()
+        options.weightBits = 2
+        options.weightRounding = .gptq
+        let (dataset, items) = try calibrationImages(root: Paths.fixture("images"), list: nil, limit: 8, seed: 0)
+        let c = try QuantizationJob.calibrated(model, path: "tiny_cnn.onnx", data: .images(dataset, items), preprocessing: prep, limits: ImageLimits(),
+                                               maxElements: Model.defaultMaxTensorElements, options: options, threads: 1)
+        XCTAssertFalse(c.hessians.isEmpty, "GPTQ asked for Hessians")
+        var values = SeededRandom(seed: 5)
+        let shape = c.inputShapes.values.first!
+        let inputs = (0..<6).map { _ in RTensor(floats: values.floats(shape.reduce(1, *)), shape: shape) }
+        let set = try EvaluationSet(c.job.interpreter, inputs: inputs, labels: Array(repeating: nil, count: 6))
+        let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: 1)
+        XCTAssertGreaterThan(mixed.layers.count, 1)
+        let ranking = try mixed.sensitivity(on: set, limit: 6)
+        XCTAssertEqual(Set(ranking.map(\.node)), Set(mixed.layers.map { c.job.model.graph.nodes[$0].reportName }))
+        XCTAssertEqual(ranking.map(\.gain), ranking.map(\.gain).sorted(by: >))
+        XCTAssertTrue(ranking.allSatisfy { $0.precision == "2-bit" && $0.alone.sqnr > $0.allBut.sqnr - 100 })
+
+        let easy = try mixed.fit(maxDrop: 100, on: set, rankLimit: 6)
+        XCTAssertTrue(easy.met)
+        XCTAssertTrue(easy.steps.isEmpty)
+        let before = mixed.evaluations
+        let impossible = try mixed.fit(maxDrop: -1, on: set, rankLimit: 6)
+        XCTAssertFalse(impossible.met)
+        XCTAssertEqual(impossible.steps.count, 2 * mixed.layers.count, "each layer 2 → 8 bits, then 8 → float")
+        XCTAssertTrue(impossible.precisions.values.allSatisfy { $0 == .float })
+        XCTAssertEqual(impossible.steps.filter { $0.to == "8-bit" }.count, mixed.layers.count)
+        XCTAssertGreaterThan(mixed.evaluations - before, impossible.steps.count)
+        // With every weighted layer float the output tracks the float model far better than at 2 bits.
+        XCTAssertGreaterThan(impossible.steps.last!.score.sqnr, impossible.base.sqnr)
+    }
+}
