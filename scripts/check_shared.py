@@ -233,7 +233,7 @@ if os.path.exists(sq_int8):
         check('quantize squeezenet1.1 --weight-bits 4', False, r.stderr.strip()[-300:])
     else:
         j = json.load(open(out + '.json')); qm = onnx.load(out)
-        int4 = [t for t in qm.graph.initializer if t.data_type == TensorProto.INT4]
+        int4 = [t for t in qm.graph.initializer if t.data_type == TensorProto.INT4 and len(t.dims) == 4]  # weights (their zero points are INT4 too)
         size = os.path.getsize(out) / os.path.getsize(sq_int8)
         gptq = [l for l in j['layers'] if l['rounding'] == 'gptq' and l['bits'] == 4]
         check('quantize squeezenet1.1 --weight-bits 4: GPTQ, INT4 weights at opset 21, file at most 0.55x the 8-bit one',
