@@ -68,7 +68,9 @@ public struct UpgradeOpset: Pass {
                 if let ratio { n.inputs = [n.inputs[0], constant("\(base)_ratio", Tensor(floats: [ratio], shape: []))] }
             case "BatchNormalization" where from < 13:
                 n.attributes.removeAll { $0.name == "spatial" || $0.name == "is_test" || $0.name == "momentum" && from < 7 }
-            case "Softmax", "LogSoftmax", "Hardmax" where from < 13:
+            case "Softmax", "LogSoftmax", "Hardmax":
+                // (A `where` after a list of patterns binds to the last one only: the opset test is inside.)
+                guard from < 13 else { break }
                 // Before 13 the input is seen as 2-D [d0·…·d(axis−1), rest]; from 13 on, one axis. Both agree when
                 // every dimension after the axis is 1, or the axis is the last one.
                 let axis = Int(n.int("axis") ?? 1)

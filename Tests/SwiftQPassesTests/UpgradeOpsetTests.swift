@@ -26,4 +26,24 @@ final class UpgradeOpsetTests: PassTestCase {
         let (m, _) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 11)], graph: g1), [UpgradeOpset()], input: [2, 3, 1, 1])
         XCTAssertEqual(m.opset, 13)
     }
+
+    /// To opset 21 (INT4 weights) from 17: Reduce ops take their axes as an input from 18, a Split without sizes names
+    /// its output count, and a Softmax over an inner axis (already one-axis since 13) stays as it is; outputs unchanged.
+    func testUpgradeTo21() throws {
+        let g = Graph(nodes: [
+            Node(name: "sm", opType: "Softmax", inputs: ["x"], outputs: ["s"], attributes: [Attribute(name: "axis", value: .int(1))]),
+            Node(name: "split", opType: "Split", inputs: ["s"], outputs: ["a", "b"], attributes: [Attribute(name: "axis", value: .int(2))]),
+            Node(name: "mean", opType: "ReduceMean", inputs: ["a"], outputs: ["m"], attributes: [Attribute(name: "axes", value: .ints([2, 3]))]),
+            Node(name: "max", opType: "ReduceMax", inputs: ["b"], outputs: ["n"], attributes: [Attribute(name: "axes", value: .ints([3]))]),
+            Node(name: "add", opType: "Add", inputs: ["m", "n"], outputs: ["y"]),
+        ], inputs: [input([1, 3, 4, 5])], outputs: [output()])
+        let (m, _) = try rewrite(Model(opsetImports: [OpsetID(domain: "", version: 17)], graph: g), [UpgradeOpset(target: 21)], input: [1, 3, 4, 5])
+        XCTAssertEqual(m.opset, 21)
+        let byName = Dictionary(uniqueKeysWithValues: m.graph.nodes.map { ($0.name, $0) })
+        XCTAssertEqual(byName["mean"]?.inputs.count, 2)
+        XCTAssertNil(byName["mean"]?.attribute("axes"))
+        XCTAssertEqual(byName["max"]?.inputs.count, 2)
+        XCTAssertEqual(byName["split"]?.int("num_outputs"), 2)
+        XCTAssertEqual(byName["sm"]?.int("axis"), 1)
+    }
 }
