@@ -11,9 +11,13 @@ final class Progress {
     private var lastDecile = 0
     private var drawn = false
 
-    init(_ label: String, total: Int) {
+    /// What `total` counts, for the rate ("img/s", "layers/s").
+    let unit: String
+
+    init(_ label: String, total: Int, unit: String = "img") {
         self.label = label
         self.total = max(total, 1)
+        self.unit = unit
     }
 
     var elapsed: Double { Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9 }
@@ -29,14 +33,14 @@ final class Progress {
             let filled = width * done / total
             let bar = String(repeating: "█", count: filled) + String(repeating: "·", count: width - filled)
             let eta = rate > 0 ? Double(total - done) / rate : 0
-            let line = "\(label) \(bar) \(done)/\(total)  \(String(format: "%.1f", rate)) img/s  eta \(Self.clock(eta))\(detail.isEmpty ? "" : "  " + detail)"
+            let line = "\(label) \(bar) \(done)/\(total)  \(String(format: "%.1f", rate)) \(unit)/s  eta \(Self.clock(eta))\(detail.isEmpty ? "" : "  " + detail)"
             FileHandle.standardError.write(Data("\r\u{1B}[K\(line)".utf8))
             drawn = true
         } else {
             let decile = 10 * done / total
             guard decile > lastDecile else { return }
             lastDecile = decile
-            FileHandle.standardError.write(Data("\(label): \(done)/\(total) (\(100 * done / total)%), \(String(format: "%.1f", rate)) img/s\(detail.isEmpty ? "" : ", " + detail)\n".utf8))
+            FileHandle.standardError.write(Data("\(label): \(done)/\(total) (\(100 * done / total)%), \(String(format: "%.1f", rate)) \(unit)/s\(detail.isEmpty ? "" : ", " + detail)\n".utf8))
         }
     }
 

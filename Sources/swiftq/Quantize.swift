@@ -119,7 +119,11 @@ struct Quantize: ParsableCommand {
                 let r = try fitBudget(c, options: options, maxDrop: maxDrop, images: evalImages, prep: prep, say: say)
                 (q, budget) = (r.0, r.1)
             } else {
-                q = try QuantizationJob.quantize(job, table: table, hessians: c.hessians, options: options, threads: threads)
+                let bar = Progress("gptq", total: c.hessians.count, unit: "layers")
+                q = try QuantizationJob.quantize(job, table: table, hessians: c.hessians, options: options, threads: threads) { done, _, node in
+                    if !quiet { bar.update(done, detail: node) }
+                }
+                bar.clear()
             }
             q.warnings.forEach(printWarning)
             lap("quantize")

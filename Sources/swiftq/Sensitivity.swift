@@ -68,7 +68,7 @@ struct Sensitivity: ParsableCommand {
                                         inputShape: c.inputShapes.values.first!, events: progress.events(quiet: quiet))
             progress.clear()
             let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
-            let layerProgress = Progress("layers", total: mixed.layers.count)
+            let layerProgress = Progress("layers", total: mixed.layers.count, unit: "layers")
             let ranking = try mixed.sensitivity(on: set, limit: set.inputs.count) { done, _, _ in if !quiet { layerProgress.update(done) } }
             layerProgress.clear()
             if !quiet {
