@@ -240,6 +240,13 @@ public final class MixedPrecision {
         let base = try score(quantize(p), on: set)
         var current = base
         var steps: [PrecisionStep] = []
+        // The upward moves as precisions (the steps hold their printed names), for the pass back down.
+        var moves: [(layer: Int, from: LayerPrecision, to: LayerPrecision)] = []
+        func record(_ i: Int, _ from: LayerPrecision, _ to: LayerPrecision, _ score: VariantScore) {
+            let s = PrecisionStep(node: job.model.graph.nodes[i].reportName, from: from.description, to: to.description, score: score)
+            steps.append(s)
+            step(s)
+        }
         var ranking: [Int] = []
         var sinceRank = 0
         while current.drop > maxDrop {
@@ -261,26 +268,20 @@ public final class MixedPrecision {
             p[i] = from.next
             current = try score(quantize(p), on: set)
             sinceRank += 1
-            let s = PrecisionStep(node: job.model.graph.nodes[i].reportName, from: from.description, to: p[i]!.description, score: current)
-            steps.append(s)
-            step(s)
+            moves.append((i, from, p[i]!))
+            record(i, from, p[i]!, current)
         }
         if current.drop <= maxDrop {
             // Moves made early, on a coarse ranking, may not have been needed once later ones were made: each moved
             // layer, last moved first, goes back down one step if the budget still holds without it.
-            for s in steps.reversed() {
-                guard let i = layers.first(where: { job.model.graph.nodes[$0].reportName == s.node }), let now = p[i] else { continue }
-                let back: LayerPrecision = s.from == LayerPrecision.float.description ? .float : .bits(Int(s.from.prefix { $0.isNumber }) ?? 8)
-                guard now.description == s.to else { continue }
+            for (i, from, to) in moves.reversed() where p[i] == to {
                 var trial = p
-                trial[i] = back
+                trial[i] = from
                 let score = try self.score(quantize(trial), on: set)
                 if score.drop <= maxDrop {
                     p = trial
                     current = score
-                    let undo = PrecisionStep(node: s.node, from: s.to, to: s.from, score: score)
-                    steps.append(undo)
-                    step(undo)
+                    record(i, to, from, score)
                 }
             }
         }

@@ -136,7 +136,12 @@ struct CalibrationFlags: ParsableArguments {
         }
     }
 
-    var count: (CalibrationData) -> Int {
-        { if case .arrays(let a) = $0 { a.count } else if case .images(_, let i) = $0 { i.count } else { 0 } }
+    /// The inputs `data` runs (none for a table), for the progress bar.
+    func count(_ data: CalibrationData) -> Int {
+        switch data {
+        case .arrays(let a): a.count
+        case .images(_, let items): items.count
+        case .table: 0
+        }
     }
 }
