@@ -144,12 +144,21 @@ public final class IntegerProgram {
         return (r2[0], r[0], lo, hi)
     }
 
-    /// The weight file record behind a DequantizeLinear output (int8 weights, int32 biases).
+    /// The weight file record behind a DequantizeLinear output (int8 or int4 weights, int32 biases).
     func constant(_ name: String) -> Int8WeightFile.Record? {
         guard let p = producers[name] else { return nil }
         let dq = model.graph.nodes[p]
-        guard dq.opType == "DequantizeLinear", let src = dq.input(0) else { return nil }
+        guard dq.opType == "DequantizeLinear", let src = dq.input(0).flatMap(recordName) else { return nil }
         return integerConstants[src]
+    }
+
+    /// The weight file record a DequantizeLinear input stands for: its own, or the INT4 record a Cast to INT8
+    /// widens (how swiftq writes INT4 weights so that ONNX Runtime fuses them into its int8 kernels).
+    func recordName(_ name: String) -> String? {
+        if integerConstants[name] != nil { return name }
+        guard let c = producers[name].map({ model.graph.nodes[$0] }), c.opType == "Cast", c.int("to") == Int64(DType.int8.rawValue),
+              let narrow = c.input(0), integerConstants[narrow]?.dtype == .int4 else { return nil }
+        return narrow
     }
 
     func runFloatAll(_ n: Node, _ ins: [RTensor?]) throws -> [RTensor] {

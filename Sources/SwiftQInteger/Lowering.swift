@@ -103,6 +103,7 @@ final class Planner {
     func lower(_ n: Node) throws -> Bool {
         switch n.opType {
         case "DequantizeLinear": return try dequantize(n)
+        case "Cast": return widening(n)
         case "QuantizeLinear": return try quantize(n)
         case "Conv": return try conv(n)
         case "ConvTranspose": return try convTranspose(n)
@@ -125,11 +126,20 @@ final class Planner {
             plan.slots[n.outputs[0]] = Slot(q: xq)   // stays integer; readers that need floats dequantize
             return true
         }
-        guard p.integerConstants[x] != nil else { return false }
+        guard let src = p.recordName(x), let record = p.integerConstants[src] else { return false }
         // Weights and biases: integer layers read the weight file; a float reader gets the values once.
-        let outs = try p.runFloatAll(n, n.inputs.map { $0.isEmpty ? nil : p.inits[$0].map(RTensor.init) })
+        var ins = n.inputs.map { $0.isEmpty ? nil : p.inits[$0].map(RTensor.init) }
+        if src != x { ins[0] = RTensor(Tensor(integers: record.values.map { Int8($0) }, dtype: .int8, shape: record.shape)) }
+        let outs = try p.runFloatAll(n, ins)
         plan.slots[n.outputs[0]] = Slot(f: outs[0])
         return true
+    }
+
+    /// A Cast widening INT4 weights to INT8 that only DequantizeLinear reads: nothing to run (`dequantize` reads
+    /// the weight file's record).
+    func widening(_ n: Node) -> Bool {
+        guard let out = n.outputs.first, p.recordName(out) != nil, let readers = p.consumers[out] else { return false }
+        return readers.allSatisfy { p.model.graph.nodes[$0].opType == "DequantizeLinear" }
     }
 
     func quantize(_ n: Node) throws -> Bool {

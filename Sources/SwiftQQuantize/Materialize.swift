@@ -134,6 +134,18 @@ public func materialize(_ model: Model, plan: QuantizationPlan, ranges: [String:
         }
         newInits.append(Initializer(name: q, tensor: t))
         tensors.append(QuantizedTensor(name: q, shape: shape, params: p, values: values))
+        if p.dtype == .int4 && options.int4ThroughCast {
+            // INT4 → Cast → INT8 → DequantizeLinear: runtimes fold the Cast of a constant and see 8-bit weights.
+            var p8 = p
+            p8.dtype = .int8
+            let wide = fresh("\(name)_int8")
+            // Unnamed (its output names it): the model file stays at about half the 8-bit one.
+            nodes.append(Node(name: "", opType: "Cast", inputs: [q], outputs: [wide],
+                              attributes: [Attribute(name: "to", value: .int(Int64(DType.int8.rawValue)))]))
+            let (s, z) = paramInits(name, p8)
+            nodes.append(dequantize(wide, dq, p8, s, z))
+            return dq
+        }
         let (s, z) = paramInits(name, p)
         nodes.append(dequantize(q, dq, p, s, z))
         return dq

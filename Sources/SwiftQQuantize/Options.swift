@@ -14,6 +14,10 @@ public struct QuantizeOptions: Sendable {
     /// Weights of 4 bits or fewer go out as INT4 (two per byte; the model moves to opset 21); false keeps them
     /// inside INT8 tensors, for runtimes older than opset 21.
     public var packedWeights = true
+    /// INT4 weights reach their DequantizeLinear through a Cast to INT8 (folded away at load): ONNX Runtime then
+    /// fuses the layer into its int8 kernels (QLinearConv, QGemm), exactly as for 8-bit weights, where a
+    /// DequantizeLinear reading INT4 directly leaves the layer in float. False writes that direct form.
+    public var int4ThroughCast = true
     /// Weight bits of single nodes (by node name, or by output name for a node without one), overriding `weightBits`.
     public var nodeWeightBits: [String: Int] = [:]
     public var activationBits = 8

@@ -158,7 +158,7 @@ struct Quantize: ParsableCommand {
                 var o: [String: Any] = [
                     "model": model, "output": out, "weights": weightsPath, "method": f.method.rawValue, "per_channel": !f.perTensor,
                     "symmetric_activations": f.symmetricActivations, "bias_correction": !f.noBiasCorrection, "weight_bits": f.weightBits, "activation_bits": f.activationBits,
-                    "weight_rounding": options.weightRounding.rawValue, "weight_containers": f.int8Containers ? "int8" : "int4 below 5 bits",
+                    "weight_rounding": options.weightRounding.rawValue, "weight_containers": f.int8Containers ? "int8" : f.int4Direct ? "int4 below 5 bits" : "int4 below 5 bits, cast to int8 before DequantizeLinear",
                     "quantized_nodes": plan.quantized.count, "quantized_by_op": byOp, "fused_activations": plan.fused.count,
                     "float_nodes": whyFloat.mapValues { $0.count }, "activations": plan.tensors.count,
                     "calibration": ["images": table.images, "skipped": table.skipped, "table": calibration.calibTable ?? tablePath],

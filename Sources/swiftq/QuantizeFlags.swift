@@ -51,6 +51,9 @@ struct QuantizationFlags: ParsableArguments {
     @Flag(help: "Keep weights of 4 bits and below inside INT8 tensors (for runtimes before opset 21) instead of INT4.")
     var int8Containers = false
 
+    @Flag(help: "DequantizeLinear reads INT4 weights directly instead of through a Cast to INT8 (ONNX Runtime then runs those layers in float; by default the Cast, folded at load, lets it use its int8 kernels).")
+    var int4Direct = false
+
     @Option(parsing: .unconditional, help: ArgumentHelp("Activation bits, 2-8 (narrower ranges inside uint8/int8).", valueName: "n"))
     var activationBits: Int = 8
 
@@ -74,6 +77,7 @@ struct QuantizationFlags: ParsableArguments {
         let lowest = ([weightBits] + bits.map(\.bits)).min()!
         o.weightRounding = weightRounding ?? (lowest < 8 && haveImages ? .gptq : .nearest)
         o.packedWeights = !int8Containers
+        o.int4ThroughCast = !int4Direct
         return o
     }
 }

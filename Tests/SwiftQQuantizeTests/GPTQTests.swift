@@ -205,27 +205,44 @@ extension IntegerProgramTests {
         options.weightRounding = .gptq
         let rounded = roundWeights(model, plan: plan, hessians: hessians.hessians, options: options, threads: 2)
         XCTAssertEqual(rounded.count, 6)
-        func build(packed: Bool) throws -> (QuantizedModel, IntegerProgram) {
+        func build(packed: Bool, cast: Bool = true) throws -> (QuantizedModel, IntegerProgram) {
             var o = options
             o.packedWeights = packed
+            o.int4ThroughCast = cast
             var q = try materialize(model, plan: plan, ranges: ranges, channelMeans: table.tensors.compactMapValues(\.channelMeans), rounded: rounded, options: o)
             let bytes = try recordWeightFile(&q)
             return (q, try IntegerProgram(model: q.model, weights: bytes, weightsPath: "fire.swq"))
         }
-        let (q4, p4) = try build(packed: true), (q8, p8) = try build(packed: false)
+        // INT4 through a Cast to INT8 (the default), INT4 read directly by DequantizeLinear, INT8 containers.
+        let (q4, p4) = try build(packed: true), (qd, pd) = try build(packed: true, cast: false), (q8, p8) = try build(packed: false)
         XCTAssertEqual(q4.model.opset, 21)
+        XCTAssertEqual(qd.model.opset, 21)
         XCTAssertEqual(q8.model.opset, model.opset)
-        let weights = q4.tensors.filter { $0.params.bits == 4 }
-        XCTAssertEqual(weights.count, 6)
-        XCTAssertTrue(weights.allSatisfy { $0.params.dtype == .int4 && q4.model.graph.initializerTable[$0.name]?.dtype == .int4 })
-        XCTAssertEqual(p4.integerNodes, p8.integerNodes)
-        let fake = try Interpreter(model: q4.model, options: .init(threads: 1))
+        for q in [q4, qd] {
+            let weights = q.tensors.filter { $0.params.bits == 4 }
+            XCTAssertEqual(weights.count, 6)
+            XCTAssertTrue(weights.allSatisfy { $0.params.dtype == .int4 && q.model.graph.initializerTable[$0.name]?.dtype == .int4 })
+        }
+        let casts = q4.model.graph.nodes.filter { $0.opType == "Cast" }
+        XCTAssertEqual(casts.count, 6, "one Cast per INT4 weight")
+        XCTAssertTrue(casts.allSatisfy { $0.int("to") == Int64(DType.int8.rawValue) && q4.model.graph.initializerTable[$0.inputs[0]]?.dtype == .int4 })
+        let readers = q4.model.graph.consumers()
+        XCTAssertTrue(casts.allSatisfy { c in readers[c.outputs[0]]?.map { q4.model.graph.nodes[$0].opType } == ["DequantizeLinear"] })
+        XCTAssertFalse(qd.model.graph.nodes.contains { $0.opType == "Cast" })
+        let fake = try Interpreter(model: q4.model, options: .init(threads: 1)), fakeDirect = try Interpreter(model: qd.model, options: .init(threads: 1))
         for x in inputs {
             let a = try p4.run(["x": x])["y"]!.floatArray(), b = try p8.run(["x": x])["y"]!.floatArray()
             XCTAssertEqual(a, b)
+            XCTAssertEqual(try pd.run(["x": x])["y"]!.floatArray(), b)
             let f = try fake.run(["x": x])["y"]!.floatArray()
+            XCTAssertEqual(f, try fakeDirect.run(["x": x])["y"]!.floatArray(), "the Cast changes no value")
             for i in a.indices { XCTAssertEqual(a[i], f[i], accuracy: 0.02) }
         }
+        // Every Conv ran on integers in all three forms (the plans exist after the first run).
+        XCTAssertGreaterThanOrEqual(p8.integerNodes, 6)
+        XCTAssertEqual(p4.integerNodes, p8.integerNodes + casts.count, "the Casts are absorbed too")
+        XCTAssertEqual(pd.integerNodes, p8.integerNodes)
+        XCTAssertEqual(p4.floatOps, p8.floatOps, "the Cast and the weights' DequantizeLinear are read once, not run")
         XCTAssertEqual(q4.layers.count, 6)
         for l in q4.layers {
             XCTAssertEqual(l.rounding, .gptq)
