@@ -10,7 +10,16 @@ import SwiftQRuntime
 /// float model's output on each (the reference every variant is measured against).
 public struct EvaluationSet {
     public let inputName: String
-    public var inputs: [RTensor] = []
+    /// Each input as a float tensor, or as the bytes its pixels were (`Preprocessing.bytes(of:)`, a quarter of
+    /// the memory) with the shape.
+    enum Stored {
+        case tensor(RTensor)
+        case bytes([UInt8], shape: [Int])
+    }
+    var stored: [Stored] = []
+    /// How images become floats again (nil: inputs given as tensors), and its `byteTable`.
+    let preprocessing: Preprocessing?
+    let byteTable: [Float]
     public var labels: [Int?] = []
     /// The float model's first output per image, flattened.
     public var reference: [[Float]] = []
@@ -21,6 +30,8 @@ public struct EvaluationSet {
     public init(_ float: Interpreter, dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing, limits: ImageLimits,
                 inputShape: [Int], events: ImageJobEvents = ImageJobEvents()) throws {
         inputName = float.inputNames[0]
+        self.preprocessing = preprocessing
+        byteTable = preprocessing.byteTable
         let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
         defer { stream.cancel() }
         for (i, item) in items.enumerated() {
@@ -28,20 +39,36 @@ public struct EvaluationSet {
             case .failed(let why): events.warning("skipped \(why)")
             case .tensor(let pixels, let shape):
                 let x = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
-                inputs.append(x)
+                stored.append(preprocessing.bytes(of: pixels).map { .bytes($0, shape: x.shape) } ?? .tensor(x))
                 labels.append(item.label)
                 reference.append(try float.run([inputName: x]).values.first!.floatArray())
             }
             events.progress(i + 1, "")
         }
-        guard !inputs.isEmpty else { throw PipelineError("every evaluation image failed to load (\(items.count) of \(items.count))") }
+        guard !stored.isEmpty else { throw PipelineError("every evaluation image failed to load (\(items.count) of \(items.count))") }
         floatTop1 = top1(reference)
+    }
+
+    /// The number of inputs.
+    public var count: Int { stored.count }
+
+    /// Input `k` as the network takes it.
+    public func input(_ k: Int) -> RTensor {
+        switch stored[k] {
+        case .tensor(let t): return t
+        case .bytes(let b, let shape):
+            let t = RTensor(dtype: .float, shape: shape)
+            b.withUnsafeBufferPointer { b in byteTable.withUnsafeBufferPointer { preprocessing!.floats(fromBytes: b, table: $0, into: t.f) } }
+            return t
+        }
     }
 
     /// Inputs already preprocessed (arrays, tests), with their labels (nil: unlabelled).
     public init(_ float: Interpreter, inputs: [RTensor], labels: [Int?]) throws {
         inputName = float.inputNames[0]
-        self.inputs = inputs
+        preprocessing = nil
+        byteTable = []
+        stored = inputs.map { .tensor($0) }
         self.labels = labels
         reference = try inputs.map { try float.run([inputName: $0]).values.first!.floatArray() }
         floatTop1 = top1(reference)
@@ -181,7 +208,7 @@ public final class MixedPrecision {
     /// compares with the float model.
     public func score(_ q: QuantizedModel, on set: EvaluationSet, limit: Int? = nil, float: Bool = false) throws -> VariantScore {
         evaluations += 1
-        let n = min(limit ?? set.inputs.count, set.inputs.count)
+        let n = min(limit ?? set.count, set.count)
         let run: (RTensor) throws -> [Float]
         if float {
             let interpreter = try Interpreter(model: q.model, options: .init(threads: threads))
@@ -198,7 +225,7 @@ public final class MixedPrecision {
         var outputs: [[Float]] = []
         var signal = 0.0, noise = 0.0, same = 0
         for k in 0..<n {
-            let y = try run(set.inputs[k]), r = set.reference[k]
+            let y = try run(set.input(k)), r = set.reference[k]
             for (a, b) in zip(y, r) { signal += Double(b) * Double(b); noise += Double(a - b) * Double(a - b) }
             if set.argmax(y) == set.argmax(r) { same += 1 }
             outputs.append(y)

@@ -185,15 +185,15 @@ struct Quantize: ParsableCommand {
         progress.clear()
         let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
         let what = set.floatTop1 == nil ? "disagreement with float (no labels)" : "top-1 drop"
-        let r = try mixed.fit(maxDrop: maxDrop, on: set, rankLimit: min(set.inputs.count, 100)) { s in
+        let r = try mixed.fit(maxDrop: maxDrop, on: set, rankLimit: min(set.count, 100)) { s in
             say(String(format: "budget      %@ %@ → %@: %@ %.2f points, SQNR %.1f dB", s.node, s.from, s.to, what, s.score.drop, s.score.sqnr))
         }
         let moved = r.precisions.filter { mixed.initial[$0.key] != $0.value }
         say(String(format: "budget      %@ %.2f points at the start, %.2f at the end (budget %.2f, %d images): %@; %d of %d layers moved, %d evaluations",
-                   what, r.base.drop, r.steps.last?.score.drop ?? r.base.drop, maxDrop, set.inputs.count, r.met ? "met" : "NOT met",
+                   what, r.base.drop, r.steps.last?.score.drop ?? r.base.drop, maxDrop, set.count, r.met ? "met" : "NOT met",
                    moved.count, mixed.layers.count, mixed.evaluations))
         let plan = Dictionary(uniqueKeysWithValues: r.precisions.map { (c.job.model.graph.nodes[$0.key].reportName, $0.value.description) })
-        let budget: [String: Any] = ["max_drop": maxDrop, "met": r.met, "images": set.inputs.count, "float_top1": set.floatTop1 as Any,
+        let budget: [String: Any] = ["max_drop": maxDrop, "met": r.met, "images": set.count, "float_top1": set.floatTop1 as Any,
                                      "start": try jsonObject(r.base), "end": try jsonObject(r.steps.last?.score ?? r.base), "steps": try jsonObject(r.steps), "moved": moved.count,
                                      "evaluations": mixed.evaluations, "plan": plan]
         return (try mixed.quantize(r.precisions), budget)

@@ -69,11 +69,11 @@ struct Sensitivity: ParsableCommand {
             progress.clear()
             let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
             let layerProgress = Progress("layers", total: mixed.layers.count, unit: "layers")
-            let ranking = try mixed.sensitivity(on: set, limit: set.inputs.count) { done, _, _ in if !quiet { layerProgress.update(done) } }
+            let ranking = try mixed.sensitivity(on: set, limit: set.count) { done, _, _ in if !quiet { layerProgress.update(done) } }
             layerProgress.clear()
             if !quiet {
                 let labelled = set.floatTop1 != nil
-                print("\(model): \(ranking.count) weighted layers, \(set.inputs.count) images\(labelled ? String(format: ", float top-1 %.2f%%", set.floatTop1!) : " (no labels)")")
+                print("\(model): \(ranking.count) weighted layers, \(set.count) images\(labelled ? String(format: ", float top-1 %.2f%%", set.floatTop1!) : " (no labels)")")
                 print("rank  layer                            op    bits     alone: SQNR  drop    all but it: SQNR  drop    gain dB")
                 for (k, l) in ranking.enumerated() {
                     func drop(_ s: VariantScore) -> String { s.top1Drop.map { String(format: "%5.2f", $0) } ?? "    -" }
@@ -83,7 +83,7 @@ struct Sensitivity: ParsableCommand {
                 }
             }
             if let json {
-                try writeJSON(["model": model, "images": set.inputs.count, "float_top1": set.floatTop1 as Any, "evaluations": mixed.evaluations,
+                try writeJSON(["model": model, "images": set.count, "float_top1": set.floatTop1 as Any, "evaluations": mixed.evaluations,
                                "layers": try jsonObject(ranking)], to: json, outputs: outputs)
             }
             try outputs.commit()

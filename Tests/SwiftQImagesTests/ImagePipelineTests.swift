@@ -127,4 +127,32 @@ final class ImagePipelineTests: XCTestCase {
             }
         }
     }
+
+    /// Inputs held as the bytes their pixels were (the accuracy budget's evaluation images) come back as the very
+    /// same floats, for every preset, BGR, grey, NHWC and letterbox padding; an input that is not the image of
+    /// bytes (fractional padding, or other floats) is refused, not approximated.
+    func testInputsStoredAsBytesComeBackExactly() {
+        var rng = SystemRandomNumberGenerator()
+        let image = RGBImage(width: 37, height: 23, pixels: (0..<(37 * 23 * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+        var variants = Preprocessing.presetNames.map { Preprocessing.preset($0, size: 16)! }
+        var grey = Preprocessing.preset("torch", size: 16)!
+        grey.channels = 1
+        var nhwc = Preprocessing.preset("effnet-lite", size: 16)!
+        nhwc.layout = .nhwc
+        var letterbox = Preprocessing.preset("inception", size: 16)!
+        letterbox.resizeMode = .letterbox
+        letterbox.padValue = 114
+        variants += [grey, nhwc, letterbox]
+        for p in variants {
+            let x = p.tensor(image)
+            guard let b = p.bytes(of: x) else { return XCTFail("\(p): not stored as bytes") }
+            XCTAssertEqual(b.count, x.count)
+            XCTAssertEqual(p.floats(fromBytes: b).map(\.bitPattern), x.map(\.bitPattern), "\(p)")
+        }
+        letterbox.padValue = 114.5
+        XCTAssertNil(letterbox.bytes(of: letterbox.tensor(image)), "padding between two byte values")
+        var other = variants[0].tensor(image)
+        other[5] += 1e-3
+        XCTAssertNil(variants[0].bytes(of: other))
+    }
 }
