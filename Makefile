@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench quant-table weight-table clean
+.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench profile quant-table weight-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -73,6 +73,11 @@ check-shared: build venv
 bench: build venv
 	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED): nothing to benchmark"; exit 1; fi
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/bench.py $(BIN) $(BENCH_ARGS)
+
+## Float time per layer, swiftq against ONNX Runtime's own profile, with swiftq's fraction of this machine's peak.
+profile: build venv
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/profile_vs_ort.py $(BIN) $(PROFILE_ARGS)
 
 ## Int8 accuracy of swiftq's models by method, per channel and per tensor, on ../shared (ONNX Runtime runs them).
 quant-table: build venv

@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
         .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "SwiftQInteger", "TestSupport"]),
-        .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
+        .testTarget(name: "SwiftQRuntimeTests", dependencies: ["SwiftQRuntime", "SwiftQKernels", "SwiftQONNX", "SwiftQCore", "TestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -46,11 +46,13 @@ public final class Interpreter: @unchecked Sendable {
     /// Seconds spent per op type over all runs so far, when `Options.profile` is on.
     public private(set) var profile: [String: Double] = [:]
     /// Seconds spent per node (display name, op type, first output's shape), in run order, with `Options.profile`.
-    public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double)] {
-        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0]) }
+    /// `macs`: the multiply-accumulates of a Conv, ConvTranspose, Gemm or MatMul step (0 for other ops).
+    public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double, macs: Int)] {
+        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0], stepMACs[$0]) }
     }
     private var stepSeconds: [Double] = []
     private var stepShapes: [[Int]] = []
+    private var stepMACs: [Int] = []
     let profiling: Bool
 
     public init(model: Model, options: Options = Options()) throws {
@@ -121,7 +123,11 @@ public final class Interpreter: @unchecked Sendable {
             values[inputSlots[k]] = t
         }
         var remaining = useCounts
-        if profiling && stepSeconds.isEmpty { stepSeconds = Array(repeating: 0, count: steps.count); stepShapes = Array(repeating: [], count: steps.count) }
+        if profiling && stepSeconds.isEmpty {
+            stepSeconds = Array(repeating: 0, count: steps.count)
+            stepShapes = Array(repeating: [], count: steps.count)
+            stepMACs = Array(repeating: 0, count: steps.count)
+        }
         for (index, step) in steps.enumerated() {
             let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
             for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
@@ -134,6 +140,7 @@ public final class Interpreter: @unchecked Sendable {
                 profile[step.node.opType, default: 0] += t
                 stepSeconds[index] += t
                 stepShapes[index] = outs.first?.shape ?? []
+                if let y = outs.first { stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y) }
             }
             for (k, o) in step.outputs.enumerated() where o >= 0 && k < outs.count {
                 values[o] = outs[k]
@@ -157,6 +164,19 @@ public final class Interpreter: @unchecked Sendable {
         guard var t = slot else { return }
         slot = nil
         if isKnownUniquelyReferenced(&t.storage) { context.pool.give(t.storage) }
+    }
+}
+
+/// The multiply-accumulates of one run of a Conv (output elements × weights per output channel), ConvTranspose
+/// (input elements × weights per input channel), Gemm or MatMul (output elements × the inner dimension); 0 otherwise.
+func multiplyAccumulates(_ n: Node, inputs: [RTensor?], output y: RTensor) -> Int {
+    guard inputs.count >= 2, let a = inputs[0], let w = inputs[1], w.rank >= 1 else { return 0 }
+    switch n.opType {
+    case "Conv": return w.shape[0] > 0 ? y.count * (w.count / w.shape[0]) : 0
+    case "ConvTranspose": return w.shape[0] > 0 ? a.count * (w.count / w.shape[0]) : 0
+    case "Gemm": return a.rank == 2 ? y.count * ((n.int("transA") ?? 0) != 0 ? a.shape[0] : a.shape[1]) : 0
+    case "MatMul": return y.count * (a.shape.last ?? 0)
+    default: return 0
     }
 }
 

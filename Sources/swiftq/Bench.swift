@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import SwiftQCore
 import SwiftQInteger
+import SwiftQKernels
 import SwiftQONNX
 import SwiftQRuntime
 
@@ -12,7 +13,9 @@ struct Bench: ParsableCommand {
             The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic
             dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for
             --seconds (at least --min-runs times); the median and best run times are reported. --profile adds
-            the time per op type (float runtime). A swiftq int8 model whose weight file (OUT.swq) lies beside it
+            the time per op type and the slowest nodes; on the float runtime each Conv/Gemm/MatMul also gets its
+            GFLOP/s and the fraction of this machine's peak (fused multiply-adds measured on --threads threads),
+            and --json lists every node. A swiftq int8 model whose weight file (OUT.swq) lies beside it
             runs on the integer runtime, as `swiftq eval` runs it.
             """
     )
@@ -108,6 +111,13 @@ struct Bench: ParsableCommand {
             }
             let sorted = times.sorted()
             let median = sorted[sorted.count / 2], best = sorted[0]
+            // Per node of the float runtime, per run: time, multiply-accumulates, GFLOP/s.
+            let runs = Double(times.count + warmup)
+            let nodes = integer == nil && profile ? interp.nodeProfile.map { n in
+                (node: n.node, op: n.opType, shape: n.shape, ms: n.seconds / runs * 1000, macs: n.macs, gflops: n.seconds > 0 ? Double(2 * n.macs) * runs / n.seconds / 1e9 : 0)
+            } : []
+            let macs = nodes.reduce(0) { $0 + $1.macs }
+            let peak = nodes.isEmpty ? nil : PeakThroughput.measure(threads: threads)
             if json != "-" {
                 print("\(model) (\(runtime) runtime): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
                 if profile, let integer {
@@ -126,15 +136,24 @@ struct Bench: ParsableCommand {
                     for (op, t) in interp.profile.sorted(by: { $0.value > $1.value }) {
                         print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / Double(times.count + warmup) * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
                     }
+                    print(String(format: "  peak %.1f GFLOP/s on %d threads (fused multiply-adds measured); whole network %.1f GFLOP/s (%.0f%%)",
+                                 peak! / 1e9, threads, Double(2 * macs) / median / 1e9, 100 * Double(2 * macs) / median / peak!))
                     print("  slowest nodes:")
-                    for n in interp.nodeProfile.sorted(by: { $0.seconds > $1.seconds }).prefix(profileNodes) {
-                        print("  \(String(format: "%7.3f", n.seconds / Double(times.count + warmup) * 1000)) ms  \(n.opType) \(n.node) → \(n.shape.map(String.init).joined(separator: "x"))")
+                    for n in nodes.sorted(by: { $0.ms > $1.ms }).prefix(profileNodes) {
+                        let rate = n.macs > 0 ? String(format: "  %6.1f GFLOP/s %3.0f%% of peak", n.gflops, 100 * n.gflops * 1e9 / peak!) : ""
+                        print("  \(String(format: "%7.3f", n.ms)) ms  \(n.op) \(n.node) → \(n.shape.map(String.init).joined(separator: "x"))\(rate)")
                     }
                 }
             }
             if let json {
-                try writeJSON(["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
-                               "images_per_second": 1 / median] as [String: Any], to: json, outputs: outputs)
+                var o: [String: Any] = ["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
+                                        "images_per_second": 1 / median]
+                if let peak {
+                    o["peak_gflops"] = peak / 1e9
+                    o["macs"] = macs
+                    o["nodes"] = nodes.map { ["node": $0.node, "op": $0.op, "shape": $0.shape, "ms": $0.ms, "macs": $0.macs, "gflops": $0.gflops] as [String: Any] }
+                }
+                try writeJSON(o, to: json, outputs: outputs)
             }
             try outputs.commit()
         }

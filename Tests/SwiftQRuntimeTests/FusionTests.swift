@@ -1,4 +1,5 @@
 import SwiftQCore
+import SwiftQKernels
 import SwiftQRuntime
 import TestSupport
 import XCTest
@@ -47,6 +48,46 @@ final class FusionTests: XCTestCase {
         let (fused, plain) = try compare(Model(graph: g), random(c * 42), [1, c, 6, 7])
         XCTAssertEqual(fused, 1, "Conv+BN+Clip should run as one step")
         XCTAssertEqual(plain, 3)
+    }
+
+    /// The profile counts each weighted node's multiply-accumulates: a grouped, strided Conv (fused with its Relu), a
+    /// Gemm with transA, a MatMul; 0 for the rest.
+    func testProfileCountsMultiplyAccumulates() throws {
+        let nodes = [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"], attributes: [Attribute(name: "group", value: .int(2)),
+                                                                                                  Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(name: "relu", opType: "Relu", inputs: ["c"], outputs: ["r"]),
+            Node(name: "flat", opType: "Flatten", inputs: ["r"], outputs: ["f"]),
+            Node(name: "gemm", opType: "Gemm", inputs: ["ft", "b"], outputs: ["g"], attributes: [Attribute(name: "transA", value: .int(1))]),
+            Node(name: "t", opType: "Transpose", inputs: ["f"], outputs: ["ft"]),
+            Node(name: "mm", opType: "MatMul", inputs: ["g", "m"], outputs: ["y"]),
+        ]
+        // x 1x4x9x9, w 6x2x3x3 (2 groups), stride 2: output 1x6x4x4, 16 x 6 x 18 MACs; flatten 1x96, Gemm 96 → 5
+        // (transA: A is 96x1), MatMul 5 → 3.
+        let inits = [
+            Initializer(name: "w", tensor: Tensor(floats: random(6 * 2 * 9), shape: [6, 2, 3, 3])),
+            Initializer(name: "b", tensor: Tensor(floats: random(96 * 5), shape: [96, 5])),
+            Initializer(name: "m", tensor: Tensor(floats: random(5 * 3), shape: [5, 3])),
+        ]
+        let g = Graph(nodes: [nodes[0], nodes[1], nodes[2], nodes[4], nodes[3], nodes[5]], inputs: [input(4, 9, 9)],
+                      outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits)
+        var o = Interpreter.Options(threads: 1)
+        o.profile = true
+        let interp = try Interpreter(model: Model(graph: g), options: o)
+        _ = try interp.run(["x": RTensor(floats: random(4 * 81), shape: [1, 4, 9, 9])])
+        let macs = Dictionary(interp.nodeProfile.map { ($0.opType, $0.macs) }, uniquingKeysWith: +)
+        XCTAssertEqual(macs["Conv"], 6 * 16 * 18)
+        XCTAssertEqual(macs["Gemm"], 5 * 96)
+        XCTAssertEqual(macs["MatMul"], 3 * 5)
+        XCTAssertEqual(macs["Transpose"], 0)
+    }
+
+    /// The peak probe really runs its multiply-adds: a figure between 1 GFLOP/s and 10 TFLOP/s per thread (a
+    /// probe the compiler folded away reported 1.7e16).
+    func testPeakThroughputIsPlausible() {
+        let one = PeakThroughput.measure(threads: 1, seconds: 0.02, trials: 1)
+        XCTAssertGreaterThan(one, 1e9)
+        XCTAssertLessThan(one, 1e13)
     }
 
     func testPadFoldsIntoConvInBothForms() throws {

@@ -153,6 +153,10 @@ void sq_dequantize_planes(const uint8_t *x, int C, int HW, float scale, int zero
 /// y (cols x rows) = the transpose of x (rows x cols).
 void sq_transpose_u8(const uint8_t *x, int rows, int cols, uint8_t *y);
 
+/// rounds x 12 x 16 fused multiply-adds in independent chains (the peak-throughput probe; returns a value that
+/// depends on all of them).
+float sq_fma_chains(long rounds, float seed, float m, float c);
+
 /// A task of a parallel loop: runs part `part` of the job described by `ctx`.
 typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
