@@ -63,6 +63,13 @@ public struct EvaluationSet {
         }
     }
 
+    /// `items` for a calibrated model: through its float interpreter, at the input shape calibration used.
+    public init(_ c: CalibratedModel, dataset: Dataset, items: [Dataset.Item], preprocessing: Preprocessing, limits: ImageLimits,
+                events: ImageJobEvents = ImageJobEvents()) throws {
+        try self.init(c.job.interpreter, dataset: dataset, items: items, preprocessing: preprocessing, limits: limits,
+                      inputShape: c.inputShapes.values.first!, events: events)
+    }
+
     /// Inputs already preprocessed (arrays, tests), with their labels (nil: unlabelled).
     public init(_ float: Interpreter, inputs: [RTensor], labels: [Int?]) throws {
         inputName = float.inputNames[0]
@@ -140,6 +147,10 @@ public final class MixedPrecision {
     let hessians: [Int: LayerHessian]
     public let options: QuantizeOptions
     let threads: Int
+    /// The activation ranges and channel means of `table`: the same for every variant (per-layer precisions
+    /// change weight bits and exclusions, never the method), so computed once, not at every evaluation.
+    let ranges: [String: (lo: Float, hi: Float)]
+    let channelMeans: [String: [Double]]
     /// The quantized weighted layers, graph order.
     public let layers: [Int]
     var rounded: [Int: [Int: RoundedWeight]] = [:]  // bits → node → rounding
@@ -151,7 +162,14 @@ public final class MixedPrecision {
         self.hessians = hessians
         self.options = options
         self.threads = threads
+        ranges = table.ranges(method: options.method, percentile: options.percentile, bits: options.activationBits)
+        channelMeans = table.tensors.compactMapValues(\.channelMeans)
         layers = job.plan.quantized.sorted().filter { opQuantizers[job.model.graph.nodes[$0].opType] == .weighted }
+    }
+
+    /// A calibrated model's variants: its table and Hessians.
+    public convenience init(_ c: CalibratedModel, options: QuantizeOptions, threads: Int) {
+        self.init(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
     }
 
     /// Each layer's precision under `options` (its bits, or float when excluded).
@@ -200,8 +218,7 @@ public final class MixedPrecision {
                 byNode[i] = rounded[bits]![i]
             }
         }
-        let ranges = table.ranges(method: o.method, percentile: o.percentile, bits: o.activationBits)
-        return try materialize(job.model, plan: plan, ranges: ranges, channelMeans: table.tensors.compactMapValues(\.channelMeans), rounded: byNode, options: o)
+        return try materialize(job.model, plan: plan, ranges: ranges, channelMeans: channelMeans, rounded: byNode, options: o)
     }
 
     /// Runs `q` on the first `limit` images of `set` (the integer runtime; the float interpreter when `float`) and

@@ -180,15 +180,15 @@ struct Quantize: ParsableCommand {
                    say: (String) -> Void) throws -> (QuantizedModel, [String: Any]) {
         let (dataset, items) = images
         let progress = Progress("evaluate", total: items.count)
-        let set = try EvaluationSet(c.job.interpreter, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits,
-                                    inputShape: c.inputShapes.values.first!, events: progress.events(quiet: json == "-"))
+        let set = try EvaluationSet(c, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits, events: progress.events(quiet: json == "-"))
         progress.clear()
-        let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
+        let mixed = MixedPrecision(c, options: options, threads: threads)
         let what = set.floatTop1 == nil ? "disagreement with float (no labels)" : "top-1 drop"
         let r = try mixed.fit(maxDrop: maxDrop, on: set, rankLimit: min(set.count, 100)) { s in
             say(String(format: "budget      %@ %@ → %@: %@ %.2f points, SQNR %.1f dB", s.node, s.from, s.to, what, s.score.drop, s.score.sqnr))
         }
-        let moved = r.precisions.filter { mixed.initial[$0.key] != $0.value }
+        let initial = mixed.initial
+        let moved = r.precisions.filter { initial[$0.key] != $0.value }
         say(String(format: "budget      %@ %.2f points at the start, %.2f at the end (budget %.2f, %d images): %@; %d of %d layers moved, %d evaluations",
                    what, r.base.drop, r.steps.last?.score.drop ?? r.base.drop, maxDrop, set.count, r.met ? "met" : "NOT met",
                    moved.count, mixed.layers.count, mixed.evaluations))

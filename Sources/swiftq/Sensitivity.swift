@@ -64,10 +64,9 @@ struct Sensitivity: ParsableCommand {
                                                    events: progress.events(quiet: quiet))
             progress.clear()
             progress = Progress("evaluate", total: items.count)
-            let set = try EvaluationSet(c.job.interpreter, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits,
-                                        inputShape: c.inputShapes.values.first!, events: progress.events(quiet: quiet))
+            let set = try EvaluationSet(c, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits, events: progress.events(quiet: quiet))
             progress.clear()
-            let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: threads)
+            let mixed = MixedPrecision(c, options: options, threads: threads)
             let layerProgress = Progress("layers", total: mixed.layers.count, unit: "layers")
             let ranking = try mixed.sensitivity(on: set, limit: set.count) { done, _, _ in if !quiet { layerProgress.update(done) } }
             layerProgress.clear()

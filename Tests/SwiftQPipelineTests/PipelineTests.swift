@@ -193,7 +193,7 @@ final class AccuracyControlTests: XCTestCase {
         let shape = c.inputShapes.values.first!
         let inputs = (0..<6).map { _ in RTensor(floats: values.floats(shape.reduce(1, *)), shape: shape) }
         let set = try EvaluationSet(c.job.interpreter, inputs: inputs, labels: Array(repeating: nil, count: 6))
-        let mixed = MixedPrecision(c.job, table: c.table, hessians: c.hessians, options: options, threads: 1)
+        let mixed = MixedPrecision(c, options: options, threads: 1)
         XCTAssertGreaterThan(mixed.layers.count, 1)
         let ranking = try mixed.sensitivity(on: set, limit: 6)
         XCTAssertEqual(Set(ranking.map(\.node)), Set(mixed.layers.map { c.job.model.graph.nodes[$0].reportName }))
