@@ -63,30 +63,58 @@ static inline __attribute__((always_inline)) AVX512 void row_taps(const float *r
 
 static inline AVX512 __mmask16 store_mask(int ow, int OW) { return OW - ow >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (OW - ow)) - 1u); }
 
-// Depthwise KxK (K = 3 or 5): one accumulator per column tap, so the FMA chains run side by side.
+// Depthwise KxK (K = 3 or 5), DW_ROWS output rows of 16 columns at a time: each input row's taps are built once
+// and serve every output row whose window covers it (with stride 1, K + 3 rows feed 4 outputs instead of 4K; with
+// stride 2, 2K + ... ), and the walk goes row by row through the plane so the rows it reads stay in L1. Several
+// accumulators per output row (by column tap) keep the FMA chains short. Rows of the last group past OH are
+// computed but not stored; input rows outside the image are skipped (they are zero padding).
+enum { DW_ROWS = 4 };
+
+static inline __attribute__((always_inline)) AVX512 void dw_rows(const float *xc, int H, int W, const float *wc, int K, int stride,
+                                                                int PT, taps_mask m, int oh, int nrows, float b, __m512 vlo,
+                                                                __m512 vhi, float *yo, int OW, __mmask16 sm) {
+    enum { NA = 3 };
+    const int na = K == 3 ? 3 : 2;
+    const __m512 zero = _mm512_setzero_ps();
+    __m512 acc[DW_ROWS][NA];
+    for (int u = 0; u < DW_ROWS; u++)
+        for (int a = 0; a < NA; a++) acc[u][a] = zero;
+    int ih0 = oh * stride - PT;
+    const int span = (DW_ROWS - 1) * stride + K;
+    for (int r = 0; r < span; r++) {
+        int ih = ih0 + r;
+        if (ih < 0 || ih >= H) continue;
+        __m512 t[5];
+        row_taps(xc + (size_t)ih * W, stride, K, m, zero, t);
+        for (int u = 0; u < DW_ROWS; u++) {
+            int kh = r - u * stride;
+            if (kh < 0 || kh >= K) continue;
+            for (int kw = 0; kw < K; kw++)
+                acc[u][kw % na] = _mm512_fmadd_ps(_mm512_set1_ps(wc[kh * K + kw]), t[kw], acc[u][kw % na]);
+        }
+    }
+    for (int u = 0; u < DW_ROWS; u++) {
+        if (u >= nrows) break;
+        __m512 v = _mm512_add_ps(_mm512_set1_ps(b), acc[u][0]);
+        for (int a = 1; a < na; a++) v = _mm512_add_ps(v, acc[u][a]);
+        _mm512_mask_storeu_ps(yo + (size_t)u * OW, sm, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
+    }
+}
+
 static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, int H, int W, const float *w, int K, int stride,
                                                                int PT, int PL, float *y, int OH, int OW, const float *bias,
                                                                float lo, float hi, int c0, int c1) {
-    const __m512 zero = _mm512_setzero_ps(), vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * H * W;
         const float *wc = w + (size_t)c * K * K;
         float *yc = y + (size_t)c * OH * OW;
         float b = bias ? bias[c] : 0.0f;
-        for (int ow = 0; ow < OW; ow += 16) {
-            taps_mask m = block_masks(ow, stride, K, PL, W);
-            __mmask16 sm = store_mask(ow, OW);
-            for (int oh = 0; oh < OH; oh++) {
-                __m512 acc[5] = {zero, zero, zero, zero, zero}, t[5];
-                int ih = oh * stride - PT;
-                int kh0 = ih < 0 ? -ih : 0, kh1 = H - ih < K ? H - ih : K;
-                for (int kh = kh0; kh < kh1; kh++) {
-                    row_taps(xc + (size_t)(ih + kh) * W, stride, K, m, zero, t);
-                    for (int kw = 0; kw < K; kw++) acc[kw] = _mm512_fmadd_ps(_mm512_set1_ps(wc[kh * K + kw]), t[kw], acc[kw]);
-                }
-                __m512 r = _mm512_add_ps(_mm512_set1_ps(b), acc[0]);
-                for (int kw = 1; kw < K; kw++) r = _mm512_add_ps(r, acc[kw]);
-                _mm512_mask_storeu_ps(yc + (size_t)oh * OW + ow, sm, _mm512_min_ps(_mm512_max_ps(r, vlo), vhi));
+        for (int oh = 0; oh < OH; oh += DW_ROWS) {
+            int nrows = OH - oh < DW_ROWS ? OH - oh : DW_ROWS;
+            for (int ow = 0; ow < OW; ow += 16) {
+                taps_mask m = block_masks(ow, stride, K, PL, W);
+                dw_rows(xc, H, W, wc, K, stride, PT, m, oh, nrows, b, vlo, vhi, yc + (size_t)oh * OW + ow, OW, store_mask(ow, OW));
             }
         }
     }
@@ -95,8 +123,10 @@ static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, 
 AVX512
 void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
                   const float *bias, float lo, float hi, int c0, int c1) {
-    if (K == 3) dw_kxk(x, H, W, w, 3, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
-    else dw_kxk(x, H, W, w, 5, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+    if (K == 3 && stride == 1) dw_kxk(x, H, W, w, 3, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+    else if (K == 3) dw_kxk(x, H, W, w, 3, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+    else if (stride == 1) dw_kxk(x, H, W, w, 5, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+    else dw_kxk(x, H, W, w, 5, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
 }
 
 AVX512

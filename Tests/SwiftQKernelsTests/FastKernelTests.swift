@@ -59,6 +59,30 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// Depthwise with the pads TensorFlow's SAME gives stride 2 (none before, one after) and other uneven pads: the
+    /// last output rows and columns read past the image on one side only.
+    func testDepthwiseUnevenPads() {
+        defer { _ = sq_set_cpu_level(-1) }
+        // (channels, H, W, kernel, stride, pad top, pad left, pad bottom, pad right)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (3, 16, 33, 3, 2, 0, 0, 1, 1), (2, 14, 14, 3, 2, 0, 0, 1, 1), (2, 17, 40, 5, 2, 1, 1, 2, 2), (3, 9, 18, 5, 1, 2, 1, 2, 3),
+        ]
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for (c, h, w, k, s, pt, pl, pb, pr) in cases {
+                let oh = (h + pt + pb - k) / s + 1, ow = (w + pl + pr - k) / s + 1
+                let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: c, group: c, kernelH: k, kernelW: k,
+                                     strideH: s, strideW: s, dilationH: 1, dilationW: 1, padTop: pt, padLeft: pl, padBottom: pb, padRight: pr,
+                                     outHeight: oh, outWidth: ow)
+                let x = random(c * h * w), wt = random(c * k * k), bias = random(c)
+                var want = [Float](repeating: 0, count: c * oh * ow), got = want
+                Reference.conv(x: x, w: wt, bias: bias, y: &want, g, lo: -0.5, hi: 0.7)
+                Fast.conv(x: x, packed: [], depthwise: wt, bias: bias, y: &got, g, lo: -0.5, hi: 0.7, scratch: Scratch(), threads: 2)
+                assertClose(got, want, "level \(level) depthwise \(g)")
+            }
+        }
+    }
+
     func testPoolSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         // (H, W, kernel, stride, pad begin, pad end): ceil_mode-style windows past the end, 16-wide edges
