@@ -152,6 +152,7 @@ public final class Interpreter: @unchecked Sendable {
             }
             for o in step.outputs where o >= 0 && remaining[o] == 0 { recycle(&values[o]) }
         }
+        context.pool.endRun()
         var result: [String: RTensor] = [:]
         for (k, name) in outputNames.enumerated() {
             guard let t = values[outputSlots[k]] else { throw RuntimeError.badFeed(input: name, what: "graph output was not computed") }
