@@ -1,5 +1,5 @@
 """Side-by-side benchmark of swiftq and ONNX Runtime on the models in ../shared/models (or $SWIFTQ_SHARED).
-usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b]
+usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b] [--sections float,e2e,calib,int8]
 Float network throughput (and, last, int8: swiftq's integer runtime against ONNX Runtime on the same Q/DQ model): batch 1, the same deterministic input shape, the same thread count; each tool is
 timed for S seconds per round, rounds alternate between the tools (the machine is shared and noisy) and the
 best round's median counts. End to end: `swiftq eval` and the ONNX Runtime anchor (ort_eval.py, PIL decoding)
@@ -13,8 +13,14 @@ ap = argparse.ArgumentParser()
 ap.add_argument('swiftq'); ap.add_argument('--threads', type=int, default=os.cpu_count())
 ap.add_argument('--seconds', type=float, default=3.0); ap.add_argument('--rounds', type=int, default=3)
 ap.add_argument('--e2e-images', type=int, default=300); ap.add_argument('--models', default='')
+ap.add_argument('--sections', default='float,e2e,calib,int8', help='which parts to run (comma-separated)')
+ap.add_argument('--float-threads', default='', help='thread counts of the float section (default: --threads, then 1)')
 ap.add_argument('--calib-images', type=int, default=1000, help='calibration side by side with ORT quantize_static MinMax (0: skip)')
 a = ap.parse_args()
+SECTIONS = set(a.sections.split(','))
+if 'e2e' not in SECTIONS: a.e2e_images = 0
+if 'calib' not in SECTIONS: a.calib_images = 0
+FLOAT_THREADS = [int(t) for t in a.float_threads.split(',')] if a.float_threads else sorted({a.threads, 1}, reverse=True)
 SWIFTQ = os.path.abspath(a.swiftq)
 SHARED = shared_dir()
 INFO = {m['file']: m for m in json.load(open(os.path.join(SHARED, 'models', 'models.json')))}
@@ -37,31 +43,44 @@ def ort_rate(sess, feeds):
         t0 = time.perf_counter(); sess.run(None, feeds); times.append(time.perf_counter() - t0)
     return 1 / float(np.median(times))
 
-def swiftq_rate(path, shape_args):
-    r = subprocess.run([SWIFTQ, 'bench', path, '--threads', str(a.threads), '--seconds', str(a.seconds), '--json', '-', *shape_args],
+def swiftq_rate(path, shape_args, threads=None):
+    r = subprocess.run([SWIFTQ, 'bench', path, '--threads', str(threads or a.threads), '--seconds', str(a.seconds), '--json', '-', *shape_args],
                        capture_output=True, text=True)
     if r.returncode != 0: sys.exit(f'swiftq bench {path} failed: {r.stderr.strip()}')
     return json.loads(r.stdout)['images_per_second']
 
-print(f'float throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (ONNX Runtime {ort.__version__})')
-print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}")
+def profile_facts(path, shape_args, threads):
+    """Multiply-accumulates of one image and this machine's peak FLOP/s on `threads` (swiftq bench --profile)."""
+    r = subprocess.run([SWIFTQ, 'bench', path, '--threads', str(threads), '--seconds', '0.2', '--profile', '--json', '-', *shape_args],
+                       capture_output=True, text=True)
+    if r.returncode != 0: sys.exit(f'swiftq bench --profile {path} failed: {r.stderr.strip()}')
+    j = json.loads(r.stdout)
+    return j['macs'], j['peak_gflops']
+
 ratios = {}; float_rate = {}
-for f in models:
-    path = os.path.join(SHARED, 'models', f)
-    so = ort.SessionOptions(); so.intra_op_num_threads = a.threads
-    sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
-    i = sess.get_inputs()[0]
-    shape = FIXED.get(f) or [d if isinstance(d, int) else 1 for d in i.shape]
-    x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
-    shape_args = ['--input-shape', f"{i.name}={'x'.join(map(str, shape))}"] if f in FIXED else []
-    mine = theirs = 0.0
-    for _ in range(a.rounds):
-        mine = max(mine, swiftq_rate(path, shape_args))
-        theirs = max(theirs, ort_rate(sess, {i.name: x}))
-    del sess
-    ratios[f] = mine / theirs; float_rate[f] = mine
-    print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x', flush=True)
-print(f"lowest ratio {min(ratios.values()):.2f}x (target 0.7x: {'met' if min(ratios.values()) >= 0.7 else 'NOT met'})")
+for threads in (FLOAT_THREADS if 'float' in SECTIONS else []):
+    print(f'float throughput, batch 1, {threads} thread{"s" if threads > 1 else ""}, best of {a.rounds} rounds x {a.seconds:.0f} s (ONNX Runtime {ort.__version__})')
+    print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}{'swiftq % peak':>15}{'ORT % peak':>12}")
+    for f in models:
+        path = os.path.join(SHARED, 'models', f)
+        so = ort.SessionOptions(); so.intra_op_num_threads = threads
+        sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
+        i = sess.get_inputs()[0]
+        shape = FIXED.get(f) or [d if isinstance(d, int) else 1 for d in i.shape]
+        x = np.random.default_rng(0).uniform(-1, 1, shape).astype(np.float32)
+        shape_args = ['--input-shape', f"{i.name}={'x'.join(map(str, shape))}"] if f in FIXED else []
+        macs, peak = profile_facts(path, shape_args, threads)
+        mine = theirs = 0.0
+        for _ in range(a.rounds):
+            mine = max(mine, swiftq_rate(path, shape_args, threads))
+            theirs = max(theirs, ort_rate(sess, {i.name: x}))
+        del sess
+        ratios[(f, threads)] = mine / theirs
+        if threads == a.threads: float_rate[f] = mine
+        pct = lambda rate: 100 * 2 * macs * rate / (peak * 1e9)
+        print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x{pct(mine):14.0f}%{pct(theirs):11.0f}%', flush=True)
+    low = min(r for (f, t), r in ratios.items() if t == threads)
+    print(f"lowest ratio at {threads} thread{'s' if threads > 1 else ''} {low:.2f}x (target 1.0x: {'met' if low >= 1 else 'NOT met'})\n")
 
 labelled = [f for f in models if f in INFO]
 if a.e2e_images and labelled:
@@ -124,7 +143,7 @@ if a.calib_images and labelled:
     print(f"highest GPTQ / plain {worst:.2f}x (target under 2x: {'met' if worst < 2 else 'NOT met'})")
 
 int8_models = labelled + [f for f in models if f == DET]
-if int8_models:
+if int8_models and 'int8' in SECTIONS:
     # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same
     # Q/DQ model (it fuses it into QLinearConv & co.). Same input, batch 1, same threads, alternating rounds.
     print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (the same swiftq Q/DQ model in both)')
