@@ -52,7 +52,7 @@ void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int strid
 void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
 /// Floats needed by sq_conv3x3_pack for M output and C input channels.
 size_t sq_conv3x3_packed_size(int M, int C);
-/// Packs M x C x 3 x 3 weights as [M/16 blocks][C][9][16 outputs], zero-filled past M.
+/// Packs M x C x 3 x 3 weights as [M/8 blocks][C][9][8 outputs], zero-filled past M.
 void sq_conv3x3_pack(int M, int C, const float *w, float *packed);
 /// Full (group 1) 3x3 convolution of one image for output rows [oh0, oh1): y = w * x (+ bias), clamped.
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
