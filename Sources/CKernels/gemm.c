@@ -42,15 +42,25 @@ static void tile_shape(int level, int *mr, int *nr) {
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
 size_t sq_packed_a_size(int M, int K) {
-    // Sized for the largest MR so a buffer fits whichever level packs into it.
-    return HEADER + (size_t)round_up(M, 12) * (size_t)K + 64;
+    // Sized for every panel height (12 and 8 at AVX-512, 6, 4) so a buffer fits whichever level packs into it.
+    int rows = round_up(M, 12) > round_up(M, 8) ? round_up(M, 12) : round_up(M, 8);
+    return HEADER + (size_t)rows * (size_t)K + 64;
+}
+
+// The panel height for M rows at `level`: AVX-512 takes 8-row panels instead of 12 when they pad fewer rows
+// (M = 16: two panels of 8 instead of 24 rows of 12, a third of the multiply-adds wasted; 40, 64, 160 alike).
+static int panel_rows(int level, int M) {
+    int mr, nr;
+    tile_shape(level, &mr, &nr);
+    if (level == 3 && round_up(M, 8) < round_up(M, 12)) return 8;
+    return mr;
 }
 
 // Layout after the header: for each KC block, for each MR-row panel, kc x MR values (rows past M are 0).
 void sq_pack_a(int M, int K, const float *A, int lda, float *packed) {
-    int level = sq_cpu_level(), mr, nr;
-    tile_shape(level, &mr, &nr);
+    int level = sq_cpu_level(), mr = panel_rows(level, M);
     packed[0] = (float)level;
+    packed[1] = (float)mr;
     float *p = packed + HEADER;
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kc = K - k0 < KC ? K - k0 : KC;
@@ -118,36 +128,49 @@ typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, i
         }                                                                                                         \
     } while (0)
 
-__attribute__((target("avx512f")))
-static void kernel_avx512(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
-                          int load, int last, const float *bias, float lo, float hi) {
+// The MR x 32 AVX-512 micro-kernel (MR = 12 or 8: a constant at each instantiation, so the loops unroll).
+static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx512_rows(int MR, int kc, const float *a, const float *b, float *C, int ldc,
+                                                                                     int mr, int nr, int load, int last, const float *bias,
+                                                                                     float lo, float hi) {
     if (nr <= 16) {
         // A tail of at most 16 columns: one vector per row (the packed panel is still 32 wide).
         __m512 acc[12][1];
-        for (int i = 0; i < 12; i++) acc[i][0] = _mm512_setzero_ps();
+        for (int i = 0; i < MR; i++) acc[i][0] = _mm512_setzero_ps();
         for (int k = 0; k < kc; k++) {
             __m512 b0 = _mm512_loadu_ps(b);
-            for (int i = 0; i < 12; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
-            a += 12; b += 32;
+            for (int i = 0; i < MR; i++) acc[i][0] = _mm512_fmadd_ps(_mm512_set1_ps(a[i]), b0, acc[i][0]);
+            a += MR; b += 32;
         }
         AVX512_STORE(acc, 1);
         return;
     }
     __m512 acc[12][2];
-    for (int i = 0; i < 12; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
+    for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
     for (int k = 0; k < kc; k++) {
         __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
         // The weight panel streams from memory once per run (each weight meets only the N columns of this call:
         // 49 on a 7x7 map); fetching 128 steps ahead kept EfficientNet-Lite0's 7x7 layers from waiting on it.
-        _mm_prefetch((const char *)(a + 12 * 128), _MM_HINT_T0);
-        for (int i = 0; i < 12; i++) {
+        _mm_prefetch((const char *)(a + MR * 128), _MM_HINT_T0);
+        for (int i = 0; i < MR; i++) {
             __m512 ai = _mm512_set1_ps(a[i]);
             acc[i][0] = _mm512_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm512_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += 12; b += 32;
+        a += MR; b += 32;
     }
     AVX512_STORE(acc, 2);
+}
+
+__attribute__((target("avx512f")))
+static void kernel_avx512(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                          int load, int last, const float *bias, float lo, float hi) {
+    kernel_avx512_rows(12, kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+__attribute__((target("avx512f")))
+static void kernel_avx512_8(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                            int load, int last, const float *bias, float lo, float hi) {
+    kernel_avx512_rows(8, kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
 __attribute__((target("avx2,fma")))
@@ -198,18 +221,14 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
 
 static _Thread_local float *b_scratch;
 
-int sq_packed_mr(const float *packedA) {
-    int mr, nr;
-    tile_shape((int)packedA[0], &mr, &nr);
-    return mr;
-}
+int sq_packed_mr(const float *packedA) { return (int)packedA[1]; }
 
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                     int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
     (void)N;
-    int level = (int)packedA[0], mr, nr;
-    tile_shape(level, &mr, &nr);
-    micro_kernel kern = level == 3 ? kernel_avx512 : level == 2 ? kernel_avx2 : kernel_portable;
+    int level = (int)packedA[0], mr = (int)packedA[1], nr, unused;
+    tile_shape(level, &unused, &nr);
+    micro_kernel kern = level == 3 ? (mr == 8 ? kernel_avx512_8 : kernel_avx512) : level == 2 ? kernel_avx2 : kernel_portable;
     if (!b_scratch) b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
     const float *A = packedA + HEADER;
     int Mp = round_up(M, mr);
