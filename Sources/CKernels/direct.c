@@ -101,17 +101,18 @@ static inline __attribute__((always_inline)) AVX512 void dw_rows(const float *xc
     }
 }
 
-static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, int H, int W, const float *w, int K, int stride,
-                                                               int PT, int PL, float *y, int OH, int OW, const float *bias,
-                                                               float lo, float hi, int c0, int c1) {
+static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, int H, int W, size_t xplane, const float *w, int K,
+                                                               int stride, int PT, int PL, float *y, int OH, int OW,
+                                                               const float *bias, float lo, float hi, int c0, int c1, int oh0,
+                                                               int oh1) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     for (int c = c0; c < c1; c++) {
-        const float *xc = x + (size_t)c * H * W;
+        const float *xc = x + (size_t)c * xplane;
         const float *wc = w + (size_t)c * K * K;
         float *yc = y + (size_t)c * OH * OW;
         float b = bias ? bias[c] : 0.0f;
-        for (int oh = 0; oh < OH; oh += DW_ROWS) {
-            int nrows = OH - oh < DW_ROWS ? OH - oh : DW_ROWS;
+        for (int oh = oh0; oh < oh1; oh += DW_ROWS) {
+            int nrows = oh1 - oh < DW_ROWS ? oh1 - oh : DW_ROWS;
             for (int ow = 0; ow < OW; ow += 16) {
                 taps_mask m = block_masks(ow, stride, K, PL, W);
                 dw_rows(xc, H, W, wc, K, stride, PT, m, oh, nrows, b, vlo, vhi, yc + (size_t)oh * OW + ow, OW, store_mask(ow, OW));
@@ -121,12 +122,12 @@ static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, 
 }
 
 AVX512
-void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
-                  const float *bias, float lo, float hi, int c0, int c1) {
-    if (K == 3 && stride == 1) dw_kxk(x, H, W, w, 3, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
-    else if (K == 3) dw_kxk(x, H, W, w, 3, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
-    else if (stride == 1) dw_kxk(x, H, W, w, 5, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
-    else dw_kxk(x, H, W, w, 5, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
+                  int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
+    if (K == 3 && stride == 1) dw_kxk(x, H, W, xplane, w, 3, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
+    else if (K == 3) dw_kxk(x, H, W, xplane, w, 3, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
+    else if (stride == 1) dw_kxk(x, H, W, xplane, w, 5, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
+    else dw_kxk(x, H, W, xplane, w, 5, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
 }
 
 AVX512

@@ -241,6 +241,69 @@ public enum Fast {
         }
     }
 
+    /// Whether `expandDepthwise` runs a 1x1 convolution `e` followed by the depthwise one `d` on this CPU: the
+    /// AVX-512 depthwise kernel's shapes (3x3 or 5x5, stride 1 or 2 both ways, no dilation).
+    public static func canExpandDepthwise(_ e: ConvGeometry, _ d: ConvGeometry) -> Bool {
+        sq_cpu_level() == 3 && e.isPointwise && e.group == 1 && d.isDepthwise && d.channels == e.outChannels
+            && d.height == e.outHeight && d.width == e.outWidth && d.kernelH == d.kernelW && (d.kernelH == 3 || d.kernelH == 5)
+            && d.strideH == d.strideW && (d.strideH == 1 || d.strideH == 2) && d.dilationH == 1 && d.dilationW == 1
+    }
+
+    /// y = depthwise(clamp(E·x + eb)) without the expanded tensor: each thread takes a range of output rows and
+    /// walks it in bands, expanding only the input rows a band needs into a buffer that stays in cache (rows the
+    /// previous band already expanded are moved to the buffer's start, not recomputed), then running the depthwise
+    /// kernel on the band. Every value is computed as the two separate convolutions compute it (the GEMM sums
+    /// each output over the inputs in the same order whatever columns it is given), so the result is identical.
+    /// `e`: the 1x1 convolution's geometry (its packed weights `expand`), `d`: the depthwise one (raw weights `dw`).
+    /// `scratch`: one buffer per thread. `bandRows` (a multiple of 4) overrides the band height, for tests. Check
+    /// `canExpandDepthwise` first.
+    public static func expandDepthwise(x: UnsafePointer<Float>, expand: PackedMatrix, expandBias: UnsafePointer<Float>?, expandLo: Float, expandHi: Float,
+                                       dw: UnsafePointer<Float>, dwBias: UnsafePointer<Float>?, lo: Float, hi: Float, y: UnsafeMutablePointer<Float>,
+                                       _ e: ConvGeometry, _ d: ConvGeometry, scratch: [Scratch], threads: Int, bandRows: Int? = nil) {
+        precondition(canExpandDepthwise(e, d) && scratch.count >= max(1, threads))
+        let mid = d.channels, w = d.width, k = d.kernelH, s = d.strideH
+        // Band height: the most output rows (a multiple of 4, the depthwise kernel's step) whose input rows fit
+        // in about 512 KiB, half this CPU's L2.
+        let rowsFit = max(k + 3 * s, (1 << 17) / max(1, mid * w))
+        let band = bandRows ?? max(4, min(d.outHeight, ((rowsFit - k) / s + 1) / 4 * 4))
+        let capacity = (band - 1) * s + k
+        let plane = capacity * w
+        let parts = min(max(1, threads), (d.outHeight + band - 1) / band)
+        let per = (d.outHeight + parts - 1) / parts
+        for n in 0..<e.batch {
+            let xn = x + n * e.channels * e.height * e.width, yn = y + n * mid * d.outHeight * d.outWidth
+            parallelFor(parts, threads: threads) { p in
+                let buf = scratch[p].floats(mid * plane)
+                var start = 0, end = 0   // expanded rows [start, end) are in buf
+                var o0 = p * per
+                let oEnd = min(d.outHeight, o0 + per)
+                while o0 < oEnd {
+                    let o1 = min(oEnd, o0 + band)
+                    let need0 = max(0, o0 * s - d.padTop), need1 = min(d.height, (o1 - 1) * s - d.padTop + k)
+                    if start <= need0 && need0 < end {
+                        // Keep the rows this band shares with the last one: move them to the start of each channel.
+                        let keep = end - need0
+                        if need0 > start {
+                            for c in 0..<mid { memmove(buf + c * plane, buf + c * plane + (need0 - start) * w, keep * w * MemoryLayout<Float>.size) }
+                        }
+                        start = need0
+                    } else {
+                        start = need0
+                        end = need0
+                    }
+                    if need1 > end {
+                        sq_gemm_packed(Int32(mid), Int32((need1 - end) * w), Int32(e.channels), expand.data, xn + end * w, Int32(e.height * e.width),
+                                       buf + (end - start) * w, Int32(plane), 0, Int32(mid), 0, Int32((need1 - end) * w), expandBias, expandLo, expandHi, 0)
+                        end = need1
+                    }
+                    sq_dw_avx512(buf, Int32(end - start), Int32(w), plane, dw, Int32(k), Int32(s), Int32(d.padTop + start), Int32(d.padLeft),
+                                 yn, Int32(d.outHeight), Int32(d.outWidth), dwBias, lo, hi, 0, Int32(mid), Int32(o0), Int32(o1))
+                    o0 = o1
+                }
+            }
+        }
+    }
+
     /// Max or average pooling (dilation 1) of `planes` (each g.height × g.width) into y.
     public static func pool(x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, isMax: Bool, countIncludePad: Bool,
                             planes: Range<Int>) {

@@ -99,6 +99,7 @@ public final class Interpreter: @unchecked Sendable {
         }
         outputNames = graph.outputs.map(\.name)
         outputSlots = graph.outputs.map { id($0.name) }
+        if options.fuse { steps = fuseExpandDepthwise(steps, graphOutputs: Set(outputSlots), names: names, threads: options.threads) }
         var cs: [Int: RTensor] = [:]
         for (name, t) in constants where slot[name] != nil { cs[slot[name]!] = RTensor(t) }
         constantSlots = cs
@@ -134,13 +135,24 @@ public final class Interpreter: @unchecked Sendable {
                 throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
             }
             let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-            let outs = try step.op.run(ins, context)
+            let outs: [RTensor]
+            if let observe, let pair = step.op as? ExpandDepthwiseOp {
+                outs = try pair.unfused(ins, context, observe: observe)
+            } else {
+                outs = try step.op.run(ins, context)
+            }
             if profiling {
                 let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                 profile[step.node.opType, default: 0] += t
                 stepSeconds[index] += t
                 stepShapes[index] = outs.first?.shape ?? []
-                if let y = outs.first { stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y) }
+                if let y = outs.first {
+                    if let pair = step.op as? ExpandDepthwiseOp, let x = ins.first ?? nil {
+                        stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
+                    } else {
+                        stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
+                    }
+                }
             }
             for (k, o) in step.outputs.enumerated() where o >= 0 && k < outs.count {
                 values[o] = outs[k]
@@ -166,6 +178,33 @@ public final class Interpreter: @unchecked Sendable {
         slot = nil
         if isKnownUniquelyReferenced(&t.storage) { context.pool.give(t.storage) }
     }
+}
+
+/// Steps with every 1x1 Conv whose output only the next step reads, a depthwise Conv, merged with it into one
+/// `ExpandDepthwiseOp` step named after both ("expand+depthwise"). The merged step reads only the data input:
+/// the weights are its operators' constants.
+func fuseExpandDepthwise(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [String], threads: Int) -> [Interpreter.Step] {
+    var readers = [Int](repeating: 0, count: names.count)
+    for s in steps { for i in s.inputs where i >= 0 { readers[i] += 1 } }
+    var out: [Interpreter.Step] = []
+    var i = 0
+    while i < steps.count {
+        let a = steps[i]
+        if i + 1 < steps.count, a.outputs.count == 1, let mid = a.outputs.first, mid >= 0, readers[mid] == 1, !graphOutputs.contains(mid),
+           let x = a.inputs.first, x >= 0, steps[i + 1].inputs.first == mid,
+           let pair = ExpandDepthwiseOp(a.op, steps[i + 1].op, intermediate: names[mid], threads: threads) {
+            let b = steps[i + 1]
+            var node = b.node
+            node.name = "\(a.node.displayName)+\(b.node.displayName)"
+            node.inputs = [a.node.inputs[0]]
+            out.append(Interpreter.Step(op: pair, inputs: [x], outputs: b.outputs, node: node))
+            i += 2
+            continue
+        }
+        out.append(a)
+        i += 1
+    }
+    return out
 }
 
 /// The multiply-accumulates of one run of a Conv (output elements × weights per output channel), ConvTranspose

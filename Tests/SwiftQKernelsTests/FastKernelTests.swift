@@ -83,6 +83,43 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The fused 1x1 + depthwise pair equals the two convolutions run one after the other, bit for bit: bands of
+    /// 4 and 8 output rows (rows carried from band to band, the last band short), the default band, strides 1 and 2,
+    /// 3x3 and 5x5, uneven pads, 1 and 2 threads, a batch of 2.
+    func testExpandDepthwiseEqualsTwoConvolutions() {
+        defer { _ = sq_set_cpu_level(-1) }
+        // (in channels, expanded channels, H, W, kernel, stride, pad top, pad left, pad bottom, pad right)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (5, 24, 23, 37, 3, 2, 1, 1, 1, 1), (8, 16, 30, 20, 3, 1, 1, 1, 1, 1), (3, 17, 19, 33, 5, 2, 2, 2, 2, 2),
+            (4, 12, 21, 18, 5, 1, 2, 2, 2, 2), (6, 32, 28, 28, 3, 2, 0, 0, 1, 1),
+        ]
+        _ = sq_set_cpu_level(-1)
+        for (c, m, h, w, k, s, pt, pl, pb, pr) in cases {
+            let e = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 1, kernelW: 1, strideH: 1, strideW: 1,
+                                 dilationH: 1, dilationW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, outHeight: h, outWidth: w)
+            let oh = (h + pt + pb - k) / s + 1, ow = (w + pl + pr - k) / s + 1
+            let d = ConvGeometry(batch: 2, channels: m, height: h, width: w, outChannels: m, group: m, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                                 dilationH: 1, dilationW: 1, padTop: pt, padLeft: pl, padBottom: pb, padRight: pr, outHeight: oh, outWidth: ow)
+            guard Fast.canExpandDepthwise(e, d) else {
+                XCTAssertNotEqual(sq_cpu_level(), 3, "the fused kernel applies to \(d) on AVX-512")
+                continue
+            }
+            let x = random(2 * c * h * w), we = random(m * c), be = random(m), wd = random(m * k * k), bd = random(m)
+            let packed = we.withUnsafeBufferPointer { PackedMatrix(rows: m, cols: c, data: $0.baseAddress!, ld: c) }
+            var mid = [Float](repeating: 0, count: 2 * m * h * w), want = [Float](repeating: 0, count: 2 * m * oh * ow)
+            Fast.conv(x: x, packed: [packed], depthwise: nil, bias: be, y: &mid, e, lo: 0, hi: 6, scratch: Scratch(), threads: 1)
+            Fast.conv(x: mid, packed: [], depthwise: wd, bias: bd, y: &want, d, lo: -0.5, hi: 0.7, scratch: Scratch(), threads: 1)
+            for threads in [1, 2] {
+                for band in [4, 8, nil] as [Int?] {
+                    var got = [Float](repeating: .nan, count: want.count)
+                    Fast.expandDepthwise(x: x, expand: packed, expandBias: be, expandLo: 0, expandHi: 6, dw: wd, dwBias: bd, lo: -0.5, hi: 0.7,
+                                         y: &got, e, d, scratch: [Scratch(), Scratch()], threads: threads, bandRows: band)
+                    XCTAssertEqual(got, want, "threads \(threads) band \(band.map(String.init) ?? "default") \(d)")
+                }
+            }
+        }
+    }
+
     func testPoolSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         // (H, W, kernel, stride, pad begin, pad end): ceil_mode-style windows past the end, 16-wide edges

@@ -1,3 +1,4 @@
+import CKernels
 import SwiftQCore
 import SwiftQKernels
 import SwiftQRuntime
@@ -48,6 +49,41 @@ final class FusionTests: XCTestCase {
         let (fused, plain) = try compare(Model(graph: g), random(c * 42), [1, c, 6, 7])
         XCTAssertEqual(fused, 1, "Conv+BN+Clip should run as one step")
         XCTAssertEqual(plain, 3)
+    }
+
+    /// A 1x1 Conv + Clip feeding a depthwise Conv + Clip, with an expanded tensor big enough to be fused (64 x 112 x 112
+    /// floats, 3.2 MB): one step, the same output as unfused, and an observer still sees the value between them (the
+    /// pair then runs unfused) with the same final output.
+    func testExpandDepthwiseRunsAsOneStepAndStaysObservable() throws {
+        let c = 4, m = 64, h = 112, w = 112
+        let nodes = [
+            Node(name: "expand", opType: "Conv", inputs: ["x", "we", "be"], outputs: ["e"]),
+            Node(name: "clip1", opType: "Clip", inputs: ["e", "lo", "hi"], outputs: ["e6"]),
+            Node(name: "dw", opType: "Conv", inputs: ["e6", "wd", "bd"], outputs: ["d"],
+                 attributes: [Attribute(name: "group", value: .int(Int64(m))), Attribute(name: "strides", value: .ints([2, 2])),
+                              Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "clip2", opType: "Clip", inputs: ["d", "lo", "hi"], outputs: ["y"]),
+        ]
+        let inits = [
+            Initializer(name: "we", tensor: Tensor(floats: random(m * c), shape: [m, c, 1, 1])),
+            Initializer(name: "be", tensor: Tensor(floats: random(m), shape: [m])),
+            Initializer(name: "wd", tensor: Tensor(floats: random(m * 9), shape: [m, 1, 3, 3])),
+            Initializer(name: "bd", tensor: Tensor(floats: random(m), shape: [m])),
+            Initializer(name: "lo", tensor: Tensor(floats: [0], shape: [])),
+            Initializer(name: "hi", tensor: Tensor(floats: [6], shape: [])),
+        ]
+        let g = Graph(nodes: nodes, inputs: [input(c, h, w)], outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits)
+        let (fused, plain) = try compare(Model(graph: g), random(c * h * w), [1, c, h, w])
+        XCTAssertEqual(fused, sq_cpu_level() == 3 ? 1 : 2, "expand+clip and depthwise+clip as one step where AVX-512 runs it")
+        XCTAssertEqual(plain, 4)
+
+        let interpreter = try Interpreter(model: Model(graph: g), options: .init(threads: 2))
+        let feed = ["x": RTensor(floats: random(c * h * w), shape: [1, c, h, w])]
+        let quiet = try interpreter.run(feed)["y"]!.floatArray()
+        var seen: [String: [Int]] = [:]
+        let observed = try interpreter.run(feed) { name, t in seen[name] = t.shape }["y"]!.floatArray()
+        XCTAssertEqual(seen["e6"], [1, m, h, w], "the expanded value reaches the observer")
+        XCTAssertEqual(observed, quiet)
     }
 
     /// The profile counts each weighted node's multiply-accumulates: a grouped, strided Conv (fused with its Relu), a

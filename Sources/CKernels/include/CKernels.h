@@ -45,9 +45,10 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
 
 
 /// Direct 3x3 (and 5x5 depthwise) kernels (dilation 1, stride 1 or 2 both ways), AVX-512 only: call when sq_cpu_level() == 3.
-/// Depthwise convolution of channels [c0, c1), as sq_depthwise with KH = KW = K, K 3 or 5.
-void sq_dw_avx512(const float *x, int H, int W, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
-                  const float *bias, float lo, float hi, int c0, int c1);
+/// Depthwise convolution of channels [c0, c1) and output rows [oh0, oh1), as sq_depthwise with KH = KW = K (3 or 5);
+/// input channel c starts at x + c * xplane (H * W for a whole tensor; more for a band of rows in a larger buffer).
+void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
+                  int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
 /// 3x3 max pooling of planes [p0, p1); windows reaching past the image (pads, ceil_mode) ignore those cells.
 void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
 /// Floats needed by sq_conv3x3_pack for M output and C input channels.
