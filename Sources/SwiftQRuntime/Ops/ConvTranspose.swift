@@ -73,37 +73,49 @@ struct ConvTransposeOp: Operator {
         let (s, d, pads, out) = (geo.strides, geo.dilations, geo.pads, geo.output)
         guard out[0] > 0 && out[1] > 0 else { throw fail.invalid("output size \(out) is not positive") }
         let y = ctx.alloc(.float, [n, m, out[0], out[1]])
-        for i in 0..<y.count { y.f[i] = 0 }
+        let yp = y.f, plane = out[0] * out[1]
+        if let b { guard b.count == m else { throw fail.invalid("bias has \(b.count) values for \(m) channels") } }
         if !ctx.referenceOnly {
+            // Each output plane starts at its bias; col2im then adds into it.
+            let bias = b.map { UnsafePointer($0.f) }
+            for p in 0..<(n * m) { (yp + p * plane).update(repeating: bias.map { $0[p % m] } ?? 0, count: plane) }
             let wt = transposed ?? ConvTransposeOp.transpose(w.floatArray(), shape: w.shape, group: group)
             let rows = mpg * kh * kw, hw = h * wd, oh = out[0], ow = out[1]
             let cols = ctx.alloc(.float, [rows, hw])
             defer { ctx.pool.give(cols.storage) }
+            let colp = UnsafePointer(cols.f), xp = UnsafePointer(x.f)
             for b0 in 0..<n {
                 for g in 0..<group {
                     wt[g].withUnsafeBufferPointer { a in
-                        Fast.matmul(m: rows, n: hw, k: cpg, a: a.baseAddress!, lda: cpg, b: x.f + (b0 * c + g * cpg) * hw, ldb: hw,
+                        Fast.matmul(m: rows, n: hw, k: cpg, a: a.baseAddress!, lda: cpg, b: xp + (b0 * c + g * cpg) * hw, ldb: hw,
                                     c: cols.f, ldc: hw, scratch: scratch, threads: ctx.threads)
                     }
-                    // col2im: column row (mo, a, e) adds into output (g·M/group + mo, ih·s − pad + a·d, iw·s − pad + e·d).
-                    for mo in 0..<mpg {
-                        let plane = y.f + (b0 * m + g * mpg + mo) * oh * ow
-                        for a in 0..<kh { for e in 0..<kw {
-                            let src = cols.f + ((mo * kh + a) * kw + e) * hw
-                            for ih in 0..<h {
-                                let r = ih * s[0] - pads[0] + a * d[0]
-                                if r < 0 || r >= oh { continue }
-                                let dst = plane + r * ow, row = src + ih * wd
-                                for iw in 0..<wd {
-                                    let q = iw * s[1] - pads[1] + e * d[1]
-                                    if q >= 0 && q < ow { dst[q] += row[iw] }
+                    // col2im: column row (mo, a, e) adds into output (g·M/group + mo, ih·s − pad + a·d, iw·s − pad + e·d);
+                    // output channels split between threads (each writes its own planes).
+                    parallelRanges(mpg, minimum: 2, threads: ctx.threads) { range in
+                        for mo in range {
+                            let dstPlane = yp + (b0 * m + g * mpg + mo) * oh * ow
+                            for a in 0..<kh { for e in 0..<kw {
+                                let src = colp + ((mo * kh + a) * kw + e) * hw
+                                // Input columns whose output column lies inside: q = iw·s − pad + e·d in [0, ow).
+                                let off = e * d[1] - pads[1]
+                                let iw0 = off >= 0 ? 0 : (-off + s[1] - 1) / s[1]
+                                let iw1 = min(wd, ow - off > 0 ? (ow - off + s[1] - 1) / s[1] : 0)
+                                if iw0 >= iw1 { continue }
+                                for ih in 0..<h {
+                                    let r = ih * s[0] - pads[0] + a * d[0]
+                                    if r < 0 || r >= oh { continue }
+                                    let dst = dstPlane + r * ow + off, row = src + ih * wd
+                                    for iw in iw0..<iw1 { dst[iw * s[1]] += row[iw] }
                                 }
-                            }
-                        } }
+                            } }
+                        }
                     }
                 }
             }
-        } else {
+            return [y]
+        }
+        for i in 0..<y.count { yp[i] = 0 }
         for b0 in 0..<n { for ci in 0..<c {
             let g = ci / cpg
             for ih in 0..<h { for iw in 0..<wd {
@@ -119,12 +131,7 @@ struct ConvTransposeOp: Operator {
                 } }
             } }
         } }
-        }
-        if let b {
-            guard b.count == m else { throw fail.invalid("bias has \(b.count) values for \(m) channels") }
-            let plane = out[0] * out[1]
-            for i in 0..<y.count { y.f[i] += b.f[(i / plane) % m] }
-        }
+        if let b { for i in 0..<y.count { yp[i] += b.f[(i / plane) % m] } }
         return [y]
     }
 }
