@@ -120,6 +120,29 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The vectorized activations equal the reference expressions bit for bit, on lengths with vector tails and on
+    /// NaN, infinities, signed zeros and the kinks (−3, 3, 0).
+    func testUnaryActivationsEqualReference() {
+        let special: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 3, -3, 2.9999998, -2.9999998, 1e-30, -1e-30, 6, -6]
+        let reference: [(Int32, Float, Float, (Float) -> Float)] = [
+            (0, 0, 0, { max($0, 0) }), (1, -0.5, 0.7, { min(max($0, -0.5), 0.7) }),
+            (2, 0.2, 0.5, { max(0, min(1, 0.2 * $0 + 0.5)) }), (3, 0, 0, { $0 * max(0, min(1, $0 / 6 + 0.5)) }),
+            (4, 0.01, 0, { $0 < 0 ? $0 * 0.01 : $0 }),
+        ]
+        for n in [1, 15, 16, 17, 100, 1000] {
+            let x = (0..<n).map { $0 < special.count ? special[$0] : Float.random(in: -8...8, using: &rng) }
+            for (op, a, b, f) in reference {
+                var y = [Float](repeating: 42, count: n)
+                sq_unary(op, x, &y, Int32(n), a, b)
+                for i in 0..<n where !(y[i].bitPattern == f(x[i]).bitPattern || (y[i].isNaN && f(x[i]).isNaN)) {
+                    if y[i] == 0 && f(x[i]) == 0 { continue }  // the sign of a zero result may differ
+                    XCTFail("op \(op) n \(n): f(\(x[i])) = \(y[i]), reference \(f(x[i]))")
+                    break
+                }
+            }
+        }
+    }
+
     func testPoolSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         // (H, W, kernel, stride, pad begin, pad end): ceil_mode-style windows past the end, 16-wide edges

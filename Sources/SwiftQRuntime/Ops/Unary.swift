@@ -1,5 +1,7 @@
+import CKernels
 import Foundation
 import SwiftQCore
+import SwiftQKernels
 
 /// Elementwise activations and math on floats: Relu, LeakyRelu, Sigmoid, HardSigmoid, HardSwish, Tanh, the
 /// ops of `unaryFunction` (Exp, Log, Erf, Gelu, Elu…; Abs, Neg and Sign also on integers), and Clip (bounds as
@@ -32,6 +34,10 @@ struct UnaryOp: Operator {
         guard x.dtype == .float else { throw fail.invalid("\(opType) runs on float tensors, got \(x.dtype)") }
         let y = ctx.alloc(.float, x.shape)
         let n = x.count, px = x.f, py = y.f
+        if !ctx.referenceOnly, let code = UnaryOp.fastCodes[opType] {
+            UnaryOp.fast(code, px, py, n, alpha, beta, threads: ctx.threads)
+            return [y]
+        }
         switch opType {
         case "Relu": for i in 0..<n { py[i] = max(px[i], 0) }
         case "LeakyRelu": for i in 0..<n { let v = px[i]; py[i] = v < 0 ? v * alpha : v }
@@ -46,13 +52,27 @@ struct UnaryOp: Operator {
         return [y]
     }
 
+    /// sq_unary's op codes (Clip, 1, is run by `clip`).
+    static let fastCodes: [String: Int32] = ["Relu": 0, "HardSigmoid": 2, "HardSwish": 3, "LeakyRelu": 4]
+
+    /// The vectorized activation `code` over n floats, in contiguous ranges on `threads` threads.
+    static func fast(_ code: Int32, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ b: Float, threads: Int) {
+        parallelRanges(n, minimum: 1 << 15, threads: threads) { r in
+            sq_unary(code, x + r.lowerBound, y + r.lowerBound, Int32(r.count), a, b)
+        }
+    }
+
     private func clip(_ x: RTensor, _ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> RTensor {
         let lo = inputs.count > 1 ? inputs[1]?.doubles().first : nil
         let hi = inputs.count > 2 ? inputs[2]?.doubles().first : nil
         if x.dtype == .float {
             let l = lo.map { Float($0) } ?? alpha, h = hi.map { Float($0) } ?? beta
             let y = ctx.alloc(.float, x.shape)
-            for i in 0..<x.count { y.f[i] = min(max(x.f[i], l), h) }
+            if ctx.referenceOnly {
+                for i in 0..<x.count { y.f[i] = min(max(x.f[i], l), h) }
+            } else {
+                UnaryOp.fast(1, x.f, y.f, x.count, l, h, threads: ctx.threads)
+            }
             return y
         }
         let l = lo ?? -.infinity, h = hi ?? .infinity
