@@ -141,4 +141,13 @@ extension Rewriter {
         DropIdentity(), FoldConstants(), PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(),
         FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldAffineIntoNext(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(), ConstantDivToMul(),
     ])
+
+    /// The rewrites a float model runs with (`swiftq bench`, `eval`): those of `quantizationPreparation` that save
+    /// work and keep every result up to float rounding (BatchNorm and affine ops folded into the layers, spelled-out
+    /// HardSwish as one op: the PP-OCRv4 detector's 24 HardSwish were four passes over the tensor each). Div by a
+    /// constant stays Div: Mul by the reciprocal rounds differently and buys nothing in float.
+    public static let execution = Rewriter([
+        DropIdentity(), FoldConstants(), PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(),
+        FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldAffineIntoNext(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(),
+    ])
 }

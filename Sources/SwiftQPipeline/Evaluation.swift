@@ -3,6 +3,7 @@ import SwiftQCore
 import SwiftQImages
 import SwiftQInteger
 import SwiftQONNX
+import SwiftQPasses
 import SwiftQRuntime
 
 /// The `k` largest entries of `scores`, best first; ties go to the lower index (as a stable sort would).
@@ -18,6 +19,14 @@ public func topK(_ scores: UnsafeBufferPointer<Float>, _ k: Int) -> [Int] {
         if best.count > k { best.removeLast() }
     }
     return best
+}
+
+/// The model the float runtime runs for `model`: rewritten by `Rewriter.execution` (folds and fused activations,
+/// same results up to float rounding, less work), or `model` itself when it holds QuantizeLinear or
+/// DequantizeLinear nodes (a quantized model runs as it is written) or a rewrite does not apply.
+public func executionModel(_ model: Model) -> Model {
+    if model.graph.nodes.contains(where: { $0.opType == "QuantizeLinear" || $0.opType == "DequantizeLinear" }) { return model }
+    return (try? Rewriter.execution.run(model).model) ?? model
 }
 
 /// One classifier being evaluated: its interpreter and what it has scored so far.
@@ -48,7 +57,7 @@ public final class ClassifierRun: @unchecked Sendable {
 
     public init(path: String, model: Model, options: Interpreter.Options) throws {
         self.path = path
-        interpreter = try Interpreter(model: model, options: options)
+        interpreter = try Interpreter(model: executionModel(model), options: options)
         (integer, warning) = try IntegerProgram.beside(modelPath: path, model: model)
         integer?.threads = options.threads
         guard interpreter.inputNames.count == 1 else {

@@ -4,6 +4,7 @@ import SwiftQCore
 import SwiftQInteger
 import SwiftQKernels
 import SwiftQONNX
+import SwiftQPipeline
 import SwiftQRuntime
 
 struct Bench: ParsableCommand {
@@ -83,7 +84,7 @@ struct Bench: ParsableCommand {
             try m.checkTensorSizes(path: model, inputShapes: shapes, maxElements: maxTensorElements)
             var options = Interpreter.Options(threads: threads)
             options.profile = profile
-            let interp = try naming(model) { try Interpreter(model: m, options: options) }
+            let interp = try naming(model) { try Interpreter(model: executionModel(m), options: options) }
             let (integer, warning) = try IntegerProgram.beside(modelPath: model, model: m)
             integer?.threads = threads
             integer?.profile = profile

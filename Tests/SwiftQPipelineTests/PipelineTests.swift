@@ -11,6 +11,44 @@ import XCTest
 final class PipelineTests: XCTestCase {
     func top(_ v: [Float], _ k: Int) -> [Int] { v.withUnsafeBufferPointer { topK($0, k) } }
 
+    /// The float runtime's model: an opset-12 Conv + BatchNormalization + spelled-out HardSwish (Add 3, Clip 0..6, Mul,
+    /// Div 6) becomes Conv + HardSwish with the same outputs (up to float rounding); a Q/DQ model stays as written.
+    func testExecutionModelFoldsAndFusesWithTheSameResults() throws {
+        var rng = SeededRandom(seed: 3)
+        let c = 3, m = 4
+        let scalar = { (name: String, v: Float) in Initializer(name: name, tensor: Tensor(floats: [v], shape: [])) }
+        let nodes = [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "b", "mean", "var"], outputs: ["n"]),
+            Node(name: "add", opType: "Add", inputs: ["n", "three"], outputs: ["a"]),
+            Node(name: "clip", opType: "Clip", inputs: ["a", "zero", "six"], outputs: ["r"]),
+            Node(name: "mul", opType: "Mul", inputs: ["n", "r"], outputs: ["p"]),
+            Node(name: "div", opType: "Div", inputs: ["p", "six"], outputs: ["y"]),
+        ]
+        let inits = [
+            Initializer(name: "w", tensor: Tensor(floats: rng.floats(m * c * 9), shape: [m, c, 3, 3])),
+            Initializer(name: "s", tensor: Tensor(floats: rng.floats(m, 0.5, 2), shape: [m])),
+            Initializer(name: "b", tensor: Tensor(floats: rng.floats(m), shape: [m])),
+            Initializer(name: "mean", tensor: Tensor(floats: rng.floats(m), shape: [m])),
+            Initializer(name: "var", tensor: Tensor(floats: rng.floats(m, 0.1, 2), shape: [m])),
+            scalar("three", 3), scalar("zero", 0), scalar("six", 6),
+        ]
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(c), .value(8), .value(9)])],
+                      outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits)
+        let model = Model(opsetImports: [OpsetID(domain: "", version: 12)], graph: g)
+        let run = executionModel(model)
+        XCTAssertEqual(run.graph.nodes.map(\.opType).filter { $0 != "Constant" }, ["Conv", "HardSwish"])
+        let feed = ["x": RTensor(floats: rng.floats(c * 72, -3, 3), shape: [1, c, 8, 9])]
+        let want = try Interpreter(model: model, options: .init(threads: 1, fuse: false)).run(feed)["y"]!.floatArray()
+        let got = try Interpreter(model: run, options: .init(threads: 2)).run(feed)["y"]!.floatArray()
+        XCTAssertEqual(got.count, want.count)
+        for i in want.indices where abs(got[i] - want[i]) > 1e-5 * max(1, abs(want[i])) { XCTFail("[\(i)] \(got[i]) vs \(want[i])"); break }
+
+        var qdq = model
+        qdq.graph.nodes.insert(Node(name: "q", opType: "QuantizeLinear", inputs: ["x", "six"], outputs: ["xq"]), at: 0)
+        XCTAssertEqual(executionModel(qdq).graph.nodes.count, qdq.graph.nodes.count, "a quantized model runs as written")
+    }
+
     func testTopKOrdersBestFirstAndBreaksTiesByIndex() {
         XCTAssertEqual(top([0.1, 0.9, 0.3, 0.9, 0.5], 3), [1, 3, 4])
         XCTAssertEqual(top([2, 1], 5), [0, 1])
