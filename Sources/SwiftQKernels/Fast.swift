@@ -263,7 +263,7 @@ public enum Fast {
         precondition(canExpandDepthwise(e, d) && scratch.count >= max(1, threads))
         let mid = d.channels, w = d.width, k = d.kernelH, s = d.strideH
         // Band height: the most output rows (a multiple of 4, the depthwise kernel's step) whose input rows fit
-        // in about 512 KiB, half this CPU's L2.
+        // in about 512 KiB (half the 1 MiB L2 of the development machine's cores).
         let rowsFit = max(k + 3 * s, (1 << 17) / max(1, mid * w))
         let band = bandRows ?? max(4, min(d.outHeight, ((rowsFit - k) / s + 1) / 4 * 4))
         let capacity = (band - 1) * s + k

@@ -18,7 +18,8 @@ public final class Interpreter: @unchecked Sendable {
         /// Threads for kernels (both cores by default).
         public var threads: Int
         /// Fold BatchNormalization and Relu/Clip into the preceding Conv (faster; the intermediate values
-        /// then are not observable).
+        /// then are not observable), and run a 1x1 Conv feeding a depthwise Conv as one step (`ExpandDepthwiseOp`;
+        /// the value between them stays observable: a run with an observer runs the pair unfused).
         public var fuse: Bool
         /// Use only the reference kernels.
         public var referenceOnly: Bool
