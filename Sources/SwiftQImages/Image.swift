@@ -78,21 +78,7 @@ extension RGBImage {
         if outW != width {
             let (bounds, kk, ksize) = Self.coefficients(inSize: width, outSize: outW)
             var out = [UInt8](repeating: 0, count: outW * height * 3)
-            img.pixels.withUnsafeBufferPointer { src in
-                for y in 0..<height {
-                    let row = y * width * 3
-                    for x in 0..<outW {
-                        let (x0, n) = (bounds[2 * x], bounds[2 * x + 1])
-                        var s0 = Self.half, s1 = Self.half, s2 = Self.half
-                        for i in 0..<n {
-                            let k = kk[x * ksize + i], p = row + (x0 + i) * 3
-                            s0 += Int32(src[p]) * k; s1 += Int32(src[p + 1]) * k; s2 += Int32(src[p + 2]) * k
-                        }
-                        let o = (y * outW + x) * 3
-                        out[o] = Self.clip8(s0); out[o + 1] = Self.clip8(s1); out[o + 2] = Self.clip8(s2)
-                    }
-                }
-            }
+            sq_resample_h_rgb(img.pixels, Int32(width), Int32(height), Int32(outW), bounds, kk, Int32(ksize), Self.precisionBits, &out)
             return RGBImage(width: outW, height: height, pixels: out)
         }
         return img
@@ -104,26 +90,14 @@ extension RGBImage {
         if outH != height {
             let (bounds, kk, ksize) = Self.coefficients(inSize: height, outSize: outH)
             var out = [UInt8](repeating: 0, count: outW * outH * 3)
-            let stride = outW * 3
-            img.pixels.withUnsafeBufferPointer { src in
-                for y in 0..<outH {
-                    let (y0, n) = (bounds[2 * y], bounds[2 * y + 1])
-                    for x in 0..<stride {
-                        var s = Self.half
-                        for i in 0..<n { s += Int32(src[(y0 + i) * stride + x]) * kk[y * ksize + i] }
-                        out[y * stride + x] = Self.clip8(s)
-                    }
-                }
-            }
+            var acc = [Int32](repeating: 0, count: outW * 3)
+            sq_resample_v(img.pixels, Int32(outW * 3), Int32(outH), bounds, kk, Int32(ksize), Self.precisionBits, &acc, &out)
             return RGBImage(width: outW, height: outH, pixels: out)
         }
         return img
     }
 
     static let precisionBits: Int32 = 32 - 8 - 2
-    static let half: Int32 = 1 << (precisionBits - 1)
-
-    static func clip8(_ v: Int32) -> UInt8 { UInt8(clamping: max(0, v >> precisionBits)) }
 
     /// Pillow's `precompute_coeffs` + `normalize_coeffs_8bpc` for the bilinear filter (support 1).
     static func coefficients(inSize: Int, outSize: Int) -> (bounds: [Int], kk: [Int32], ksize: Int) {

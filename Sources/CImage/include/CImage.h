@@ -14,4 +14,13 @@
 uint8_t *sq_decode_rgb(const uint8_t *data, size_t size, uint64_t max_pixels, int *width, int *height,
                        char *err, size_t errlen);
 
+/// Pillow's horizontal 8-bit resampling pass over packed RGB: `bounds` holds (first input column, taps) per output
+/// column, `kk` `ksize` fixed-point coefficients (`bits` fractional bits) per output column.
+void sq_resample_h_rgb(const uint8_t *src, int width, int height, int out_w, const long *bounds, const int32_t *kk,
+                       int ksize, int bits, uint8_t *out);
+/// Pillow's vertical pass over rows of `stride` bytes: (first input row, taps) per output row in `bounds`;
+/// `acc` holds `stride` accumulators.
+void sq_resample_v(const uint8_t *src, int stride, int out_h, const long *bounds, const int32_t *kk, int ksize, int bits,
+                   int32_t *acc, uint8_t *out);
+
 #endif
