@@ -136,6 +136,25 @@ public struct Preprocessing: Sendable, Equatable, Codable {
         let plane = iw * ih, channels = channelCount, nhwc = isNHWC
         var out = [Float](repeating: 0, count: channels * plane)
         let p = resized.pixels, pad = padValue ?? 114
+        if channels == 3, g.origin.x <= 0, g.origin.y <= 0, g.resized.w + g.origin.x >= iw, g.resized.h + g.origin.y >= ih {
+            // Every input pixel lies in the resized image (a centre crop or a plain resize): one lookup in the
+            // table of normalized byte values per element, the same floats as the general loop below.
+            let table = byteTable
+            out.withUnsafeMutableBufferPointer { o in
+                table.withUnsafeBufferPointer { t in
+                    p.withUnsafeBufferPointer { src in
+                        for y in 0..<ih {
+                            let row = ((y - g.origin.y) * g.resized.w - g.origin.x) * 3
+                            for x in 0..<iw {
+                                let k = row + x * 3, i = y * iw + x
+                                for c in 0..<3 { o[nhwc ? i * 3 + c : c * plane + i] = t[c * 256 + Int(src[k + (bgr ? 2 - c : c)])] }
+                            }
+                        }
+                    }
+                }
+            }
+            return out
+        }
         for y in 0..<ih {
             for x in 0..<iw {
                 let rx = x - g.origin.x, ry = y - g.origin.y, i = y * iw + x

@@ -76,6 +76,35 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    /// The centre-crop path (one table lookup per value) against the pixels themselves: with mean 0 and std 1 each
+    /// value is its byte; BGR swaps the channels; NHWC interleaves them.
+    func testCropValuesAreThePixelBytes() {
+        let pixels = (0..<40 * 30 * 3).map { UInt8(($0 * 7) % 256) }
+        let image = RGBImage(width: 40, height: 30, pixels: pixels)
+        let p = Preprocessing(size: 16, resize: 20)
+        let g = p.geometry(width: 40, height: 30)
+        let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
+        let x0 = -g.origin.x, y0 = -g.origin.y
+        XCTAssertGreaterThan(x0, 0, "a crop that cuts columns")
+        func byte(_ c: Int, _ y: Int, _ x: Int) -> Float {
+            let k = ((y + y0) * resized.width + x + x0) * 3 + c
+            return Float(resized.pixels[k])
+        }
+        let rgb = p.tensor(image)
+        var bgrPrep = p
+        bgrPrep.bgr = true
+        let bgr = bgrPrep.tensor(image)
+        var nhwcPrep = p
+        nhwcPrep.layout = .nhwc
+        let nhwc = nhwcPrep.tensor(image)
+        for c in 0..<3 { for y in 0..<16 { for x in 0..<16 {
+            let i = y * 16 + x
+            XCTAssertEqual(rgb[c * 256 + i], byte(c, y, x), "RGB c\(c) y\(y) x\(x)")
+            XCTAssertEqual(bgr[c * 256 + i], byte(2 - c, y, x), "BGR c\(c) y\(y) x\(x)")
+            XCTAssertEqual(nhwc[i * 3 + c], byte(c, y, x), "NHWC c\(c) y\(y) x\(x)")
+        } } }
+    }
+
     func testNonSquareCropCoversTheWholeCrop() {
         // A 40x30 image into a 6x24 crop (text-line shape): scaled until 24 columns fit, then center-cropped.
         let pixels = (0..<40 * 30 * 3).map { UInt8($0 % 251) }
