@@ -278,3 +278,25 @@ void sq_gram(const float *x, int k, int n, float *h) {
     for (int a = 0; a < k; a++)
         for (int c = 0; c < a; c++) h[a * k + c] = h[c * k + a];
 }
+
+// dst[a][c] += (double)h[a][c] for the lower triangle c <= a of k x k matrices (row stride k): a Hessian's float
+// Gram matrix of one image added to its double sums.
+CLONES
+void sq_add_lower_f64(const float *h, int k, double *dst) {
+    for (int a = 0; a < k; a++) {
+        const float *s = h + (size_t)a * k;
+        double *d = dst + (size_t)a * k;
+        for (int c = 0; c <= a; c++) d[c] += (double)s[c];
+    }
+}
+
+// t[r * k + a] = x[a * rows + r]: the rows x k transpose of a k x rows matrix, in 32 x 32 tiles.
+CLONES
+void sq_transpose(const float *x, int k, int rows, float *t) {
+    for (int a0 = 0; a0 < k; a0 += 32)
+        for (int r0 = 0; r0 < rows; r0 += 32) {
+            int a1 = a0 + 32 < k ? a0 + 32 : k, r1 = r0 + 32 < rows ? r0 + 32 : rows;
+            for (int a = a0; a < a1; a++)
+                for (int r = r0; r < r1; r++) t[(size_t)r * k + a] = x[(size_t)a * rows + r];
+        }
+}

@@ -178,11 +178,7 @@ public final class HessianCollector: @unchecked Sendable {
         } else {
             let colsT = s.colsT.floats(k * rows)
             // Transposed in 32 x 32 tiles (a column-by-column copy strides through memory K floats at a time).
-            for a0 in stride(from: 0, to: k, by: 32) {
-                for r0 in stride(from: 0, to: rows, by: 32) {
-                    for a in a0..<min(k, a0 + 32) { for r in r0..<min(rows, r0 + 32) { colsT[r * k + a] = cols[a * rows + r] } }
-                }
-            }
+            sq_transpose(cols, Int32(k), Int32(rows), colsT)
             // The lower triangle by bands of 64 rows (each band against the columns up to its end), then mirrored:
             // about half the products of the full matrix.
             for a in stride(from: 0, to: k, by: 64) {
@@ -191,8 +187,7 @@ public final class HessianCollector: @unchecked Sendable {
             }
         }
         // The lower triangle only (both paths fill it); `hessians` mirrors it.
-        let dst = acc.sums + group * k * k
-        for a in 0..<k { for c in 0...a { dst[a * k + c] += Double(h[a * k + c]) } }
+        sq_add_lower_f64(h, Int32(k), acc.sums + group * k * k)
     }
 }
 
