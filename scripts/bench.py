@@ -11,7 +11,7 @@ from shared_path import shared_dir
 
 ap = argparse.ArgumentParser()
 ap.add_argument('swiftq'); ap.add_argument('--threads', type=int, default=os.cpu_count())
-ap.add_argument('--seconds', type=float, default=3.0); ap.add_argument('--rounds', type=int, default=3)
+ap.add_argument('--seconds', type=float, default=1.5); ap.add_argument('--rounds', type=int, default=5)
 ap.add_argument('--e2e-images', type=int, default=300); ap.add_argument('--models', default='')
 ap.add_argument('--sections', default='float,e2e,calib,int8', help='which parts to run (comma-separated)')
 ap.add_argument('--float-threads', default='', help='thread counts of the float section (default: --threads, then 1)')
@@ -59,7 +59,7 @@ def profile_facts(path, shape_args, threads):
 
 ratios = {}; float_rate = {}
 for threads in (FLOAT_THREADS if 'float' in SECTIONS else []):
-    print(f'float throughput, batch 1, {threads} thread{"s" if threads > 1 else ""}, best of {a.rounds} rounds x {a.seconds:.0f} s (ONNX Runtime {ort.__version__})')
+    print(f'float throughput, batch 1, {threads} thread{"s" if threads > 1 else ""}, best of {a.rounds} rounds x {a.seconds:g} s (ONNX Runtime {ort.__version__})')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}{'swiftq % peak':>15}{'ORT % peak':>12}")
     for f in models:
         path = os.path.join(SHARED, 'models', f)
@@ -146,7 +146,7 @@ int8_models = labelled + [f for f in models if f == DET]
 if int8_models and 'int8' in SECTIONS:
     # int8: swiftq's Q/DQ model with its weight file runs on swiftq's integer runtime; ONNX Runtime runs the same
     # Q/DQ model (it fuses it into QLinearConv & co.). Same input, batch 1, same threads, alternating rounds.
-    print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:.0f} s (the same swiftq Q/DQ model in both)')
+    print(f'\nint8 throughput, batch 1, {a.threads} threads, best of {a.rounds} rounds x {a.seconds:g} s (the same swiftq Q/DQ model in both)')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'vs ORT':>8}{'swiftq fp32':>13}{'vs fp32':>9}")
     low_ort = low_fp32 = float('inf')
     for f in int8_models:
