@@ -89,6 +89,8 @@ public final class Prefetcher: @unchecked Sendable {
     private var next = 0
     private var cancelled = false
     private let depth: Int
+    private var prepareNanoseconds: UInt64 = 0
+    private var waitNanoseconds: UInt64 = 0
 
     /// Starts decoding `paths` in order with `prepare`, keeping at most `depth` results waiting.
     public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> (pixels: [Float], shape: [Int])) {
@@ -101,8 +103,11 @@ public final class Prefetcher: @unchecked Sendable {
                 lock.unlock()
                 if stop { return }
                 let r: Result
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 do { let t = try prepare(p); r = .tensor(t.pixels, t.shape) } catch { r = .failed("\(error)") }
+                let spent = DispatchTime.now().uptimeNanoseconds - t0
                 lock.lock()
+                prepareNanoseconds += spent
                 ready[i] = r
                 lock.broadcast()
                 lock.unlock()
@@ -116,11 +121,23 @@ public final class Prefetcher: @unchecked Sendable {
     public func take(_ i: Int) -> Result {
         lock.lock()
         defer { lock.unlock() }
-        while ready[i] == nil { lock.wait() }
+        if ready[i] == nil {
+            let t0 = DispatchTime.now().uptimeNanoseconds
+            while ready[i] == nil { lock.wait() }
+            waitNanoseconds += DispatchTime.now().uptimeNanoseconds - t0
+        }
         let r = ready.removeValue(forKey: i)!
         next = i + 1
         lock.broadcast()
         return r
+    }
+
+    /// Seconds spent decoding and preprocessing so far (on the background thread), and seconds `take` waited for
+    /// an image that was not ready yet (the consumer starved).
+    public var seconds: (preparing: Double, waiting: Double) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (Double(prepareNanoseconds) / 1e9, Double(waitNanoseconds) / 1e9)
     }
 
     public func cancel() {

@@ -112,6 +112,9 @@ public struct ImageStream {
     /// The input tensor for image `i` (0, 1, 2, … in order), or why it could not be made.
     public func take(_ i: Int) -> Prefetcher.Result { prefetcher.take(i) }
 
+    /// Seconds spent decoding and preprocessing, and seconds the consumer waited for an image (`Prefetcher.seconds`).
+    public var seconds: (preparing: Double, waiting: Double) { prefetcher.seconds }
+
     public func cancel() { prefetcher.cancel() }
 }
 

@@ -191,6 +191,9 @@ public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelP
 public struct EvaluationResult {
     public var skipped = 0
     public var seconds = 0.0
+    /// Seconds spent decoding and preprocessing the images (on the prefetch thread, beside the network), and
+    /// seconds the network waited for an image that was not ready.
+    public var decodeSeconds = 0.0, waitedSeconds = 0.0
     /// Per model, per image: the top-1 class (nil when skipped).
     public var predicted: [[Int?]]
     /// Per model, per image: the raw output (only when kept).
@@ -262,6 +265,7 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
         events.progress(i + 1, runs[0].top1Percent.map { String(format: "top-1 %.2f%%", $0) } ?? "")
     }
     result.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+    (result.decodeSeconds, result.waitedSeconds) = stream.seconds
     if result.skipped == items.count {
         throw PipelineError("every image failed to load (\(items.count) of \(items.count)); see the warnings above")
     }

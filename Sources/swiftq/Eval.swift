@@ -170,7 +170,8 @@ struct Eval: ParsableCommand {
         }
         print("")
         let labelled = runs[0].labelled
-        print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding")
+        print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding"
+              + String(format: " (decoding %.2f ms an image beside the network, which waited %.2f s for images)", 1000 * r.decodeSeconds / Double(max(done + r.skipped, 1)), r.waitedSeconds))
     }
 
     func jsonObject(_ runs: [ClassifierRun], _ r: EvaluationResult, _ prep: Preprocessing) -> [String: Any] {
@@ -190,6 +191,7 @@ struct Eval: ParsableCommand {
             },
             "skipped": r.skipped,
             "seconds": r.seconds,
+            "decode_ms_per_image": 1000 * r.decodeSeconds / Double(max(runs[0].images + r.skipped, 1)), "waited_for_images_seconds": r.waitedSeconds,
             "threads": threads,
             "preprocessing": [
                 "size": prep.size, "resize": prep.resize, "bgr": prep.bgr, "divisor": prep.divisor,

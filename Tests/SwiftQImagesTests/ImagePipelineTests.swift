@@ -157,6 +157,21 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    /// The prefetcher's clocks: the time spent preparing images (at least the 4 x 5 ms the preparation sleeps), and the
+    /// time the consumer waited for one (some: it asks for the first image as soon as the prefetcher starts, and never
+    /// more than it took to prepare them all).
+    func testPrefetcherTimesPreparingAndWaiting() {
+        let f = Prefetcher(paths: ["a", "b", "c", "d"], depth: 2) { _ in
+            Thread.sleep(forTimeInterval: 0.005)
+            return ([0], [1])
+        }
+        for i in 0..<4 { _ = f.take(i) }
+        let (preparing, waiting) = f.seconds
+        XCTAssertGreaterThanOrEqual(preparing, 0.02)
+        XCTAssertGreaterThan(waiting, 0)
+        XCTAssertLessThanOrEqual(waiting, preparing + 0.05)
+    }
+
     /// Inputs held as the bytes their pixels were (the accuracy budget's evaluation images) come back as the very
     /// same floats, for every preset, BGR, grey, NHWC and letterbox padding; an input that is not the image of
     /// bytes (fractional padding, or other floats) is refused, not approximated.
