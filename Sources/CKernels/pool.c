@@ -33,6 +33,12 @@ static void work(void) {
 
 static unsigned long start_generation[MAX_WORKERS];
 
+// One round of a spin-wait: a pause, and every YIELD_EVERY rounds the core offered to whoever else waits for it
+// (another process's threads).
+static inline void relax(int spins) {
+    if (spins % YIELD_EVERY == YIELD_EVERY - 1) sched_yield(); else _mm_pause();
+}
+
 static void *worker_main(void *arg) {
     int index = (int)(long)arg;
     inside_job = 1;
@@ -40,10 +46,7 @@ static void *worker_main(void *arg) {
     for (;;) {
         unsigned long g;
         int spins = 0;
-        // Every YIELD_EVERY rounds the core is offered to whoever else waits for it (another process's threads).
-        while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen && spins < SPIN_ROUNDS) {
-            if (++spins % YIELD_EVERY == 0) sched_yield(); else _mm_pause();
-        }
+        while ((g = atomic_load_explicit(&generation, memory_order_acquire)) == seen && spins < SPIN_ROUNDS) relax(spins++);
         if (g == seen) {
             pthread_mutex_lock(&sleep_lock);
             atomic_fetch_add(&sleepers, 1);
@@ -99,8 +102,6 @@ void sq_parallel(int threads, int parts, sq_task fn, void *ctx) {
     // YIELD_EVERY rounds: when other processes hold the cores (two jobs on a 2-core machine), a worker waiting to
     // be scheduled must not find the caller (or its own idle siblings) burning the core it needs. Without the
     // yields two concurrent calibrations of MobileNetV2 took 25.6 s each against 2.2 s alone; with them 4.2 s.
-    for (int spins = 0; atomic_load_explicit(&parts_done, memory_order_acquire) < parts || atomic_load_explicit(&active_workers, memory_order_acquire) > 0; spins++) {
-        if (spins % YIELD_EVERY == YIELD_EVERY - 1) sched_yield(); else _mm_pause();
-    }
+    for (int spins = 0; atomic_load_explicit(&parts_done, memory_order_acquire) < parts || atomic_load_explicit(&active_workers, memory_order_acquire) > 0; spins++) relax(spins);
     pthread_mutex_unlock(&run_lock);
 }

@@ -180,9 +180,10 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     public func bytes(of tensor: [Float]) -> [UInt8]? {
         let channels = channelCount, plane = tensor.count / channels
         guard plane * channels == tensor.count else { return nil }
+        let table = byteTable
         let codes: [[UInt32: UInt8]] = (0..<channels).map { c in
             var d: [UInt32: UInt8] = [:]
-            for v in 0...255 { d[normalized(Float(v), channel: c).bitPattern] = d[normalized(Float(v), channel: c).bitPattern] ?? UInt8(v) }
+            for v in 0...255 where d[table[c * 256 + v].bitPattern] == nil { d[table[c * 256 + v].bitPattern] = UInt8(v) }
             return d
         }
         var out = [UInt8](repeating: 0, count: tensor.count)

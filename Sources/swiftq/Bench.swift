@@ -135,7 +135,7 @@ struct Bench: ParsableCommand {
                 } else if profile {
                     let total = interp.profile.values.reduce(0, +)
                     for (op, t) in interp.profile.sorted(by: { $0.value > $1.value }) {
-                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / Double(times.count + warmup) * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
+                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.2f", t / runs * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
                     }
                     print(String(format: "  peak %.1f GFLOP/s on %d threads (fused multiply-adds measured); whole network %.1f GFLOP/s (%.0f%%)",
                                  peak! / 1e9, threads, Double(2 * macs) / median / 1e9, 100 * Double(2 * macs) / median / peak!))

@@ -12,6 +12,8 @@ struct UnaryOp: Operator {
     let alpha: Float
     let beta: Float
     let function: ((Float) -> Float)?
+    /// The op's code for the vectorized loop (`fastCodes`), nil when it has none.
+    let fastCode: Int32?
 
     init(_ s: OperatorSetup) throws {
         fail = NodeFailure(s)
@@ -23,6 +25,7 @@ struct UnaryOp: Operator {
         default: alpha = 0; beta = 0
         }
         function = try unaryFunction(s)
+        fastCode = UnaryOp.fastCodes[opType]
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -34,7 +37,7 @@ struct UnaryOp: Operator {
         guard x.dtype == .float else { throw fail.invalid("\(opType) runs on float tensors, got \(x.dtype)") }
         let y = ctx.alloc(.float, x.shape)
         let n = x.count, px = x.f, py = y.f
-        if !ctx.referenceOnly, let code = UnaryOp.fastCodes[opType] {
+        if !ctx.referenceOnly, let code = fastCode {
             UnaryOp.fast(code, px, py, n, alpha, beta, threads: ctx.threads)
             return [y]
         }
