@@ -237,43 +237,85 @@ void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const flo
 
 // Gram matrix of k rows of length n (row stride n): h[a*k + c] = sum_r x[a][r] * x[c][r], the input second
 // moments GPTQ needs, for small k (depthwise windows) where a GEMM call per channel costs more than it saves.
-// Rows are read in blocks that stay in cache; row a is loaded once for four rows c, and each dot product keeps
-// 16 partial sums (one vector).
+// Rows are read in blocks of 1024 that stay in cache. Each dot product keeps 16 partial sums (lane l sums the
+// elements r = l mod 16), added lane after lane at the end of the block, then the block's tail. Pairs are taken
+// four rows by four rows (8 vector loads for 16 products); sq_gram_ref is the same sums one pair at a time.
+static inline void gram_pair_tail(const float *pa, const float *pc, int r, int r1, const float acc[16], float *h) {
+    float s = 0;
+    for (int l = 0; l < 16; l++) s += acc[l];
+    for (; r < r1; r++) s += pa[r] * pc[r];
+    *h += s;
+}
+
 CLONES
 void sq_gram(const float *x, int k, int n, float *h) {
     for (int i = 0; i < k * k; i++) h[i] = 0;
     enum { BLOCK = 1024 };
     for (int r0 = 0; r0 < n; r0 += BLOCK) {
         int r1 = r0 + BLOCK < n ? r0 + BLOCK : n;
-        for (int a = 0; a < k; a++) {
-            const float *pa = x + (size_t)a * n;
-            int c = a;
-            for (; c + 4 <= k; c += 4) {
-                const float *p0 = x + (size_t)c * n, *p1 = p0 + n, *p2 = p1 + n, *p3 = p2 + n;
-                float a0[16] = {0}, a1[16] = {0}, a2[16] = {0}, a3[16] = {0};
-                int r = r0;
-                for (; r + 16 <= r1; r += 16)
-                    for (int l = 0; l < 16; l++) {
-                        float v = pa[r + l];
-                        a0[l] += v * p0[r + l]; a1[l] += v * p1[r + l]; a2[l] += v * p2[r + l]; a3[l] += v * p3[r + l];
+        int full = r0 + (r1 - r0) / 16 * 16;
+        for (int a0 = 0; a0 < k; a0 += 4) {
+            for (int c0 = a0; c0 < k; c0 += 4) {
+                if (a0 + 4 <= k && c0 + 4 <= k) {
+                    const float *pa0 = x + (size_t)a0 * n, *pa1 = pa0 + n, *pa2 = pa1 + n, *pa3 = pa2 + n;
+                    const float *pc0 = x + (size_t)c0 * n, *pc1 = pc0 + n, *pc2 = pc1 + n, *pc3 = pc2 + n;
+                    float acc[4][4][16] = {{{0}}};
+                    for (int r = r0; r < full; r += 16)
+                        for (int l = 0; l < 16; l++) {
+                            float u0 = pa0[r + l], u1 = pa1[r + l], u2 = pa2[r + l], u3 = pa3[r + l];
+                            float v0 = pc0[r + l], v1 = pc1[r + l], v2 = pc2[r + l], v3 = pc3[r + l];
+                            acc[0][0][l] += u0 * v0; acc[0][1][l] += u0 * v1; acc[0][2][l] += u0 * v2; acc[0][3][l] += u0 * v3;
+                            acc[1][0][l] += u1 * v0; acc[1][1][l] += u1 * v1; acc[1][2][l] += u1 * v2; acc[1][3][l] += u1 * v3;
+                            acc[2][0][l] += u2 * v0; acc[2][1][l] += u2 * v1; acc[2][2][l] += u2 * v2; acc[2][3][l] += u2 * v3;
+                            acc[3][0][l] += u3 * v0; acc[3][1][l] += u3 * v1; acc[3][2][l] += u3 * v2; acc[3][3][l] += u3 * v3;
+                        }
+                    // gram_pair_tail for the 16 pairs side by side: the lanes added in order, then the tail.
+                    float t[4][4] = {{0}};
+                    for (int l = 0; l < 16; l++)
+                        for (int i = 0; i < 4; i++)
+                            for (int j = 0; j < 4; j++) t[i][j] += acc[i][j][l];
+                    for (int r = full; r < r1; r++) {
+                        float u[4] = {pa0[r], pa1[r], pa2[r], pa3[r]}, v[4] = {pc0[r], pc1[r], pc2[r], pc3[r]};
+                        for (int i = 0; i < 4; i++)
+                            for (int j = 0; j < 4; j++) t[i][j] += u[i] * v[j];
                     }
-                float s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-                for (int l = 0; l < 16; l++) { s0 += a0[l]; s1 += a1[l]; s2 += a2[l]; s3 += a3[l]; }
-                for (; r < r1; r++) { float v = pa[r]; s0 += v * p0[r]; s1 += v * p1[r]; s2 += v * p2[r]; s3 += v * p3[r]; }
-                h[a * k + c] += s0; h[a * k + c + 1] += s1; h[a * k + c + 2] += s2; h[a * k + c + 3] += s3;
-            }
-            for (; c < k; c++) {
-                const float *pc = x + (size_t)c * n;
-                float acc[16] = {0};
-                int r = r0;
-                for (; r + 16 <= r1; r += 16)
-                    for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
-                float s = 0;
-                for (int l = 0; l < 16; l++) s += acc[l];
-                for (; r < r1; r++) s += pa[r] * pc[r];
-                h[a * k + c] += s;
+                    for (int i = 0; i < 4; i++)
+                        for (int j = 0; j < 4; j++)
+                            if (c0 + j >= a0 + i) h[(a0 + i) * k + c0 + j] += t[i][j];
+                    continue;
+                }
+                // Edge tiles: pair by pair.
+                for (int a = a0; a < a0 + 4 && a < k; a++)
+                    for (int c = c0 > a ? c0 : a; c < c0 + 4 && c < k; c++) {
+                        const float *pa = x + (size_t)a * n, *pc = x + (size_t)c * n;
+                        float acc[16] = {0};
+                        for (int r = r0; r < full; r += 16)
+                            for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
+                        gram_pair_tail(pa, pc, full, r1, acc, h + a * k + c);
+                    }
             }
         }
+    }
+    for (int a = 0; a < k; a++)
+        for (int c = 0; c < a; c++) h[a * k + c] = h[c * k + a];
+}
+
+// The reference twin of sq_gram: the same sums, one pair at a time.
+CLONES
+void sq_gram_ref(const float *x, int k, int n, float *h) {
+    for (int i = 0; i < k * k; i++) h[i] = 0;
+    enum { BLOCK = 1024 };
+    for (int r0 = 0; r0 < n; r0 += BLOCK) {
+        int r1 = r0 + BLOCK < n ? r0 + BLOCK : n;
+        int full = r0 + (r1 - r0) / 16 * 16;
+        for (int a = 0; a < k; a++)
+            for (int c = a; c < k; c++) {
+                const float *pa = x + (size_t)a * n, *pc = x + (size_t)c * n;
+                float acc[16] = {0};
+                for (int r = r0; r < full; r += 16)
+                    for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
+                gram_pair_tail(pa, pc, full, r1, acc, h + a * k + c);
+            }
     }
     for (int a = 0; a < k; a++)
         for (int c = 0; c < a; c++) h[a * k + c] = h[c * k + a];

@@ -37,6 +37,7 @@ void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
 
 /// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
 void sq_gram(const float *x, int k, int n, float *h);
+void sq_gram_ref(const float *x, int k, int n, float *h);
 /// dst[a*k + c] += h[a*k + c] (widened to double) for c <= a: the lower triangle of a k x k float matrix added to doubles.
 void sq_add_lower_f64(const float *h, int k, double *dst);
 /// t = the transpose of the k x rows row-major matrix x (t is rows x k).
