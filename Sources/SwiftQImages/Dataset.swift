@@ -76,49 +76,50 @@ public struct Dataset: Sendable {
     public func fullPath(_ item: Item) -> String { item.path.hasPrefix("/") ? item.path : "\(root)/\(item.path)" }
 }
 
-/// Decodes and preprocesses images on a background thread, a few ahead of the consumer.
-public final class Prefetcher: @unchecked Sendable {
-    public enum Result: Sendable {
-        /// The input's values and shape.
-        case tensor([Float], [Int])
-        case failed(String)
-    }
-
+/// Items 0..<count worked on by `workers` background threads, each taking the next item not yet started, and handed
+/// to one consumer in index order (`take`). At most `depth` finished or started items wait ahead of the consumer.
+public final class OrderedWorkers<Output>: @unchecked Sendable {
     private let lock = NSCondition()
-    private var ready: [Int: Result] = [:]
+    private var ready: [Int: Output] = [:]
+    private var started = 0
     private var next = 0
     private var cancelled = false
     private let depth: Int
-    private var prepareNanoseconds: UInt64 = 0
+    private let count: Int
+    private var workNanoseconds: UInt64 = 0
     private var waitNanoseconds: UInt64 = 0
 
-    /// Starts decoding `paths` in order with `prepare`, keeping at most `depth` results waiting.
-    public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> (pixels: [Float], shape: [Int])) {
-        self.depth = depth
-        let thread = Thread { [self] in
-            for (i, p) in paths.enumerated() {
-                lock.lock()
-                while !cancelled && i - next >= depth { lock.wait() }
-                let stop = cancelled
-                lock.unlock()
-                if stop { return }
-                let r: Result
-                let t0 = DispatchTime.now().uptimeNanoseconds
-                do { let t = try prepare(p); r = .tensor(t.pixels, t.shape) } catch { r = .failed("\(error)") }
-                let spent = DispatchTime.now().uptimeNanoseconds - t0
-                lock.lock()
-                prepareNanoseconds += spent
-                ready[i] = r
-                lock.broadcast()
-                lock.unlock()
+    /// Starts the threads; `work(worker, i)` makes item `i` on worker `worker` (0 ..< workers).
+    public init(count: Int, workers: Int, depth: Int, stackSize: Int = 1 << 22, work: @escaping @Sendable (_ worker: Int, _ item: Int) -> Output) {
+        self.count = count
+        self.depth = max(depth, workers)
+        for w in 0..<max(1, workers) {
+            let thread = Thread { [self] in
+                while true {
+                    lock.lock()
+                    while !cancelled && started < count && started - next >= self.depth { lock.wait() }
+                    let i = started
+                    let stop = cancelled || i >= count
+                    if !stop { started += 1 }
+                    lock.unlock()
+                    if stop { return }
+                    let t0 = DispatchTime.now().uptimeNanoseconds
+                    let r = work(w, i)
+                    let spent = DispatchTime.now().uptimeNanoseconds - t0
+                    lock.lock()
+                    workNanoseconds += spent
+                    ready[i] = r
+                    lock.broadcast()
+                    lock.unlock()
+                }
             }
+            thread.stackSize = stackSize
+            thread.start()
         }
-        thread.stackSize = 1 << 22
-        thread.start()
     }
 
-    /// The result for image `i` (call with 0, 1, 2, … in order); waits until it is ready.
-    public func take(_ i: Int) -> Result {
+    /// Item `i` (call with 0, 1, 2, … in order); waits until it is ready.
+    public func take(_ i: Int) -> Output {
         lock.lock()
         defer { lock.unlock() }
         if ready[i] == nil {
@@ -132,18 +133,49 @@ public final class Prefetcher: @unchecked Sendable {
         return r
     }
 
-    /// Seconds spent decoding and preprocessing so far (on the background thread), and seconds `take` waited for
-    /// an image that was not ready yet (the consumer starved).
-    public var seconds: (preparing: Double, waiting: Double) {
+    /// Seconds the workers spent on items so far (summed over workers), and seconds `take` waited for an item that
+    /// was not ready yet (the consumer starved).
+    public var seconds: (working: Double, waiting: Double) {
         lock.lock()
         defer { lock.unlock() }
-        return (Double(prepareNanoseconds) / 1e9, Double(waitNanoseconds) / 1e9)
+        return (Double(workNanoseconds) / 1e9, Double(waitNanoseconds) / 1e9)
     }
 
+    /// Stops the workers after the items they are on; items not started are never made.
     public func cancel() {
         lock.lock()
         cancelled = true
         lock.broadcast()
         lock.unlock()
     }
+}
+
+/// Decodes and preprocesses images on a background thread, a few ahead of the consumer.
+public final class Prefetcher: @unchecked Sendable {
+    public enum Result: Sendable {
+        /// The input's values and shape.
+        case tensor([Float], [Int])
+        case failed(String)
+    }
+
+    private let workers: OrderedWorkers<Result>
+
+    /// Starts decoding `paths` in order with `prepare`, keeping at most `depth` results waiting.
+    public init(paths: [String], depth: Int = 4, prepare: @escaping @Sendable (String) throws -> (pixels: [Float], shape: [Int])) {
+        workers = OrderedWorkers(count: paths.count, workers: 1, depth: depth) { _, i in
+            do { let t = try prepare(paths[i]); return .tensor(t.pixels, t.shape) } catch { return .failed("\(error)") }
+        }
+    }
+
+    /// The result for image `i` (call with 0, 1, 2, … in order); waits until it is ready.
+    public func take(_ i: Int) -> Result { workers.take(i) }
+
+    /// Seconds spent decoding and preprocessing so far (on the background thread), and seconds `take` waited for
+    /// an image that was not ready yet (the consumer starved).
+    public var seconds: (preparing: Double, waiting: Double) {
+        let s = workers.seconds
+        return (s.working, s.waiting)
+    }
+
+    public func cancel() { workers.cancel() }
 }

@@ -64,6 +64,22 @@ public final class IntegerProgram {
         graphOutputs = Set(model.graph.outputs.map(\.name))
     }
 
+    /// A program of the same model and weights with its own buffers and `threads`, to run beside this one on
+    /// another thread (the weights are shared, not copied; the plan is made again on its first run).
+    public func copy(threads: Int) -> IntegerProgram { IntegerProgram(self, threads: threads) }
+
+    private init(_ other: IntegerProgram, threads: Int) {
+        model = other.model
+        order = other.order
+        inits = other.inits
+        consumers = other.consumers
+        producers = other.producers
+        graphOutputs = other.graphOutputs
+        integerConstants = other.integerConstants
+        self.threads = threads
+        context = ExecutionContext(threads: threads)
+    }
+
     /// The integer program of a swiftq int8 model whose weight file lies beside it (OUT.onnx → OUT.swq); nil for
     /// a model without one, or nil and a warning when the model records a weight file that is missing.
     public static func beside(modelPath path: String, model: Model) throws -> (IntegerProgram?, String?) {

@@ -67,6 +67,33 @@ public final class ClassifierRun: @unchecked Sendable {
         outputName = interpreter.outputNames[0]
     }
 
+    private init(copying run: ClassifierRun, threads: Int) throws {
+        path = run.path
+        let o = run.interpreter.options
+        interpreter = try Interpreter(model: run.interpreter.model, options: .init(threads: threads, fuse: o.fuse, referenceOnly: o.referenceOnly))
+        integer = run.integer?.copy(threads: threads)
+        warning = run.warning
+        inputName = run.inputName
+        outputName = run.outputName
+    }
+
+    /// A run of the same model with its own buffers, `threads` threads and no counts, to score other images beside
+    /// this one (`absorb` adds its counts back).
+    public func copy(threads: Int) throws -> ClassifierRun { try ClassifierRun(copying: self, threads: threads) }
+
+    /// Adds the counts of `copies` that scored other images. Their network seconds, which overlapped, count as the
+    /// busy time of one of them (the sum over the copies divided by their number).
+    public func absorb(_ copies: [ClassifierRun]) {
+        guard !copies.isEmpty else { return }
+        for c in copies {
+            top1 += c.top1; top5 += c.top5; labelled += c.labelled; images += c.images
+        }
+        networkSeconds += copies.reduce(0) { $0 + $1.networkSeconds } / Double(copies.count)
+    }
+
+    /// Bytes the run holds between images (its interpreter's; an integer program is not counted).
+    public var heldBytes: Int { interpreter.heldBytes }
+
     /// Runs one preprocessed image; returns every output by name.
     public func outputs(_ input: RTensor) throws -> [String: RTensor] {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -134,14 +161,26 @@ public struct SQNRMeter {
 
     /// Adds one image: the float model's observed tensors and the integer runtime's activations.
     public mutating func add(float: [String: RTensor], quantized: [(name: String, value: RTensor)]) {
-        images += 1
-        for (name, q) in quantized {
-            guard let f = float[name], f.count == q.count, f.dtype == .float else { continue }
+        add(SQNRMeter.sums(float: float, quantized: quantized))
+    }
+
+    /// One image's Σ f² and Σ (f − q)² per activation (in the order given), for `add`.
+    public static func sums(float: [String: RTensor], quantized: [(name: String, value: RTensor)]) -> [(name: String, signal: Double, noise: Double)] {
+        quantized.compactMap { name, q in
+            guard let f = float[name], f.count == q.count, f.dtype == .float else { return nil }
             var signal = 0.0, noise = 0.0
             for i in 0..<f.count {
                 let a = Double(f.f[i]), d = a - Double(q.f[i])
                 signal += a * a; noise += d * d
             }
+            return (name, signal, noise)
+        }
+    }
+
+    /// Adds one image's sums (`sums`).
+    public mutating func add(_ image: [(name: String, signal: Double, noise: Double)]) {
+        images += 1
+        for (name, signal, noise) in image {
             let s = sums[name] ?? (0, 0)
             sums[name] = (s.signal + signal, s.noise + noise)
         }

@@ -79,32 +79,132 @@ final class CalibrationPass {
         }
         used += 1
     }
+
+    /// What one input did on a worker.
+    enum Outcome {
+        case observed
+        case skipped(String)
+        case failed(String)
+        /// Not run to the end: another input failed.
+        case cancelled
+    }
+
+    /// Inputs `first ..< count`, `workers` at a time, each worker on a single-threaded copy of the interpreter.
+    /// Every tensor's statistics (and Hessian sums) take the inputs in order (`InOrder`), so the table is the one
+    /// a single thread makes. `input(i)` loads input `i` (a thrown error skips it, with a warning);
+    /// `events` and each input's outcome are handled on the calling thread, in order. Returns the inputs skipped.
+    func observeInParallel(first: Int, count: Int, workers: Int, input: @escaping @Sendable (Int) throws -> [String: RTensor],
+                           name: @escaping @Sendable (Int) -> String, modelPath: String, events: ImageJobEvents) throws -> Int {
+        var numbering: [String: Int] = [:]
+        for n in collector.names + (hessians?.inputNames ?? []) where numbering[n] == nil { numbering[n] = numbering.count }
+        let keys = numbering
+        let order = InOrder(keys: keys.count + 1, first: first)
+        let end = keys.count
+        let options = interpreter.options
+        let copies = try (0..<workers).map { _ in
+            try Interpreter(model: interpreter.model, options: .init(threads: 1, fuse: options.fuse, referenceOnly: options.referenceOnly))
+        }
+        collector.threads = 1
+        hessians?.reserve(workers: workers)
+        defer { collector.threads = threads }
+        let (collector, hessians) = (self.collector, self.hessians)
+        let jobs = OrderedWorkers<Outcome>(count: count - first, workers: workers, depth: 2 * workers) { w, k in
+            let i = first + k
+            defer { order.finish(i) }
+            let feeds: [String: RTensor]
+            do { feeds = try input(i) } catch { return .skipped("\(error)") }
+            func see(_ n: String, _ t: RTensor) {
+                guard let key = keys[n] else { return }
+                order.pass(key, i) {
+                    collector.observe(n, t)
+                    hessians?.observe(n, t, worker: w, threads: 1)
+                }
+            }
+            for (n, t) in feeds { see(n, t) }
+            do {
+                _ = try copies[w].run(feeds) { n, t in see(n, t) }
+            } catch {
+                order.cancel()
+                return .failed("\(modelPath): \(error) (on \(name(i)))")
+            }
+            return order.pass(end, i) {} ? .observed : .cancelled
+        }
+        defer { jobs.cancel() }
+        var skipped = 0
+        for i in first..<count {
+            switch jobs.take(i - first) {
+            case .observed: used += 1
+            case .skipped(let why):
+                skipped += 1
+                events.warning("skipped \(why)")
+            case .failed(let why): throw PipelineError(why)
+            case .cancelled: continue
+            }
+            events.progress(i + 1, "")
+        }
+        return skipped
+    }
+}
+
+/// How many inputs to run at once on `threads` threads, each on a single-threaded copy of the network: one per
+/// thread (whole inputs split better than layers, whose threads wait for each other at every layer), fewer when
+/// `count` inputs are too few to share, or when that many copies of `bytesPerCopy` would take more than `budget`.
+public func imageWorkers(threads: Int, images count: Int, bytesPerCopy: Int, budget: Int = 1 << 30) -> Int {
+    max(1, min(threads, count / 2, budget / max(1, bytesPerCopy)))
 }
 
 /// One pass of `items` through `interpreter`: the statistics (min/max, histogram, channel means) of every
-/// tensor `plan` measures; with `hessians`, the input Hessians of its weighted layers too (for GPTQ). An image that cannot be decoded is skipped with a warning; the job fails when every
-/// one is. `modelPath` names the model in errors and in the table.
+/// tensor `plan` measures; with `hessians`, the input Hessians of its weighted layers too (for GPTQ). An image
+/// that cannot be decoded is skipped with a warning; the job fails when every one is. `modelPath` names the
+/// model in errors and in the table.
+///
+/// With two threads or more, the first image that loads runs alone on `interpreter` (with all threads), then the
+/// rest run whole images at once on single-threaded copies of it (`imageWorkers`); the table is the same as on
+/// one thread.
 public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelPath: String, dataset: Dataset, items: [Dataset.Item],
                       preprocessing: Preprocessing, limits: ImageLimits, inputShape: [Int], threads: Int, hessians: HessianCollector? = nil,
                       events: ImageJobEvents = ImageJobEvents()) throws -> CalibrationTable {
     let pass = CalibrationPass(interpreter, plan: plan, hessians: hessians, threads: threads)
-    let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
-    defer { stream.cancel() }
+    let inputName = interpreter.inputNames[0]
+    let feeds: @Sendable ([Float], [Int]) -> [String: RTensor] = { pixels, shape in
+        [inputName: RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)]
+    }
     var skipped = 0
-    for (i, item) in items.enumerated() {
-        switch stream.take(i) {
+    func observe(_ i: Int, _ result: Prefetcher.Result) throws {
+        switch result {
         case .failed(let why):
             skipped += 1
             events.warning("skipped \(why)")
         case .tensor(let pixels, let shape):
-            let input = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
-            do {
-                try pass.observe([interpreter.inputNames[0]: input])
-            } catch {
-                throw PipelineError("\(modelPath): \(error) (on \(item.path))")
-            }
+            do { try pass.observe(feeds(pixels, shape)) } catch { throw PipelineError("\(modelPath): \(error) (on \(items[i].path))") }
         }
         events.progress(i + 1, "")
+    }
+    var i = 0
+    if threads > 1 {
+        // The first image that loads alone, then whole images in parallel.
+        while i < items.count && pass.used == 0 {
+            let result: Prefetcher.Result
+            do {
+                let t = try preprocessing.input(contentsOf: dataset.fullPath(items[i]), limits: limits)
+                result = .tensor(t.pixels, t.shape)
+            } catch { result = .failed("\(error)") }
+            try observe(i, result)
+            i += 1
+        }
+        let workers = imageWorkers(threads: threads, images: items.count - i, bytesPerCopy: pass.interpreter.heldBytes)
+        if workers > 1 {
+            skipped += try pass.observeInParallel(first: i, count: items.count, workers: workers, input: { k in
+                let t = try preprocessing.input(contentsOf: dataset.fullPath(items[k]), limits: limits)
+                return feeds(t.pixels, t.shape)
+            }, name: { items[$0].path }, modelPath: modelPath, events: events)
+            i = items.count
+        }
+    }
+    if i < items.count {
+        let stream = ImageStream(dataset: dataset, items: Array(items[i...]), preprocessing: preprocessing, limits: limits)
+        defer { stream.cancel() }
+        for k in i..<items.count { try observe(k, stream.take(k - i)) }
     }
     if pass.used == 0 { throw PipelineError("every calibration image failed to load (\(items.count) of \(items.count)); see the warnings above") }
     return CalibrationTable(model: PathNames.name(of: modelPath), images: pass.used, skipped: skipped, preprocessing: nil,
@@ -171,16 +271,29 @@ public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelP
     let pass = CalibrationPass(interpreter, plan: plan, hessians: hessians, threads: threads)
     let inputs = interpreter.model.graph.dataInputs
     var skipped = 0
-    for (i, path) in arrays.enumerated() {
+    func observe(_ k: Int) throws {
+        defer { events.progress(k + 1, "") }
         let feeds: [String: RTensor]
-        do { feeds = try arrayFeeds(path: path, inputs: inputs, maxElements: maxElements) } catch {
+        do { feeds = try arrayFeeds(path: arrays[k], inputs: inputs, maxElements: maxElements) } catch {
             skipped += 1
             events.warning("skipped \(error)")
-            events.progress(i + 1, "")
-            continue
+            return
         }
-        do { try pass.observe(feeds) } catch { throw PipelineError("\(modelPath): \(error) (on \(path))") }
-        events.progress(i + 1, "")
+        do { try pass.observe(feeds) } catch { throw PipelineError("\(modelPath): \(error) (on \(arrays[k]))") }
+    }
+    // One file after another; with two threads or more, only until one is observed, then whole files in parallel.
+    var i = 0
+    while i < arrays.count && (threads == 1 || pass.used == 0) {
+        try observe(i)
+        i += 1
+    }
+    let workers = imageWorkers(threads: threads, images: arrays.count - i, bytesPerCopy: pass.interpreter.heldBytes)
+    if workers > 1 {
+        skipped += try pass.observeInParallel(first: i, count: arrays.count, workers: workers, input: { k in
+            try arrayFeeds(path: arrays[k], inputs: inputs, maxElements: maxElements)
+        }, name: { arrays[$0] }, modelPath: modelPath, events: events)
+    } else {
+        for k in i..<arrays.count { try observe(k) }
     }
     if pass.used == 0 { throw PipelineError("every calibration array failed to load (\(arrays.count) of \(arrays.count)); see the warnings above") }
     return CalibrationTable(model: PathNames.name(of: modelPath), images: pass.used, skipped: skipped, preprocessing: nil,
@@ -191,9 +304,13 @@ public func calibrate(_ interpreter: Interpreter, plan: QuantizationPlan, modelP
 public struct EvaluationResult {
     public var skipped = 0
     public var seconds = 0.0
-    /// Seconds spent decoding and preprocessing the images (on the prefetch thread, beside the network), and
-    /// seconds the network waited for an image that was not ready.
+    /// Seconds spent decoding and preprocessing the images (on the prefetch thread beside the network, or summed
+    /// over the image workers), and seconds the network waited for an image that was not ready (0 with image
+    /// workers: each decodes its own).
     public var decodeSeconds = 0.0, waitedSeconds = 0.0
+    /// Images run at once, each on its own single-threaded copy of the models (1: one image at a time on all
+    /// threads, decoded ahead on a background thread).
+    public var imageWorkers = 1
     /// Per model, per image: the top-1 class (nil when skipped).
     public var predicted: [[Int?]]
     /// Per model, per image: the raw output (only when kept).
@@ -214,58 +331,165 @@ public struct EvaluationResult {
     }
 }
 
+/// What became of one image of an evaluation.
+enum ImageOutcome {
+    case scored(ScoredImage)
+    /// It could not be loaded (why).
+    case skipped(String)
+    /// A model failed on it: the job stops.
+    case failed(PipelineError)
+    /// Not run: a model failed on another image.
+    case cancelled
+}
+
+/// What every model of an evaluation made of one image.
+struct ScoredImage {
+    /// Per model: the top-1 class, the number of classes scored, and the raw output when kept.
+    var predicted: [Int] = [], classes: [Int] = []
+    var outputs: [[Float]?] = []
+    /// With two models: every output of both (copies), for `OutputFidelity`.
+    var fidelity: (float: [String: RTensor], quantized: [String: RTensor])?
+    /// With an int8 model on the integer runtime, when measured: its activations' SQNR sums.
+    var sqnr: [(name: String, signal: Double, noise: Double)]?
+
+    /// Runs every model of `runs` on `input` (each counts its top-1/top-5 against `label`).
+    init(_ runs: [ClassifierRun], input: RTensor, label: Int?, path: String, keepOutputs: Bool, measureSQNR: Bool) throws {
+        var all: [[String: RTensor]] = []
+        for run in runs {
+            let scores: RTensor
+            do {
+                all.append(try run.outputs(input))
+                scores = all.last![run.outputName]!
+            } catch {
+                throw PipelineError("\(run.path): \(error) (on \(path))")
+            }
+            classes.append(scores.count)
+            predicted.append(run.score(scores, label: label))
+            outputs.append(keepOutputs ? scores.floatArray() : nil)
+        }
+        guard runs.count == 2 else { return }
+        let copied = all.map { $0.mapValues { RTensor(floats: $0.floatArray(), shape: $0.shape) } }
+        fidelity = (copied[0], copied[1])
+        if measureSQNR, let integer = runs[1].integer {
+            let quantized = integer.activations()
+            let wanted = Set(quantized.map(\.name))
+            var float: [String: RTensor] = [:]
+            _ = try runs[0].interpreter.run([runs[0].inputName: input]) { name, t in
+                if wanted.contains(name) { float[name] = RTensor(floats: t.floatArray(), shape: t.shape) }
+            }
+            sqnr = SQNRMeter.sums(float: float, quantized: quantized)
+        }
+    }
+}
+
 /// Every model of `runs` on every image of `items` (each run keeps its top-1/top-5 counts). With two models,
-/// the second an int8 model on the integer runtime, the first `sqnrImages` images also measure each int8
-/// activation's SQNR against the float model. `keepOutputs` keeps every raw output. Fails when every image does.
+/// the second an int8 model on the integer runtime, the images among the first `sqnrImages` also measure each
+/// int8 activation's SQNR against the float model. `keepOutputs` keeps every raw output. Fails when every image does.
+///
+/// With two threads or more (the first run's interpreter's), the first image that loads runs alone, then whole
+/// images run at once on single-threaded copies of the runs (`imageWorkers`), each decoding its own; the results
+/// are added in image order, so they are the same as on one thread.
 public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.Item], preprocessing prep: Preprocessing,
                      limits: ImageLimits, keepOutputs: Bool, sqnrImages: Int, events: ImageJobEvents = ImageJobEvents()) throws -> EvaluationResult {
     var result = EvaluationResult(predicted: runs.map { _ in [] }, outputs: runs.map { _ in [] })
     let start = DispatchTime.now().uptimeNanoseconds
-    let stream = ImageStream(dataset: dataset, items: items, preprocessing: prep, limits: limits)
-    defer { stream.cancel() }
     var warnedClasses = false
-    for (i, item) in items.enumerated() {
-        switch stream.take(i) {
-        case .failed(let why):
+    var hits = 0, labelled = 0
+    let measuresSQNR = runs.count == 2 && runs[1].integer != nil
+    /// Image `i`'s outcome, in image order.
+    func add(_ i: Int, _ outcome: ImageOutcome) throws {
+        switch outcome {
+        case .cancelled: return
+        case .failed(let e): throw e
+        case .skipped(let why):
             result.skipped += 1
             events.warning("skipped \(why)")
             for m in runs.indices {
                 result.predicted[m].append(nil)
                 if keepOutputs { result.outputs[m].append(nil) }
             }
-        case .tensor(let pixels, let shape):
-            let input = RTensor(floats: pixels, shape: shape)
-            var all: [[String: RTensor]] = []
+        case .scored(let s):
             for (m, run) in runs.enumerated() {
-                let scores: RTensor
-                do {
-                    all.append(try run.outputs(input))
-                    scores = all[m][run.outputName]!
-                } catch {
-                    throw PipelineError("\(run.path): \(error) (on \(item.path))")
-                }
-                if let label = item.label, label >= scores.count, !warnedClasses {
+                if let label = items[i].label, label >= s.classes[m], !warnedClasses {
                     warnedClasses = true
-                    events.warning("\(item.path) has label \(label) but \(run.path) scores only \(scores.count) classes")
+                    events.warning("\(items[i].path) has label \(label) but \(run.path) scores only \(s.classes[m]) classes")
                 }
-                result.predicted[m].append(run.score(scores, label: item.label))
-                if keepOutputs { result.outputs[m].append(scores.floatArray()) }
+                result.predicted[m].append(s.predicted[m])
+                if keepOutputs { result.outputs[m].append(s.outputs[m]) }
             }
-            if runs.count == 2 { result.fidelity.add(float: all[0], quantized: all[1], order: runs[0].interpreter.outputNames) }
-            if runs.count == 2, let integer = runs[1].integer, result.sqnr.images < sqnrImages {
-                let quantized = integer.activations()
-                let wanted = Set(quantized.map(\.name))
-                var float: [String: RTensor] = [:]
-                _ = try runs[0].interpreter.run([runs[0].inputName: input]) { name, t in
-                    if wanted.contains(name) { float[name] = RTensor(floats: t.floatArray(), shape: t.shape) }
+            if let label = items[i].label { labelled += 1; if s.predicted[0] == label { hits += 1 } }
+            if let f = s.fidelity { result.fidelity.add(float: f.float, quantized: f.quantized, order: runs[0].interpreter.outputNames) }
+            if let q = s.sqnr { result.sqnr.add(q) }
+        }
+        events.progress(i + 1, labelled > 0 ? String(format: "top-1 %.2f%%", 100 * Double(hits) / Double(labelled)) : "")
+    }
+    @Sendable func score(_ runs: [ClassifierRun], _ i: Int, _ pixels: [Float], _ shape: [Int]) -> ImageOutcome {
+        do {
+            return .scored(try ScoredImage(runs, input: RTensor(floats: pixels, shape: shape), label: items[i].label, path: items[i].path,
+                                           keepOutputs: keepOutputs, measureSQNR: measuresSQNR && i < sqnrImages))
+        } catch let e as PipelineError { return .failed(e) } catch { return .failed(PipelineError("\(error)")) }
+    }
+    @Sendable func loadOrWhy(_ i: Int) -> Result<(pixels: [Float], shape: [Int], seconds: Double), PipelineError> {
+        let t0 = DispatchTime.now().uptimeNanoseconds
+        do {
+            let t = try prep.input(contentsOf: dataset.fullPath(items[i]), limits: limits)
+            return .success((t.pixels, t.shape, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9))
+        } catch { return .failure(PipelineError("\(error)")) }
+    }
+    var i = 0
+    let threads = runs[0].interpreter.options.threads
+    if threads > 1 {
+        // The first image that loads alone (the buffers it leaves size the copies), then whole images in parallel.
+        while i < items.count && result.predicted[0].count == result.skipped {
+            switch loadOrWhy(i) {
+            case .failure(let why): try add(i, .skipped(why.description))
+            case .success(let t):
+                result.decodeSeconds += t.seconds
+                try add(i, score(runs, i, t.pixels, t.shape))
+            }
+            i += 1
+        }
+        let workers = imageWorkers(threads: threads, images: items.count - i, bytesPerCopy: runs.reduce(0) { $0 + $1.heldBytes })
+        if workers > 1 {
+            let copies = try (0..<workers).map { _ in try runs.map { try $0.copy(threads: 1) } }
+            let first = i
+            let stop = StopFlag()
+            let jobs = OrderedWorkers<(ImageOutcome, Double)>(count: items.count - first, workers: workers, depth: 2 * workers) { w, k in
+                let i = first + k
+                if stop.isSet { return (.cancelled, 0) }
+                switch loadOrWhy(i) {
+                case .failure(let why): return (.skipped(why.description), 0)
+                case .success(let t):
+                    let outcome = score(copies[w], i, t.pixels, t.shape)
+                    if case .failed = outcome { stop.set() }
+                    return (outcome, t.seconds)
                 }
-                result.sqnr.add(float: float, quantized: quantized)
+            }
+            defer { jobs.cancel() }
+            for k in first..<items.count {
+                let (outcome, seconds) = jobs.take(k - first)
+                result.decodeSeconds += seconds
+                try add(k, outcome)
+            }
+            for (m, run) in runs.enumerated() { run.absorb(copies.map { $0[m] }) }
+            result.imageWorkers = workers
+            i = items.count
+        }
+    }
+    if i < items.count {
+        let stream = ImageStream(dataset: dataset, items: Array(items[i...]), preprocessing: prep, limits: limits)
+        defer { stream.cancel() }
+        for k in i..<items.count {
+            switch stream.take(k - i) {
+            case .failed(let why): try add(k, .skipped(why))
+            case .tensor(let pixels, let shape): try add(k, score(runs, k, pixels, shape))
             }
         }
-        events.progress(i + 1, runs[0].top1Percent.map { String(format: "top-1 %.2f%%", $0) } ?? "")
+        let (decode, waited) = stream.seconds
+        result.decodeSeconds += decode
+        result.waitedSeconds = waited
     }
     result.seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-    (result.decodeSeconds, result.waitedSeconds) = stream.seconds
     if result.skipped == items.count {
         throw PipelineError("every image failed to load (\(items.count) of \(items.count)); see the warnings above")
     }

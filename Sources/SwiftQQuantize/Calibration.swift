@@ -37,9 +37,20 @@ public struct CalibrationTable: Codable, Sendable {
     }
 }
 
-/// Feeds every produced value whose name is in `names` into its statistics, in one pass per image.
+/// Feeds every produced value whose name is in `names` into its statistics, in one pass per image. Each tensor's
+/// statistics live in their own box, so threads may update different tensors at once (`CalibrationPass` orders
+/// the updates of one tensor by image with `InOrder`).
 public final class ActivationCollector: @unchecked Sendable {
-    public private(set) var statistics: [String: TensorStatistics]
+    final class Box {
+        var value: TensorStatistics
+        init(_ value: TensorStatistics) { self.value = value }
+    }
+
+    private let boxes: [String: Box]
+    /// The statistics so far, by tensor name.
+    public var statistics: [String: TensorStatistics] { boxes.mapValues(\.value) }
+    /// The names of every tensor the collector keeps something of.
+    public var names: [String] { boxes.keys.sorted() }
     /// Threads the statistics of one large tensor are split over.
     public var threads = 1
 
@@ -49,9 +60,10 @@ public final class ActivationCollector: @unchecked Sendable {
     /// Full statistics for `names`; per-channel means also for `channelStatistics` (only those, for a tensor
     /// not in `names`).
     public init(names: [String], channelStatistics: Set<String> = []) {
-        statistics = Dictionary(uniqueKeysWithValues: names.map { ($0, TensorStatistics()) })
+        var b = Dictionary(uniqueKeysWithValues: names.map { ($0, Box(TensorStatistics())) })
+        for c in channelStatistics where b[c] == nil { b[c] = Box(TensorStatistics(histogram: [])) }
+        boxes = b
         histogrammed = Set(names)
-        for c in channelStatistics where statistics[c] == nil { statistics[c] = TensorStatistics(histogram: []) }
         self.channelStatistics = channelStatistics
     }
 
@@ -59,11 +71,11 @@ public final class ActivationCollector: @unchecked Sendable {
 
     /// For `Interpreter.run(_:observe:)`.
     public func observe(_ name: String, _ t: RTensor) {
-        guard statistics[name] != nil, t.dtype == .float else { return }
+        guard let box = boxes[name], t.dtype == .float else { return }
         let values = UnsafeBufferPointer(start: t.f, count: t.count)
-        if histogrammed.contains(name) { statistics[name]!.add(values, threads: threads) }
+        if histogrammed.contains(name) { box.value.add(values, threads: threads) }
         if channelStatistics.contains(name), t.rank >= 2 {
-            statistics[name]!.addChannelSums(values, outer: t.shape[0], channels: t.shape[1], inner: t.shape[2...].reduce(1, *))
+            box.value.addChannelSums(values, outer: t.shape[0], channels: t.shape[1], inner: t.shape[2...].reduce(1, *))
         }
     }
 }

@@ -64,6 +64,8 @@ public final class HessianCollector: @unchecked Sendable {
     }
 
     var accumulators: [Int: Accumulator] = [:]
+    /// Guards `accumulators` (threads working on different images add to different layers at once).
+    private let lock = NSLock()
     let graph: Graph
     let opset: Int64
     let inits: [String: Tensor]
@@ -72,7 +74,7 @@ public final class HessianCollector: @unchecked Sendable {
     let threads: Int
     let maxInputs: Int
     /// Per thread: im2col columns, their transpose, the product, and the GEMM's packing space.
-    let scratch: [(cols: Scratch, colsT: Scratch, product: Scratch, pack: Scratch)]
+    private(set) var scratch: [(cols: Scratch, colsT: Scratch, product: Scratch, pack: Scratch)]
 
     /// Collects for `nodes` (indices into `graph`; those that are not Conv or Gemm with a constant weight are
     /// ignored), from the first `maxInputs` inputs each sees.
@@ -108,22 +110,42 @@ public final class HessianCollector: @unchecked Sendable {
         }
     }
 
-    /// For `Interpreter.run(_:observe:)`.
-    public func observe(_ name: String, _ t: RTensor) {
+    /// The tensors whose values enter a Hessian.
+    public var inputNames: [String] { readers.keys.sorted() }
+
+    /// For `Interpreter.run(_:observe:)`: on the calling thread with the collector's threads.
+    public func observe(_ name: String, _ t: RTensor) { observe(name, t, worker: 0, threads: threads) }
+
+    /// Scratch for `workers` threads observing different images at once, one thread each (call before they start).
+    public func reserve(workers: Int) {
+        while scratch.count < workers { scratch.append((Scratch(), Scratch(), Scratch(), Scratch())) }
+    }
+
+    /// Adds `t` to the Hessians of the layers reading it, using scratch slots `worker` ..< `worker + threads`.
+    /// Threads may observe different tensors at once; one tensor's images must come one at a time, in order.
+    public func observe(_ name: String, _ t: RTensor, worker: Int, threads: Int) {
         guard let nodes = readers[name], t.dtype == .float else { return }
-        for i in nodes where (accumulators[i]?.inputs ?? 0) < maxInputs {
-            accumulate(i, t)
+        for i in nodes {
+            lock.lock()
+            let seen = accumulators[i]?.inputs ?? 0
+            lock.unlock()
+            guard seen < maxInputs else { continue }
+            accumulate(i, t, slot: worker, threads: threads)
+            lock.lock()
             accumulators[i]?.inputs += 1
+            lock.unlock()
         }
     }
 
     func accumulator(_ i: Int, columns: Int, groups: Int) -> Accumulator? {
+        lock.lock()
+        defer { lock.unlock() }
         if accumulators[i] == nil { accumulators[i] = Accumulator(columns: columns, groups: groups) }
         let a = accumulators[i]!
         return a.columns == columns && a.groups == groups ? a : nil
     }
 
-    func accumulate(_ i: Int, _ t: RTensor) {
+    func accumulate(_ i: Int, _ t: RTensor, slot base: Int, threads: Int) {
         let n = graph.nodes[i]
         let w = inits[n.inputs[1]]!
         let x = UnsafePointer(t.f)
@@ -131,7 +153,7 @@ public final class HessianCollector: @unchecked Sendable {
             guard t.rank == 2 else { return }
             let k = t.shape[1], rows = t.shape[0]
             guard k == ((n.int("transB") ?? 0) != 0 ? w.shape[1] : w.shape[0]), let acc = accumulator(i, columns: k, groups: 1) else { return }
-            add(acc, group: 0, rows: rows, slot: 0, threads: threads) { cols in
+            add(acc, group: 0, rows: rows, slot: base, threads: threads) { cols in
                 // K × rows: the transpose of x.
                 for r in 0..<rows { for c in 0..<k { cols[c * rows + r] = x[r * k + c] } }
             }
@@ -155,10 +177,10 @@ public final class HessianCollector: @unchecked Sendable {
                 // Many small groups (depthwise): the groups are split between threads.
                 let per = (g.group + threads - 1) / threads
                 parallelFor(threads, threads: threads) { p in
-                    for grp in (p * per)..<min(g.group, (p + 1) * per) { one(grp, slot: p, threads: 1) }
+                    for grp in (p * per)..<min(g.group, (p + 1) * per) { one(grp, slot: base + p, threads: 1) }
                 }
             } else {
-                for grp in 0..<g.group { one(grp, slot: 0, threads: threads) }
+                for grp in 0..<g.group { one(grp, slot: base, threads: threads) }
             }
             acc.rows += Double(ohw)
         }

@@ -34,6 +34,8 @@ public final class Interpreter: @unchecked Sendable {
     }
 
     public let model: Model
+    /// The options it was built with.
+    public let options: Options
     public let context: ExecutionContext
     public let inputNames: [String]
     public let outputNames: [String]
@@ -60,6 +62,7 @@ public final class Interpreter: @unchecked Sendable {
         var graph = model.graph
         if options.fuse { graph = fuseForExecution(graph, opset: model.opset) }
         self.model = model
+        self.options = options
         profiling = options.profile
         context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly)
         var slot: [String: Int] = [:]
@@ -112,6 +115,11 @@ public final class Interpreter: @unchecked Sendable {
         self.steps = steps
     }
 
+    /// Bytes the interpreter holds between runs: its constants and the buffers its last run used.
+    public var heldBytes: Int {
+        constantSlots.values.reduce(0) { $0 + $1.count * ($1.dtype.byteSize ?? 8) } + context.pool.freeBytes
+    }
+
     /// Runs the graph. `feeds` maps input names to tensors; `observe` sees every value a node produces
     /// (name, tensor) while it is alive. Returns the graph outputs by name.
     public func run(_ feeds: [String: RTensor], observe: ((String, RTensor) -> Void)? = nil) throws -> [String: RTensor] {
@@ -131,27 +139,31 @@ public final class Interpreter: @unchecked Sendable {
             stepMACs = Array(repeating: 0, count: steps.count)
         }
         for (index, step) in steps.enumerated() {
-            let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
-            for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
-                throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
-            }
-            let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
             let outs: [RTensor]
-            if let observe, let pair = step.op as? ExpandDepthwiseOp {
-                outs = try pair.unfused(ins, context, observe: observe)
-            } else {
-                outs = try step.op.run(ins, context)
-            }
-            if profiling {
-                let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-                profile[step.node.opType, default: 0] += t
-                stepSeconds[index] += t
-                stepShapes[index] = outs.first?.shape ?? []
-                if let y = outs.first {
-                    if let pair = step.op as? ExpandDepthwiseOp, let x = ins.first ?? nil {
-                        stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
-                    } else {
-                        stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
+            // `ins` ends with this scope, so that recycling below sees each spent input uniquely referenced (a debug
+            // build keeps a local alive to the end of its scope).
+            do {
+                let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
+                for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
+                    throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
+                }
+                let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+                if let observe, let pair = step.op as? ExpandDepthwiseOp {
+                    outs = try pair.unfused(ins, context, observe: observe)
+                } else {
+                    outs = try step.op.run(ins, context)
+                }
+                if profiling {
+                    let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+                    profile[step.node.opType, default: 0] += t
+                    stepSeconds[index] += t
+                    stepShapes[index] = outs.first?.shape ?? []
+                    if let y = outs.first {
+                        if let pair = step.op as? ExpandDepthwiseOp, let x = ins.first ?? nil {
+                            stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
+                        } else {
+                            stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
+                        }
                     }
                 }
             }

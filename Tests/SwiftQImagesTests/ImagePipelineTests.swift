@@ -157,6 +157,27 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    /// Several workers, each item a different time: the consumer still takes items 0, 1, 2, … each once, and no
+    /// more than `depth` items are ever started ahead of it.
+    func testOrderedWorkersKeepOrderAndDepth() {
+        final class Counts: @unchecked Sendable {
+            let lock = NSLock()
+            var started = 0, taken = 0, furthest = 0
+        }
+        let counts = Counts()
+        let jobs = OrderedWorkers<Int>(count: 40, workers: 3, depth: 4) { _, i in
+            counts.lock.lock(); counts.started += 1; counts.furthest = max(counts.furthest, counts.started - counts.taken); counts.lock.unlock()
+            Thread.sleep(forTimeInterval: Double((i * 7) % 5) / 1000)
+            return i * i
+        }
+        for i in 0..<40 {
+            XCTAssertEqual(jobs.take(i), i * i)
+            counts.lock.lock(); counts.taken += 1; counts.lock.unlock()
+        }
+        XCTAssertEqual(counts.started, 40)
+        XCTAssertLessThanOrEqual(counts.furthest, 4 + 1)
+    }
+
     /// The prefetcher's clocks: the time spent preparing images (at least the 4 x 5 ms the preparation sleeps), and the
     /// time the consumer waited for one (some: it asks for the first image as soon as the prefetcher starts, and never
     /// more than it took to prepare them all).

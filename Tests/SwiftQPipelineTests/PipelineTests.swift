@@ -213,6 +213,101 @@ final class PipelineTests: XCTestCase {
     }
 }
 
+final class ImageWorkerTests: XCTestCase {
+    /// A folder of the fixture images copied four times (the corrupt one too): 20 images, 4 of which fail.
+    func manyImages() throws -> String {
+        let dir = try Paths.temporaryDirectory()
+        let fm = FileManager.default
+        for folder in ["a", "b"] {
+            try fm.createDirectory(atPath: "\(dir)/\(folder)", withIntermediateDirectories: true)
+            for name in try fm.contentsOfDirectory(atPath: Paths.fixture("images/\(folder)")) {
+                for k in 0..<4 { try fm.copyItem(atPath: Paths.fixture("images/\(folder)/\(name)"), toPath: "\(dir)/\(folder)/\(k)\(name)") }
+            }
+        }
+        return dir
+    }
+
+    /// Calibration on two threads runs whole images at once on copies of the network, and every statistic and
+    /// Hessian sum takes the images in order: the table and the Hessians are those of one thread, bit for bit.
+    /// Then evaluation of the float model against its int8 model (integer runtime): the same predictions, counts,
+    /// output fidelity and activation SQNR on one thread and on two.
+    func testImageWorkersGiveTheResultsOfOneThread() throws {
+        let dir = try manyImages()
+        let model = try ONNXReader.read(path: Paths.fixture("tiny_cnn.onnx"))
+        let prep = Preprocessing.preset("torch", size: 32)!
+        let (dataset, items) = try calibrationImages(root: dir, list: nil, limit: 100, seed: 1)
+        XCTAssertEqual(items.count, 20)
+        var options = QuantizeOptions()
+        options.weightRounding = .gptq
+        options.weightBits = 4
+        var calibrated: [CalibratedModel] = []
+        for threads in [1, 2] {
+            var progress: [Int] = [], warnings = 0
+            let events = ImageJobEvents(warning: { _ in warnings += 1 }, progress: { n, _ in progress.append(n) })
+            calibrated.append(try QuantizationJob.calibrated(model, path: "tiny_cnn.onnx", data: .images(dataset, items), preprocessing: prep,
+                                                             limits: ImageLimits(), maxElements: Model.defaultMaxTensorElements, options: options,
+                                                             threads: threads, events: events))
+            XCTAssertEqual(progress, Array(1...20), "progress in image order")
+            XCTAssertEqual(warnings, 4, "the corrupt copies")
+        }
+        let (one, two) = (calibrated[0], calibrated[1])
+        XCTAssertEqual(one.table.images, 16)
+        XCTAssertEqual(one.table.tensors.keys.sorted(), two.table.tensors.keys.sorted())
+        for (name, s) in one.table.tensors where s != two.table.tensors[name] { XCTFail("tensor \(name): the statistics differ on two threads") }
+        XCTAssertFalse(one.hessians.isEmpty)
+        XCTAssertEqual(one.hessians.keys.sorted(), two.hessians.keys.sorted())
+        for (k, h) in one.hessians { XCTAssertEqual(h.sums, two.hessians[k]!.sums); XCTAssertEqual(h.rows, two.hessians[k]!.rows) }
+
+        let q = try QuantizationJob.quantize(one.job, table: one.table, hessians: one.hessians, options: options)
+        let (bytes, weights) = try QuantizationJob.files(q, preprocessing: prep, producerVersion: "test")
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/q.onnx"))
+        try Data(weights).write(to: URL(fileURLWithPath: "\(dir)/q.swq"))
+        let quantized = try ONNXReader.read(path: "\(dir)/q.onnx")
+        var results: [(EvaluationResult, [ClassifierRun])] = []
+        for threads in [1, 2] {
+            let runs = [try ClassifierRun(path: "tiny_cnn.onnx", model: model, options: .init(threads: threads)),
+                        try ClassifierRun(path: "\(dir)/q.onnx", model: quantized, options: .init(threads: threads))]
+            XCTAssertNotNil(runs[1].integer)
+            let all = try Dataset(root: dir)
+            results.append((try evaluate(runs, dataset: all, items: all.items, preprocessing: prep, limits: ImageLimits(), keepOutputs: true, sqnrImages: 12), runs))
+        }
+        let (a, b) = (results[0].0, results[1].0)
+        XCTAssertEqual(a.imageWorkers, 1)
+        XCTAssertEqual(b.imageWorkers, 2)
+        XCTAssertEqual(a.skipped, 4)
+        XCTAssertEqual(a.predicted, b.predicted)
+        XCTAssertEqual(a.outputs.map { $0.map { $0 ?? [] } }, b.outputs.map { $0.map { $0 ?? [] } })
+        XCTAssertEqual(a.fidelity.images, 16)
+        XCTAssertEqual(a.fidelity.rows.map(\.sqnr), b.fidelity.rows.map(\.sqnr))
+        XCTAssertEqual(a.sqnr.images, b.sqnr.images)
+        XCTAssertGreaterThan(a.sqnr.images, 0)
+        XCTAssertEqual(a.sqnr.lowest(100).map(\.db), b.sqnr.lowest(100).map(\.db))
+        for m in 0..<2 {
+            let (r1, r2) = (results[0].1[m], results[1].1[m])
+            XCTAssertEqual([r1.images, r1.top1, r1.top5, r1.labelled], [r2.images, r2.top1, r2.top5, r2.labelled])
+        }
+        XCTAssertEqual(results[1].1[0].images, 16, "the copies' counts are added back")
+    }
+
+    /// Array files too: calibration of a two-input model on two threads gives the table of one thread.
+    func testArrayCalibrationOnTwoThreadsGivesTheTableOfOne() throws {
+        let model = try ONNXReader.read(path: Paths.fixture("two_inputs.onnx"))
+        let arrays = try calibrationArrays(root: Paths.fixture("arrays"), limit: 100)
+        let shapes = try arrayInputShapes(model, first: arrays[0], path: "two_inputs.onnx")
+        let tables = try [1, 2].map { threads in
+            let job = try QuantizationJob.prepare(model, path: "two_inputs.onnx", inputShapes: shapes, exclude: [], threads: threads)
+            var progress: [Int] = []
+            let table = try calibrate(job.interpreter, plan: job.plan, modelPath: "two_inputs.onnx", arrays: arrays, threads: threads,
+                                      events: ImageJobEvents(progress: { n, _ in progress.append(n) }))
+            XCTAssertEqual(progress, Array(1...arrays.count))
+            return table
+        }
+        XCTAssertEqual(tables[0].images, 6)
+        XCTAssertEqual(tables[0].tensors.keys.sorted(), tables[1].tensors.keys.sorted())
+        for (name, s) in tables[0].tensors where s != tables[1].tensors[name] { XCTFail("tensor \(name): the statistics differ on two threads") }
+    }
+}
+
 final class AccuracyControlTests: XCTestCase {
     /// The sensitivity ranking covers every weighted layer, sorted by gain; the budget search does nothing when
     /// the budget already holds, and when it cannot hold moves every layer up one step at a time (2 bits → 8 →
