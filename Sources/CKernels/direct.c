@@ -205,7 +205,7 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_tile(const floa
 
 AVX512
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
-                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1) {
+                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1, int row0) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     int blocks = (M + C3_OCB - 1) / C3_OCB;
     size_t oplane = (size_t)OH * OW;
@@ -216,7 +216,7 @@ void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed,
             int nm = M - blk * C3_OCB < C3_OCB ? M - blk * C3_OCB : C3_OCB;
             for (int ow = 0; ow < OW; ow += 16) {
                 taps_mask m = block_masks(ow, stride, 3, PL, W);
-                float *o = y + (size_t)blk * C3_OCB * oplane + (size_t)oh * OW + ow;
+                float *o = y + (size_t)blk * C3_OCB * oplane + (size_t)(oh - row0) * OW + ow;
                 const float *bb = bias ? bias + blk * C3_OCB : NULL;
                 if (stride == 1) conv3x3_tile(x, C, H, W, wb, 1, oh - PT, two, m, bb, nm, vlo, vhi, o, oplane, OW, store_mask(ow, OW));
                 else conv3x3_tile(x, C, H, W, wb, 2, oh * 2 - PT, two, m, bb, nm, vlo, vhi, o, oplane, OW, store_mask(ow, OW));

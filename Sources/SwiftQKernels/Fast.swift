@@ -178,7 +178,7 @@ public enum Fast {
                     if oh0 < oh1 {
                         sq_conv3x3_avx512(xn, Int32(g.channels), Int32(g.height), Int32(g.width), d.data, Int32(g.outChannels), Int32(g.strideH),
                                           Int32(g.padTop), Int32(g.padLeft), yn, Int32(g.outHeight), Int32(g.outWidth), bias, lo, hi,
-                                          Int32(oh0), Int32(oh1))
+                                          Int32(oh0), Int32(oh1), 0)
                     }
                 }
                 continue
@@ -237,6 +237,52 @@ public enum Fast {
                     b = UnsafePointer(col)
                 }
                 gemm(packed[grp], b: b, ldb: ohw, n: ohw, c: yn + grp * mpg * ohw, ldc: ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi, threads: threads)
+            }
+        }
+    }
+
+    /// Whether `convMaxPool` runs the direct 3x3 convolution `c` (weights `d`) followed by the max pooling `p` of its
+    /// output: dilation 1, and every pooling window reaching into the convolution's output (pads under the window).
+    public static func canConvMaxPool(_ c: ConvGeometry, _ p: ConvGeometry, direct d: Direct3x3Weights) -> Bool {
+        d.applies(to: c) && p.dilationH == 1 && p.dilationW == 1 && p.padTop < p.kernelH && p.padLeft < p.kernelW
+            && (p.outHeight - 1) * p.strideH - p.padTop < c.outHeight && p.channels == c.outChannels
+    }
+
+    /// The direct 3x3 convolution (bias, clamp [lo, hi]) and the max pooling `p` of its output in one pass: threads take
+    /// bands of pooled rows (`bandRows` of them, or as many as about 512 KiB of convolution rows serve), compute the
+    /// convolution rows a band's windows read (in `scratch[thread]`)
+    /// and pool them, so the convolution's output is never written out whole. A convolution row two bands read is
+    /// computed by both. The same values as the two steps one after the other (max is exact; each convolution
+    /// value is computed as the whole-output kernel computes it). Check `canConvMaxPool` first.
+    public static func convMaxPool(x: UnsafePointer<Float>, direct d: Direct3x3Weights, bias: UnsafePointer<Float>?, lo: Float, hi: Float,
+                                   y: UnsafeMutablePointer<Float>, _ c: ConvGeometry, _ p: ConvGeometry, scratch: [Scratch], threads: Int,
+                                   bandRows: Int? = nil) {
+        let rowFloats = c.outChannels * c.outWidth
+        let maxRows = max(p.kernelH, (512 << 10) / (rowFloats * MemoryLayout<Float>.size))
+        let bandRows = bandRows ?? max(1, (maxRows - p.kernelH) / p.strideH + 1)
+        let parts = min(threads, scratch.count, p.outHeight)
+        let per = (p.outHeight + parts - 1) / parts
+        for n in 0..<c.batch {
+            let xn = x + n * c.channels * c.height * c.width, yn = y + n * p.channels * p.outHeight * p.outWidth
+            parallelFor(parts, threads: threads) { part in
+                var q0 = part * per
+                let end = min(p.outHeight, q0 + per)
+                while q0 < end {
+                    let q1 = min(end, q0 + bandRows)
+                    // Convolution rows the windows of pooled rows q0 ..< q1 read.
+                    let r0 = max(0, q0 * p.strideH - p.padTop), r1 = min(c.outHeight, (q1 - 1) * p.strideH - p.padTop + p.kernelH)
+                    let held = r1 - r0
+                    let band = scratch[part].floats(c.outChannels * held * c.outWidth)
+                    sq_conv3x3_avx512(xn, Int32(c.channels), Int32(c.height), Int32(c.width), d.data, Int32(c.outChannels), Int32(c.strideH),
+                                      Int32(c.padTop), Int32(c.padLeft), band, Int32(held), Int32(c.outWidth), bias, lo, hi, Int32(r0), Int32(r1), Int32(r0))
+                    for ch in 0..<c.outChannels {
+                        // Band row 0 is convolution row r0: the pooling's top pad, seen from the band.
+                        sq_pool2d(band + ch * held * c.outWidth, Int32(held), Int32(c.outWidth), Int32(p.kernelH), Int32(p.kernelW), Int32(p.strideH),
+                                  Int32(p.strideW), Int32(p.padTop + r0 - q0 * p.strideH), Int32(p.padLeft), 0, Int32(p.padRight),
+                                  yn + (ch * p.outHeight + q0) * p.outWidth, Int32(q1 - q0), Int32(p.outWidth), 1, 0, 0, 1)
+                    }
+                    q0 = q1
+                }
             }
         }
     }

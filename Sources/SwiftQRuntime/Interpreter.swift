@@ -103,7 +103,7 @@ public final class Interpreter: @unchecked Sendable {
         }
         outputNames = graph.outputs.map(\.name)
         outputSlots = graph.outputs.map { id($0.name) }
-        if options.fuse { steps = fuseExpandDepthwise(steps, graphOutputs: Set(outputSlots), names: names, threads: options.threads) }
+        if options.fuse { steps = fusePairs(steps, graphOutputs: Set(outputSlots), names: names, threads: options.threads) }
         var cs: [Int: RTensor] = [:]
         for (name, t) in constants where slot[name] != nil { cs[slot[name]!] = RTensor(t) }
         constantSlots = cs
@@ -148,7 +148,7 @@ public final class Interpreter: @unchecked Sendable {
                     throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
                 }
                 let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-                if let observe, let pair = step.op as? ExpandDepthwiseOp {
+                if let observe, let pair = step.op as? FusedPair {
                     outs = try pair.unfused(ins, context, observe: observe)
                 } else {
                     outs = try step.op.run(ins, context)
@@ -159,7 +159,7 @@ public final class Interpreter: @unchecked Sendable {
                     stepSeconds[index] += t
                     stepShapes[index] = outs.first?.shape ?? []
                     if let y = outs.first {
-                        if let pair = step.op as? ExpandDepthwiseOp, let x = ins.first ?? nil {
+                        if let pair = step.op as? FusedPair, let x = ins.first ?? nil {
                             stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
                         } else {
                             stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
@@ -193,10 +193,11 @@ public final class Interpreter: @unchecked Sendable {
     }
 }
 
-/// Steps with every 1x1 Conv whose output only the next step reads, a depthwise Conv, merged with it into one
-/// `ExpandDepthwiseOp` step named after both ("expand+depthwise"). The merged step reads only the data input:
-/// the weights are its operators' constants.
-func fuseExpandDepthwise(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [String], threads: Int) -> [Interpreter.Step] {
+/// Steps with every pair the runtime runs as one step merged, named after both ("a+b"): a 1x1 Conv whose output
+/// only the next step reads, a depthwise Conv (`ExpandDepthwiseOp`), or a direct 3x3 Conv and the MaxPool that
+/// alone reads it (`ConvMaxPoolOp`). The merged step reads only the data input: the weights are its operators'
+/// constants.
+func fusePairs(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [String], threads: Int) -> [Interpreter.Step] {
     var readers = [Int](repeating: 0, count: names.count)
     for s in steps { for i in s.inputs where i >= 0 { readers[i] += 1 } }
     var out: [Interpreter.Step] = []
@@ -205,7 +206,8 @@ func fuseExpandDepthwise(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, na
         let a = steps[i]
         if i + 1 < steps.count, a.outputs.count == 1, let mid = a.outputs.first, mid >= 0, readers[mid] == 1, !graphOutputs.contains(mid),
            let x = a.inputs.first, x >= 0, steps[i + 1].inputs.first == mid,
-           let pair = ExpandDepthwiseOp(a.op, steps[i + 1].op, intermediate: names[mid], threads: threads) {
+           let pair: FusedPair = ExpandDepthwiseOp(a.op, steps[i + 1].op, intermediate: names[mid], threads: threads)
+               ?? ConvMaxPoolOp(a.op, steps[i + 1].op, intermediate: names[mid], threads: threads) {
             let b = steps[i + 1]
             var node = b.node
             node.name = "\(a.node.displayName)+\(b.node.displayName)"

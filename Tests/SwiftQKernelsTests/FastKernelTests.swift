@@ -120,6 +120,40 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The direct 3x3 convolution and max pooling run band by band give what the two give one after the other, bit
+    /// for bit: strides 1 and 2, pads on either, last windows over the bottom pad, odd sizes, bands of 1, 2 and 3
+    /// pooled rows and the default, one and two threads.
+    func testConvMaxPoolEqualsConvThenPool() {
+        // (in channels, out channels, H, W, conv stride, conv pad, pool kernel, pool stride, pool pad top/left, pool pad bottom/right)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (3, 64, 47, 63, 2, 0, 3, 2, 0, 0), (5, 12, 30, 46, 1, 1, 3, 2, 1, 1), (4, 9, 29, 60, 2, 1, 2, 2, 0, 1),
+            (2, 16, 36, 32, 1, 0, 3, 1, 1, 1), (3, 8, 40, 56, 2, 1, 3, 2, 0, 1),
+        ]
+        for (c, m, h, w, cs, cp, k, s, pp, pq) in cases {
+            let oh = (h + 2 * cp - 3) / cs + 1, ow = (w + 2 * cp - 3) / cs + 1
+            let gc = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: cs, strideW: cs,
+                                  dilationH: 1, dilationW: 1, padTop: cp, padLeft: cp, padBottom: cp, padRight: cp, outHeight: oh, outWidth: ow)
+            let ph = (oh + pp + pq - k) / s + 1, pw = (ow + pp + pq - k) / s + 1
+            let gp = ConvGeometry(batch: 2, channels: m, height: oh, width: ow, outChannels: m, group: 1, kernelH: k, kernelW: k, strideH: s, strideW: s,
+                                  dilationH: 1, dilationW: 1, padTop: pp, padLeft: pp, padBottom: pq, padRight: pq, outHeight: ph, outWidth: pw)
+            let wt = random(m * c * 9), b = random(m), x = random(2 * c * h * w)
+            guard let d = wt.withUnsafeBufferPointer({ Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!) }), Fast.canConvMaxPool(gc, gp, direct: d) else {
+                XCTAssertNotEqual(sq_cpu_level(), 3, "the fused kernel applies to \(gc) and \(gp) on AVX-512")
+                continue
+            }
+            var mid = [Float](repeating: 0, count: 2 * m * oh * ow), want = [Float](repeating: 0, count: 2 * m * ph * pw)
+            Fast.conv(x: x, packed: [], direct: d, depthwise: nil, bias: b, y: &mid, gc, lo: 0, hi: 6, scratch: Scratch(), threads: 1)
+            Fast.pool(x: mid, y: &want, gp, isMax: true, countIncludePad: false, planes: 0..<(2 * m))
+            for threads in [1, 2] {
+                for band in [1, 2, 3, nil] as [Int?] {
+                    var got = [Float](repeating: .nan, count: want.count)
+                    Fast.convMaxPool(x: x, direct: d, bias: b, lo: 0, hi: 6, y: &got, gc, gp, scratch: [Scratch(), Scratch()], threads: threads, bandRows: band)
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "threads \(threads) band \(band.map(String.init) ?? "default") \(gc) \(gp)")
+                }
+            }
+        }
+    }
+
     /// The vectorized activations equal the reference expressions bit for bit, on lengths with vector tails and on
     /// NaN, infinities, signed zeros and the kinks (−3, 3, 0).
     func testUnaryActivationsEqualReference() {

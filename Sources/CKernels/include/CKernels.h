@@ -60,9 +60,10 @@ void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int 
 size_t sq_conv3x3_packed_size(int M, int C);
 /// Packs M x C x 3 x 3 weights as [M/8 blocks][C][9][8 outputs], zero-filled past M.
 void sq_conv3x3_pack(int M, int C, const float *w, float *packed);
-/// Full (group 1) 3x3 convolution of one image for output rows [oh0, oh1): y = w * x (+ bias), clamped.
+/// Full (group 1) 3x3 convolution of one image for output rows [oh0, oh1): y = w * x (+ bias), clamped. y holds OH
+/// rows per output channel, the first of them output row `row0` (0 for the whole output; a band's first row else).
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
-                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1);
+                       float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1, int row0);
 
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);

@@ -63,7 +63,7 @@ struct ConvOp: Operator {
 /// expanded tensor between them (MobileNet's and EfficientNet's inverted residuals: 96 x 112 x 112 floats, 4.8 MB)
 /// is never written out whole (`Fast.expandDepthwise`). Where the fused kernel does not apply (shapes, CPU,
 /// reference mode), and whenever the caller observes values, the two convolutions run one after the other.
-struct ExpandDepthwiseOp: Operator {
+struct ExpandDepthwiseOp: FusedPair {
     let expand: ConvOp
     let depthwise: ConvOp
     /// The name of the value between them (reported to observers).
@@ -118,6 +118,65 @@ struct ExpandDepthwiseOp: Operator {
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
         guard let we = expand.weight, let wd = depthwise.weight, x.rank == 4 else { return 0 }
         return x.count / x.shape[1] * we.shape[0] * we.shape[1] + y.count * wd.shape[2] * wd.shape[3]
+    }
+}
+
+/// Two operators the interpreter runs as one step (`fusePairs`): `unfused` runs them one after the other, for a run
+/// with an observer, which sees the value between them.
+protocol FusedPair: Operator {
+    var intermediate: String { get }
+    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor]
+    /// Multiply-accumulates of one run on input `x` giving `y`.
+    func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int
+}
+
+/// A direct 3x3 Conv (its activation fused) whose only reader is a MaxPool, run as one pass (`Fast.convMaxPool`)
+/// when the convolution's output is large: network stems (SqueezeNet's 3x3 stride 2 to 64 channels at 111x111,
+/// 3.2 MB) otherwise write it out of cache and read it back. Bit-identical to the two steps.
+struct ConvMaxPoolOp: FusedPair {
+    let conv: ConvOp
+    let pool: PoolOp
+    let intermediate: String
+    let scratch: [Scratch]
+    /// Below this size of the convolution's output the two run one after the other (it stays in cache).
+    static let minimumIntermediateBytes = 1 << 20
+
+    init?(_ a: Operator, _ b: Operator, intermediate: String, threads: Int) {
+        guard let a = a as? ConvOp, let b = b as? PoolOp, b.isMax, a.direct != nil, let w = a.weight, w.rank == 4,
+              a.setup.node.input(2) == nil || a.bias != nil else { return nil }
+        conv = a
+        pool = b
+        self.intermediate = intermediate
+        scratch = (0..<max(1, threads)).map { _ in Scratch() }
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let x = try inputs.required(0, conv.fail)
+        guard !ctx.referenceOnly, x.dtype == .float, x.rank == 4, let w = conv.weight, let d = conv.direct else {
+            return try unfused(inputs, ctx, observe: nil)
+        }
+        let gc = try convGeometry(x: x.shape, w: w.shape, setup: conv.setup, group: 1, fail: conv.fail)
+        let gp = try convGeometry(x: [gc.batch, gc.outChannels, gc.outHeight, gc.outWidth], w: nil, setup: pool.setup, group: 1, fail: pool.fail)
+        let bytes = gc.batch * gc.outChannels * gc.outHeight * gc.outWidth * MemoryLayout<Float>.size
+        guard bytes >= ConvMaxPoolOp.minimumIntermediateBytes, Fast.canConvMaxPool(gc, gp, direct: d),
+              conv.bias.map({ $0.count == gc.outChannels }) ?? true else { return try unfused(inputs, ctx, observe: nil) }
+        let y = ctx.alloc(.float, [gp.batch, gp.channels, gp.outHeight, gp.outWidth])
+        Fast.convMaxPool(x: x.f, direct: d, bias: conv.bias.map { UnsafePointer($0.f) }, lo: conv.lo, hi: conv.hi, y: y.f, gc, gp,
+                         scratch: scratch, threads: ctx.threads)
+        return [y]
+    }
+
+    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
+        var mid = try conv.run([inputs.first ?? nil], ctx)[0]
+        observe?(intermediate, mid)
+        let out = try pool.run([mid], ctx)
+        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
+        return out
+    }
+
+    func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
+        guard let w = conv.weight, x.rank == 4, let g = try? convGeometry(x: x.shape, w: w.shape, setup: conv.setup, group: 1, fail: conv.fail) else { return 0 }
+        return g.batch * g.outChannels * g.outHeight * g.outWidth * w.count / w.shape[0]
     }
 }
 
