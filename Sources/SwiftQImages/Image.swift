@@ -73,6 +73,49 @@ extension RGBImage {
         return resizedHorizontally(outW).resizedVertically(outH)
     }
 
+    /// The part `x ..< x + w`, `y ..< y + h` of `resizedBilinear(width: outW, height: outH)`, computed alone: each
+    /// resized pixel depends only on its own window of the image (and the horizontal pass's pixels on theirs), so
+    /// the bytes are those of the whole resize, cropped, for the work of the part (a 256-pixel resize cropped to
+    /// 224 leaves out a quarter to a half of it).
+    public func resizedBilinear(width outW: Int, height outH: Int, region x: Int, _ y: Int, _ w: Int, _ h: Int) -> RGBImage {
+        guard outW != width, outH != height, !(outW > width && outH < height), x >= 0, y >= 0, w > 0, h > 0, x + w <= outW, y + h <= outH else {
+            return resizedBilinear(width: outW, height: outH).cropped(x, y, w, h)
+        }
+        let (hb, hk, hsize) = Self.coefficients(inSize: width, outSize: outW)
+        var (vb, vk, vsize) = Self.coefficients(inSize: height, outSize: outH)
+        // The image rows the output rows y ..< y + h read.
+        let r0 = (y..<(y + h)).map { vb[2 * $0] }.min()!, r1 = (y..<(y + h)).map { vb[2 * $0] + vb[2 * $0 + 1] }.max()!
+        for row in y..<(y + h) { vb[2 * row] -= r0 }
+        var mid = [UInt8](repeating: 0, count: w * (r1 - r0) * 3)
+        pixels.withUnsafeBufferPointer { src in
+            hb.withUnsafeBufferPointer { b in
+                hk.withUnsafeBufferPointer { k in
+                    sq_resample_h_rgb(src.baseAddress! + r0 * width * 3, Int32(width), Int32(r1 - r0), Int32(w), b.baseAddress! + 2 * x,
+                                      k.baseAddress! + x * hsize, Int32(hsize), Self.precisionBits, &mid)
+                }
+            }
+        }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        var acc = [Int32](repeating: 0, count: w * 3)
+        vb.withUnsafeBufferPointer { b in
+            vk.withUnsafeBufferPointer { k in
+                sq_resample_v(mid, Int32(w * 3), Int32(h), b.baseAddress! + 2 * y, k.baseAddress! + y * vsize, Int32(vsize), Self.precisionBits, &acc, &out)
+            }
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+
+    /// The part `x ..< x + w`, `y ..< y + h`.
+    public func cropped(_ x: Int, _ y: Int, _ w: Int, _ h: Int) -> RGBImage {
+        if x == 0 && y == 0 && w == width && h == height { return self }
+        var out = [UInt8](repeating: 0, count: w * h * 3)
+        for row in 0..<h {
+            let s = ((y + row) * width + x) * 3
+            out[(row * w * 3)..<((row + 1) * w * 3)] = pixels[s..<(s + w * 3)]
+        }
+        return RGBImage(width: w, height: h, pixels: out)
+    }
+
     func resizedHorizontally(_ outW: Int) -> RGBImage {
         let img = self
         if outW != width {

@@ -131,20 +131,21 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     public func tensor(_ image: RGBImage) -> [Float] { tensor(image, placed: geometry(width: image.width, height: image.height)) }
 
     func tensor(_ image: RGBImage, placed g: (resized: (w: Int, h: Int), input: (w: Int, h: Int), origin: (x: Int, y: Int))) -> [Float] {
-        let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
         let (iw, ih) = g.input
         let plane = iw * ih, channels = channelCount, nhwc = isNHWC
         var out = [Float](repeating: 0, count: channels * plane)
-        let p = resized.pixels, pad = padValue ?? 114
+        let pad = padValue ?? 114
         if channels == 3, g.origin.x <= 0, g.origin.y <= 0, g.resized.w + g.origin.x >= iw, g.resized.h + g.origin.y >= ih {
-            // Every input pixel lies in the resized image (a centre crop or a plain resize): one lookup in the
-            // table of normalized byte values per element, the same floats as the general loop below.
+            // Every input pixel lies in the resized image (a centre crop or a plain resize): only the part the input
+            // shows is resized, then one lookup per element in the table of normalized byte values (the same floats
+            // as the general loop below).
+            let part = image.resizedBilinear(width: g.resized.w, height: g.resized.h, region: -g.origin.x, -g.origin.y, iw, ih)
             let table = byteTable
             out.withUnsafeMutableBufferPointer { o in
                 table.withUnsafeBufferPointer { t in
-                    p.withUnsafeBufferPointer { src in
+                    part.pixels.withUnsafeBufferPointer { src in
                         for y in 0..<ih {
-                            let row = ((y - g.origin.y) * g.resized.w - g.origin.x) * 3
+                            let row = y * iw * 3
                             for x in 0..<iw {
                                 let k = row + x * 3, i = y * iw + x
                                 for c in 0..<3 { o[nhwc ? i * 3 + c : c * plane + i] = t[c * 256 + Int(src[k + (bgr ? 2 - c : c)])] }
@@ -155,6 +156,8 @@ public struct Preprocessing: Sendable, Equatable, Codable {
             }
             return out
         }
+        let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
+        let p = resized.pixels
         for y in 0..<ih {
             for x in 0..<iw {
                 let rx = x - g.origin.x, ry = y - g.origin.y, i = y * iw + x

@@ -157,6 +157,20 @@ final class ImagePipelineTests: XCTestCase {
         }
     }
 
+    /// A part of a bilinear resize computed alone equals the whole resize cropped, byte for byte: shrinking and
+    /// growing either side, parts at the edges and in the middle, one row or column, the whole.
+    func testResizedPartEqualsTheWholeResizeCropped() {
+        var rng = SystemRandomNumberGenerator()
+        for (w, h, ow, oh) in [(57, 41, 30, 23), (40, 64, 29, 80), (33, 29, 70, 50), (20, 50, 45, 18), (64, 48, 64, 31), (31, 17, 31, 17)] {
+            let image = RGBImage(width: w, height: h, pixels: (0..<(w * h * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            let whole = image.resizedBilinear(width: ow, height: oh)
+            for (x, y, pw, ph) in [(0, 0, ow, oh), (0, 0, 1, 1), (ow - 7, oh - 5, 7, 5), (ow / 3, oh / 4, ow / 2, oh / 2), (2, oh / 2, ow - 4, 1)] where pw > 0 && ph > 0 {
+                let part = image.resizedBilinear(width: ow, height: oh, region: x, y, pw, ph)
+                XCTAssertEqual(part.pixels, whole.cropped(x, y, pw, ph).pixels, "\(w)x\(h) -> \(ow)x\(oh), part \(x),\(y) \(pw)x\(ph)")
+            }
+        }
+    }
+
     /// Several workers, each item a different time: the consumer still takes items 0, 1, 2, … each once, and no
     /// more than `depth` items are ever started ahead of it.
     func testOrderedWorkersKeepOrderAndDepth() {
