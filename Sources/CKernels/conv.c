@@ -247,6 +247,15 @@ static inline void gram_pair_tail(const float *pa, const float *pc, int r, int r
     *h += s;
 }
 
+// One pair's sum over the block [r0, r1).
+static inline __attribute__((always_inline)) void gram_pair(const float *pa, const float *pc, int r0, int r1, float *h) {
+    int full = r0 + (r1 - r0) / 16 * 16;
+    float acc[16] = {0};
+    for (int r = r0; r < full; r += 16)
+        for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
+    gram_pair_tail(pa, pc, full, r1, acc, h);
+}
+
 CLONES
 void sq_gram(const float *x, int k, int n, float *h) {
     for (int i = 0; i < k * k; i++) h[i] = 0;
@@ -286,13 +295,7 @@ void sq_gram(const float *x, int k, int n, float *h) {
                 }
                 // Edge tiles: pair by pair.
                 for (int a = a0; a < a0 + 4 && a < k; a++)
-                    for (int c = c0 > a ? c0 : a; c < c0 + 4 && c < k; c++) {
-                        const float *pa = x + (size_t)a * n, *pc = x + (size_t)c * n;
-                        float acc[16] = {0};
-                        for (int r = r0; r < full; r += 16)
-                            for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
-                        gram_pair_tail(pa, pc, full, r1, acc, h + a * k + c);
-                    }
+                    for (int c = c0 > a ? c0 : a; c < c0 + 4 && c < k; c++) gram_pair(x + (size_t)a * n, x + (size_t)c * n, r0, r1, h + a * k + c);
             }
         }
     }
@@ -309,13 +312,7 @@ void sq_gram_ref(const float *x, int k, int n, float *h) {
         int r1 = r0 + BLOCK < n ? r0 + BLOCK : n;
         int full = r0 + (r1 - r0) / 16 * 16;
         for (int a = 0; a < k; a++)
-            for (int c = a; c < k; c++) {
-                const float *pa = x + (size_t)a * n, *pc = x + (size_t)c * n;
-                float acc[16] = {0};
-                for (int r = r0; r < full; r += 16)
-                    for (int l = 0; l < 16; l++) acc[l] += pa[r + l] * pc[r + l];
-                gram_pair_tail(pa, pc, full, r1, acc, h + a * k + c);
-            }
+            for (int c = a; c < k; c++) gram_pair(x + (size_t)a * n, x + (size_t)c * n, r0, r1, h + a * k + c);
     }
     for (int a = 0; a < k; a++)
         for (int c = 0; c < a; c++) h[a * k + c] = h[c * k + a];

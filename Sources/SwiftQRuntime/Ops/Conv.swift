@@ -105,14 +105,8 @@ struct ExpandDepthwiseOp: FusedPair {
         return [y]
     }
 
-    /// The two convolutions one after the other; `observe` sees the value between them.
-    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
-        var mid = try expand.run([inputs.first ?? nil], ctx)[0]
-        observe?(intermediate, mid)
-        let out = try depthwise.run([mid], ctx)
-        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
-        return out
-    }
+    var first: Operator { expand }
+    var second: Operator { depthwise }
 
     /// Multiply-accumulates of one run on input `x` giving `y` (both convolutions).
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
@@ -124,10 +118,23 @@ struct ExpandDepthwiseOp: FusedPair {
 /// Two operators the interpreter runs as one step (`fusePairs`): `unfused` runs them one after the other, for a run
 /// with an observer, which sees the value between them.
 protocol FusedPair: Operator {
+    /// The two operators, and the name of the value between them.
+    var first: Operator { get }
+    var second: Operator { get }
     var intermediate: String { get }
-    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor]
     /// Multiply-accumulates of one run on input `x` giving `y`.
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int
+}
+
+extension FusedPair {
+    /// The two operators one after the other; `observe` sees the value between them.
+    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
+        var mid = try first.run([inputs.first ?? nil], ctx)[0]
+        observe?(intermediate, mid)
+        let out = try second.run([mid], ctx)
+        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
+        return out
+    }
 }
 
 /// A direct 3x3 Conv (its activation fused) whose only reader is a MaxPool, run as one pass (`Fast.convMaxPool`)
@@ -166,13 +173,8 @@ struct ConvMaxPoolOp: FusedPair {
         return [y]
     }
 
-    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
-        var mid = try conv.run([inputs.first ?? nil], ctx)[0]
-        observe?(intermediate, mid)
-        let out = try pool.run([mid], ctx)
-        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
-        return out
-    }
+    var first: Operator { conv }
+    var second: Operator { pool }
 
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
         guard let w = conv.weight, x.rank == 4, let g = try? convGeometry(x: x.shape, w: w.shape, setup: conv.setup, group: 1, fail: conv.fail) else { return 0 }
