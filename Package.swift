@@ -48,7 +48,7 @@ let package = Package(
         // Marks what to quantize and writes the Q/DQ graph and the int8 weight file.
         .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime", "SwiftQKernels", "CKernels"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
-        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQPasses", "SwiftQQuantize"]),
+        .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQKernels", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQPasses", "SwiftQQuantize"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [

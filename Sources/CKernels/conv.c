@@ -54,6 +54,12 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
 static _Thread_local float *dw_scratch;
 static _Thread_local size_t dw_capacity;
 
+void sq_release_dw_scratch(void) {
+    free(dw_scratch);
+    dw_scratch = NULL;
+    dw_capacity = 0;
+}
+
 static float *dw_buffer(size_t n) {
     if (n > dw_capacity) {
         free(dw_scratch);
@@ -239,7 +245,8 @@ void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const flo
 // moments GPTQ needs, for small k (depthwise windows) where a GEMM call per channel costs more than it saves.
 // Rows are read in blocks of 1024 that stay in cache. Each dot product keeps 16 partial sums (lane l sums the
 // elements r = l mod 16), added lane after lane at the end of the block, then the block's tail. Pairs are taken
-// four rows by four rows (8 vector loads for 16 products); sq_gram_ref is the same sums one pair at a time.
+// four rows by four rows (8 vector loads for 16 products); sq_gram_ref is the same sums one pair at a time (equal
+// bit for bit when the compiler fuses the same multiply-adds in both, as the release build does).
 static inline void gram_pair_tail(const float *pa, const float *pc, int r, int r1, const float acc[16], float *h) {
     float s = 0;
     for (int l = 0; l < 16; l++) s += acc[l];

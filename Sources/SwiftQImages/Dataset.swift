@@ -89,12 +89,15 @@ public final class OrderedWorkers<Output>: @unchecked Sendable {
     private var workNanoseconds: UInt64 = 0
     private var waitNanoseconds: UInt64 = 0
 
-    /// Starts the threads; `work(worker, i)` makes item `i` on worker `worker` (0 ..< workers).
-    public init(count: Int, workers: Int, depth: Int, stackSize: Int = 1 << 22, work: @escaping @Sendable (_ worker: Int, _ item: Int) -> Output) {
+    /// Starts the threads; `work(worker, i)` makes item `i` on worker `worker` (0 ..< workers); each thread calls
+    /// `threadExit` as it ends (to free what it kept per thread).
+    public init(count: Int, workers: Int, depth: Int, stackSize: Int = 1 << 22, threadExit: @escaping @Sendable () -> Void = {},
+                work: @escaping @Sendable (_ worker: Int, _ item: Int) -> Output) {
         self.count = count
         self.depth = max(depth, workers)
         for w in 0..<max(1, workers) {
             let thread = Thread { [self] in
+                defer { threadExit() }
                 while true {
                     lock.lock()
                     while !cancelled && started < count && started - next >= self.depth { lock.wait() }

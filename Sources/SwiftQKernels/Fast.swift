@@ -121,6 +121,10 @@ public final class Scratch: @unchecked Sendable {
 }
 
 public enum Fast {
+    /// Frees the scratch the C kernels keep for the calling thread (it is made again when needed): call it on a
+    /// thread that is about to end, or the memory stays allocated with no owner.
+    public static func releaseThreadBuffers() { sq_release_thread_buffers() }
+
     /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`.
     public static func gemm(_ a: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                             bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, threads: Int) {

@@ -1,6 +1,7 @@
 import Foundation
 import SwiftQCore
 import SwiftQImages
+import SwiftQKernels
 import SwiftQONNX
 import SwiftQQuantize
 import SwiftQRuntime
@@ -108,7 +109,7 @@ final class CalibrationPass {
         hessians?.reserve(workers: workers)
         defer { collector.threads = threads }
         let (collector, hessians) = (self.collector, self.hessians)
-        let jobs = OrderedWorkers<Outcome>(count: count - first, workers: workers, depth: 2 * workers) { w, k in
+        let jobs = OrderedWorkers<Outcome>(count: count - first, workers: workers, depth: 2 * workers, threadExit: Fast.releaseThreadBuffers) { w, k in
             let i = first + k
             defer { order.finish(i) }
             let feeds: [String: RTensor]
@@ -454,7 +455,8 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
             let copies = try (0..<workers).map { _ in try runs.map { try $0.copy(threads: 1) } }
             let first = i
             let stop = StopFlag()
-            let jobs = OrderedWorkers<(ImageOutcome, Double)>(count: items.count - first, workers: workers, depth: 2 * workers) { w, k in
+            let jobs = OrderedWorkers<(ImageOutcome, Double)>(count: items.count - first, workers: workers, depth: 2 * workers,
+                                                              threadExit: Fast.releaseThreadBuffers) { w, k in
                 let i = first + k
                 if stop.isSet { return (.cancelled, 0) }
                 switch loadOrWhy(i) {

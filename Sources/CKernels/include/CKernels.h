@@ -36,6 +36,8 @@ int sq_cholesky(const double *a, int n, double *l);
 void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
 
 /// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
+/// Frees the scratch the kernels keep per thread (GEMM packing, depthwise phases); call on a thread that ends.
+void sq_release_thread_buffers(void);
 void sq_gram(const float *x, int k, int n, float *h);
 void sq_gram_ref(const float *x, int k, int n, float *h);
 /// dst[a*k + c] += h[a*k + c] (widened to double) for c <= a: the lower triangle of a k x k float matrix added to doubles.
