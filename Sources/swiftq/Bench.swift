@@ -148,7 +148,7 @@ struct Bench: ParsableCommand {
             }
             if let json {
                 var o: [String: Any] = ["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
-                                        "images_per_second": 1 / median]
+                                        "images_per_second": 1 / median, "buffer_bytes": interp.context.pool.freeBytes]
                 if let peak {
                     o["peak_gflops"] = peak / 1e9
                     o["macs"] = macs
