@@ -146,8 +146,5 @@ extension Rewriter {
     /// work and keep every result up to float rounding (BatchNorm and affine ops folded into the layers, spelled-out
     /// HardSwish as one op: the PP-OCRv4 detector's 24 HardSwish were four passes over the tensor each). Div by a
     /// constant stays Div: Mul by the reciprocal rounds differently and buys nothing in float.
-    public static let execution = Rewriter([
-        DropIdentity(), FoldConstants(), PushTransposes(), ReduceMeanToPool(), MatMulAddToGemm(),
-        FoldAffine(), FoldBatchNorm(), FoldAffine(), FoldAffineIntoNext(), FoldPadIntoConv(), UpgradeOpset(), FuseSpelledActivations(),
-    ])
+    public static let execution = Rewriter(quantizationPreparation.passes.filter { !($0 is ConstantDivToMul) })
 }

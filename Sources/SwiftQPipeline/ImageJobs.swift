@@ -312,6 +312,8 @@ public struct EvaluationResult {
     /// Images run at once, each on its own single-threaded copy of the models (1: one image at a time on all
     /// threads, decoded ahead on a background thread).
     public var imageWorkers = 1
+    /// Milliseconds of decoding and preprocessing per image (skipped ones included).
+    public var decodeMillisecondsPerImage: Double { 1000 * decodeSeconds / Double(max(predicted.first?.count ?? 0, 1)) }
     /// Per model, per image: the top-1 class (nil when skipped).
     public var predicted: [[Int?]]
     /// Per model, per image: the raw output (only when kept).

@@ -18,8 +18,9 @@ public final class Interpreter: @unchecked Sendable {
         /// Threads for kernels (both cores by default).
         public var threads: Int
         /// Fold BatchNormalization and Relu/Clip into the preceding Conv (faster; the intermediate values
-        /// then are not observable), and run a 1x1 Conv feeding a depthwise Conv as one step (`ExpandDepthwiseOp`;
-        /// the value between them stays observable: a run with an observer runs the pair unfused).
+        /// then are not observable), and run some pairs as one step (`fusePairs`: a 1x1 Conv feeding a depthwise
+        /// Conv, a direct 3x3 Conv feeding a MaxPool; the value between them stays observable: a run with an
+        /// observer runs the pair unfused).
         public var fuse: Bool
         /// Use only the reference kernels.
         public var referenceOnly: Bool

@@ -171,9 +171,9 @@ struct Eval: ParsableCommand {
         print("")
         let labelled = runs[0].labelled
         print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding"
-              + String(format: r.imageWorkers > 1 ? " (%d images at a time, each worker decoding its own: %.2f ms an image)" : " (decoding %.2f ms an image beside the network, which waited %.2f s for images)",
-                       r.imageWorkers > 1 ? r.imageWorkers : 1000 * r.decodeSeconds / Double(max(done + r.skipped, 1)),
-                       r.imageWorkers > 1 ? 1000 * r.decodeSeconds / Double(max(done + r.skipped, 1)) : r.waitedSeconds))
+              + (r.imageWorkers > 1
+                 ? String(format: " (%d images at a time, each worker decoding its own: %.2f ms an image)", r.imageWorkers, r.decodeMillisecondsPerImage)
+                 : String(format: " (decoding %.2f ms an image beside the network, which waited %.2f s for images)", r.decodeMillisecondsPerImage, r.waitedSeconds)))
     }
 
     func jsonObject(_ runs: [ClassifierRun], _ r: EvaluationResult, _ prep: Preprocessing) -> [String: Any] {
@@ -193,7 +193,7 @@ struct Eval: ParsableCommand {
             },
             "skipped": r.skipped,
             "seconds": r.seconds,
-            "decode_ms_per_image": 1000 * r.decodeSeconds / Double(max(runs[0].images + r.skipped, 1)), "waited_for_images_seconds": r.waitedSeconds, "image_workers": r.imageWorkers,
+            "decode_ms_per_image": r.decodeMillisecondsPerImage, "waited_for_images_seconds": r.waitedSeconds, "image_workers": r.imageWorkers,
             "threads": threads,
             "preprocessing": [
                 "size": prep.size, "resize": prep.resize, "bgr": prep.bgr, "divisor": prep.divisor,
