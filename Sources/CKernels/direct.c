@@ -203,12 +203,92 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_tile(const floa
     }
 }
 
+// The same convolution when it keeps the image's size (stride 1, one pad on every side): the output plane is
+// walked as one flat run of OH * OW values, 16 at a time, so the vectors waste no lanes at the end of each row
+// (a 13-wide row used 13 of 16). Tap (kh, kw) of output q is input q + (kh - 1) * W + kw - 1, one masked load;
+// the masks drop the lanes whose tap falls off the image (or past the last output), where the row-wise kernel
+// read its padding. Two vectors x C3_OCB channels per tile, the sums in the same order: the same bits. Used when
+// the rows do not fill whole vectors.
+// Masks of the 16 outputs from q0 (q < qend): t[kh * 3 + kw] keeps the lanes whose tap (kh, kw) is inside the image.
+// Returns whether any tap leaves the image through its top or bottom (else t[kh * 3 + kw] == t[3 + kw]).
+static inline AVX512 int flat_masks(int q0, int qend, int W, int H, __mmask16 t[9]) {
+    unsigned left = 0, right = 0, up = 0, down = 0, valid = 0;
+    int r = q0 / W, col = q0 - r * W;
+    for (int j = 0; j < 16; j++) {
+        unsigned bit = 1u << j;
+        if (q0 + j < qend) valid |= bit;
+        if (col > 0) left |= bit;
+        if (col < W - 1) right |= bit;
+        if (r > 0) up |= bit;
+        if (r < H - 1) down |= bit;
+        if (++col == W) { col = 0; r++; }
+    }
+    unsigned rows[3] = {valid & up, valid, valid & down}, cols[3] = {left, ~0u, right};
+    for (int kh = 0; kh < 3; kh++)
+        for (int kw = 0; kw < 3; kw++) t[kh * 3 + kw] = (__mmask16)(rows[kh] & cols[kw]);
+    return rows[0] != valid || rows[2] != valid;
+}
+
+// edge == 0: no tap leaves through the top or bottom, so each kw has one mask for all three kh.
+static inline __attribute__((always_inline)) AVX512 void conv3x3_flat_tile(const float *x, int C, int H, int W, const float *wb,
+                                                                          int q0, int two, int edge, const __mmask16 *ma,
+                                                                          const __mmask16 *mb, __mmask16 sa, __mmask16 sb,
+                                                                          const float *bias, int nm, __m512 vlo, __m512 vhi,
+                                                                          float *o, size_t oplane) {
+    const __m512 zero = _mm512_setzero_ps();
+    size_t plane = (size_t)H * W;
+    __m512 acc[2][C3_OCB];
+    for (int j = 0; j < C3_OCB; j++) acc[0][j] = acc[1][j] = _mm512_set1_ps(bias && j < nm ? bias[j] : 0.0f);
+    for (int c = 0; c < C; c++) {
+        const float *xq = x + c * plane + q0;
+        for (int kh = 0; kh < 3; kh++) {
+            const float *wk = wb + ((size_t)c * 9 + kh * 3) * C3_OCB;
+            for (int kw = 0; kw < 3; kw++) {
+                int t = edge ? kh * 3 + kw : 3 + kw;
+                const float *src = xq + (ptrdiff_t)(kh - 1) * W + kw - 1;
+                __m512 ta = _mm512_maskz_loadu_ps(ma[t], src);
+                __m512 tb = two ? _mm512_maskz_loadu_ps(mb[t], src + 16) : zero;
+                for (int j = 0; j < C3_OCB; j++) {
+                    __m512 b = _mm512_set1_ps(wk[kw * C3_OCB + j]);
+                    acc[0][j] = _mm512_fmadd_ps(b, ta, acc[0][j]);
+                    acc[1][j] = _mm512_fmadd_ps(b, tb, acc[1][j]);
+                }
+            }
+        }
+    }
+    for (int j = 0; j < nm; j++) {
+        _mm512_mask_storeu_ps(o + j * oplane, sa, _mm512_min_ps(_mm512_max_ps(acc[0][j], vlo), vhi));
+        if (two) _mm512_mask_storeu_ps(o + j * oplane + 16, sb, _mm512_min_ps(_mm512_max_ps(acc[1][j], vlo), vhi));
+    }
+}
+
 AVX512
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
                        float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1, int row0) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     int blocks = (M + C3_OCB - 1) / C3_OCB;
     size_t oplane = (size_t)OH * OW;
+    // Rows that fill whole vectors run faster row by row (measured 255 against 240 GFLOP/s at 24 channels, 160x160).
+    if (stride == 1 && PT == 1 && PL == 1 && OH == H && OW == W && W % 16 != 0) {
+        int qend = oh1 * W;
+        for (int q = oh0 * W; q < qend; q += 32) {
+            int two = q + 16 < qend;
+            __mmask16 ma[9], mb[9] = {0};
+            int edge = flat_masks(q, qend, W, H, ma);
+            if (two) edge |= flat_masks(q + 16, qend, W, H, mb);
+            __mmask16 sa = store_mask(q, qend), sb = two ? store_mask(q + 16, qend) : 0;
+            for (int blk = 0; blk < blocks; blk++) {
+                const float *wb = packed + (size_t)blk * C * 9 * C3_OCB;
+                int nm = M - blk * C3_OCB < C3_OCB ? M - blk * C3_OCB : C3_OCB;
+                float *o = y + (size_t)blk * C3_OCB * oplane + (size_t)(q - row0 * W);
+                const float *bb = bias ? bias + blk * C3_OCB : NULL;
+                if (two && !edge) conv3x3_flat_tile(x, C, H, W, wb, q, 1, 0, ma, mb, sa, sb, bb, nm, vlo, vhi, o, oplane);
+                else if (two) conv3x3_flat_tile(x, C, H, W, wb, q, 1, 1, ma, mb, sa, sb, bb, nm, vlo, vhi, o, oplane);
+                else conv3x3_flat_tile(x, C, H, W, wb, q, 0, 1, ma, mb, sa, sb, bb, nm, vlo, vhi, o, oplane);
+            }
+        }
+        return;
+    }
     for (int oh = oh0; oh < oh1; oh += 2) {
         int two = oh + 1 < oh1;
         for (int blk = 0; blk < blocks; blk++) {

@@ -77,13 +77,15 @@ public final class Direct3x3Weights: @unchecked Sendable {
 
     deinit { data.deallocate() }
 
-    /// Whether the direct kernel runs `g`: 3x3, dilation 1, the same stride 1 or 2 both ways, and output rows
-    /// wide enough that the 16-wide vectors are at least 3/4 used (narrower maps go to the GEMM).
+    /// Whether the direct kernel runs `g`: 3x3, dilation 1, the same stride 1 or 2 both ways, and either the
+    /// image's size kept (stride 1, one pad each side: the kernel walks the plane as one flat run, no lane wasted)
+    /// or output rows wide enough that the 16-wide vectors are at least 3/4 used (narrower maps go to the GEMM).
     func applies(to g: ConvGeometry) -> Bool {
         let used = Double(g.outWidth) / Double((g.outWidth + 15) / 16 * 16)
+        let sameSize = g.strideH == 1 && g.padTop == 1 && g.padLeft == 1 && g.outHeight == g.height && g.outWidth == g.width
         return sq_cpu_level() == 3 && g.group == 1 && g.channels == channels && g.outChannels == outChannels
             && g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1
-            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2) && used >= 0.75
+            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2) && (sameSize || used >= 0.75)
     }
 }
 

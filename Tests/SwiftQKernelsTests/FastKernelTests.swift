@@ -36,6 +36,10 @@ final class FastKernelTests: XCTestCase {
             (4, 4, 4, 23, 45, 5, 2, 1, 2), (3, 3, 3, 14, 33, 5, 1, 1, 2), (4, 4, 4, 17, 70, 3, 2, 1, 1), (2, 2, 2, 9, 31, 5, 2, 1, 0),
             // full 3x3 on the direct kernel: 17 outputs (a partial block of 16), stride 2 without padding, 2 vectors a row
             (5, 17, 1, 10, 14, 3, 1, 1, 1), (6, 18, 1, 29, 29, 3, 2, 1, 0), (3, 32, 1, 31, 62, 3, 2, 1, 1), (16, 16, 16, 30, 64, 3, 2, 1, 1),
+            // full 3x3 keeping the size (the flat walk unless rows fill whole vectors): one row, one column, rows of
+            // 15, 16 (row by row) and 33, a plane under 16 outputs
+            (7, 9, 1, 1, 5, 3, 1, 1, 1), (4, 8, 1, 6, 1, 3, 1, 1, 1), (5, 12, 1, 9, 15, 3, 1, 1, 1), (5, 12, 1, 9, 16, 3, 1, 1, 1),
+            (9, 8, 1, 5, 33, 3, 1, 1, 1), (3, 16, 1, 3, 3, 3, 1, 1, 1),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
