@@ -297,3 +297,86 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
         }
     }
 }
+
+// ---- Products with few columns (1x1 convolutions on 7x7 and 14x14 maps) ------------------------------------------
+// With N = 49 the 32-column tiles of sq_gemm_packed use 49 of 64 lanes. Here the vectors run along M instead: the
+// weights are repacked as [M / 32 blocks][K][32] and each tile is 32 rows x MT_PIX columns (B's values broadcast),
+// so only rows past M, not columns, are wasted. Each output is summed as sq_gemm_packed sums it (the same
+// multiply-adds in the same order, KC rows of B at a time, each block's sum added to the total), so the values are
+// the same bits.
+// MT_AHEAD: how many rows of B ahead the weights are fetched (8 KiB); measured in MobileNetV2 at 1 thread, 960 -> 320
+// channels at 7x7 took 0.19 ms fetching 16 rows ahead, 0.14 at 64, 0.15 at 128 and 0.16 at 256 (the tiled product 0.16).
+enum { MT_PIX = 7, MT_AHEAD = 64 };
+
+size_t sq_pack_mt_size(int M, int K) { return (size_t)round_up(M, 32) * (size_t)K; }
+
+void sq_pack_mt(int M, int K, const float *packedA, float *out) {
+    int mr = (int)packedA[1], Mp = round_up(M, mr);
+    const float *A = packedA + HEADER;
+    for (int b = 0; b < round_up(M, 32) / 32; b++)
+        for (int k = 0; k < K; k++) {
+            int k0 = k / KC * KC, kc = K - k0 < KC ? K - k0 : KC;
+            for (int j = 0; j < 32; j++) {
+                int m = b * 32 + j;
+                *out++ = m < M ? A[(size_t)Mp * k0 + (size_t)(m / mr * mr) * kc + (size_t)(k - k0) * mr + m % mr] : 0.0f;
+            }
+        }
+}
+
+static inline __attribute__((always_inline, target("avx512f"))) void mt_tile(int NP, int K, const float *w, const float *B, int ldb,
+                                                                             float *C, int ldc, int nm, const float *bias, float lo,
+                                                                             float hi) {
+    __m512 tot[MT_PIX][2], acc[MT_PIX][2];
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int k1 = K - k0 < KC ? K : k0 + KC;
+        for (int i = 0; i < NP; i++) acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+        for (int k = k0; k < k1; k++) {
+            __m512 w0 = _mm512_loadu_ps(w + (size_t)k * 32), w1 = _mm512_loadu_ps(w + (size_t)k * 32 + 16);
+            // The weights stream from memory once per run (in a network they are out of cache): fetch ahead.
+            _mm_prefetch((const char *)(w + (size_t)(k + MT_AHEAD) * 32), _MM_HINT_T0);
+            _mm_prefetch((const char *)(w + (size_t)(k + MT_AHEAD) * 32 + 16), _MM_HINT_T0);
+            const float *b = B + (size_t)k * ldb;
+            for (int i = 0; i < NP; i++) {
+                __m512 x = _mm512_set1_ps(b[i]);
+                acc[i][0] = _mm512_fmadd_ps(x, w0, acc[i][0]);
+                acc[i][1] = _mm512_fmadd_ps(x, w1, acc[i][1]);
+            }
+        }
+        for (int i = 0; i < NP; i++) {
+            tot[i][0] = k0 == 0 ? acc[i][0] : _mm512_add_ps(acc[i][0], tot[i][0]);
+            tot[i][1] = k0 == 0 ? acc[i][1] : _mm512_add_ps(acc[i][1], tot[i][1]);
+        }
+    }
+    float t[MT_PIX][32];
+    for (int i = 0; i < NP; i++) { _mm512_storeu_ps(t[i], tot[i][0]); _mm512_storeu_ps(t[i] + 16, tot[i][1]); }
+    for (int j = 0; j < nm; j++)
+        for (int i = 0; i < NP; i++) {
+            float v = t[i][j];
+            if (bias) v = v + bias[j];
+            v = v > lo ? v : lo;
+            C[(size_t)j * ldc + i] = v < hi ? v : hi;
+        }
+}
+
+__attribute__((target("avx512f")))
+void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ldb, float *C, int ldc, int m0, int m1,
+                const float *bias, float lo, float hi) {
+    if (m1 > M) m1 = M;
+    for (int mb = m0; mb < m1; mb += 32) {
+        int nm = m1 - mb < 32 ? m1 - mb : 32;
+        const float *w = packed + (size_t)mb * K;
+        const float *bb = bias ? bias + mb : NULL;
+        float *c = C + (size_t)mb * ldc;
+        int n = 0;
+        for (; n + MT_PIX <= N; n += MT_PIX) mt_tile(MT_PIX, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi);
+        switch (N - n) {
+        case 6: mt_tile(6, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        case 5: mt_tile(5, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        case 4: mt_tile(4, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        case 3: mt_tile(3, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        case 2: mt_tile(2, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        case 1: mt_tile(1, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
+        default: break;
+        }
+    }
+}

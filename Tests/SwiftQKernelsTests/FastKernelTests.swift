@@ -235,11 +235,30 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// A product with few columns, run with its vectors along the rows (sq_gemm_mt), gives the bits the 32-column
+    /// tiles give: several blocks of K (the last partial), rows past a block of 32, tails of 1-6 columns, clamps.
+    func testNarrowGemmEqualsTiledGemm() throws {
+        guard sq_cpu_level() == 3 else { throw XCTSkip("sq_gemm_mt needs AVX-512") }
+        for (m, n, k) in [(40, 49, 300), (70, 49, 600), (33, 9, 20), (64, 25, 257), (320, 49, 960), (32, 1, 5), (45, 13, 70)] {
+            XCTAssertTrue(Fast.narrow(n), "\(n) columns take the narrow path")
+            let a = random(m * k), b = random(k * n), bias = random(m)
+            let p = a.withUnsafeBufferPointer { PackedMatrix(rows: m, cols: k, data: $0.baseAddress!, ld: k) }
+            var packed = [Float](repeating: 0, count: sq_packed_a_size(Int32(m), Int32(k))), want = [Float](repeating: 0, count: m * n)
+            sq_pack_a(Int32(m), Int32(k), a, Int32(k), &packed)
+            sq_gemm_packed(Int32(m), Int32(n), Int32(k), packed, b, Int32(n), &want, Int32(n), 0, Int32(m), 0, Int32(n), bias, -1.5, 2, 0)
+            for threads in [1, 2] {
+                var got = [Float](repeating: .nan, count: m * n)
+                Fast.gemm(p, b: b, ldb: n, n: n, c: &got, ldc: n, bias: bias, lo: -1.5, hi: 2, threads: threads)
+                XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(m)x\(n)x\(k) threads \(threads)")
+            }
+        }
+    }
+
     func testGemmAndGemvSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         for level in levels() {
             _ = sq_set_cpu_level(level)
-            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000), (7, 1, 37), (576, 196, 96), (30, 100, 20), (16, 300, 32), (40, 49, 300), (9, 70, 5)] {
+            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000), (7, 1, 37), (576, 196, 96), (30, 100, 20), (16, 300, 32), (40, 49, 300), (9, 70, 5), (70, 49, 600), (33, 9, 20), (64, 25, 257)] {
                 let a = random(m * k), b = random(k * n), bias = random(m)
                 var want = [Float](repeating: 0, count: m * n), got = want
                 Reference.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &want, ldc: n, rowBias: bias)

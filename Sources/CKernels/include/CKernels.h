@@ -58,6 +58,14 @@ void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, i
                   int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
 /// 3x3 max pooling of planes [p0, p1); windows reaching past the image (pads, ceil_mode) ignore those cells.
 void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
+/// Floats needed by sq_pack_mt for an M x K matrix.
+size_t sq_pack_mt_size(int M, int K);
+/// Repacks a matrix packed by sq_pack_a (M x K) as [M / 32 blocks][K][32 rows] (zeros past M), for sq_gemm_mt.
+void sq_pack_mt(int M, int K, const float *packedA, float *out);
+/// AVX-512 only. Rows [m0, m1) (m0 a multiple of 32) of C = A * B (+ bias per row), clamped to [lo, hi], for a B of
+/// few columns: vectors along the rows of A (weights from sq_pack_mt). The same values as sq_gemm_packed.
+void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ldb, float *C, int ldc, int m0, int m1,
+                const float *bias, float lo, float hi);
 /// Floats needed by sq_conv3x3_pack for M output and C input channels.
 size_t sq_conv3x3_packed_size(int M, int C);
 /// Packs M x C x 3 x 3 weights as [M/8 blocks][C][9][8 outputs], zero-filled past M.
