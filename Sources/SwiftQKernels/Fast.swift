@@ -148,7 +148,7 @@ public enum Fast {
     /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`.
     public static func gemm(_ a: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                             bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, threads: Int) {
-        if sq_cpu_level() == 3 && a.rows >= 32 && narrow(n) {
+        if sq_cpu_level() == 3 && a.rows >= 32 && a.cols > 0 && narrow(n) {
             let w = a.alongRows
             let blocks = (a.rows + 31) / 32
             let parts = min(threads, blocks)
