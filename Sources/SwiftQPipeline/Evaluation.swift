@@ -69,8 +69,7 @@ public final class ClassifierRun: @unchecked Sendable {
 
     private init(copying run: ClassifierRun, threads: Int) throws {
         path = run.path
-        let o = run.interpreter.options
-        interpreter = try Interpreter(model: run.interpreter.model, options: .init(threads: threads, fuse: o.fuse, referenceOnly: o.referenceOnly))
+        interpreter = Interpreter(sharingWeightsOf: run.interpreter, threads: threads)
         integer = run.integer?.copy(threads: threads)
         warning = run.warning
         inputName = run.inputName

@@ -101,10 +101,7 @@ final class CalibrationPass {
         let keys = numbering
         let order = InOrder(keys: keys.count + 1, first: first)
         let end = keys.count
-        let options = interpreter.options
-        let copies = try (0..<workers).map { _ in
-            try Interpreter(model: interpreter.model, options: .init(threads: 1, fuse: options.fuse, referenceOnly: options.referenceOnly))
-        }
+        let copies = (0..<workers).map { _ in Interpreter(sharingWeightsOf: interpreter, threads: 1) }
         collector.threads = 1
         hessians?.reserve(workers: workers)
         defer { collector.threads = threads }

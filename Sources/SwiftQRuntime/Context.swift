@@ -88,6 +88,13 @@ public protocol Operator {
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor]
 }
 
+/// An operator with kernel scratch of its own (the rest of it, packed weights included, is read-only while it runs).
+protocol OwnsScratch: Operator {
+    /// The same operator, sharing its constants, with new scratch for `threads` threads: for an interpreter that
+    /// runs beside this one.
+    func withOwnScratch(threads: Int) -> Operator
+}
+
 /// What an operator's builder sees: the node, the opset and which inputs are constants.
 public struct OperatorSetup {
     public let node: Node

@@ -116,6 +116,27 @@ public final class Interpreter: @unchecked Sendable {
         self.steps = steps
     }
 
+    /// An interpreter of the same steps that runs beside `other` on `threads` threads: buffers and kernel scratch of
+    /// its own, `other`'s constants and packed weights (read-only while they run). Image workers thus hold the
+    /// weights once, not once each, and their runs share them in cache.
+    public init(sharingWeightsOf other: Interpreter, threads: Int) {
+        model = other.model
+        options = Options(threads: threads, fuse: other.options.fuse, referenceOnly: other.options.referenceOnly)
+        profiling = false
+        context = ExecutionContext(threads: threads, referenceOnly: other.options.referenceOnly)
+        inputNames = other.inputNames
+        outputNames = other.outputNames
+        steps = other.steps.map { s in
+            Step(op: (s.op as? OwnsScratch)?.withOwnScratch(threads: threads) ?? s.op, inputs: s.inputs, outputs: s.outputs, node: s.node)
+        }
+        slotNames = other.slotNames
+        constantSlots = other.constantSlots
+        inputSlots = other.inputSlots
+        outputSlots = other.outputSlots
+        useCounts = other.useCounts
+        inputTypes = other.inputTypes
+    }
+
     /// Bytes the interpreter holds between runs: its constants and the buffers its last run used.
     public var heldBytes: Int {
         constantSlots.values.reduce(0) { $0 + $1.count * ($1.dtype.byteSize ?? 8) } + context.pool.freeBytes

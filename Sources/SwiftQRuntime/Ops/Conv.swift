@@ -3,7 +3,7 @@ import SwiftQKernels
 
 /// Conv (opsets 1–22): 1-D and 2-D, groups, depthwise, strides, dilations, pads and auto_pad. With a constant
 /// weight the weights are packed once for the fast kernel; a fused Relu/Clip becomes the output clamp.
-struct ConvOp: Operator {
+struct ConvOp: OwnsScratch {
     let fail: NodeFailure
     let setup: OperatorSetup
     let group: Int
@@ -12,7 +12,7 @@ struct ConvOp: Operator {
     let bias: RTensor?
     let packed: [PackedMatrix]
     let direct: Direct3x3Weights?
-    let scratch = Scratch()
+    private(set) var scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
         setup = s
@@ -36,6 +36,14 @@ struct ConvOp: Operator {
         }
         packed = packs
         direct = direct3x3
+    }
+
+    func withOwnScratch(threads: Int) -> Operator { ownScratch() }
+
+    func ownScratch() -> ConvOp {
+        var op = self
+        op.scratch = Scratch()
+        return op
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -63,12 +71,12 @@ struct ConvOp: Operator {
 /// expanded tensor between them (MobileNet's and EfficientNet's inverted residuals: 96 x 112 x 112 floats, 4.8 MB)
 /// is never written out whole (`Fast.expandDepthwise`). Where the fused kernel does not apply (shapes, CPU,
 /// reference mode), and whenever the caller observes values, the two convolutions run one after the other.
-struct ExpandDepthwiseOp: FusedPair {
-    let expand: ConvOp
-    let depthwise: ConvOp
+struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
+    private(set) var expand: ConvOp
+    private(set) var depthwise: ConvOp
     /// The name of the value between them (reported to observers).
     let intermediate: String
-    let scratch: [Scratch]
+    private(set) var scratch: [Scratch]
     /// Below this size of the expanded tensor the two convolutions run one after the other.
     static let minimumExpandedBytes = 3 << 20
 
@@ -108,6 +116,14 @@ struct ExpandDepthwiseOp: FusedPair {
     var first: Operator { expand }
     var second: Operator { depthwise }
 
+    func withOwnScratch(threads: Int) -> Operator {
+        var op = self
+        op.expand = expand.ownScratch()
+        op.depthwise = depthwise.ownScratch()
+        op.scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        return op
+    }
+
     /// Multiply-accumulates of one run on input `x` giving `y` (both convolutions).
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
         guard let we = expand.weight, let wd = depthwise.weight, x.rank == 4 else { return 0 }
@@ -140,11 +156,11 @@ extension FusedPair {
 /// A direct 3x3 Conv (its activation fused) whose only reader is a MaxPool, run as one pass (`Fast.convMaxPool`)
 /// when the convolution's output is large: network stems (SqueezeNet's 3x3 stride 2 to 64 channels at 111x111,
 /// 3.2 MB) otherwise write it out of cache and read it back. Bit-identical to the two steps.
-struct ConvMaxPoolOp: FusedPair {
-    let conv: ConvOp
+struct ConvMaxPoolOp: FusedPair, OwnsScratch {
+    private(set) var conv: ConvOp
     let pool: PoolOp
     let intermediate: String
-    let scratch: [Scratch]
+    private(set) var scratch: [Scratch]
     /// Below this size of the convolution's output the two run one after the other (it stays in cache).
     static let minimumIntermediateBytes = 1 << 20
 
@@ -175,6 +191,13 @@ struct ConvMaxPoolOp: FusedPair {
 
     var first: Operator { conv }
     var second: Operator { pool }
+
+    func withOwnScratch(threads: Int) -> Operator {
+        var op = self
+        op.conv = conv.ownScratch()
+        op.scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        return op
+    }
 
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
         guard let w = conv.weight, x.rank == 4, let g = try? convGeometry(x: x.shape, w: w.shape, setup: conv.setup, group: 1, fail: conv.fail) else { return 0 }
