@@ -289,9 +289,15 @@ void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed,
         }
         return;
     }
+    // With few input channels (a network's stem: 3), blocks of output channels go outermost: a block's 8 planes are
+    // then written row after row instead of all M planes at once (M * 2 rows of stores in flight, each line fetched
+    // before it is written, from memory at the start of a run). The small input is read again per block, from cache.
+    // Measured in the networks at 1 thread: EfficientNet-Lite0's stem 0.27 -> 0.18 ms, MobileNetV2's 0.22 -> 0.17.
+    int outer = C <= 4;
+    for (int b0 = 0; b0 < (outer ? blocks : 1); b0++)
     for (int oh = oh0; oh < oh1; oh += 2) {
         int two = oh + 1 < oh1;
-        for (int blk = 0; blk < blocks; blk++) {
+        for (int blk = outer ? b0 : 0; blk < (outer ? b0 + 1 : blocks); blk++) {
             const float *wb = packed + (size_t)blk * C * 9 * C3_OCB;
             int nm = M - blk * C3_OCB < C3_OCB ? M - blk * C3_OCB : C3_OCB;
             for (int ow = 0; ow < OW; ow += 16) {
