@@ -88,6 +88,10 @@ public final class OrderedWorkers<Output>: @unchecked Sendable {
     private let count: Int
     private var workNanoseconds: UInt64 = 0
     private var waitNanoseconds: UInt64 = 0
+    /// The job, until the last thread ends (then what it holds is let go, before `cancel` returns).
+    private var work: (@Sendable (_ worker: Int, _ item: Int) -> Output)?
+    /// Threads that have not ended yet.
+    private var running: Int
 
     /// Starts the threads; `work(worker, i)` makes item `i` on worker `worker` (0 ..< workers); each thread calls
     /// `threadExit` as it ends (to free what it kept per thread).
@@ -95,19 +99,30 @@ public final class OrderedWorkers<Output>: @unchecked Sendable {
                 work: @escaping @Sendable (_ worker: Int, _ item: Int) -> Output) {
         self.count = count
         self.depth = max(depth, workers)
+        self.work = work
+        running = max(1, workers)
         for w in 0..<max(1, workers) {
+            // The thread holds this object, not `work`: the last thread to end drops `work` itself.
             let thread = Thread { [self] in
-                defer { threadExit() }
+                defer {
+                    threadExit()
+                    lock.lock()
+                    running -= 1
+                    if running == 0 { self.work = nil }
+                    lock.broadcast()
+                    lock.unlock()
+                }
                 while true {
                     lock.lock()
                     while !cancelled && started < count && started - next >= self.depth { lock.wait() }
                     let i = started
                     let stop = cancelled || i >= count
                     if !stop { started += 1 }
+                    let job = stop ? nil : self.work   // none held on the way out
                     lock.unlock()
-                    if stop { return }
+                    guard !stop, let job else { return }
                     let t0 = DispatchTime.now().uptimeNanoseconds
-                    let r = work(w, i)
+                    let r = job(w, i)
                     let spent = DispatchTime.now().uptimeNanoseconds - t0
                     lock.lock()
                     workNanoseconds += spent
@@ -144,11 +159,14 @@ public final class OrderedWorkers<Output>: @unchecked Sendable {
         return (Double(workNanoseconds) / 1e9, Double(waitNanoseconds) / 1e9)
     }
 
-    /// Stops the workers after the items they are on; items not started are never made.
+    /// Stops the workers after the items they are on (items not started are never made) and waits until every
+    /// thread has ended and the job is let go: nothing it holds outlives the call (LeakSanitizer found a process
+    /// exiting while a worker still held the model). Call it from the consumer, never from `work`.
     public func cancel() {
         lock.lock()
         cancelled = true
         lock.broadcast()
+        while running > 0 { lock.wait() }
         lock.unlock()
     }
 }
