@@ -130,6 +130,9 @@ public final class Scratch: @unchecked Sendable {
     public init() {}
     deinit { buffer?.deallocate() }
 
+    /// One for each of `threads` threads (at least one).
+    public static func perThread(_ threads: Int) -> [Scratch] { (0..<max(1, threads)).map { _ in Scratch() } }
+
     public func floats(_ n: Int) -> UnsafeMutablePointer<Float> {
         if n > capacity {
             buffer?.deallocate()

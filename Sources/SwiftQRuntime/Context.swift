@@ -1,6 +1,7 @@
 import Dispatch
 import Foundation
 import SwiftQCore
+import SwiftQKernels
 
 /// What can go wrong while building or running a graph; each case names the node.
 public enum RuntimeError: Error, Equatable, CustomStringConvertible {
@@ -93,6 +94,22 @@ protocol OwnsScratch: Operator {
     /// The same operator, sharing its constants, with new scratch for `threads` threads: for an interpreter that
     /// runs beside this one.
     func withOwnScratch(threads: Int) -> Operator
+}
+
+/// An operator whose only scratch is one buffer, whatever the threads.
+protocol OwnsOneScratch: OwnsScratch {
+    var scratch: Scratch { get set }
+}
+
+extension OwnsOneScratch {
+    /// The same operator with a new buffer.
+    func freshScratch() -> Self {
+        var op = self
+        op.scratch = Scratch()
+        return op
+    }
+
+    func withOwnScratch(threads: Int) -> Operator { freshScratch() }
 }
 
 /// What an operator's builder sees: the node, the opset and which inputs are constants.

@@ -3,7 +3,7 @@ import SwiftQKernels
 
 /// Conv (opsets 1–22): 1-D and 2-D, groups, depthwise, strides, dilations, pads and auto_pad. With a constant
 /// weight the weights are packed once for the fast kernel; a fused Relu/Clip becomes the output clamp.
-struct ConvOp: OwnsScratch {
+struct ConvOp: OwnsOneScratch {
     let fail: NodeFailure
     let setup: OperatorSetup
     let group: Int
@@ -12,7 +12,7 @@ struct ConvOp: OwnsScratch {
     let bias: RTensor?
     let packed: [PackedMatrix]
     let direct: Direct3x3Weights?
-    private(set) var scratch = Scratch()
+    var scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
         setup = s
@@ -38,13 +38,8 @@ struct ConvOp: OwnsScratch {
         direct = direct3x3
     }
 
-    func withOwnScratch(threads: Int) -> Operator { ownScratch() }
-
-    func ownScratch() -> ConvOp {
-        var op = self
-        op.scratch = Scratch()
-        return op
-    }
+    /// Whether the bias, if the node has one, is a constant (the fused steps take only constant biases).
+    var hasConstantBias: Bool { setup.node.input(2) == nil || bias != nil }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
         let x = try inputs.required(0, fail)
@@ -85,11 +80,11 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
         guard let a = a as? ConvOp, let b = b as? ConvOp, let wa = a.weight, let wb = b.weight, wa.rank == 4, wb.rank == 4,
               a.group == 1, a.packed.count == 1, wa.shape[2] == 1, wa.shape[3] == 1,
               wb.shape[1] == 1, b.group == wb.shape[0], b.group == wa.shape[0], b.group > 1, wb.shape[2] == wb.shape[3],
-              (a.setup.node.input(2) == nil || a.bias != nil), (b.setup.node.input(2) == nil || b.bias != nil) else { return nil }
+              a.hasConstantBias, b.hasConstantBias else { return nil }
         expand = a
         depthwise = b
         self.intermediate = intermediate
-        scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        scratch = Scratch.perThread(threads)
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -118,9 +113,9 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
 
     func withOwnScratch(threads: Int) -> Operator {
         var op = self
-        op.expand = expand.ownScratch()
-        op.depthwise = depthwise.ownScratch()
-        op.scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        op.expand = expand.freshScratch()
+        op.depthwise = depthwise.freshScratch()
+        op.scratch = Scratch.perThread(threads)
         return op
     }
 
@@ -166,11 +161,11 @@ struct ConvMaxPoolOp: FusedPair, OwnsScratch {
 
     init?(_ a: Operator, _ b: Operator, intermediate: String, threads: Int) {
         guard let a = a as? ConvOp, let b = b as? PoolOp, b.isMax, a.direct != nil, let w = a.weight, w.rank == 4,
-              a.setup.node.input(2) == nil || a.bias != nil else { return nil }
+              a.hasConstantBias else { return nil }
         conv = a
         pool = b
         self.intermediate = intermediate
-        scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        scratch = Scratch.perThread(threads)
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -194,8 +189,8 @@ struct ConvMaxPoolOp: FusedPair, OwnsScratch {
 
     func withOwnScratch(threads: Int) -> Operator {
         var op = self
-        op.conv = conv.ownScratch()
-        op.scratch = (0..<max(1, threads)).map { _ in Scratch() }
+        op.conv = conv.freshScratch()
+        op.scratch = Scratch.perThread(threads)
         return op
     }
 

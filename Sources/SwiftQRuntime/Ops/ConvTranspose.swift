@@ -33,13 +33,13 @@ public struct ConvTransposeGeometry: Sendable {
 /// the ONNX spec's formulas for the output size and padding. The reference kernel scatters every input value;
 /// the fast one computes each group's columns Wᵀ·X with the GEMM (the weight transposed once when constant)
 /// and adds them into place (col2im).
-struct ConvTransposeOp: OwnsScratch {
+struct ConvTransposeOp: OwnsOneScratch {
     let fail: NodeFailure
     let setup: OperatorSetup
     let group: Int
     /// Per group, Wᵀ as a row-major (M/group · KH · KW) × (C/group) matrix, when the weight is a constant.
     let transposed: [[Float]]?
-    private(set) var scratch = Scratch()
+    var scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
         setup = s
@@ -59,12 +59,6 @@ struct ConvTransposeOp: OwnsScratch {
             for ci in 0..<cpg { for r in 0..<cols { t[r * cpg + ci] = w[(g * cpg + ci) * cols + r] } }
             return t
         }
-    }
-
-    func withOwnScratch(threads: Int) -> Operator {
-        var op = self
-        op.scratch = Scratch()
-        return op
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {

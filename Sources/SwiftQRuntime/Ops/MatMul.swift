@@ -3,13 +3,13 @@ import SwiftQKernels
 
 /// Gemm: Y = alpha · A' · B' + beta · C, with C broadcast to M×N. A constant B is transposed and scaled once;
 /// one row of A (batch 1) takes the GEMV kernel.
-struct GemmOp: OwnsScratch {
+struct GemmOp: OwnsOneScratch {
     let fail: NodeFailure
     let transA: Bool, transB: Bool
     let alpha: Float, beta: Float
     /// The constant B as N×K rows, already multiplied by alpha.
     let weightRows: RTensor?
-    private(set) var scratch = Scratch()
+    var scratch = Scratch()
 
     init(_ s: OperatorSetup) throws {
         fail = NodeFailure(s)
@@ -28,12 +28,6 @@ struct GemmOp: OwnsScratch {
         } else {
             weightRows = nil
         }
-    }
-
-    func withOwnScratch(threads: Int) -> Operator {
-        var op = self
-        op.scratch = Scratch()
-        return op
     }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
@@ -76,17 +70,11 @@ struct GemmOp: OwnsScratch {
 }
 
 /// MatMul with numpy semantics (1-D promotion, broadcast batch dimensions), float.
-struct MatMulOp: OwnsScratch {
+struct MatMulOp: OwnsOneScratch {
     let fail: NodeFailure
-    private(set) var scratch = Scratch()
+    var scratch = Scratch()
 
     init(_ s: OperatorSetup) throws { fail = NodeFailure(s) }
-
-    func withOwnScratch(threads: Int) -> Operator {
-        var op = self
-        op.scratch = Scratch()
-        return op
-    }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
         let a = try inputs.required(0, fail), b = try inputs.required(1, fail)
