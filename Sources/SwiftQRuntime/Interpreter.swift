@@ -47,6 +47,7 @@ public final class Interpreter: @unchecked Sendable {
     let outputSlots: [Int]
     let useCounts: [Int]
     let inputTypes: [DType?]
+    let concatPlan: ConcatPlan
     /// Seconds spent per op type over all runs so far, when `Options.profile` is on.
     public private(set) var profile: [String: Double] = [:]
     /// Seconds spent per node (display name, op type, first output's shape), in run order, with `Options.profile`.
@@ -114,6 +115,7 @@ public final class Interpreter: @unchecked Sendable {
         useCounts = uses
         slotNames = names
         self.steps = steps
+        concatPlan = options.fuse && !options.referenceOnly ? ConcatPlan(steps, useCounts: uses) : .none
     }
 
     /// An interpreter of the same steps that runs beside `other` on `threads` threads: buffers and kernel scratch of
@@ -135,7 +137,11 @@ public final class Interpreter: @unchecked Sendable {
         outputSlots = other.outputSlots
         useCounts = other.useCounts
         inputTypes = other.inputTypes
+        concatPlan = other.concatPlan
     }
+
+    /// How many Concats the Convs that feed them assemble in place (`ConcatPlan`).
+    public var concatsAssembledInPlace: Int { concatPlan.concats.count }
 
     /// Bytes the interpreter holds between runs: its constants and the buffers its last run used.
     public var heldBytes: Int {
@@ -160,32 +166,43 @@ public final class Interpreter: @unchecked Sendable {
             stepShapes = Array(repeating: [], count: steps.count)
             stepMACs = Array(repeating: 0, count: steps.count)
         }
+        // Concats whose slices their Convs write in place (`ConcatPlan`); not for an observer, which sees each value.
+        var assembly = observe == nil && !concatPlan.isEmpty ? ConcatAssembly(concatPlan) : nil
         for (index, step) in steps.enumerated() {
-            let outs: [RTensor]
+            var outs: [RTensor] = []
+            var inPlaceShape: [Int]?
             // `ins` ends with this scope, so that recycling below sees each spent input uniquely referenced (a debug
             // build keeps a local alive to the end of its scope).
             do {
                 let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
-                for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
-                    throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
-                }
                 let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
-                if let observe, let pair = step.op as? FusedPair {
-                    outs = try pair.unfused(ins, context, observe: observe)
+                if let y = assembly?.finished(step: index) {
+                    outs = [y]
                 } else {
-                    outs = try step.op.run(ins, context)
+                    for (k, i) in step.inputs.enumerated() where i >= 0 && ins[k] == nil {
+                        throw RuntimeError.invalidInput(node: step.node.displayName, opType: step.node.opType, what: "input '\(slotNames[i])' has no value")
+                    }
+                    if let observe, let pair = step.op as? FusedPair {
+                        outs = try pair.unfused(ins, context, observe: observe)
+                    } else if assembly?.plan.parts[index] != nil, let shape = try assembly?.write(step: index, steps, ins, context, values: &values) {
+                        inPlaceShape = shape
+                    } else {
+                        outs = try step.op.run(ins, context)
+                    }
                 }
                 if profiling {
                     let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     profile[step.node.opType, default: 0] += t
                     stepSeconds[index] += t
-                    stepShapes[index] = outs.first?.shape ?? []
+                    stepShapes[index] = inPlaceShape ?? outs.first?.shape ?? []
                     if let y = outs.first {
                         if let pair = step.op as? FusedPair, let x = ins.first ?? nil {
                             stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
                         } else {
                             stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
                         }
+                    } else if let shape = inPlaceShape, let w = ins.count > 1 ? ins[1] : nil, w.count > 0 {
+                        stepMACs[index] = shape.reduce(1, *) * (w.count / w.shape[0])
                     }
                 }
             }

@@ -86,6 +86,51 @@ final class FusionTests: XCTestCase {
         XCTAssertEqual(observed, quiet)
     }
 
+    /// Convs whose outputs only a channel Concat reads write into their slices of it: the same bits as the ordinary
+    /// steps (a run with an observer takes those), with the producers apart in the order, at batch 1 and 2 (which takes
+    /// the ordinary steps), and the Concat's own error when the maps do not fit. A Concat with an input read twice, or
+    /// one not made by a Conv, is not assembled.
+    func testConcatOfConvsIsAssembledInPlace() throws {
+        let c = 4, h = 9, w = 11
+        func conv(_ name: String, _ input: String, _ m: Int, _ k: Int, stride: Int = 1) -> (Node, Initializer) {
+            (Node(name: name, opType: "Conv", inputs: [input, name + "_w"], outputs: [name],
+                  attributes: [Attribute(name: "pads", value: .ints(Array(repeating: Int64(k / 2), count: 4))), Attribute(name: "strides", value: .ints([Int64(stride), Int64(stride)]))]),
+             Initializer(name: name + "_w", tensor: Tensor(floats: random(m * c * k * k), shape: [m, c, k, k])))
+        }
+        func model(strideOfB: Int = 1) -> Model {
+            let parts = [conv("a", "x", 3, 1), conv("s", "x", c, 1), conv("b", "x", 5, 3, stride: strideOfB), conv("d", "s", 2, 3),
+                         conv("e", "x", 6, 1), conv("f", "x", 2, 3)]
+            let nodes = [parts[0].0, Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["ar"]), parts[1].0, parts[2].0, parts[3].0,
+                         // Assembled: a (its Relu fused), b and d, with s between them in the order.
+                         Node(name: "cat", opType: "Concat", inputs: ["b", "ar", "d"], outputs: ["y"], attributes: [Attribute(name: "axis", value: .int(1))]),
+                         // Not assembled: e is read twice, and x is no Conv's output.
+                         parts[4].0, parts[5].0,
+                         Node(name: "cat2", opType: "Concat", inputs: ["e", "f", "e"], outputs: ["z"], attributes: [Attribute(name: "axis", value: .int(-3))]),
+                         Node(name: "cat3", opType: "Concat", inputs: ["x", "z"], outputs: ["z2"], attributes: [Attribute(name: "axis", value: .int(1))])]
+            return Model(graph: Graph(nodes: nodes, inputs: [input(c, h, w)], outputs: ["y", "z2"].map { ValueInfo(name: $0, dtype: .float, shape: nil) },
+                                      initializers: parts.map(\.1)))
+        }
+        let interpreter = try Interpreter(model: model(), options: .init(threads: 2))
+        XCTAssertEqual(interpreter.concatsAssembledInPlace, 1)
+        for batch in [1, 2] {
+            let feed = ["x": RTensor(floats: random(batch * c * h * w), shape: [batch, c, h, w])]
+            let inPlace = try interpreter.run(feed), ordinary = try interpreter.run(feed) { _, _ in }
+            XCTAssertEqual(inPlace["y"]!.shape, [batch, 10, h, w])
+            for name in ["y", "z2"] { XCTAssertTrue(inPlace[name]!.floatArray() == ordinary[name]!.floatArray(), "\(name) differs at batch \(batch)") }
+        }
+        let broken = try Interpreter(model: model(strideOfB: 2), options: .init(threads: 1))
+        let feed = ["x": RTensor(floats: random(c * h * w), shape: [1, c, h, w])]
+        var errors: [String] = []
+        for observe in [false, true] {
+            do {
+                _ = observe ? try broken.run(feed) { _, _ in } : try broken.run(feed)
+                XCTFail("maps of different sizes must not concatenate")
+            } catch { errors.append("\(error)") }
+        }
+        XCTAssertEqual(errors.first, errors.last)
+        XCTAssertTrue(errors.first?.contains("do not fit along axis 1") ?? false, errors.first ?? "")
+    }
+
     /// The profile counts each weighted node's multiply-accumulates: a grouped, strided Conv (fused with its Relu), a
     /// Gemm with transA, a MatMul; 0 for the rest.
     func testProfileCountsMultiplyAccumulates() throws {

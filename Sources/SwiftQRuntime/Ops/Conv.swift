@@ -42,23 +42,34 @@ struct ConvOp: OwnsOneScratch {
     var hasConstantBias: Bool { setup.node.input(2) == nil || bias != nil }
 
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let p = try prepare(inputs)
+        var outShape = [p.g.batch, p.g.outChannels, p.g.outHeight, p.g.outWidth]
+        if p.x.rank == 3 { outShape = [p.g.batch, p.g.outChannels, p.g.outWidth] }
+        let y = ctx.alloc(.float, outShape)
+        compute(p, into: y.f, ctx)
+        return [y]
+    }
+
+    /// The checked operands and geometry of a run on `inputs`.
+    func prepare(_ inputs: [RTensor?]) throws -> (x: RTensor, w: RTensor, b: RTensor?, g: ConvGeometry) {
         let x = try inputs.required(0, fail)
         let w = try weight ?? inputs.required(1, fail)
         let b = bias ?? (inputs.count > 2 ? inputs[2] : nil)
         guard x.dtype == .float, w.dtype == .float else { throw fail.invalid("Conv runs on float tensors, got \(x.dtype) and \(w.dtype)") }
         let g = try convGeometry(x: x.shape, w: w.shape, setup: setup, group: group, fail: fail)
         if let b, b.count != g.outChannels { throw fail.invalid("bias has \(b.count) values for \(g.outChannels) output channels") }
-        var outShape = [g.batch, g.outChannels, g.outHeight, g.outWidth]
-        if x.rank == 3 { outShape = [g.batch, g.outChannels, g.outWidth] }
-        let y = ctx.alloc(.float, outShape)
-        let fastOK = !ctx.referenceOnly && (g.isDepthwise || packed.count == group)
+        return (x, w, b, g)
+    }
+
+    /// Writes the output (batch × channels × the output map, densely) at `y`.
+    func compute(_ p: (x: RTensor, w: RTensor, b: RTensor?, g: ConvGeometry), into y: UnsafeMutablePointer<Float>, _ ctx: ExecutionContext) {
+        let fastOK = !ctx.referenceOnly && (p.g.isDepthwise || packed.count == group)
         if fastOK {
-            Fast.conv(x: x.f, packed: packed, direct: direct, depthwise: g.isDepthwise ? w.f : nil, bias: b.map { UnsafePointer($0.f) }, y: y.f, g,
-                      lo: lo, hi: hi, scratch: scratch, threads: ctx.threads)
+            Fast.conv(x: p.x.f, packed: packed, direct: direct, depthwise: p.g.isDepthwise ? p.w.f : nil, bias: p.b.map { UnsafePointer($0.f) }, y: y,
+                      p.g, lo: lo, hi: hi, scratch: scratch, threads: ctx.threads)
         } else {
-            Reference.conv(x: x.f, w: w.f, bias: b.map { UnsafePointer($0.f) }, y: y.f, g, lo: lo, hi: hi)
+            Reference.conv(x: p.x.f, w: p.w.f, bias: p.b.map { UnsafePointer($0.f) }, y: y, p.g, lo: lo, hi: hi)
         }
-        return [y]
     }
 }
 
