@@ -40,6 +40,10 @@ final class FastKernelTests: XCTestCase {
             // 15, 16 (row by row) and 33, a plane under 16 outputs
             (7, 9, 1, 1, 5, 3, 1, 1, 1), (4, 8, 1, 6, 1, 3, 1, 1, 1), (5, 12, 1, 9, 15, 3, 1, 1, 1), (5, 12, 1, 9, 16, 3, 1, 1, 1),
             (9, 8, 1, 5, 33, 3, 1, 1, 1), (3, 16, 1, 3, 3, 3, 1, 1, 1),
+            // depthwise keeping the size on planes under 16 wide (the flat walk): 7x7 (4 blocks), 14x14 (13: uneven groups),
+            // one row, one column, 15x15, and a plane over 16 blocks (rows of 15, 18 of them: row by row)
+            (9, 9, 9, 7, 7, 5, 1, 1, 2), (6, 6, 6, 7, 7, 3, 1, 1, 1), (5, 5, 5, 14, 14, 3, 1, 1, 1), (4, 4, 4, 14, 14, 5, 1, 1, 2),
+            (3, 3, 3, 1, 9, 5, 1, 1, 2), (3, 3, 3, 10, 1, 3, 1, 1, 1), (2, 2, 2, 15, 15, 5, 1, 1, 2), (2, 2, 2, 18, 15, 3, 1, 1, 1),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
@@ -70,6 +74,8 @@ final class FastKernelTests: XCTestCase {
         // (channels, H, W, kernel, stride, pad top, pad left, pad bottom, pad right)
         let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
             (3, 16, 33, 3, 2, 0, 0, 1, 1), (2, 14, 14, 3, 2, 0, 0, 1, 1), (2, 17, 40, 5, 2, 1, 1, 2, 2), (3, 9, 18, 5, 1, 2, 1, 2, 3),
+            // keeping the size with uneven pads (the flat walk on planes under 16 wide)
+            (3, 7, 9, 5, 1, 1, 3, 3, 1), (2, 6, 6, 3, 1, 0, 2, 2, 0),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
