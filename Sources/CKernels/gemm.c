@@ -308,6 +308,8 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
 // channels at 7x7 took 0.19 ms fetching 16 rows ahead, 0.14 at 64, 0.15 at 128 and 0.16 at 256 (the tiled product 0.16).
 enum { MT_PIX = 7, MT_AHEAD = 64 };
 
+int sq_gemm_mt_columns(void) { return MT_PIX; }
+
 size_t sq_pack_mt_size(int M, int K) { return (size_t)round_up(M, 32) * (size_t)K; }
 
 void sq_pack_mt(int M, int K, const float *packedA, float *out) {

@@ -66,6 +66,8 @@ void sq_pack_mt(int M, int K, const float *packedA, float *out);
 /// few columns: vectors along the rows of A (weights from sq_pack_mt). The same values as sq_gemm_packed.
 void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ldb, float *C, int ldc, int m0, int m1,
                 const float *bias, float lo, float hi);
+/// The columns of one sq_gemm_mt tile (column ranges split at its multiples keep whole tiles).
+int sq_gemm_mt_columns(void);
 /// Floats needed by sq_conv3x3_pack for M output and C input channels.
 size_t sq_conv3x3_packed_size(int M, int C);
 /// Packs M x C x 3 x 3 weights as [M/8 blocks][C][9][8 outputs], zero-filled past M.
