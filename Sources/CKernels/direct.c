@@ -123,9 +123,9 @@ static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, 
 
 // Depthwise KxK at stride 1 on planes under 16 columns wide whose output keeps the size (7x7 and 14x14 maps): a row
 // of dw_rows's vectors would hold one row of the plane (7 of 16 lanes on a 7x7 map, and 4 rows for the last 3).
-// Here the plane is one flat run of H * W outputs, 16 at a time: tap (kh, kw) of a block is a masked load of the
-// run shifted by kh - PT rows and kw - PL columns, lanes whose tap leaves the image loading zero (flat_masks for the
-// full 3x3 kernel does the same). Blocks go NB at a time (up to DWF_NB, as even as the plane allows) so that enough
+// Here the plane is one flat run of H * W outputs, 16 at a time: tap (kh, kw) of a block is the run shifted by
+// kh - PT rows and kw - PL columns, lanes whose tap leaves the image zero (flat_masks for the full 3x3 kernel does
+// the same). Blocks go NB at a time (up to DWF_NB, as even as the plane allows) so that enough
 // FMA chains are in flight. Each output gets dw_rows's multiply-adds in its order into the same accumulators (a
 // zero product adds nothing to them: they start at +0 and a sum is never -0), so the same bits.
 enum { DWF_NB = 4, DWF_MAX_BLOCKS = 16 };
@@ -144,19 +144,36 @@ static inline AVX512 void dw_flat_masks(int q0, int n, int H, int W, int K, int 
         for (int kw = 0; kw < K; kw++) m[kh * K + kw] = (__mmask16)(rows[kh] & cols[kw]);
 }
 
+// The taps of one kernel row: lanes j of the 32 floats lo, hi moved along by kw, zero where m is clear.
+static inline __attribute__((always_inline)) AVX512 __m512 dw_shifted(__mmask16 m, __m512 hi, __m512 lo, int kw) {
+    __m512i h = _mm512_castps_si512(hi), l = _mm512_castps_si512(lo);
+    switch (kw) {
+    case 0: return _mm512_maskz_mov_ps(m, lo);
+    case 1: return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(m, h, l, 1));
+    case 2: return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(m, h, l, 2));
+    case 3: return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(m, h, l, 3));
+    default: return _mm512_castsi512_ps(_mm512_maskz_alignr_epi32(m, h, l, 4));
+    }
+}
+
+// NB blocks from the run's block 0 (m, in: their masks). Per kernel row the NB + 1 vectors under the blocks' first
+// taps are loaded once (masked to the plane, `in`) and each tap is two of them moved along by kw (valignd).
 static inline __attribute__((always_inline)) AVX512 void dw_flat_group(const float *xc, const float *wc, int K, int NB, int W, int PT,
-                                                                      int PL, const __mmask16 (*m)[25], const __mmask16 *sm, float b,
-                                                                      __m512 vlo, __m512 vhi, float *yc) {
+                                                                      int PL, const __mmask16 (*m)[25], const __mmask16 (*in)[5],
+                                                                      const __mmask16 *sm, float b, __m512 vlo, __m512 vhi, float *yc) {
     const int na = K == 3 ? 3 : 2;
     __m512 acc[DWF_NB][3];
     for (int u = 0; u < NB; u++) acc[u][0] = acc[u][1] = acc[u][2] = _mm512_setzero_ps();
-    for (int kh = 0; kh < K; kh++)
+    for (int kh = 0; kh < K; kh++) {
+        const float *src = xc + (ptrdiff_t)(kh - PT) * W - PL;
+        __m512 v[DWF_NB + 1];
+        for (int u = 0; u <= NB; u++) v[u] = _mm512_maskz_loadu_ps(in[u][kh], src + 16 * u);
         for (int kw = 0; kw < K; kw++) {
             __m512 wv = _mm512_set1_ps(wc[kh * K + kw]);
-            const float *src = xc + (ptrdiff_t)(kh - PT) * W + (kw - PL);
             for (int u = 0; u < NB; u++)
-                acc[u][kw % na] = _mm512_fmadd_ps(wv, _mm512_maskz_loadu_ps(m[u][kh * K + kw], src + 16 * u), acc[u][kw % na]);
+                acc[u][kw % na] = _mm512_fmadd_ps(wv, dw_shifted(m[u][kh * K + kw], v[u + 1], v[u], kw), acc[u][kw % na]);
         }
+    }
     for (int u = 0; u < NB; u++) {
         __m512 v = _mm512_add_ps(_mm512_set1_ps(b), acc[u][0]);
         for (int a = 1; a < na; a++) v = _mm512_add_ps(v, acc[u][a]);
@@ -169,11 +186,19 @@ static inline __attribute__((always_inline)) AVX512 void dw_flat(const float *x,
                                                                 int c0, int c1) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     int n = H * W, blocks = (n + 15) / 16, groups = (blocks + DWF_NB - 1) / DWF_NB;
-    __mmask16 m[DWF_MAX_BLOCKS][25], sm[DWF_MAX_BLOCKS];
+    __mmask16 m[DWF_MAX_BLOCKS][25], sm[DWF_MAX_BLOCKS], in[DWF_MAX_BLOCKS + 1][5];
     for (int q = 0; q < blocks; q++) {
         dw_flat_masks(16 * q, n, H, W, K, PT, PL, m[q]);
         sm[q] = store_mask(16 * q, n);
     }
+    // Lanes of the vector loaded for kernel row kh of block q that lie in the plane (the rest are never used).
+    for (int q = 0; q <= blocks; q++)
+        for (int kh = 0; kh < K; kh++) {
+            int s0 = 16 * q + (kh - PT) * W - PL;
+            unsigned bits = 0;
+            for (int j = 0; j < 16; j++) bits |= (unsigned)(s0 + j >= 0 && s0 + j < n) << j;
+            in[q][kh] = (__mmask16)bits;
+        }
     for (int c = c0; c < c1; c++) {
         const float *xc = x + (size_t)c * xplane;
         const float *wc = w + (size_t)c * K * K;
@@ -185,10 +210,10 @@ static inline __attribute__((always_inline)) AVX512 void dw_flat(const float *x,
             const float *xq = xc + 16 * q;
             float *yq = yc + 16 * q;
             switch (nb) {
-            case 4: dw_flat_group(xq, wc, K, 4, W, PT, PL, m + q, sm + q, b, vlo, vhi, yq); break;
-            case 3: dw_flat_group(xq, wc, K, 3, W, PT, PL, m + q, sm + q, b, vlo, vhi, yq); break;
-            case 2: dw_flat_group(xq, wc, K, 2, W, PT, PL, m + q, sm + q, b, vlo, vhi, yq); break;
-            default: dw_flat_group(xq, wc, K, 1, W, PT, PL, m + q, sm + q, b, vlo, vhi, yq); break;
+            case 4: dw_flat_group(xq, wc, K, 4, W, PT, PL, m + q, in + q, sm + q, b, vlo, vhi, yq); break;
+            case 3: dw_flat_group(xq, wc, K, 3, W, PT, PL, m + q, in + q, sm + q, b, vlo, vhi, yq); break;
+            case 2: dw_flat_group(xq, wc, K, 2, W, PT, PL, m + q, in + q, sm + q, b, vlo, vhi, yq); break;
+            default: dw_flat_group(xq, wc, K, 1, W, PT, PL, m + q, in + q, sm + q, b, vlo, vhi, yq); break;
             }
             q += nb;
         }
@@ -198,9 +223,9 @@ static inline __attribute__((always_inline)) AVX512 void dw_flat(const float *x,
 AVX512
 void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
                   int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
-    // 5x5 only where a row fills at most half a vector: each flat tap is a load of its own, and on 14x14 maps (rows
-    // using 77% of the lanes) 672 channels ran at 107 us flat against 72 by rows; on 7x7, 1152 channels 54 against 59.
-    // 3x3 at 1 thread: 960 channels at 7x7 35 -> 19 us, 576 at 14x14 41 -> 38.
+    // 5x5 only where a row fills at most half a vector. At 1 thread, 1152 channels at 7x7 ran 59 us by rows, 44 flat;
+    // 672 channels at 14x14 (rows using 77% of the lanes) 72 by rows, 83 flat. 3x3: 960 channels at 7x7 35 -> 18 us,
+    // 576 at 14x14 41 -> 33.
     if (stride == 1 && (K == 3 ? W < 16 : W <= 8) && OH == H && OW == W && oh0 == 0 && oh1 == OH && H * W <= 16 * DWF_MAX_BLOCKS) {
         if (K == 3) dw_flat(x, H, W, xplane, w, 3, PT, PL, y, bias, lo, hi, c0, c1);
         else dw_flat(x, H, W, xplane, w, 5, PT, PL, y, bias, lo, hi, c0, c1);
