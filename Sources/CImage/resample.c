@@ -41,3 +41,20 @@ void sq_resample_v(const uint8_t *src, int stride, int out_h, const long *bounds
         for (int x = 0; x < stride; x++) o[x] = clip8(acc[x], bits);
     }
 }
+
+void sq_rgb_to_input(const uint8_t *src, size_t n, const float *table, int bgr, int nhwc, float *out) {
+    const float *t0 = table, *t1 = table + 256, *t2 = table + 512;
+    const int r = bgr ? 2 : 0, b = bgr ? 0 : 2;
+    if (nhwc) {
+        for (size_t i = 0; i < n; i++) {
+            const uint8_t *p = src + 3 * i;
+            out[3 * i] = t0[p[r]]; out[3 * i + 1] = t1[p[1]]; out[3 * i + 2] = t2[p[b]];
+        }
+        return;
+    }
+    float *o0 = out, *o1 = out + n, *o2 = out + 2 * n;
+    for (size_t i = 0; i < n; i++) {
+        const uint8_t *p = src + 3 * i;
+        o0[i] = t0[p[r]]; o1[i] = t1[p[1]]; o2[i] = t2[p[b]];
+    }
+}

@@ -1,3 +1,4 @@
+import CImage
 import Foundation
 
 /// The order of a network's image input: channels first (NCHW, PyTorch, Caffe) or last (NHWC, Keras/TensorFlow).
@@ -133,7 +134,6 @@ public struct Preprocessing: Sendable, Equatable, Codable {
     func tensor(_ image: RGBImage, placed g: (resized: (w: Int, h: Int), input: (w: Int, h: Int), origin: (x: Int, y: Int))) -> [Float] {
         let (iw, ih) = g.input
         let plane = iw * ih, channels = channelCount, nhwc = isNHWC
-        var out = [Float](repeating: 0, count: channels * plane)
         let pad = padValue ?? 114
         if channels == 3, g.origin.x <= 0, g.origin.y <= 0, g.resized.w + g.origin.x >= iw, g.resized.h + g.origin.y >= ih {
             // Every input pixel lies in the resized image (a centre crop or a plain resize): only the part the input
@@ -141,21 +141,12 @@ public struct Preprocessing: Sendable, Equatable, Codable {
             // as the general loop below).
             let part = image.resizedBilinear(width: g.resized.w, height: g.resized.h, region: -g.origin.x, -g.origin.y, iw, ih)
             let table = byteTable
-            out.withUnsafeMutableBufferPointer { o in
-                table.withUnsafeBufferPointer { t in
-                    part.pixels.withUnsafeBufferPointer { src in
-                        for y in 0..<ih {
-                            let row = y * iw * 3
-                            for x in 0..<iw {
-                                let k = row + x * 3, i = y * iw + x
-                                for c in 0..<3 { o[nhwc ? i * 3 + c : c * plane + i] = t[c * 256 + Int(src[k + (bgr ? 2 - c : c)])] }
-                            }
-                        }
-                    }
-                }
+            return [Float](unsafeUninitializedCapacity: channels * plane) { o, count in
+                sq_rgb_to_input(part.pixels, plane, table, bgr ? 1 : 0, nhwc ? 1 : 0, o.baseAddress!)
+                count = channels * plane
             }
-            return out
         }
+        var out = [Float](repeating: 0, count: channels * plane)
         let resized = image.resizedBilinear(width: g.resized.w, height: g.resized.h)
         let p = resized.pixels
         for y in 0..<ih {

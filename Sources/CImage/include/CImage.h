@@ -23,4 +23,9 @@ void sq_resample_h_rgb(const uint8_t *src, int width, int height, int out_w, con
 void sq_resample_v(const uint8_t *src, int stride, int out_h, const long *bounds, const int32_t *kk, int ksize, int bits,
                    int32_t *acc, uint8_t *out);
 
+/// Packed RGB bytes (`n` pixels) to a network input: each value looked up in `table` (256 floats per channel, the
+/// normalized byte values), channel c read from byte 2 - c when `bgr`, written as planes (channels first) or
+/// interleaved (`nhwc`).
+void sq_rgb_to_input(const uint8_t *src, size_t n, const float *table, int bgr, int nhwc, float *out);
+
 #endif
