@@ -59,7 +59,7 @@ let package = Package(
         .testTarget(name: "SwiftQCoreTests", dependencies: ["SwiftQCore"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
-        .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "TestSupport"]),
+        .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "CImage", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
         .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),

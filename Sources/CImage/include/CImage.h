@@ -19,9 +19,12 @@ uint8_t *sq_decode_rgb(const uint8_t *data, size_t size, uint64_t max_pixels, in
 void sq_resample_h_rgb(const uint8_t *src, int width, int height, int out_w, const long *bounds, const int32_t *kk,
                        int ksize, int bits, uint8_t *out);
 /// Pillow's vertical pass over rows of `stride` bytes: (first input row, taps) per output row in `bounds`;
-/// `acc` holds `stride` accumulators.
+/// `acc` holds `stride` accumulators. With AVX2, 32 bytes at a time; else sq_resample_v_portable.
 void sq_resample_v(const uint8_t *src, int stride, int out_h, const long *bounds, const int32_t *kk, int ksize, int bits,
                    int32_t *acc, uint8_t *out);
+/// The same pass in portable C, a row of accumulators per tap (the reference twin of sq_resample_v).
+void sq_resample_v_portable(const uint8_t *src, int stride, int out_h, const long *bounds, const int32_t *kk, int ksize, int bits,
+                            int32_t *acc, uint8_t *out);
 
 /// Packed RGB bytes (`n` pixels) to a network input: each value looked up in `table` (256 floats per channel, the
 /// normalized byte values), channel c read from byte 2 - c when `bgr`, written as planes (channels first) or
