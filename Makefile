@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps build test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench profile quant-table weight-table clean
+.PHONY: deps commit-header build install install-check test unit hostile model-kinds fuzz sanitize check-shared demo proto fixtures venv bench profile quant-table weight-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -21,8 +21,35 @@ deps:
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
-build: deps
+## The commit `swiftq --version` names, in a header rewritten only when it changes (so that nothing else rebuilds).
+COMMIT_HEADER := Sources/CSupport/build_commit.h
+commit-header:
+	@c=$$(git rev-parse --short=12 HEAD 2>/dev/null || echo unknown); git diff --quiet HEAD -- 2>/dev/null || c="$$c-dirty"; \
+	  line="#define SWIFTQ_COMMIT \"$$c\""; \
+	  [ -f $(COMMIT_HEADER) ] && [ "$$(cat $(COMMIT_HEADER))" = "$$line" ] || echo "$$line" > $(COMMIT_HEADER)
+
+build: deps commit-header
 	swift build $(SWIFT_BUILD_FLAGS)
+
+## Installs the binary, a man page per command (swift-argument-parser's manual plugin: `man swiftq`,
+## `man swiftq.quantize`, ...) and bash, zsh and fish completions under PREFIX (DESTDIR stages a package).
+PREFIX ?= /usr/local
+MANUAL := .build/plugins/GenerateManual/outputs/swiftq
+install: build
+	@rm -rf $(MANUAL)
+	swift package plugin generate-manual --multi-page >/dev/null
+	install -Dm755 $(BIN) $(DESTDIR)$(PREFIX)/bin/swiftq
+	@for f in $(MANUAL)/*.1; do install -Dm644 $$f $(DESTDIR)$(PREFIX)/share/man/man1/$$(basename $$f); done
+	@mkdir -p $(DESTDIR)$(PREFIX)/share/bash-completion/completions $(DESTDIR)$(PREFIX)/share/zsh/site-functions \
+	  $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	$(BIN) --generate-completion-script bash > $(DESTDIR)$(PREFIX)/share/bash-completion/completions/swiftq
+	$(BIN) --generate-completion-script zsh > $(DESTDIR)$(PREFIX)/share/zsh/site-functions/_swiftq
+	$(BIN) --generate-completion-script fish > $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/swiftq.fish
+	@echo "installed swiftq $$($(BIN) --version) under $(DESTDIR)$(PREFIX)"
+
+## `make install` into a temporary prefix, then what a user does with it (scripts/install_check.sh).
+install-check: venv
+	scripts/install_check.sh $(PY)
 
 ## Unit tests (no Python, no ../shared needed), then the real-model checks when ../shared is there.
 test: build

@@ -1,11 +1,18 @@
 import Foundation
 import SwiftQPipeline
 
-/// Progress on standard error: a redrawn bar on a terminal, a plain line every 10% otherwise (logs, CI).
+/// Progress on standard error: a redrawn bar on a terminal, a plain line every 10% otherwise (logs, CI), and also
+/// when NO_COLOR is set (no-color.org) or TERM is "dumb": then nothing but plain text reaches the terminal.
 final class Progress {
     let label: String
     let total: Int
-    let isTerminal = isatty(STDERR_FILENO) != 0
+    let isTerminal = Progress.drawsBar(environment: ProcessInfo.processInfo.environment, terminal: isatty(STDERR_FILENO) != 0)
+
+    /// Whether the bar is drawn with escape codes: on a terminal, unless NO_COLOR is set (to anything but "") or TERM
+    /// is "dumb".
+    static func drawsBar(environment: [String: String], terminal: Bool) -> Bool {
+        terminal && (environment["NO_COLOR"] ?? "").isEmpty && environment["TERM"] != "dumb"
+    }
     let start = DispatchTime.now().uptimeNanoseconds
     private var lastDraw: UInt64 = 0
     private var lastDecile = 0

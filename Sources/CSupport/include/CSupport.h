@@ -20,4 +20,8 @@ void sq_tmp_end_commit(void);
 /// signal's default action runs (the process ends as it would have).
 void sq_tmp_install_signal_handlers(void);
 
+/// The git commit the binary was built from (abbreviated, "-dirty" with uncommitted changes), or "" when the build
+/// did not record one.
+const char *sq_build_commit(void);
+
 #endif
