@@ -11,12 +11,12 @@ struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Time the network alone: batch-1 runs of a model on a fixed input, as images/s.",
         discussion: """
-            The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic
-            dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for
-            --seconds (at least --min-runs times); the median and best run times are reported. --profile adds
-            the time per op type and the slowest nodes; on the float runtime each Conv/Gemm/MatMul also gets its
-            GFLOP/s and the fraction of this machine's peak (fused multiply-adds measured on --threads threads),
-            and --json lists every node. A swiftq int8 model whose weight file (OUT.swq) lies beside it
+            The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic \
+            dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for \
+            --seconds (at least --min-runs times); the median and best run times are reported. --profile adds \
+            the time per op type and the slowest nodes; on the float runtime each Conv/Gemm/MatMul also gets its \
+            GFLOP/s and the fraction of this machine's peak (fused multiply-adds measured on --threads threads), \
+            and --json lists every node. A swiftq int8 model whose weight file (OUT.swq) lies beside it \
             runs on the integer runtime, as `swiftq eval` runs it.
             """
     )

@@ -10,21 +10,21 @@ struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Measure top-1 / top-5 accuracy of one or more classifiers on a labelled image folder.",
         discussion: """
-            Images are read from DIR: with --labels, the files it lists (`relative/path class_index` per line);
-            otherwise every .jpg/.jpeg/.png in DIR's class folders (`DIR/<class>/<image>`), classes numbered by
-            --classes or by sorted folder names. Images are decoded and preprocessed on a background thread.
-            Each image is resized (shorter side to --resize, bilinear as PIL), center-cropped to --size and
+            Images are read from DIR: with --labels, the files it lists (`relative/path class_index` per line); \
+            otherwise every .jpg/.jpeg/.png in DIR's class folders (`DIR/<class>/<image>`), classes numbered by \
+            --classes or by sorted folder names. With several threads, each decodes, preprocesses and runs its own images. \
+            Each image is resized (shorter side to --resize, bilinear as PIL), center-cropped to --size and \
             normalized by the preset or the explicit flags. An unreadable image is reported and skipped.
 
-            With several models, each one runs on every image; they share the first model's preprocessing.
-            images/s counts time inside the network only; end-to-end images/s counts everything from reading
+            With several models, each one runs on every image; they share the first model's preprocessing. \
+            images/s counts time inside the network only; end-to-end images/s counts everything from reading \
             the file to the prediction.
 
-            Two models (fp32, then its int8 version): the summary adds the int8 top-1 drop and the share of images
-            where both predict the same class (JSON: "drop", "agreement"). A swiftq int8 model whose .swq lies
+            Two models (fp32, then its int8 version): the summary adds the int8 top-1 drop and the share of images \
+            where both predict the same class (JSON: "drop", "agreement"). A swiftq int8 model whose .swq lies \
             beside it runs on the integer runtime.
 
-            Exit codes: 0 done; 1 the int8 top-1 dropped more than --max-drop; 2 a model, the data or an output
+            Exit codes: 0 done; 1 the int8 top-1 dropped more than --max-drop; 2 a model, the data or an output \
             file could not be used, or every image failed.
             """
     )

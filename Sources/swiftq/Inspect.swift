@@ -7,8 +7,8 @@ struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Show what is in an ONNX model: inputs, outputs, ops, parameters, MACs and what can be quantized.",
         discussion: """
-            MACs are multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul for one image: leading
-            symbolic dimensions (batch) count as 1. A model with other dynamic dimensions (a variable width)
+            MACs are multiply-accumulates of Conv, ConvTranspose, Gemm and MatMul for one image: leading \
+            symbolic dimensions (batch) count as 1. A model with other dynamic dimensions (a variable width) \
             needs --input-shape to count them.
             """
     )

@@ -14,12 +14,12 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a float ONNX CNN to int8: a Q/DQ ONNX model and an int8 weight file.",
         discussion: """
-            Steps: Identity/Dropout removed, constants folded, BatchNormalization folded into the Conv/Gemm
-            before it, the model moved to opset 13; then one pass over the calibration images collects, for
-            every activation that gets quantized, its min/max and a 2048-bin histogram; thresholds come from
-            those statistics by --method; the Q/DQ model (QuantizeLinear/DequantizeLinear, int8 weights per
-            output channel, int32 biases, uint8 asymmetric activations by default) is written with the
-            preprocessing recorded in its metadata, beside the int8 weight file (.swq) and the calibration
+            Steps: Identity/Dropout removed, constants folded, BatchNormalization folded into the Conv/Gemm \
+            before it, the model moved to opset 13; then one pass over the calibration images collects, for \
+            every activation that gets quantized, its min/max and a 2048-bin histogram; thresholds come from \
+            those statistics by --method; the Q/DQ model (QuantizeLinear/DequantizeLinear, int8 weights per \
+            output channel, int32 biases, uint8 asymmetric activations by default) is written with the \
+            preprocessing recorded in its metadata, beside the int8 weight file (.swq) and the calibration \
             table (.calib.json). Rerun with --calib-table to try another method without the images.
 
             Exit codes: 0 done; 2 the model, the images or an output could not be used (no output is left behind).

@@ -9,10 +9,10 @@ struct Sensitivity: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Rank the weighted layers of a float model by the damage quantizing them does.",
         discussion: """
-            Calibrates as quantize does, then for each Conv/Gemm measures on --data (the float model's outputs as
-            reference): the network output's SQNR and top-1 drop with only that layer quantized (its weights at
-            its bits, its activations at 8 bits, everything else float), and with everything quantized but that
-            layer moved one step up (below 8 bits to 8, 8 to float). The table is sorted by what the move gains,
+            Calibrates as quantize does, then for each Conv/Gemm measures on --data (the float model's outputs as \
+            reference): the network output's SQNR and top-1 drop with only that layer quantized (its weights at \
+            its bits, its activations at 8 bits, everything else float), and with everything quantized but that \
+            layer moved one step up (below 8 bits to 8, 8 to float). The table is sorted by what the move gains, \
             the ranking quantize --max-drop follows.
 
             Exit codes: 0 done; 2 the model, the images or an output could not be used.

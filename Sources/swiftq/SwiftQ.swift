@@ -7,7 +7,7 @@ struct SwiftQ: ParsableCommand {
         commandName: "swiftq",
         abstract: "Post-training int8 quantization for ONNX convolutional networks.",
         discussion: """
-            Exit codes: 0 success; 2 a model, image or output file could not be used (the message names it);
+            Exit codes: 0 success; 2 a model, image or output file could not be used (the message names it); \
             64 the command line itself is wrong.
             """,
         version: swiftqVersion + (buildCommit.map { " (commit \($0))" } ?? ""),
