@@ -1,13 +1,13 @@
 #!/bin/bash
 # `make install` into a temporary prefix, then what a user does with it: the version names the commit, every man
-# page renders, the bash completion registers (zsh and fish scripts parse where those shells are installed), and the
+# page renders, the bash completion registers, zsh finds its completion on fpath, fish completes a subcommand, and the
 # progress bar draws escape codes on a terminal only, not with NO_COLOR, TERM=dumb or a pipe.
 # usage: scripts/install_check.sh PYTHON
 set -euo pipefail
 PY=${1:-python3}
 fails=0
 check() { if eval "$2"; then echo "ok   $1"; else echo "FAIL $1"; fails=$((fails + 1)); fi; }
-for p in man-db groff-base; do
+for p in man-db groff-base zsh fish; do
   dpkg-query -W -f='${Status}\n' $p 2>/dev/null | grep -q '^install ok installed$' || {
     s=$([ "$(id -u)" = 0 ] || echo sudo); $s apt-get update -qq && DEBIAN_FRONTEND=noninteractive $s apt-get install -y -qq $p >/dev/null; }
 done
@@ -21,8 +21,8 @@ for cmd in swiftq swiftq.quantize swiftq.eval swiftq.sensitivity swiftq.inspect 
 done
 check "man -l swiftq.quantize.1 documents --calib" "MANWIDTH=100 man -l '$P/share/man/man1/swiftq.quantize.1' 2>/dev/null | grep -q -- '--calib'"
 check "bash completion registers" "bash -c 'source \"$P/share/bash-completion/completions/swiftq\" && complete -p swiftq' | grep -q swiftq"
-if command -v zsh >/dev/null; then check "zsh completion parses" "zsh -n '$P/share/zsh/site-functions/_swiftq'"; else echo "skip zsh completion (zsh not installed)"; fi
-if command -v fish >/dev/null; then check "fish completion parses" "fish -n '$P/share/fish/vendor_completions.d/swiftq.fish'"; else echo "skip fish completion (fish not installed)"; fi
+check "zsh completion registers on fpath" "zsh -c 'fpath=($P/share/zsh/site-functions \$fpath); autoload -U compinit; compinit -u -d $P/zcompdump; print -r -- \$_comps[swiftq]' | grep -qx _swiftq"
+check "fish completes subcommands" "fish -c \"source $P/share/fish/vendor_completions.d/swiftq.fish; complete -C 'swiftq qua'\" | grep -q '^quantize'"
 # The progress bar: eval on the fixture images through a pseudo-terminal, with and without NO_COLOR and TERM=dumb,
 # and through a pipe.
 out=$("$PY" - "$P/bin/swiftq" <<'PYEOF'
