@@ -161,11 +161,13 @@ public enum Fast {
                 var u = units * p / parts
                 let end = units * (p + 1) / parts
                 while u < end {
+                    // Whole blocks while the run covers them, else the run's tiles t0 ..< t1 of one block.
                     let block = u / tiles, t0 = u % tiles
                     let whole = t0 == 0 ? (end - u) / tiles : 0
-                    let (m1, c0, c1) = whole > 0 ? (min(a.rows, (block + whole) * 32), 0, n) : (min(a.rows, block * 32 + 32), t0 * across, min(n, min(tiles, t0 + end - u) * across))
+                    let t1 = whole > 0 ? tiles : min(tiles, t0 + end - u)
+                    let m1 = min(a.rows, (block + max(whole, 1)) * 32), c0 = t0 * across, c1 = min(n, t1 * across)
                     sq_gemm_mt(Int32(a.rows), Int32(c1 - c0), Int32(a.cols), w, b + c0, Int32(ldb), c + c0, Int32(ldc), Int32(block * 32), Int32(m1), bias, lo, hi)
-                    u += whole > 0 ? whole * tiles : (c1 - c0 + across - 1) / across
+                    u += whole > 0 ? whole * tiles : t1 - t0
                 }
             }
             return

@@ -66,9 +66,9 @@ struct ConcatAssembly {
 
     init(_ plan: ConcatPlan) { self.plan = plan }
 
-    /// Runs producer step `index` (a `plan.parts` key) into its slice of the concatenation. Returns the shape of its
-    /// output (profiling), or nil when the step is to run as an ordinary step (`values` then holds every slice
-    /// written so far as a tensor of its own).
+    /// Runs step `index`, when it is one of the plan's producers, into its slice of the concatenation. Returns the
+    /// shape of its output (profiling), or nil when the step is to run as an ordinary step (a producer's `values` then
+    /// holds every slice written so far as a tensor of its own).
     mutating func write(step index: Int, _ steps: [Interpreter.Step], _ ins: [RTensor?], _ ctx: ExecutionContext,
                         values: inout [RTensor?]) throws -> [Int]? {
         guard let part = plan.parts[index], let conv = steps[index].op as? ConvOp, !ordinary.contains(part.concat) else { return nil }

@@ -184,7 +184,7 @@ public final class Interpreter: @unchecked Sendable {
                     }
                     if let observe, let pair = step.op as? FusedPair {
                         outs = try pair.unfused(ins, context, observe: observe)
-                    } else if assembly?.plan.parts[index] != nil, let shape = try assembly?.write(step: index, steps, ins, context, values: &values) {
+                    } else if let shape = try assembly?.write(step: index, steps, ins, context, values: &values) {
                         inPlaceShape = shape
                     } else {
                         outs = try step.op.run(ins, context)
@@ -194,15 +194,13 @@ public final class Interpreter: @unchecked Sendable {
                     let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     profile[step.node.opType, default: 0] += t
                     stepSeconds[index] += t
-                    stepShapes[index] = inPlaceShape ?? outs.first?.shape ?? []
-                    if let y = outs.first {
-                        if let pair = step.op as? FusedPair, let x = ins.first ?? nil {
-                            stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
-                        } else {
-                            stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, output: y)
-                        }
-                    } else if let shape = inPlaceShape, let w = ins.count > 1 ? ins[1] : nil, w.count > 0 {
-                        stepMACs[index] = shape.reduce(1, *) * (w.count / w.shape[0])
+                    // A Conv that wrote into a concatenation returned no tensor, only its output's shape.
+                    let shape = inPlaceShape ?? outs.first?.shape
+                    stepShapes[index] = shape ?? []
+                    if let pair = step.op as? FusedPair, let x = ins.first ?? nil, let y = outs.first {
+                        stepMACs[index] = pair.multiplyAccumulates(input: x, output: y)
+                    } else if let shape {
+                        stepMACs[index] = multiplyAccumulates(step.node, inputs: ins, outputCount: shape.reduce(1, *))
                     }
                 }
             }
@@ -263,13 +261,14 @@ func fusePairs(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [Stri
 
 /// The multiply-accumulates of one run of a Conv (output elements × weights per output channel), ConvTranspose
 /// (input elements × weights per input channel), Gemm or MatMul (output elements × the inner dimension); 0 otherwise.
-func multiplyAccumulates(_ n: Node, inputs: [RTensor?], output y: RTensor) -> Int {
+/// `outputCount`: the elements of the (first) output.
+func multiplyAccumulates(_ n: Node, inputs: [RTensor?], outputCount: Int) -> Int {
     guard inputs.count >= 2, let a = inputs[0], let w = inputs[1], w.rank >= 1 else { return 0 }
     switch n.opType {
-    case "Conv": return w.shape[0] > 0 ? y.count * (w.count / w.shape[0]) : 0
+    case "Conv": return w.shape[0] > 0 ? outputCount * (w.count / w.shape[0]) : 0
     case "ConvTranspose": return w.shape[0] > 0 ? a.count * (w.count / w.shape[0]) : 0
-    case "Gemm": return a.rank == 2 ? y.count * ((n.int("transA") ?? 0) != 0 ? a.shape[0] : a.shape[1]) : 0
-    case "MatMul": return y.count * (a.shape.last ?? 0)
+    case "Gemm": return a.rank == 2 ? outputCount * ((n.int("transA") ?? 0) != 0 ? a.shape[0] : a.shape[1]) : 0
+    case "MatMul": return outputCount * (a.shape.last ?? 0)
     default: return 0
     }
 }
