@@ -94,6 +94,8 @@ public struct Node: Sendable, Equatable {
     }
 
     public var isDefaultDomain: Bool { domain.isEmpty || domain == "ai.onnx" }
+    /// The op type, prefixed with its domain outside the default one (`com.microsoft:QLinearConv`).
+    public var qualifiedOpType: String { isDefaultDomain ? opType : "\(domain):\(opType)" }
 
     public func attribute(_ name: String) -> AttributeValue? { attributes.first { $0.name == name }?.value }
     public func int(_ name: String) -> Int64? { if case .int(let v)? = attribute(name) { v } else { nil } }

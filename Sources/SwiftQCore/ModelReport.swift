@@ -38,7 +38,10 @@ public struct ModelReport: Sendable {
     public var uncountedNodes: [String]
     public var quantizable: [QuantizableNode]
     /// Nodes that stay in float, Constant nodes not counted.
-    public var floatNodeCount: Int
+    public var floatNodeCount: Int { floatOps.reduce(0) { $0 + $1.count } }
+    /// The ops of the nodes that stay in float, most frequent first (BatchNormalization among them until quantize
+    /// folds it into the layer before it).
+    public var floatOps: [(op: String, count: Int)]
     /// Ops outside the default ONNX domain (`domain:op`).
     public var customOps: [String]
     /// Shape inference problems (node, what is wrong).
@@ -68,11 +71,9 @@ public struct ModelReport: Sendable {
             if let s = facts[o.name]?.shape, v.shape == nil || v.shape!.contains(.unknown) { v.shape = s }
             return v
         }
-        var histogram: [String: Int] = [:]
-        for n in g.nodes { histogram[n.isDefaultDomain ? n.opType : "\(n.domain):\(n.opType)", default: 0] += 1 }
-        ops = histogram.map { ($0.key, $0.value) }.sorted { $0.count != $1.count ? $0.count > $1.count : $0.op < $1.op }
+        ops = Self.counted(g.nodes.map(\.qualifiedOpType))
         nodeCount = g.nodes.count
-        customOps = histogram.keys.filter { $0.contains(":") }.sorted()
+        customOps = ops.map(\.op).filter { $0.contains(":") }.sorted()
 
         var params = 0, bytes = 0
         var constants = Set(g.initializers.map(\.name))
@@ -98,11 +99,23 @@ public struct ModelReport: Sendable {
         uncountedNodes = uncounted
         let total = costs.reduce((0, false)) { a, c in a.1 ? a : a.0.addingReportingOverflow(c.macs) }
         macs = uncounted.isEmpty && !total.1 ? total.0 : nil
-        quantizable = g.nodes.compactMap { n in
+        var quantizable: [QuantizableNode] = [], floatOps: [String] = []
+        for n in g.nodes {
             let r = n.quantizationRole(constants: constants, inputType: n.input(0).flatMap { facts[$0]?.dtype })
-            return r == .float ? nil : QuantizableNode(node: n.displayName, opType: n.opType, role: r)
+            if r != .float {
+                quantizable.append(QuantizableNode(node: n.displayName, opType: n.opType, role: r))
+            } else if n.opType != "Constant" {
+                floatOps.append(n.qualifiedOpType)
+            }
         }
-        floatNodeCount = g.nodes.filter { $0.opType != "Constant" }.count - quantizable.count
+        self.quantizable = quantizable
+        self.floatOps = Self.counted(floatOps)
+    }
+
+    /// How many times each op occurs, most frequent first (then by name).
+    public static func counted(_ ops: [String]) -> [(op: String, count: Int)] {
+        Dictionary(ops.map { ($0, 1) }, uniquingKeysWith: +).map { ($0.key, $0.value) }
+            .sorted { $0.count != $1.count ? $0.count > $1.count : $0.op < $1.op }
     }
 
     /// Multiply-accumulates of one node from inferred shapes; nil when a needed shape is unknown.

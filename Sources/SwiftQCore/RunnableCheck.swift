@@ -47,7 +47,7 @@ extension Model {
         }
         let weights = graph.initializerTable
         for n in graph.nodes {
-            let name = "node '\(n.displayName)' (\(n.isDefaultDomain ? n.opType : "\(n.domain):\(n.opType)"))"
+            let name = "node '\(n.displayName)' (\(n.qualifiedOpType))"
             if !n.isDefaultDomain {
                 throw invalid("\(name): operators of domain '\(n.domain)' are not ONNX's; swiftq cannot run them")
             }

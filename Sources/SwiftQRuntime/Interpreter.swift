@@ -89,7 +89,7 @@ public final class Interpreter: @unchecked Sendable {
                 continue
             }
             guard node.isDefaultDomain, let factory = operatorTable[node.opType] else {
-                throw RuntimeError.unsupported(node: node.displayName, opType: node.isDefaultDomain ? node.opType : "\(node.domain):\(node.opType)",
+                throw RuntimeError.unsupported(node: node.displayName, opType: node.qualifiedOpType,
                                                what: "swiftq's runtime has no kernel for this operator")
             }
             let setup = OperatorSetup(node: node, opset: model.opset, constants: node.inputs.map { $0.isEmpty ? nil : constants[$0] })

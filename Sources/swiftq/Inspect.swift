@@ -41,6 +41,8 @@ struct Inspect: ParsableCommand {
         }
     }
 
+    func listed(_ counts: [(op: String, count: Int)]) -> String { counts.map { "\($0.op) \($0.count)" }.joined(separator: ", ") }
+
     func text(_ r: ModelReport, model: Model) -> String {
         var lines: [String] = []
         func row(_ k: String, _ v: String) { lines.append(k.padding(toLength: 12, withPad: " ", startingAt: 0) + v) }
@@ -51,7 +53,7 @@ struct Inspect: ParsableCommand {
         row("opsets", r.opsets.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }.joined(separator: ", "))
         for (i, v) in r.inputs.enumerated() { row(i == 0 ? "inputs" : "", "\(v.name)  \(v.dtype) \(shapeText(v.shape))") }
         for (i, v) in r.outputs.enumerated() { row(i == 0 ? "outputs" : "", "\(v.name)  \(v.dtype) \(shapeText(v.shape))") }
-        row("nodes", "\(r.nodeCount): " + r.ops.map { "\($0.op) \($0.count)" }.joined(separator: ", "))
+        row("nodes", "\(r.nodeCount): " + listed(r.ops))
         row("parameters", "\(humanCount(r.parameters)) (\(humanBytes(r.parameterBytes)))")
         if r.macsByNode.isEmpty && r.uncountedNodes.isEmpty {
             row("MACs", "0 (no Conv, ConvTranspose, Gemm or MatMul)")
@@ -63,12 +65,9 @@ struct Inspect: ParsableCommand {
             row("MACs", "unknown: \(r.uncountedNodes.count) nodes have shapes that depend on dynamic input dimensions; pass --input-shape")
         }
         let weighted = r.quantizable.filter { $0.role == .weighted }, act = r.quantizable.filter { $0.role == .activation }
-        func histogram(_ ns: [ModelReport.QuantizableNode]) -> String {
-            var h: [String: Int] = [:]
-            for n in ns { h[n.opType, default: 0] += 1 }
-            return h.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-        }
-        row("quantizable", "\(weighted.count) with int8 weights (\(histogram(weighted))), \(act.count) on int8 activations (\(histogram(act))), \(r.floatNodeCount) stay float")
+        func histogram(_ ns: [ModelReport.QuantizableNode]) -> String { listed(ModelReport.counted(ns.map(\.opType))) }
+        row("quantizable", "\(weighted.count) with int8 weights (\(histogram(weighted))), \(act.count) on int8 activations (\(histogram(act))), "
+            + "\(r.floatNodeCount) stay float" + (r.floatOps.isEmpty ? "" : " (\(listed(r.floatOps)))"))
         if !r.customOps.isEmpty { row("custom ops", r.customOps.joined(separator: ", ")) }
         for p in r.problems { row("warning", p) }
         if verbose {
@@ -107,6 +106,7 @@ struct Inspect: ParsableCommand {
                 "weighted": r.quantizable.filter { $0.role == .weighted }.map(\.node),
                 "activation": r.quantizable.filter { $0.role == .activation }.map(\.node),
                 "float_count": r.floatNodeCount,
+                "float_ops": Dictionary(uniqueKeysWithValues: r.floatOps.map { ($0.op, $0.count) }),
             ] as [String: Any],
             "custom_ops": r.customOps,
             "shape_problems": r.problems,

@@ -213,6 +213,36 @@ final class PipelineTests: XCTestCase {
     }
 }
 
+/// `make demo`'s model (Fixtures/train_digits.py), through the library: its float top-1 on the held-out digits is
+/// real, and quantized with the default options on the training split its int8 model loses at most half a point.
+final class DemoModelTests: XCTestCase {
+    func testTheDigitsModelKeepsItsAccuracyAtEightBits() throws {
+        let path = Paths.fixture("digits/digits.onnx")
+        let model = try ONNXReader.read(path: path)
+        let prep = try XCTUnwrap(Preprocessing(metadataOf: model), "the model records its preprocessing")
+        XCTAssertEqual(prep.channels, 1)
+        let (train, items) = try calibrationImages(root: Paths.fixture("digits/train"), list: nil, limit: 500, seed: 0)
+        let calibrated = try QuantizationJob.calibrated(model, path: path, data: .images(train, items), preprocessing: prep, limits: ImageLimits(),
+                                                        maxElements: Model.defaultMaxTensorElements, options: QuantizeOptions(), threads: 2)
+        XCTAssertEqual(calibrated.table.images, 500)
+        let q = try QuantizationJob.quantize(calibrated.job, table: calibrated.table, options: QuantizeOptions())
+        let (bytes, weights) = try QuantizationJob.files(q, preprocessing: prep, producerVersion: "test")
+        let dir = try Paths.temporaryDirectory()
+        try Data(bytes).write(to: URL(fileURLWithPath: "\(dir)/digits.int8.onnx"))
+        try Data(weights).write(to: URL(fileURLWithPath: "\(dir)/digits.int8.swq"))
+        let runs = [try ClassifierRun(path: path, model: model, options: .init(threads: 2)),
+                    try ClassifierRun(path: "\(dir)/digits.int8.onnx", model: try ONNXReader.read(path: "\(dir)/digits.int8.onnx"), options: .init(threads: 2))]
+        XCTAssertNotNil(runs[1].integer, "the int8 model runs on the integer runtime")
+        let test = try Dataset(root: Paths.fixture("digits/test"))
+        let result = try evaluate(runs, dataset: test, items: test.items, preprocessing: prep, limits: ImageLimits(), keepOutputs: false, sqnrImages: 0)
+        XCTAssertEqual(result.skipped, 0)
+        XCTAssertEqual(runs.map(\.labelled), [360, 360])
+        let fp32 = try XCTUnwrap(runs[0].top1Percent), drop = try XCTUnwrap(result.comparison(runs)?.drop)
+        XCTAssertGreaterThan(fp32, 90)
+        XCTAssertLessThanOrEqual(drop, 0.5, "int8 \(runs[1].top1Percent ?? 0)% against fp32 \(fp32)%")
+    }
+}
+
 final class ImageWorkerTests: XCTestCase {
     /// A folder of the fixture images copied four times (the corrupt one too): 20 images, 4 of which fail.
     func manyImages() throws -> String {
