@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps commit-header build install install-check test unit hostile model-kinds fuzz sanitize check-shared demo demo-model proto fixtures venv bench profile quant-table weight-table clean
+.PHONY: deps commit-header build install install-check test unit hostile model-kinds fuzz sanitize check-shared demo demo-model report-check report-screenshot chromium proto fixtures venv bench profile quant-table weight-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -136,6 +136,20 @@ demo-model:
 	@[ -x .venv-train/bin/python ] || python3 -m venv .venv-train
 	.venv-train/bin/pip install -q -r Fixtures/train_digits.requirements.txt
 	.venv-train/bin/python Fixtures/train_digits.py
+
+## The HTML reports in headless Chromium (Debian's chromium, installed when missing): each loads from disk with no
+## console error and no request, and every chart holds drawn marks (scripts/report_check.py; needs ../shared).
+report-check: build venv chromium
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED): report check skipped"; exit 0; fi; \
+	  SWIFTQ_SHARED=$(SHARED) $(PY) scripts/report_check.py $(BIN)
+
+## The same, and a new docs/report.png (the top of EfficientNet-Lite0's quantize report) for the README.
+report-screenshot: build venv chromium
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/report_check.py $(BIN) --screenshot docs/report.png
+
+chromium:
+	@command -v chromium >/dev/null || { echo "installing chromium"; $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
 
 ## Regenerates the C reader/writer from the ONNX schema installed by libonnx-dev.
 proto: deps

@@ -12,6 +12,8 @@ let package = Package(
         .library(name: "SwiftQImages", targets: ["SwiftQImages"]),
         .library(name: "SwiftQQuantize", targets: ["SwiftQQuantize"]),
         .library(name: "SwiftQCalibrate", targets: ["SwiftQCalibrate"]),
+        .library(name: "SwiftQPipeline", targets: ["SwiftQPipeline"]),
+        .library(name: "SwiftQReport", targets: ["SwiftQReport"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -49,10 +51,12 @@ let package = Package(
         .target(name: "SwiftQQuantize", dependencies: ["SwiftQCore", "SwiftQONNX", "SwiftQPasses", "SwiftQCalibrate", "SwiftQRuntime", "SwiftQKernels", "CKernels"]),
         // Jobs over image folders: streaming decoded images into classifiers, scoring, preprocessing metadata.
         .target(name: "SwiftQPipeline", dependencies: ["SwiftQCore", "SwiftQKernels", "SwiftQRuntime", "SwiftQImages", "SwiftQInteger", "SwiftQONNX", "SwiftQPasses", "SwiftQQuantize"]),
+        // The HTML reports (quantize/eval/sensitivity --report): inline SVG charts from the pipeline's results.
+        .target(name: "SwiftQReport", dependencies: ["SwiftQCore", "SwiftQCalibrate", "SwiftQPasses", "SwiftQQuantize", "SwiftQPipeline"]),
         .executableTarget(
             name: "swiftq",
             dependencies: [
-                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline", "SwiftQPasses", "SwiftQCalibrate", "SwiftQQuantize", "SwiftQInteger",
+                "SwiftQCore", "SwiftQONNX", "SwiftQRuntime", "SwiftQImages", "SwiftQPipeline", "SwiftQPasses", "SwiftQCalibrate", "SwiftQQuantize", "SwiftQInteger", "SwiftQReport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -61,7 +65,7 @@ let package = Package(
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "CImage", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
-        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
+        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQReport", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
         .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "SwiftQInteger", "TestSupport"]),

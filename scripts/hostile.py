@@ -147,6 +147,10 @@ case('quantize --max-drop with a missing --eval-data', ['quantize', 'm.onnx', '-
      '--eval-data', 'nowhere', '-o', 'q.onnx'], 2, ['nowhere'])(plain)
 case('sensitivity --json = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('sensitivity on a missing --data', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'nowhere', '--json', 's.json'], 2, ['nowhere'])(plain)
+case('quantize --report = the model', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--report', 'm.onnx'], 2, ['m.onnx'])(plain)
+case('quantize --report in a missing folder', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--report', 'no/r.html'], 2, ['no'])(plain)
+case('eval --report = --json', ['eval', 'm.onnx', '--data', 'imgs', '--json', 'o.json', '--report', 'o.json'], 2, ['o.json'])(plain)
+case('sensitivity --report = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--report', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('inspect --json = the model', ['inspect', 'm.onnx', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('convert -o = the input by another spelling', ['convert', 'm.onnx', '-o', './m.onnx'], 2, ['m.onnx'])(plain)
 

@@ -132,3 +132,19 @@ public enum NumpyFile {
         return Array(out.prefix(count))
     }
 }
+
+extension NumpyFile {
+    /// A little-endian float32 `.npy` file of `shape` holding `values` (C order).
+    public static func float32(shape: [Int], values: [Float]) -> Data {
+        precondition(shape.reduce(1, *) == values.count, "shape \(shape) does not hold \(values.count) values")
+        var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
+        let total = 10 + dict.utf8.count + 1
+        dict += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
+        var d = Data([0x93]) + Data("NUMPY".utf8) + Data([1, 0])
+        let n = UInt16(dict.utf8.count)
+        d.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8)])
+        d.append(Data(dict.utf8))
+        values.withUnsafeBytes { d.append(contentsOf: $0) }
+        return d
+    }
+}

@@ -509,3 +509,25 @@ public struct SplitMix64: RandomNumberGenerator {
         return z ^ (z >> 31)
     }
 }
+
+extension EvaluationResult {
+    /// One line per image: its path, its label, then each model's top-1 class ('-' when unknown or skipped).
+    public func predictionsText(_ runs: [ClassifierRun], items: [Dataset.Item]) -> String {
+        var text = "# path label " + runs.map { PathNames.name(of: $0.path) }.joined(separator: " ") + "\n"
+        for (i, item) in items.enumerated() {
+            text += "\(item.path) \(item.label.map(String.init) ?? "-")"
+            for m in runs.indices { text += " " + (predicted[m][i].map(String.init) ?? "-") }
+            text += "\n"
+        }
+        return text
+    }
+
+    /// Every model's raw output (kept with `keepOutputs`) as a float32 .npy array [models, images, outputs], NaN rows for
+    /// skipped images; nil when the models' outputs differ in size.
+    public var outputsNpy: Data? {
+        let size = outputs.flatMap { $0 }.compactMap { $0?.count }.first ?? 0
+        if outputs.flatMap({ $0 }).contains(where: { $0 != nil && $0!.count != size }) { return nil }
+        let values = outputs.flatMap { $0.flatMap { $0 ?? [Float](repeating: .nan, count: size) } }
+        return NumpyFile.float32(shape: [outputs.count, outputs.first?.count ?? 0, size], values: values)
+    }
+}

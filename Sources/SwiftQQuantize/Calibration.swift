@@ -28,12 +28,17 @@ public struct CalibrationTable: Codable, Sendable {
     public func ranges(method: CalibrationMethod, percentile: Double, bits: Int) -> [String: (lo: Float, hi: Float)] {
         var r: [String: (lo: Float, hi: Float)] = [:]
         for (name, s) in tensors where !s.histogram.isEmpty {
-            let oneSided = s.min >= 0
-            let levels = oneSided ? (1 << bits) - 1 : ((1 << bits) - 1) / 2
-            let t = method.threshold(s, percentile: percentile, levels: levels)
+            let t = Self.threshold(s, method: method, percentile: percentile, bits: bits)
             r[name] = (Swift.max(s.min, -t), Swift.min(s.max, t))
         }
         return r
+    }
+
+    /// The clipping threshold on |x| that `method` picks for a tensor quantized to `bits`: its levels over [0, T] are
+    /// all of them for a tensor that never goes negative, half of them for a signed one.
+    public static func threshold(_ s: TensorStatistics, method: CalibrationMethod, percentile: Double, bits: Int) -> Float {
+        let levels = s.min >= 0 ? (1 << bits) - 1 : ((1 << bits) - 1) / 2
+        return method.threshold(s, percentile: percentile, levels: levels)
     }
 }
 

@@ -4,6 +4,7 @@ import SwiftQCore
 import SwiftQImages
 import SwiftQONNX
 import SwiftQPipeline
+import SwiftQReport
 import SwiftQRuntime
 
 struct Eval: ParsableCommand {
@@ -68,7 +69,11 @@ struct Eval: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("With two models (fp32, then an int8 model on the integer runtime): measure each int8 activation's SQNR against the float model on the first N images and list the lowest (0: off).", valueName: "n"))
     var sqnrImages = 8
 
+    @Option(help: ArgumentHelp("Write an HTML report to this file: top-1 and speed; with fp32 and int8, the drop, each output's fidelity and each activation's SQNR in graph order (one self-contained file, no script).", valueName: "file.html"))
+    var report: String?
+
     func validate() throws {
+        if report == "-" { throw ValidationError("--report needs a file name") }
         if sqnrImages < 0 { throw ValidationError("--sqnr-images must not be negative") }
         if let limit, limit <= 0 { throw ValidationError("--limit must be positive") }
         if threads <= 0 { throw ValidationError("--threads must be positive") }
@@ -86,6 +91,7 @@ struct Eval: ParsableCommand {
             try reserve(json, role: "--json", in: outputs)
             try reserve(predictions, role: "--predictions", in: outputs)
             try reserve(saveOutputs, role: "--save-outputs", in: outputs)
+            try reserve(report, role: "--report", in: outputs)
             let (prep, source) = try preprocessing.resolve(for: (loaded.first { Preprocessing(metadataOf: $0.1) != nil } ?? loaded[0]).1)
             for (path, model) in loaded {
                 try model.checkRunnable(path: path)
@@ -101,11 +107,10 @@ struct Eval: ParsableCommand {
             let runs = try loaded.map { l in try naming(l.0) { try ClassifierRun(path: l.0, model: l.1, options: options) } }
             for run in runs { if let w = run.warning { printWarning(w) } }
             let quiet = json == "-"
-            if !quiet {
-                let labelled = items.filter { $0.label != nil }.count
-                print("data        \(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")")
-                print("preprocess  \(source): \(prep.summary)")
-            }
+            let labelled = items.filter { $0.label != nil }.count
+            let summary = [("data", "\(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")"),
+                           ("preprocess", "\(source): \(prep.summary)")]
+            if !quiet { summary.forEach { print($0.0.padding(toLength: 12, withPad: " ", startingAt: 0) + $0.1) } }
             let progress = Progress("eval", total: items.count)
             let result: EvaluationResult
             do {
@@ -141,8 +146,15 @@ struct Eval: ParsableCommand {
                 }
             }
             if let json { try writeJSON(object, to: json, outputs: outputs) }
-            if let predictions { try outputs.write(predictionsText(runs, items: items, result: result), to: predictions) }
-            if let saveOutputs { try outputs.write(try npyData(result.outputs), to: saveOutputs) }
+            if let predictions { try outputs.write(Data(result.predictionsText(runs, items: items).utf8), to: predictions) }
+            if let saveOutputs {
+                guard let npy = result.outputsNpy else { throw CLIError(message: "--save-outputs: the models' outputs differ in size") }
+                try outputs.write(npy, to: saveOutputs)
+            }
+            if let report {
+                let r = EvaluationReport(summary: summary + [("images", throughput(runs, result))], runs: runs, result: result, floatModel: loaded[0].1)
+                try outputs.write(Data(r.html.utf8), to: report)
+            }
             try outputs.commit()
             if let minSQNR, let low = result.fidelity.lowestSQNR, low < minSQNR {
                 printError(String(format: "an output's SQNR is %.2f dB, below --min-sqnr %.2f", low, minSQNR))
@@ -156,7 +168,6 @@ struct Eval: ParsableCommand {
     }
 
     func printSummary(_ runs: [ClassifierRun], _ r: EvaluationResult) {
-        let done = runs[0].images
         let names = runs.map { PathNames.name(of: $0.path) }
         let w = max(12, names.map(\.count).max()! + 2)
         func pad(_ s: String, _ n: Int) -> String { s.count >= n ? s : s + String(repeating: " ", count: n - s.count) }
@@ -169,11 +180,16 @@ struct Eval: ParsableCommand {
             print(pad(name, w) + lpad(t1, 8) + lpad(t5, 8) + lpad(String(format: "%.1f", Double(run.images) / max(run.networkSeconds, 1e-9)), 11) + "  " + run.runtime + (run.floatIslands.isEmpty ? "" : " (float: \(run.floatIslands))"))
         }
         print("")
-        let labelled = runs[0].labelled
-        print("\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding"
-              + (r.imageWorkers > 1
-                 ? String(format: " (%d images at a time, each worker decoding its own: %.2f ms an image)", r.imageWorkers, r.decodeMillisecondsPerImage)
-                 : String(format: " (decoding %.2f ms an image beside the network, which waited %.2f s for images)", r.decodeMillisecondsPerImage, r.waitedSeconds)))
+        print(throughput(runs, r))
+    }
+
+    /// "1300 images, 0 skipped; end to end 3.9 s, 333.3 images/s including decoding (...)".
+    func throughput(_ runs: [ClassifierRun], _ r: EvaluationResult) -> String {
+        let done = runs[0].images, labelled = runs[0].labelled
+        return "\(done) images\(labelled < done ? " (\(labelled) labelled)" : ""), \(r.skipped) skipped; end to end \(String(format: "%.1f", r.seconds)) s, \(String(format: "%.1f", Double(done) / max(r.seconds, 1e-9))) images/s including decoding"
+            + (r.imageWorkers > 1
+               ? String(format: " (%d images at a time, each worker decoding its own: %.2f ms an image)", r.imageWorkers, r.decodeMillisecondsPerImage)
+               : String(format: " (decoding %.2f ms an image beside the network, which waited %.2f s for images)", r.decodeMillisecondsPerImage, r.waitedSeconds))
     }
 
     func jsonObject(_ runs: [ClassifierRun], _ r: EvaluationResult, _ prep: Preprocessing) -> [String: Any] {
@@ -201,41 +217,4 @@ struct Eval: ParsableCommand {
             ] as [String: Any],
         ]
     }
-
-    func predictionsText(_ runs: [ClassifierRun], items: [Dataset.Item], result: EvaluationResult) -> Data {
-        var text = "# path label " + runs.map { PathNames.name(of: $0.path) }.joined(separator: " ") + "\n"
-        for (i, item) in items.enumerated() {
-            text += "\(item.path) \(item.label.map(String.init) ?? "-")"
-            for m in runs.indices { text += " " + (result.predicted[m][i].map(String.init) ?? "-") }
-            text += "\n"
-        }
-        return Data(text.utf8)
-    }
-
-    func npyData(_ outputs: [[[Float]?]]) throws -> Data {
-        let classes = outputs.flatMap { $0 }.compactMap { $0?.count }.first ?? 0
-        if outputs.flatMap({ $0 }).contains(where: { $0 != nil && $0!.count != classes }) {
-            throw CLIError(message: "--save-outputs: the models' outputs differ in size")
-        }
-        var data = npyHeader(shape: [outputs.count, outputs.first?.count ?? 0, classes])
-        for model in outputs {
-            for row in model {
-                let v = row ?? [Float](repeating: .nan, count: classes)
-                v.withUnsafeBytes { data.append(contentsOf: $0) }
-            }
-        }
-        return data
-    }
-}
-
-/// The header of a little-endian float32 .npy file (format version 1.0) for an array of `shape`.
-func npyHeader(shape: [Int]) -> Data {
-    var dict = "{'descr': '<f4', 'fortran_order': False, 'shape': (\(shape.map(String.init).joined(separator: ", "))\(shape.count == 1 ? "," : "")), }"
-    let total = 10 + dict.utf8.count + 1
-    dict += String(repeating: " ", count: (64 - total % 64) % 64) + "\n"
-    var d = Data([0x93]) + Data("NUMPY".utf8) + Data([1, 0])
-    let n = UInt16(dict.utf8.count)
-    d.append(contentsOf: [UInt8(n & 0xFF), UInt8(n >> 8)])
-    d.append(Data(dict.utf8))
-    return d
 }

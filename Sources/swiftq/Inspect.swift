@@ -46,8 +46,7 @@ struct Inspect: ParsableCommand {
     func text(_ r: ModelReport, model: Model) -> String {
         var lines: [String] = []
         func row(_ k: String, _ v: String) { lines.append(k.padding(toLength: 12, withPad: " ", startingAt: 0) + v) }
-        let size = (try? FileManager.default.attributesOfItem(atPath: self.model)[.size] as? Int) ?? nil
-        row("model", self.model + (size.map { " (\(humanBytes($0)))" } ?? ""))
+        row("model", "\(self.model) (\(humanBytes(fileSize(self.model))))")
         row("producer", r.producer.isEmpty ? "-" : r.producer + (r.producerVersion.isEmpty ? "" : " \(r.producerVersion)"))
         row("IR version", "\(r.irVersion)")
         row("opsets", r.opsets.map { "\($0.domain.isEmpty ? "ai.onnx" : $0.domain) \($0.version)" }.joined(separator: ", "))

@@ -7,6 +7,7 @@ import SwiftQONNX
 import SwiftQPasses
 import SwiftQPipeline
 import SwiftQQuantize
+import SwiftQReport
 import SwiftQRuntime
 
 
@@ -53,9 +54,13 @@ struct Quantize: ParsableCommand {
     @Option(help: ArgumentHelp("Write the summary as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
 
+    @Option(help: ArgumentHelp("Write an HTML report to this file: the summary, each weighted layer's per-channel weight ranges and SQNR, each activation's calibration histogram with every method's threshold (one self-contained file, no script).", valueName: "file.html"))
+    var report: String?
+
     func validate() throws {
         if threads <= 0 { throw ValidationError("--threads must be positive") }
         if (maxDrop == nil) != (evalData == nil) { throw ValidationError("--max-drop and --eval-data go together") }
+        if report == "-" { throw ValidationError("--report needs a file name") }
         if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be 0 or more points") }
         if evalLimit <= 0 { throw ValidationError("--eval-limit must be positive") }
     }
@@ -81,10 +86,15 @@ struct Quantize: ParsableCommand {
             if calibration.calibTable == nil { try outputs.reserve(tablePath, role: "calibration table") }
             try outputs.reserve(weightsPath, role: "weight file")
             try reserve(json, role: "--json", in: outputs)
+            try reserve(report, role: "--report", in: outputs)
             try outputs.reserve(out, role: "--output")
             let quiet = json == "-"
+            // Every summary line is printed and kept for the report as (label, value).
+            var summary: [(String, String)] = []
             func say(_ s: String) {
                 if !quiet { FileHandle.standardOutput.write(Data((s + "\n").utf8)) }
+                let label = s.prefix { $0 != " " }
+                summary.append((String(label), s.dropFirst(label.count).trimmingCharacters(in: .whitespaces)))
             }
             var phases: [(String, Double)] = []
             var clock = DispatchTime.now().uptimeNanoseconds
@@ -106,7 +116,7 @@ struct Quantize: ParsableCommand {
                                                    maxElements: preprocessing.maxTensorElements, options: options, threads: threads,
                                                    events: progress.events(quiet: quiet)) { job in
                 lap("prepare")
-                say("model       \(model): \(original.graph.nodes.count) nodes, opset \(original.opset); \(job.rewrites.count) rewrites → \(job.model.graph.nodes.count) nodes, opset \(job.model.opset)")
+                say("model       \(model) (\(humanBytes(fileSize(model)))): \(original.graph.nodes.count) nodes, opset \(original.opset); \(job.rewrites.count) rewrites → \(job.model.graph.nodes.count) nodes, opset \(job.model.opset)")
                 if case .arrays = data {} else { say("preprocess  \(source): \(prep.summary)") }
                 say(calibration.describe(data))
             }
@@ -114,10 +124,9 @@ struct Quantize: ParsableCommand {
             let (job, table, plan) = (c.job, c.table, c.job.plan)
             lap("calibrate")
             var q: QuantizedModel
-            var budget: [String: Any]?
+            var budget: [String: Any]?, steps: [PrecisionStep] = []
             if let maxDrop, let evalImages {
-                let r = try fitBudget(c, options: options, maxDrop: maxDrop, images: evalImages, prep: prep, say: say)
-                (q, budget) = (r.0, r.1)
+                (q, budget, steps) = try fitBudget(c, options: options, maxDrop: maxDrop, images: evalImages, prep: prep, say: say)
             } else {
                 let bar = Progress("gptq", total: c.hessians.count, unit: "layers")
                 q = try QuantizationJob.quantize(job, table: table, hessians: c.hessians, options: options, threads: threads) { done, _, node in
@@ -137,22 +146,22 @@ struct Quantize: ParsableCommand {
 
             let (byOp, whyFloat, weighted) = QuantizationJob.summary(job)
             let f = quantization
-            if !quiet {
+            do {
                 let ops = byOp.sorted { $0.value > $1.value || ($0.value == $1.value && $0.key < $1.key) }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
                 let widths = Dictionary(grouping: q.layers, by: \.bits).sorted { $0.key < $1.key }.map { "\($0.value.count) at \($0.key) bits" }.joined(separator: ", ")
-                print("quantized   \(plan.quantized.count) nodes (\(ops)); \(weighted) weighted \(f.perTensor ? "per tensor" : "per channel") (\(widths)), \(plan.fused.count) activations fused")
+                say("quantized   \(plan.quantized.count) nodes (\(ops)); \(weighted) weighted \(f.perTensor ? "per tensor" : "per channel") (\(widths)), \(plan.fused.count) activations fused")
                 for (why, ops) in whyFloat.sorted(by: { $0.key < $1.key }) {
-                    print("float       \(ops.count) nodes: \(why) [\(Set(ops).sorted().joined(separator: ", "))]")
+                    say("float       \(ops.count) nodes: \(why) [\(Set(ops).sorted().joined(separator: ", "))]")
                 }
-                print("calibration \(table.images) \(images ? "images" : "samples"), \(table.skipped) skipped; method \(f.method.rawValue)\(f.method == .percentile ? " \(f.percentile)" : ""); \(plan.tensors.count) activations (\(plan.measured.count) measured), \(f.symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(f.activationBits)-bit")
+                say("calibration \(table.images) \(images ? "images" : "samples"), \(table.skipped) skipped; method \(f.method.rawValue)\(f.method == .percentile ? " \(f.percentile)" : ""); \(plan.tensors.count) activations (\(plan.measured.count) measured), \(f.symmetricActivations ? "int8 symmetric" : "uint8 asymmetric") \(f.activationBits)-bit")
                 let g = q.layers.compactMap { l in l.outputSQNRRounded.map { ($0, l.outputSQNRNearest!) } }.filter { $0.0.isFinite && $0.1.isFinite }
                 if !g.isEmpty {
                     let mean = { (v: [Double]) in v.reduce(0, +) / Double(v.count) }
-                    print(String(format: "weights     GPTQ: mean layer output SQNR %.1f dB (nearest rounding %.1f dB) over %d layers (a layer whose weights already lie on the grid is left out)",
+                    say(String(format: "weights     GPTQ: mean layer output SQNR %.1f dB (nearest rounding %.1f dB) over %d layers (a layer whose weights already lie on the grid is left out)",
                                  mean(g.map(\.0)), mean(g.map(\.1)), g.count))
                 }
-                print("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
-                print("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
+                say("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
+                say("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
             }
             if let json {
                 var o: [String: Any] = [
@@ -170,6 +179,14 @@ struct Quantize: ParsableCommand {
                 if let budget { o["accuracy_budget"] = budget }
                 try writeJSON(o, to: json, outputs: outputs)
             }
+            if let report {
+                var r = QuantizationReport(model: model, summary: summary, calibrated: c, quantized: q, options: options)
+                r.budget = steps
+                if budget != nil, budget?["float_top1"] as? Double == nil { r.budgetMeasure = "disagreement with float" }
+                let html = Data(r.html.utf8)
+                try outputs.write(html, to: report)
+                say("report      \(report) (\(humanBytes(html.count)))")
+            }
             try outputs.commit()
             if let met = budget?["met"] as? Bool, !met { throw ExitCode(1) }
         }
@@ -177,7 +194,7 @@ struct Quantize: ParsableCommand {
 
     /// --max-drop: the evaluation images in memory, then the search; prints each move.
     func fitBudget(_ c: CalibratedModel, options: QuantizeOptions, maxDrop: Double, images: (Dataset, [Dataset.Item]), prep: Preprocessing,
-                   say: (String) -> Void) throws -> (QuantizedModel, [String: Any]) {
+                   say: (String) -> Void) throws -> (QuantizedModel, [String: Any], [PrecisionStep]) {
         let (dataset, items) = images
         let progress = Progress("evaluate", total: items.count)
         let set = try EvaluationSet(c, dataset: dataset, items: items, preprocessing: prep, limits: preprocessing.limits, events: progress.events(quiet: json == "-"))
@@ -196,6 +213,6 @@ struct Quantize: ParsableCommand {
         let budget: [String: Any] = ["max_drop": maxDrop, "met": r.met, "images": set.count, "float_top1": set.floatTop1 as Any,
                                      "start": try jsonObject(r.base), "end": try jsonObject(r.steps.last?.score ?? r.base), "steps": try jsonObject(r.steps), "moved": moved.count,
                                      "evaluations": mixed.evaluations, "plan": plan]
-        return (try mixed.quantize(r.precisions), budget)
+        return (try mixed.quantize(r.precisions), budget, r.steps)
     }
 }

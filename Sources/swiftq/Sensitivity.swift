@@ -3,6 +3,7 @@ import Foundation
 import SwiftQCore
 import SwiftQONNX
 import SwiftQPipeline
+import SwiftQReport
 import SwiftQQuantize
 
 struct Sensitivity: ParsableCommand {
@@ -40,15 +41,20 @@ struct Sensitivity: ParsableCommand {
     @Option(help: ArgumentHelp("Write the ranking as JSON to this file ('-' for standard output).", valueName: "file"))
     var json: String?
 
+    @Option(help: ArgumentHelp("Write the ranking as an HTML report to this file (one self-contained file, no script).", valueName: "file.html"))
+    var report: String?
+
     func validate() throws {
         if limit <= 0 { throw ValidationError("--limit must be positive") }
         if threads <= 0 { throw ValidationError("--threads must be positive") }
+        if report == "-" { throw ValidationError("--report needs a file name") }
     }
 
     func run() throws {
         try failing {
             let outputs = OutputFiles(inputs: [model] + [calibration.calibTable, calibration.calibList].compactMap { $0 })
             try reserve(json, role: "--json", in: outputs)
+            try reserve(report, role: "--report", in: outputs)
             let quiet = json == "-"
             let original = try ONNXReader.read(path: model, externalFile: outputs.addInput)
             try original.checkRunnable(path: model)
@@ -70,9 +76,10 @@ struct Sensitivity: ParsableCommand {
             let layerProgress = Progress("layers", total: mixed.layers.count, unit: "layers")
             let ranking = try mixed.sensitivity(on: set, limit: set.count) { done, _, _ in if !quiet { layerProgress.update(done) } }
             layerProgress.clear()
+            let headline = "\(ranking.count) weighted layers, \(set.count) images" + (set.floatTop1.map { String(format: ", float top-1 %.2f%%", $0) } ?? " (no labels)")
+                + ", \(mixed.evaluations) evaluations"
             if !quiet {
-                let labelled = set.floatTop1 != nil
-                print("\(model): \(ranking.count) weighted layers, \(set.count) images\(labelled ? String(format: ", float top-1 %.2f%%", set.floatTop1!) : " (no labels)")")
+                print("\(model): \(headline)")
                 print("rank  layer                            op    bits     alone: SQNR  drop    all but it: SQNR  drop    gain dB")
                 for (k, l) in ranking.enumerated() {
                     func drop(_ s: VariantScore) -> String { s.top1Drop.map { String(format: "%5.2f", $0) } ?? "    -" }
@@ -84,6 +91,10 @@ struct Sensitivity: ParsableCommand {
             if let json {
                 try writeJSON(["model": model, "images": set.count, "float_top1": set.floatTop1 as Any, "evaluations": mixed.evaluations,
                                "layers": try jsonObject(ranking)], to: json, outputs: outputs)
+            }
+            if let report {
+                let summary = [("model", model), ("data", self.data), ("measured", headline), ("quantization", "\(options.weightBits)-bit weights, \(options.activationBits)-bit activations, \(options.method.rawValue) calibration")]
+                try outputs.write(Data(SensitivityReport(model: model, summary: summary, ranking: ranking).html.utf8), to: report)
             }
             try outputs.commit()
         }

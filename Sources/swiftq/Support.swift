@@ -77,6 +77,11 @@ func humanCount(_ n: Int) -> String {
     return "\(n)"
 }
 
+/// A file's size in bytes (0 when it cannot be read).
+func fileSize(_ path: String) -> Int {
+    ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
+}
+
 func humanBytes(_ n: Int) -> String {
     let v = Double(n)
     if v >= 1_073_741_824 { return String(format: "%.2f GiB", v / 1_073_741_824) }

@@ -10,10 +10,7 @@ struct SwiftQ: ParsableCommand {
             Exit codes: 0 success; 2 a model, image or output file could not be used (the message names it); \
             64 the command line itself is wrong.
             """,
-        version: swiftqVersion + (buildCommit.map { " (commit \($0))" } ?? ""),
+        version: swiftqVersionLine,
         subcommands: [Quantize.self, Eval.self, Sensitivity.self, Inspect.self, Bench.self, Convert.self]
     )
 }
-
-/// The release; `--version` adds the commit (`buildCommit`). Output files record only this.
-let swiftqVersion = "0.1.0"
