@@ -126,9 +126,10 @@ demo: build
 	$(BIN) inspect Fixtures/digits/digits.onnx
 	@echo "--- quantize it, calibrating on the training split (500 of its 1437 PNGs, the default --calib-limit; written to $(DEMO)/)"
 	@mkdir -p $(DEMO)
-	$(BIN) quantize Fixtures/digits/digits.onnx --calib Fixtures/digits/train -o $(DEMO)/digits.int8.onnx
+	$(BIN) quantize Fixtures/digits/digits.onnx --calib Fixtures/digits/train -o $(DEMO)/digits.int8.onnx --report $(DEMO)/quantize.html
 	@echo "--- fp32 against int8 on the 360 held-out digits (the int8 model with its .swq runs on swiftq's integer runtime)"
-	$(BIN) eval Fixtures/digits/digits.onnx $(DEMO)/digits.int8.onnx --data Fixtures/digits/test --max-drop 0.5
+	$(BIN) eval Fixtures/digits/digits.onnx $(DEMO)/digits.int8.onnx --data Fixtures/digits/test --max-drop 0.5 --report $(DEMO)/eval.html
+	@echo "--- the reports, to open in a browser: $(DEMO)/quantize.html (weight ranges, activation histograms), $(DEMO)/eval.html (SQNR per activation)"
 
 ## Retrains the demo model and rewrites Fixtures/digits/ (deterministic: the same bytes each run). Its own venv,
 ## .venv-train, with the pinned JAX and scikit-learn of Fixtures/train_digits.requirements.txt.
