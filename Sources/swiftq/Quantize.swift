@@ -182,7 +182,7 @@ struct Quantize: ParsableCommand {
             if let report {
                 var r = QuantizationReport(model: model, summary: summary, calibrated: c, quantized: q, options: options)
                 r.budget = steps
-                if budget != nil, budget?["float_top1"] as? Double == nil { r.budgetMeasure = "disagreement with float" }
+                if let first = steps.first, first.score.top1Drop == nil { r.budgetMeasure = "disagreement with float" }
                 let html = Data(r.html.utf8)
                 try outputs.write(html, to: report)
                 say("report      \(report) (\(humanBytes(html.count)))")
