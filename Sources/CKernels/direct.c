@@ -264,7 +264,7 @@ void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int 
 // channel and kernel row the column taps of the two input rows are built once (six vectors), and each weight,
 // broadcast once, feeds both output rows: about 0.6 loads per FMA instead of one per FMA with one output row
 // (the load ports, not the FMA units, bounded the one-row form at two thirds of peak).
-enum { C3_OCB = 8 };
+enum { C3_OCB = SQ_CONV3X3_BLOCK };
 
 size_t sq_conv3x3_packed_size(int M, int C) { return (size_t)(M + C3_OCB - 1) / C3_OCB * C3_OCB * C * 9; }
 

@@ -95,6 +95,23 @@ public final class Direct3x3Weights: @unchecked Sendable {
 
     deinit { data.deallocate() }
 
+    /// How `threads` share `g`: bands of output rows (each thread reads only the input rows its band needs) unless
+    /// the rows split unevenly enough that runs of whole channel blocks leave the busiest thread less to do. Costs
+    /// count 16-wide vectors per block: the flat walk takes a band's outputs 16 at a time, the row walk each row's
+    /// ceil(OW / 16). SqueezeNet's 13x13 maps: rows 7 + 6 give bands of 6 and 5 vectors, where 32 blocks go 16 + 16.
+    func split(_ g: ConvGeometry, threads: Int) -> (parts: Int, per: Int, byChannels: Bool, blocks: Int) {
+        let blocks = (g.outChannels + Int(SQ_CONV3X3_BLOCK) - 1) / Int(SQ_CONV3X3_BLOCK)
+        let rowParts = min(threads, g.outHeight), rows = (g.outHeight + rowParts - 1) / rowParts
+        guard threads > 1, blocks >= threads else { return (rowParts, rows, false, blocks) }
+        let flat = g.strideH == 1 && g.padTop == 1 && g.padLeft == 1 && g.outHeight == g.height && g.outWidth == g.width && g.width % 16 != 0
+        func vectors(_ r0: Int, _ r1: Int) -> Int { flat ? ((r1 - r0) * g.outWidth + 15) / 16 : (r1 - r0) * ((g.outWidth + 15) / 16) }
+        let rowCost = (0..<rowParts).map { vectors(min(g.outHeight, $0 * rows), min(g.outHeight, ($0 + 1) * rows)) }.max()! * blocks
+        let per = (blocks + threads - 1) / threads
+        let channelCost = per * vectors(0, g.outHeight)
+        // Near a tie the bands win: they read half the input each.
+        return Double(channelCost) < 0.97 * Double(rowCost) ? (threads, per, true, blocks) : (rowParts, rows, false, blocks)
+    }
+
     /// Whether the direct kernel runs `g`: 3x3, dilation 1, the same stride 1 or 2 both ways, and either the
     /// image's size kept (stride 1, one pad each side: the kernel walks the plane as one flat run, no lane wasted)
     /// or output rows wide enough that the 16-wide vectors are at least 3/4 used (narrower maps go to the GEMM).
@@ -227,12 +244,20 @@ public enum Fast {
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
             if let d = direct, d.applies(to: g) {
-                // Threads take bands of output rows: each reads only the input rows its band needs.
-                let parts = min(threads, g.outHeight)
-                let rows = (g.outHeight + parts - 1) / parts
-                parallelFor(parts, threads: threads) { p in
-                    let oh0 = p * rows, oh1 = min(g.outHeight, oh0 + rows)
-                    if oh0 < oh1 {
+                let split = d.split(g, threads: threads)
+                parallelFor(split.parts, threads: threads) { p in
+                    if split.byChannels {
+                        // Threads take runs of whole channel blocks, each a convolution of its own over the whole plane.
+                        let b0 = p * split.per, b1 = min(split.blocks, b0 + split.per), m0 = b0 * Int(SQ_CONV3X3_BLOCK)
+                        guard b0 < b1 else { return }
+                        sq_conv3x3_avx512(xn, Int32(g.channels), Int32(g.height), Int32(g.width), d.data + m0 * g.channels * 9,
+                                          Int32(min(g.outChannels, b1 * Int(SQ_CONV3X3_BLOCK)) - m0), Int32(g.strideH), Int32(g.padTop),
+                                          Int32(g.padLeft), yn + m0 * ohw, Int32(g.outHeight), Int32(g.outWidth), bias.map { $0 + m0 }, lo, hi,
+                                          0, Int32(g.outHeight), 0)
+                    } else {
+                        // Threads take bands of output rows: each reads only the input rows its band needs.
+                        let oh0 = p * split.per, oh1 = min(g.outHeight, oh0 + split.per)
+                        guard oh0 < oh1 else { return }
                         sq_conv3x3_avx512(xn, Int32(g.channels), Int32(g.height), Int32(g.width), d.data, Int32(g.outChannels), Int32(g.strideH),
                                           Int32(g.padTop), Int32(g.padLeft), yn, Int32(g.outHeight), Int32(g.outWidth), bias, lo, hi,
                                           Int32(oh0), Int32(oh1), 0)

@@ -40,6 +40,9 @@ final class FastKernelTests: XCTestCase {
             // 15, 16 (row by row) and 33, a plane under 16 outputs
             (7, 9, 1, 1, 5, 3, 1, 1, 1), (4, 8, 1, 6, 1, 3, 1, 1, 1), (5, 12, 1, 9, 15, 3, 1, 1, 1), (5, 12, 1, 9, 16, 3, 1, 1, 1),
             (9, 8, 1, 5, 33, 3, 1, 1, 1), (3, 16, 1, 3, 3, 3, 1, 1, 1),
+            // on 2 threads by runs of channel blocks (rows 7 + 6 of a 13x13 plane split worse): 64 -> 256 above, and 60
+            // outputs (8 blocks, the last of 4 channels)
+            (8, 60, 1, 13, 13, 3, 1, 1, 1),
             // depthwise keeping the size on planes under 16 wide (the flat walk): 7x7 (4 blocks), 14x14 (13: uneven groups),
             // one row, one column, 15x15, and a plane over 16 blocks (rows of 15, 18 of them: row by row)
             (9, 9, 9, 7, 7, 5, 1, 1, 2), (6, 6, 6, 7, 7, 3, 1, 1, 1), (5, 5, 5, 14, 14, 3, 1, 1, 1), (4, 4, 4, 14, 14, 5, 1, 1, 2),

@@ -68,6 +68,9 @@ void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ld
                 const float *bias, float lo, float hi);
 /// The columns of one sq_gemm_mt tile (column ranges split at its multiples keep whole tiles).
 int sq_gemm_mt_columns(void);
+/// Output channels per block of sq_conv3x3_pack's layout: a range of whole blocks is a smaller convolution of its own
+/// (packed + b0 * C * 9 * SQ_CONV3X3_BLOCK, its channels' outputs and biases).
+enum { SQ_CONV3X3_BLOCK = 8 };
 /// Floats needed by sq_conv3x3_pack for M output and C input channels.
 size_t sq_conv3x3_packed_size(int M, int C);
 /// Packs M x C x 3 x 3 weights as [M/8 blocks][C][9][8 outputs], zero-filled past M.
