@@ -118,11 +118,15 @@ public struct OperatorSetup {
     public let opset: Int64
     /// Constant inputs by position (initializers and Constant outputs), nil where the input varies.
     public let constants: [Tensor?]
+    /// A windowed op's attributes read once, for the spatial rank and kernel of its constant weight (or of its
+    /// kernel_shape): `convGeometry` then reads no attribute on each run.
+    let window: ParsedWindow?
 
     public init(node: Node, opset: Int64, constants: [Tensor?]) {
         self.node = node
         self.opset = opset
         self.constants = constants
+        window = ParsedWindow(node, constants: constants)
     }
 
     public func constant(_ i: Int) -> Tensor? { i < constants.count ? constants[i] : nil }
@@ -153,5 +157,24 @@ extension Array where Element == RTensor? {
     func required(_ i: Int, _ f: NodeFailure) throws -> RTensor {
         guard i < count, let t = self[i] else { throw f.invalid("input \(i) is missing") }
         return t
+    }
+}
+
+/// `WindowAttributes` of a node parsed for one spatial rank and weight kernel (nil kernel: pooling, or a weight that
+/// is not constant): the same value `WindowAttributes(node:spatialRank:kernel:)` gives for those two.
+struct ParsedWindow: Sendable {
+    let spatialRank: Int
+    let kernel: [Int]?
+    let attributes: WindowAttributes
+
+    static let ops: [String: Int] = ["Conv": 1, "ConvInteger": 1, "QLinearConv": 3, "MaxPool": -1, "AveragePool": -1, "LpPool": -1]
+
+    init?(_ n: Node, constants: [Tensor?]) {
+        guard let weightInput = Self.ops[n.opType] else { return nil }
+        let w = weightInput >= 0 && weightInput < constants.count ? constants[weightInput] : nil
+        let kernel = w.flatMap { $0.shape.count >= 3 ? Array($0.shape.dropFirst(2)) : nil }
+        guard let rank = kernel?.count ?? n.ints("kernel_shape")?.count,
+              let a = try? WindowAttributes(node: n, spatialRank: rank, kernel: kernel) else { return nil }
+        (spatialRank, self.kernel, attributes) = (rank, kernel, a)
     }
 }

@@ -7,11 +7,19 @@ import SwiftQCore
 /// constants converted once. Running reuses buffers through the context's pool, so after the first image
 /// of a given size no tensor memory is allocated except for the returned outputs.
 public final class Interpreter: @unchecked Sendable {
-    struct Step {
+    /// A class, so that the run loop takes each step with one retain instead of copying its fields.
+    final class Step {
         let op: Operator
         let inputs: [Int]   // value slot, or -1 for an omitted input
         let outputs: [Int]
         let node: Node
+
+        init(op: Operator, inputs: [Int], outputs: [Int], node: Node) {
+            self.op = op
+            self.inputs = inputs
+            self.outputs = outputs
+            self.node = node
+        }
     }
 
     public struct Options: Sendable {

@@ -226,10 +226,14 @@ public func convGeometry(x: [Int], w: [Int]?, setup: OperatorSetup, group: Int, 
         }
     }
     let a: WindowAttributes
-    do { a = try WindowAttributes(node: setup.node, spatialRank: spatial.count, kernel: kernelFromWeight) } catch let e as ModelError {
-        // The shape error names the node already; keep only what is wrong, so the node is named once.
-        if case .shape(_, _, let what) = e { throw fail.invalid(what) }
-        throw fail.invalid(e.description)
+    if let p = setup.window, p.spatialRank == spatial.count, p.kernel == kernelFromWeight {
+        a = p.attributes
+    } else {
+        do { a = try WindowAttributes(node: setup.node, spatialRank: spatial.count, kernel: kernelFromWeight) } catch let e as ModelError {
+            // The shape error names the node already; keep only what is wrong, so the node is named once.
+            if case .shape(_, _, let what) = e { throw fail.invalid(what) }
+            throw fail.invalid(e.description)
+        }
     }
     let pads = a.resolvedPads(input: spatial)
     let out = spatial.indices.map { a.outputSize(input: spatial[$0], axis: $0) }
