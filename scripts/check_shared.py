@@ -7,7 +7,7 @@ import collections, json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np, onnx, onnxruntime as ort
 from onnx import helper, TensorProto
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from shared_path import shared_dir
+from shared_path import shared_dir, Tally
 from count_macs import count as independent_macs
 
 SWIFTQ = os.path.abspath(sys.argv[1])
@@ -21,14 +21,10 @@ FIXED_SHAPES = {'ppocr-mobile-v2-cls.onnx': {'x': [1, 3, 48, 192]}}
 REAL = sorted(f for f in os.listdir(os.path.join(SHARED, 'models')) if f.endswith('.onnx'))
 COVERAGE = sorted(os.path.join(SHARED, 'onnx-tests', 'models', d, 'model.onnx') for d in os.listdir(os.path.join(SHARED, 'onnx-tests', 'models')))
 IMAGE = os.path.join(SHARED, 'images', 'val', open(os.path.join(SHARED, 'images', 'val', 'labels.txt')).readline().split()[0])
-passed = failed = 0
 tmp = tempfile.mkdtemp(prefix='swiftq-check-')
 
-def check(name, ok, detail=''):
-    global passed, failed
-    if ok: passed += 1
-    else: failed += 1
-    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+tally = Tally()
+check = tally.check
 
 def swiftq(*args):
     return subprocess.run([SWIFTQ, *args], capture_output=True, text=True, timeout=600)
@@ -324,5 +320,4 @@ check('quantize a model with a non-standard op', r.returncode == 2 and 'FooBar' 
 r = swiftq('quantize', sq, '--calib', os.path.dirname(bad), '--preset', 'caffe', '-o', os.path.join(tmp, 'missing', 'x.onnx'))
 check('quantize into a missing folder', r.returncode == 2 and 'does not exist' in r.stderr, r.stderr.strip())
 
-print(f'{passed} passed, {failed} failed')
-sys.exit(1 if failed else 0)
+tally.finish()

@@ -10,19 +10,15 @@ usage: report_check.py SWIFTQ_BINARY [--screenshot PNG]   (the PNG: the top of t
 Prints PASS/FAIL lines, then 'N passed, N failed'."""
 import base64, json, os, re, shutil, subprocess, sys, tempfile, time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from shared_path import shared_dir, REPO
+from shared_path import shared_dir, REPO, Tally
 
 SWIFTQ = os.path.abspath(sys.argv[1])
 SCREENSHOT = sys.argv[sys.argv.index('--screenshot') + 1] if '--screenshot' in sys.argv else None
 SHARED = shared_dir()
 tmp = tempfile.mkdtemp(prefix='swiftq-report-')
-passed = failed = 0
 
-def check(name, ok, detail=''):
-    global passed, failed
-    if ok: passed += 1
-    else: failed += 1
-    print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+tally = Tally()
+check = tally.check
 
 def swiftq(*args):
     r = subprocess.run([SWIFTQ, *args], capture_output=True, text=True, timeout=900)
@@ -167,5 +163,4 @@ try:
 finally:
     browser.close()
 shutil.rmtree(tmp, ignore_errors=True)
-print(f'{passed} passed, {failed} failed')
-sys.exit(1 if failed else 0)
+tally.finish()
