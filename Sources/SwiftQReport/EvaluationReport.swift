@@ -36,7 +36,7 @@ public struct EvaluationReport {
         }
     }
 
-    static func color(_ db: Double) -> String { db < 20 ? "#c0392b" : db < 30 ? "#e39b25" : "#3a8f5c" }
+    static func color(_ db: Double) -> String { ["bad": "#c0392b", "warn": "#e39b25"][sqnrClass(db) ?? ""] ?? "#3a8f5c" }
 
     public var html: String {
         var page = HTMLPage(title: title)
@@ -61,12 +61,12 @@ public struct EvaluationReport {
         }
         if !sqnr.isEmpty {
             let ceiling = min(100, (max(40, sqnr.map(\.db).filter(\.isFinite).max() ?? 40) / 10).rounded(.up) * 10)
-            let lowest = sqnr.sorted { $0.db < $1.db }.prefix(20)
+            let lowest = Array(sqnr.sorted { $0.db < $1.db }.prefix(20))
             page.section("sqnr", "Activation SQNR", "<p class=\"note\">Each int8 activation against the float model's tensor of the same name, "
                 + "in graph order, over the first \(sqnrImages) images (hover a bar for its name). Red below 20 dB, amber below 30.</p>"
                 + Chart.bars(sqnr.map { ($0.tensor, $0.db) }, ceiling: ceiling, unit: "dB", color: Self.color, label: "SQNR per activation in graph order")
                 + "<p class=\"note\">The lowest \(lowest.count):</p>"
-                + table(["tensor", "computed by", "SQNR dB"], lowest.map { [$0.tensor, $0.node, dB($0.db)] }, numeric: [2]) { lowest[lowest.startIndex + $0].db < 20 ? "bad" : lowest[lowest.startIndex + $0].db < 30 ? "warn" : nil })
+                + table(["tensor", "computed by", "SQNR dB"], lowest.map { [$0.tensor, $0.node, dB($0.db)] }, numeric: [2]) { sqnrClass(lowest[$0].db) })
         }
         return page.html
     }

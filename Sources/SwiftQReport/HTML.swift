@@ -107,6 +107,9 @@ func niceCeiling(_ v: Double) -> Double {
     return [1.0, 2, 5, 10].map { $0 * p }.first { $0 >= v * 0.9999 }!
 }
 
+/// How an SQNR reads in the report: "bad" below 20 dB, "warn" below 30 (table row classes; the bar colours follow).
+func sqnrClass(_ db: Double) -> String? { db < 20 ? "bad" : db < 30 ? "warn" : nil }
+
 /// A ranked table showing its first `visible` rows, the rest behind a disclosure (no script needed).
 func rankedTable(_ headers: [String], _ rows: [[String]], numeric: Set<Int> = [], visible: Int = 10, what: String,
                  rowClass: @escaping (Int) -> String? = { _ in nil }) -> String {

@@ -127,7 +127,7 @@ public struct QuantizationReport {
             if gptq { r += [l.report.outputSQNRNearest.map(dB) ?? "–", l.report.outputSQNRRounded.map(dB) ?? "–"] }
             return r
         }
-        s += rankedTable(headers, rows, numeric: Set(2..<headers.count).subtracting([3]), what: "weighted layers") { ranked[$0].report.weightSQNR < 20 ? "bad" : ranked[$0].report.weightSQNR < 30 ? "warn" : nil }
+        s += rankedTable(headers, rows, numeric: Set(2..<headers.count).subtracting([3]), what: "weighted layers") { sqnrClass(ranked[$0].report.weightSQNR) }
         s += "<p class=\"note\">Per output channel, the range of its weights (blue), in graph order; the dashed red lines are ± the layer's " +
             "largest |w|, the range a single per-tensor scale has to cover.</p><div class=\"grid\">"
         for l in layers {
@@ -152,7 +152,7 @@ public struct QuantizationReport {
             [a.tensor, a.producer, num(Double(a.statistics.min)), num(Double(a.statistics.max))] + a.thresholds.map { num(Double($0.value)) }
                 + [num(Double(a.lo)), num(Double(a.hi)), String(format: "%.4f", a.clippedPercent), dB(a.estimatedSQNR)]
         }
-        s += rankedTable(headers, rows, numeric: Set(2..<headers.count), what: "activations") { ranked[$0].estimatedSQNR < 20 ? "bad" : ranked[$0].estimatedSQNR < 30 ? "warn" : nil }
+        s += rankedTable(headers, rows, numeric: Set(2..<headers.count), what: "activations") { sqnrClass(ranked[$0].estimatedSQNR) }
         s += "<p class=\"note\">Histograms of |x| over the calibration images (log scale), in graph order. Lines: the threshold each method " +
             "would pick; the chosen one is solid and bold, and the shaded part is what it clips.</p>"
         s += "<div class=\"legend\">" + CalibrationMethod.allCases.map { "<span><i style=\"background:\(Self.methodColors[$0]!)\"></i>\($0.rawValue)</span>" }.joined() + "</div><div class=\"grid\">"

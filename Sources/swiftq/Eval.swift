@@ -110,7 +110,7 @@ struct Eval: ParsableCommand {
             let labelled = items.filter { $0.label != nil }.count
             let summary = [("data", "\(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")"),
                            ("preprocess", "\(source): \(prep.summary)")]
-            if !quiet { summary.forEach { print($0.0.padding(toLength: 12, withPad: " ", startingAt: 0) + $0.1) } }
+            if !quiet { summary.forEach { print(factLine($0.0, $0.1)) } }
             let progress = Progress("eval", total: items.count)
             let result: EvaluationResult
             do {

@@ -45,7 +45,7 @@ struct Inspect: ParsableCommand {
 
     func text(_ r: ModelReport, model: Model) -> String {
         var lines: [String] = []
-        func row(_ k: String, _ v: String) { lines.append(k.padding(toLength: 12, withPad: " ", startingAt: 0) + v) }
+        func row(_ k: String, _ v: String) { lines.append(factLine(k, v)) }
         row("model", "\(self.model) (\(humanBytes(fileSize(self.model))))")
         row("producer", r.producer.isEmpty ? "-" : r.producer + (r.producerVersion.isEmpty ? "" : " \(r.producerVersion)"))
         row("IR version", "\(r.irVersion)")

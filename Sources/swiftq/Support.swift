@@ -77,6 +77,9 @@ func humanCount(_ n: Int) -> String {
     return "\(n)"
 }
 
+/// One console fact: its label padded to 12 columns, then the value ("model       digits.onnx ...").
+func factLine(_ label: String, _ value: String) -> String { label.padding(toLength: 12, withPad: " ", startingAt: 0) + value }
+
 /// A file's size in bytes (0 when it cannot be read).
 func fileSize(_ path: String) -> Int {
     ((try? FileManager.default.attributesOfItem(atPath: path))?[.size] as? Int) ?? 0
