@@ -38,23 +38,14 @@ def dataset():
 # ---- the network: a list of layers, parameters in a dict -------------------------------------------------------
 # ('conv', name, cin, cout, k, stride, groups, act): Conv (no bias) + BatchNormalization (+ ReLU6 when act)
 # ('block_start',) / ('add',): the residual input, and its Add
-LAYERS = [
-    ('conv', 'stem', 1, 16, 3, 1, 1, True),
-    ('block_start',),
-    ('conv', 'b1.expand', 16, 32, 1, 1, 1, True),
-    ('conv', 'b1.dw', 32, 32, 3, 1, 32, True),
-    ('conv', 'b1.project', 32, 16, 1, 1, 1, False),
-    ('add', 'b1.add'),
-    ('maxpool', 'pool'),
-    ('conv', 'b2.expand', 16, 48, 1, 1, 1, True),
-    ('conv', 'b2.dw', 48, 48, 3, 1, 48, True),
-    ('conv', 'b2.project', 48, 24, 1, 1, 1, False),
-    ('block_start',),
-    ('conv', 'b3.expand', 24, 72, 1, 1, 1, True),
-    ('conv', 'b3.dw', 72, 72, 3, 1, 72, True),
-    ('conv', 'b3.project', 72, 24, 1, 1, 1, False),
-    ('add', 'b3.add'),
-]
+def inverted_residual(name, cin, hidden, cout):
+    """MobileNetV2's block: 1x1 expand + ReLU6, depthwise 3x3 + ReLU6, 1x1 project; a residual Add when the shape keeps."""
+    convs = [('conv', f'{name}.expand', cin, hidden, 1, 1, 1, True), ('conv', f'{name}.dw', hidden, hidden, 3, 1, hidden, True),
+             ('conv', f'{name}.project', hidden, cout, 1, 1, 1, False)]
+    return [('block_start',)] + convs + [('add', f'{name}.add')] if cin == cout else convs
+
+LAYERS = [('conv', 'stem', 1, 16, 3, 1, 1, True)] + inverted_residual('b1', 16, 32, 16) + [('maxpool', 'pool')] \
+    + inverted_residual('b2', 16, 48, 24) + inverted_residual('b3', 24, 72, 24)
 FEATURES, CLASSES = 24, 10
 
 def init_params(rng):
