@@ -75,7 +75,11 @@ void sq_pack_a(int M, int K, const float *A, int lda, float *packed) {
 static void pack_b(int kc, int n0, int n1, const float *B, int ldb, int nr, float *out) {
     for (int j0 = n0; j0 < n1; j0 += nr) {
         int w = n1 - j0 < nr ? n1 - j0 : nr;
-        if (w == nr) {
+        if (w == 16 && nr == 16) {
+            // A constant size, so the copy is two vector moves, not a call (the AVX2 panels: 9% of MobileNetV2's
+            // time at 1 thread went to memmove here).
+            for (int k = 0; k < kc; k++) { memcpy(out, B + (size_t)k * ldb + j0, sizeof(float) * 16); out += 16; }
+        } else if (w == nr) {
             for (int k = 0; k < kc; k++) { memcpy(out, B + (size_t)k * ldb + j0, sizeof(float) * nr); out += nr; }
         } else {
             for (int k = 0; k < kc; k++) {
