@@ -100,8 +100,8 @@ static inline __attribute__((always_inline)) void dw_rows4(const float *base, in
 CLONES
 void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, int SH, int SW, int DH, int DW,
                   int PT, int PL, float *y, int OH, int OW, const float *bias, float lo, float hi, int c0, int c1) {
-    if ((KH == 3 || KH == 5) && KW == KH && DH == 1 && DW == 1 && SH == SW && (SH == 1 || SH == 2) && sq_cpu_level() == 3) {
-        sq_dw_avx512(x, H, W, (size_t)H * W, w, KH, SH, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, 0, OH);
+    if ((KH == 3 || KH == 5) && KW == KH && DH == 1 && DW == 1 && SH == SW && (SH == 1 || SH == 2) && sq_cpu_level() >= 2) {
+        sq_dw(x, H, W, (size_t)H * W, w, KH, SH, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, 0, OH);
         return;
     }
     int Hp = (OH - 1) * SH + (KH - 1) * DH + 1;           // padded rows the outputs read

@@ -372,9 +372,9 @@ public enum Fast {
     }
 
     /// Whether `expandDepthwise` runs a 1x1 convolution `e` followed by the depthwise one `d` on this CPU: the
-    /// AVX-512 depthwise kernel's shapes (3x3 or 5x5, stride 1 or 2 both ways, no dilation).
+    /// direct depthwise kernels' shapes (AVX-512 or AVX2; 3x3 or 5x5, stride 1 or 2 both ways, no dilation).
     public static func canExpandDepthwise(_ e: ConvGeometry, _ d: ConvGeometry) -> Bool {
-        sq_cpu_level() == 3 && e.isPointwise && e.group == 1 && d.isDepthwise && d.channels == e.outChannels
+        sq_cpu_level() >= 2 && e.isPointwise && e.group == 1 && d.isDepthwise && d.channels == e.outChannels
             && d.height == e.outHeight && d.width == e.outWidth && d.kernelH == d.kernelW && (d.kernelH == 3 || d.kernelH == 5)
             && d.strideH == d.strideW && (d.strideH == 1 || d.strideH == 2) && d.dilationH == 1 && d.dilationW == 1
     }
@@ -426,7 +426,7 @@ public enum Fast {
                                        buf + (end - start) * w, Int32(plane), 0, Int32(mid), 0, Int32((need1 - end) * w), expandBias, expandLo, expandHi, 0)
                         end = need1
                     }
-                    sq_dw_avx512(buf, Int32(end - start), Int32(w), plane, dw, Int32(k), Int32(s), Int32(d.padTop + start), Int32(d.padLeft),
+                    sq_dw(buf, Int32(end - start), Int32(w), plane, dw, Int32(k), Int32(s), Int32(d.padTop + start), Int32(d.padLeft),
                                  yn, Int32(d.outHeight), Int32(d.outWidth), dwBias, lo, hi, 0, Int32(mid), Int32(o0), Int32(o1))
                     o0 = o1
                 }

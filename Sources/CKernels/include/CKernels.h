@@ -56,6 +56,12 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
 /// input channel c starts at x + c * xplane (H * W for a whole tensor; more for a band of rows in a larger buffer).
 void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
                   int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
+/// The same for AVX2 + FMA (direct_avx2.c): call when sq_cpu_level() >= 2.
+void sq_dw_avx2(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
+                int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
+/// sq_dw_avx512 or sq_dw_avx2, whichever this CPU runs (sq_cpu_level() >= 2).
+void sq_dw(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
+           const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
 /// 3x3 max pooling of planes [p0, p1); windows reaching past the image (pads, ceil_mode) ignore those cells.
 void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
 /// Floats needed by sq_pack_mt for an M x K matrix.

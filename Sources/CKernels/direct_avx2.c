@@ -1,0 +1,121 @@
+// Direct depthwise KxK (K = 3 or 5, dilation 1, stride 1 or 2) for AVX2 + FMA, straight from NCHW input as the AVX-512
+// kernel in direct.c works: no padded copy of the channel. A tile is ROWS output rows x NV vectors of 8 columns. The
+// taps of one input row are masked loads (vmaskmovps: lanes outside the row read nothing and give 0, the padding),
+// one per vector and column tap with stride 1; with stride 2 two loads per tap whose even lanes are the tap. Each tap
+// vector serves every output row of the tile whose window covers its input row. Tiles: 4 rows x 16 columns where the
+// rows are wide, 8 rows x 8 columns on maps of at most 8 columns (7x7), so that either way 8 accumulators are in
+// flight (FMA latency x 2 units) and few lanes are empty.
+#include "CKernels.h"
+#include <immintrin.h>
+
+#define AVX2 __attribute__((target("avx2,fma")))
+
+// Lanes j with 0 <= c + j < W.
+static inline AVX2 __m256i lanes_inside(int c, int W) {
+    __m256i j = _mm256_add_epi32(_mm256_set1_epi32(c), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+    return _mm256_and_si256(_mm256_cmpgt_epi32(j, _mm256_set1_epi32(-1)), _mm256_cmpgt_epi32(_mm256_set1_epi32(W), j));
+}
+
+// The even lanes of the 16 floats a, b: a0 a2 a4 a6 b0 b2 b4 b6.
+static inline AVX2 __m256 evens(__m256 a, __m256 b) {
+    __m256 s = _mm256_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0));   // a0 a2 b0 b2 | a4 a6 b4 b6
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(s), _MM_SHUFFLE(3, 1, 2, 0)));
+}
+
+enum { DW2_MAX_K = 5, DW2_BLOCKS = 16 };
+
+// Masks of one tile's loads: m[kw][v][h] for column tap kw, vector v, half h (stride 2 loads two vectors per tap).
+typedef struct { __m256i m[DW2_MAX_K][2][2]; int c0; } dw2_masks;
+
+static inline AVX2 void tile_masks(dw2_masks *t, int ow, int stride, int K, int NV, int PL, int W) {
+    t->c0 = ow * stride - PL;
+    for (int kw = 0; kw < K; kw++)
+        for (int v = 0; v < NV; v++)
+            for (int h = 0; h < stride; h++) t->m[kw][v][h] = lanes_inside(t->c0 + 8 * v * stride + kw + 8 * h, W);
+}
+
+// The tap kw of vector v of one input row: row[c0 + (8v + j) * stride + kw] for j < 8, 0 outside the row.
+static inline __attribute__((always_inline)) AVX2 __m256 row_tap(const float *row, const dw2_masks *t, int stride, int kw, int v) {
+    const float *p = row + t->c0 + 8 * v * stride + kw;
+    if (stride == 1) return _mm256_maskload_ps(p, t->m[kw][v][0]);
+    return evens(_mm256_maskload_ps(p, t->m[kw][v][0]), _mm256_maskload_ps(p + 8, t->m[kw][v][1]));
+}
+
+static inline __attribute__((always_inline)) AVX2 void dw2_tile(const float *xc, int H, int W, const float *wc, int K, int stride,
+                                                                int ROWS, int NV, int PT, const dw2_masks *t, int oh, int nrows,
+                                                                float b, __m256 vlo, __m256 vhi, float *yo, int OW, int ow) {
+    __m256 acc[8][2];
+    for (int u = 0; u < ROWS; u++) acc[u][0] = acc[u][1] = _mm256_setzero_ps();
+    int ih0 = oh * stride - PT;
+    const int span = (ROWS - 1) * stride + K;
+    for (int r = 0; r < span; r++) {
+        int ih = ih0 + r;
+        if (ih < 0 || ih >= H) continue;
+        const float *row = xc + (size_t)ih * W;
+        for (int kw = 0; kw < K; kw++) {
+            __m256 tap[2];
+            for (int v = 0; v < NV; v++) tap[v] = row_tap(row, t, stride, kw, v);
+            for (int u = 0; u < ROWS; u++) {
+                int kh = r - u * stride;
+                if (kh < 0 || kh >= K) continue;
+                __m256 wv = _mm256_broadcast_ss(wc + kh * K + kw);
+                for (int v = 0; v < NV; v++) acc[u][v] = _mm256_fmadd_ps(wv, tap[v], acc[u][v]);
+            }
+        }
+    }
+    __m256 bv = _mm256_set1_ps(b);
+    for (int u = 0; u < ROWS && u < nrows; u++)
+        for (int v = 0; v < NV; v++) {
+            __m256 y = _mm256_min_ps(_mm256_max_ps(_mm256_add_ps(bv, acc[u][v]), vlo), vhi);
+            float *o = yo + (size_t)u * OW + 8 * v;
+            if (ow + 8 * v + 8 <= OW) _mm256_storeu_ps(o, y);
+            else _mm256_maskstore_ps(o, lanes_inside(ow + 8 * v, OW), y);   // lanes past the last column stay unwritten
+        }
+}
+
+static inline __attribute__((always_inline)) AVX2 void dw2_plane(const float *x, int H, int W, size_t xplane, const float *w, int K,
+                                                                 int stride, int ROWS, int NV, int PT, int PL, float *y, int OH,
+                                                                 int OW, const float *bias, float lo, float hi, int c0, int c1,
+                                                                 int oh0, int oh1) {
+    const __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
+    // The masks depend on the column block only: made once per call for up to DW2_BLOCKS blocks (a plane is then
+    // walked row by row, its rows staying in cache); wider rows take their blocks in runs of DW2_BLOCKS.
+    dw2_masks t[DW2_BLOCKS];
+    int blocks = (OW + 8 * NV - 1) / (8 * NV);
+    for (int b0 = 0; b0 < blocks; b0 += DW2_BLOCKS) {
+        int nb = blocks - b0 < DW2_BLOCKS ? blocks - b0 : DW2_BLOCKS;
+        for (int q = 0; q < nb; q++) tile_masks(&t[q], (b0 + q) * 8 * NV, stride, K, NV, PL, W);
+        for (int c = c0; c < c1; c++) {
+            const float *xc = x + (size_t)c * xplane;
+            const float *wc = w + (size_t)c * K * K;
+            float *yc = y + (size_t)c * OH * OW;
+            float b = bias ? bias[c] : 0.0f;
+            for (int oh = oh0; oh < oh1; oh += ROWS)
+                for (int q = 0; q < nb; q++) {
+                    int ow = (b0 + q) * 8 * NV;
+                    dw2_tile(xc, H, W, wc, K, stride, ROWS, NV, PT, &t[q], oh, oh1 - oh, b, vlo, vhi, yc + (size_t)oh * OW + ow, OW, ow);
+                }
+        }
+    }
+}
+
+AVX2
+void sq_dw_avx2(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
+                int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
+#define DW2(KK, SS)                                                                                                   \
+    do {                                                                                                              \
+        if (OW <= 8) dw2_plane(x, H, W, xplane, w, KK, SS, 8, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);  \
+        else dw2_plane(x, H, W, xplane, w, KK, SS, 4, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);          \
+    } while (0)
+    if (K == 3 && stride == 1) DW2(3, 1);
+    else if (K == 3) DW2(3, 2);
+    else if (stride == 1) DW2(5, 1);
+    else DW2(5, 2);
+#undef DW2
+}
+
+void sq_dw(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH, int OW,
+           const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
+    if (sq_cpu_level() == 3) sq_dw_avx512(x, H, W, xplane, w, K, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
+    else sq_dw_avx2(x, H, W, xplane, w, K, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
+}
