@@ -126,3 +126,51 @@ void sq_dw(const float *x, int H, int W, size_t xplane, const float *w, int K, i
     if (sq_cpu_level() == 3) sq_dw_avx512(x, H, W, xplane, w, K, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
     else sq_dw_avx2(x, H, W, xplane, w, K, stride, PT, PL, y, OH, OW, bias, lo, hi, c0, c1, oh0, oh1);
 }
+
+// 3x3 max pooling (stride 1 or 2) of planes [p0, p1), as sq_maxpool3x3_avx512: 8 outputs of a row at a time, the taps
+// loaded as the depthwise kernel loads them; lanes outside the row are -inf (masked loads give 0, so they are blended),
+// rows outside the image are skipped. Plane by plane, row by row (the masks of up to DW2_BLOCKS column blocks made
+// first), so the rows read stay in cache.
+static inline __attribute__((always_inline)) AVX2 void maxpool_row(const float *xp, int H, int W, int stride, int PT, float *o, int oh,
+                                                                   int OW, const dw2_masks *t, int ow) {
+    const __m256 ninf = _mm256_set1_ps(-__builtin_inff());
+    __m256 acc = ninf;
+    int ih = oh * stride - PT;
+    for (int r = ih < 0 ? 0 : ih; r < ih + 3 && r < H; r++) {
+        const float *row = xp + (size_t)r * W;
+        for (int kw = 0; kw < 3; kw++) {
+            __m256 v;
+            if (t->interior) v = row_tap(row, t, stride, kw, 0, 0);
+            else {
+                const float *p = row + t->c0 + kw;
+                v = _mm256_blendv_ps(ninf, _mm256_maskload_ps(p, t->m[kw][0][0]), _mm256_castsi256_ps(t->m[kw][0][0]));
+                if (stride == 2)
+                    v = evens(v, _mm256_blendv_ps(ninf, _mm256_maskload_ps(p + 8, t->m[kw][0][1]), _mm256_castsi256_ps(t->m[kw][0][1])));
+            }
+            acc = _mm256_max_ps(acc, v);
+        }
+    }
+    if (stride == 2) acc = in_order(acc);
+    if (ow + 8 <= OW) _mm256_storeu_ps(o, acc);
+    else _mm256_maskstore_ps(o, lanes_inside(ow, OW), acc);
+}
+
+AVX2
+void sq_maxpool3x3_avx2(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1) {
+    dw2_masks t[DW2_BLOCKS];
+    int blocks = (OW + 7) / 8;
+    for (int b0 = 0; b0 < blocks; b0 += DW2_BLOCKS) {
+        int nb = blocks - b0 < DW2_BLOCKS ? blocks - b0 : DW2_BLOCKS;
+        for (int q = 0; q < nb; q++) tile_masks(&t[q], (b0 + q) * 8, stride, 3, 1, PL, W);
+        for (int p = p0; p < p1; p++) {
+            const float *xp = x + (size_t)p * H * W;
+            float *yp = y + (size_t)p * OH * OW;
+            for (int oh = 0; oh < OH; oh++)
+                for (int q = 0; q < nb; q++) {
+                    int ow = (b0 + q) * 8;
+                    if (stride == 1) maxpool_row(xp, H, W, 1, PT, yp + (size_t)oh * OW + ow, oh, OW, &t[q], ow);
+                    else maxpool_row(xp, H, W, 2, PT, yp + (size_t)oh * OW + ow, oh, OW, &t[q], ow);
+                }
+        }
+    }
+}

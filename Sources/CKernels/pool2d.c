@@ -17,8 +17,9 @@ static inline float window(const float *x, int H, int W, int h0, int h1, int w0,
 CLONES
 void sq_pool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int PT, int PL, int PB, int PR,
                float *y, int OH, int OW, int is_max, int count_include_pad, int p0, int p1) {
-    if (is_max && KH == 3 && KW == 3 && SH == SW && (SH == 1 || SH == 2) && sq_cpu_level() == 3) {
-        sq_maxpool3x3_avx512(x, H, W, SH, PT, PL, y, OH, OW, p0, p1);
+    if (is_max && KH == 3 && KW == 3 && SH == SW && (SH == 1 || SH == 2) && sq_cpu_level() >= 2) {
+        if (sq_cpu_level() == 3) sq_maxpool3x3_avx512(x, H, W, SH, PT, PL, y, OH, OW, p0, p1);
+        else sq_maxpool3x3_avx2(x, H, W, SH, PT, PL, y, OH, OW, p0, p1);
         return;
     }
     // Interior columns: ow*SW - PL >= 0 and ow*SW - PL + KW <= W.

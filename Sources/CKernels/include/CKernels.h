@@ -64,6 +64,8 @@ void sq_dw(const float *x, int H, int W, size_t xplane, const float *w, int K, i
            const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1);
 /// 3x3 max pooling of planes [p0, p1); windows reaching past the image (pads, ceil_mode) ignore those cells.
 void sq_maxpool3x3_avx512(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
+/// The same for AVX2 + FMA (direct_avx2.c).
+void sq_maxpool3x3_avx2(const float *x, int H, int W, int stride, int PT, int PL, float *y, int OH, int OW, int p0, int p1);
 /// Floats needed by sq_pack_mt for an M x K matrix.
 size_t sq_pack_mt_size(int M, int K);
 /// Repacks a matrix packed by sq_pack_a (M x K) as [M / 32 blocks][K][32 rows] (zeros past M), for sq_gemm_mt.
