@@ -47,6 +47,9 @@ final class FastKernelTests: XCTestCase {
             // one row, one column, 15x15, and a plane over 16 blocks (rows of 15, 18 of them: row by row)
             (9, 9, 9, 7, 7, 5, 1, 1, 2), (6, 6, 6, 7, 7, 3, 1, 1, 1), (5, 5, 5, 14, 14, 3, 1, 1, 1), (4, 4, 4, 14, 14, 5, 1, 1, 2),
             (3, 3, 3, 1, 9, 5, 1, 1, 2), (3, 3, 3, 10, 1, 3, 1, 1, 1), (2, 2, 2, 15, 15, 5, 1, 1, 2), (2, 2, 2, 18, 15, 3, 1, 1, 1),
+            // im2col matrices over 64 Ki floats, unfolded in bands of output rows on AVX2 and portable: two bands (14 + 6 rows)
+            // at stride 2, eight bands of a dilated 5x5 shared by two threads, two groups
+            (20, 10, 1, 40, 50, 3, 2, 1, 1), (8, 6, 1, 30, 70, 5, 1, 2, 4), (16, 8, 2, 40, 40, 3, 1, 1, 1),
             // depthwise rows of more column blocks than the AVX2 kernel makes masks for at once (16 blocks of 16)
             (2, 2, 2, 4, 270, 3, 1, 1, 1), (2, 2, 2, 5, 530, 5, 2, 1, 2),
         ]
