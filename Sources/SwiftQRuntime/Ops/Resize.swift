@@ -1,5 +1,6 @@
 import Foundation
 import SwiftQCore
+import SwiftQKernels
 
 /// Resize and Upsample on float tensors (nearest also on any element type).
 struct ResizeOp: Operator {
@@ -41,12 +42,23 @@ func resizeNearest(_ x: RTensor, _ maps: [ResizeAxis], _ shape: [Int], fill: Flo
         let outer = shape[..<(r - 2)].reduce(1, *), ow = shape[r - 1]
         let so = strides(of: Array(shape[..<(r - 2)]))
         let px = x.f, py = y.f
-        for o in 0..<outer {
-            var rem = o, base = 0
-            for d in 0..<(r - 2) { base += maps[d].nearest[rem / so[d]] * sx[d]; rem %= so[d] }
-            for (i, row) in rows.enumerated() {
-                let src = px + base + row * sx[r - 2], dst = py + (o * rows.count + i) * ow
-                for (j, c) in cols.enumerated() { dst[j] = src[c] }
+        // Planes split between threads; an output row that repeats the input row of the one before (upsampling) is a
+        // copy of that output row, not a second gather (the PP-OCRv4 detector's upsamplings at 1 thread: 4.5 -> 3.5 ms).
+        cols.withUnsafeBufferPointer { cp in
+            parallelRanges(outer, minimum: 2, threads: ctx.threads) { planes in
+                for o in planes {
+                    var rem = o, base = 0
+                    for d in 0..<(r - 2) { base += maps[d].nearest[rem / so[d]] * sx[d]; rem %= so[d] }
+                    for (i, row) in rows.enumerated() {
+                        let dst = py + (o * rows.count + i) * ow
+                        if i > 0 && rows[i - 1] == row {
+                            dst.update(from: dst - ow, count: ow)
+                            continue
+                        }
+                        let src = px + base + row * sx[r - 2]
+                        for j in 0..<ow { dst[j] = src[cp[j]] }
+                    }
+                }
             }
         }
         return y
