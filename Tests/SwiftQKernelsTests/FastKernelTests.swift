@@ -50,6 +50,9 @@ final class FastKernelTests: XCTestCase {
             // im2col matrices over 64 Ki floats, unfolded in bands of output rows on AVX2 and portable: two bands (14 + 6 rows)
             // at stride 2, eight bands of a dilated 5x5 shared by two threads, two groups
             (20, 10, 1, 40, 50, 3, 2, 1, 1), (8, 6, 1, 30, 70, 5, 1, 2, 4), (16, 8, 2, 40, 40, 3, 1, 1, 1),
+            // depthwise keeping the size of planes up to 8x8 with the channels in the lanes on AVX2: 10 channels (8 + 2), a
+            // plane of one row, 9 pixels (a tail past the 8 x 8 transposes)
+            (10, 10, 10, 8, 5, 3, 1, 1, 1), (3, 3, 3, 1, 7, 5, 1, 1, 2), (4, 4, 4, 3, 3, 5, 1, 1, 2),
             // depthwise rows of more column blocks than the AVX2 kernel makes masks for at once (16 blocks of 16)
             (2, 2, 2, 4, 270, 3, 1, 1, 1), (2, 2, 2, 5, 530, 5, 2, 1, 2),
         ]
