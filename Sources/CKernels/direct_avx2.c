@@ -123,21 +123,27 @@ static inline __attribute__((always_inline)) AVX2 void transpose8(__m256 r[8]) {
     r[6] = _mm256_permute2f128_ps(u2, u6, 0x31); r[7] = _mm256_permute2f128_ps(u3, u7, 0x31);
 }
 
-// At most 8 x 8. Measured at 1 thread: 1152 channels 5x5 at 7x7 169 -> 83 us, 960 3x3 at 7x7 71 -> 49; at 14x14 it lost
-// (672 channels 5x5 209 -> 284 us, 576 3x3 107 -> 134), where the rows fill 14 of 16 lanes anyway.
-enum { DWS_MAX = 8 };
+// Outputs at most 8 x 8. Measured at 1 thread: 1152 channels 5x5 at 7x7 169 -> 83 us, 960 3x3 at 7x7 71 -> 49; at 14x14
+// it lost (672 channels 5x5 209 -> 284 us, 576 3x3 107 -> 134), where the rows fill 14 of 16 lanes anyway.
+enum { DWS_OUT = 8, DWS_IN = 16, DWS_SPAN = (DWS_OUT - 1) * 2 + 5 };
 
-// Depthwise KxK at stride 1 keeping the size of a small plane (7x7 maps, where a row of 8-wide vectors leaves lanes
-// empty and every block is an edge): channels in the lanes instead. 8 channels at a time are
-// transposed (8 x 8 blocks) into a zero-bordered buffer of pixels x 8 channels, so every tap of every output is one
-// plain load and each weight tap one vector; 8 outputs of a row are summed at once (8 accumulators), then transposed
-// back.
-static inline __attribute__((always_inline)) AVX2 void dw_small(const float *x, int H, int W, size_t xplane, const float *w, int K,
-                                                                int PT, int PL, float *y, const float *bias, float lo, float hi,
-                                                                int c0, int c1) {
-    const int Wp = W + K - 1, Hp = H + K - 1, n = H * W;
-    __attribute__((aligned(32))) float buf[(DWS_MAX + 4) * (DWS_MAX + 4) * 8];
-    __attribute__((aligned(32))) float out[DWS_MAX * DWS_MAX * 8];
+// Depthwise KxK at stride 1 or 2 with a small output (7x7 maps, where a row of 8-wide vectors leaves lanes empty and
+// every block is an edge): channels in the lanes instead. 8 channels at a time are transposed (8 x 8 blocks) into a
+// zero-bordered buffer of the Hp x Wp padded pixels the windows read, 8 channels each, so every tap of every output is
+// one plain load and each weight tap one vector; 8 outputs of a row are summed at once (8 accumulators), then
+// transposed back. Check dw_small_fits first.
+static inline int dw_small_fits(int H, int W, int K, int S, int PT, int PL, int OH, int OW) {
+    int Hp = (OH - 1) * S + K, Wp = (OW - 1) * S + K;
+    return (S == 1 || S == 2) && OH <= DWS_OUT && OW <= DWS_OUT && H <= DWS_IN && W <= DWS_IN && PT >= 0 && PL >= 0
+        && H + PT <= Hp && W + PL <= Wp;
+}
+
+static inline __attribute__((always_inline)) AVX2 void dw_small(const float *x, int H, int W, size_t xplane, const float *w, int K, int S,
+                                                                int PT, int PL, float *y, int OH, int OW, const float *bias, float lo,
+                                                                float hi, int c0, int c1) {
+    const int Hp = (OH - 1) * S + K, Wp = (OW - 1) * S + K, n = H * W, on = OH * OW;
+    __attribute__((aligned(32))) float buf[DWS_SPAN * DWS_SPAN * 8];
+    __attribute__((aligned(32))) float out[DWS_OUT * DWS_OUT * 8];
     __attribute__((aligned(32))) float wt[25 * 8];
     // The border (padding) is written once; each group overwrites only the image inside it.
     memset(buf, 0, sizeof(float) * (size_t)Hp * Wp * 8);
@@ -167,38 +173,38 @@ static inline __attribute__((always_inline)) AVX2 void dw_small(const float *x, 
             for (int j = 0; j < 8; j++) b[j] = bias[c + (j < nc ? j : 0)];
             bv = _mm256_loadu_ps(b);
         }
-        for (int oh = 0; oh < H; oh++)
-            for (int ow = 0; ow < W; ow += 8) {
-                int m = W - ow < 8 ? W - ow : 8;
-                __m256 acc[8];
-                for (int u = 0; u < 8; u++) acc[u] = bv;
-                for (int kh = 0; kh < K; kh++)
-                    for (int kw = 0; kw < K; kw++) {
-                        __m256 wv = _mm256_load_ps(wt + (kh * K + kw) * 8);
-                        const float *src = buf + ((size_t)(oh + kh) * Wp + ow + kw) * 8;
-                        for (int u = 0; u < 8; u++)
-                            if (u < m) acc[u] = _mm256_fmadd_ps(wv, _mm256_load_ps(src + u * 8), acc[u]);
-                    }
-                for (int u = 0; u < m; u++) _mm256_store_ps(out + ((size_t)oh * W + ow + u) * 8, _mm256_min_ps(_mm256_max_ps(acc[u], vlo), vhi));
-            }
+        for (int oh = 0; oh < OH; oh++) {
+            __m256 acc[8];
+            for (int u = 0; u < 8; u++) acc[u] = bv;
+            for (int kh = 0; kh < K; kh++)
+                for (int kw = 0; kw < K; kw++) {
+                    __m256 wv = _mm256_load_ps(wt + (kh * K + kw) * 8);
+                    const float *src = buf + ((size_t)(oh * S + kh) * Wp + kw) * 8;
+                    for (int u = 0; u < 8; u++)
+                        if (u < OW) acc[u] = _mm256_fmadd_ps(wv, _mm256_load_ps(src + u * S * 8), acc[u]);
+                }
+            for (int u = 0; u < OW; u++) _mm256_store_ps(out + ((size_t)oh * OW + u) * 8, _mm256_min_ps(_mm256_max_ps(acc[u], vlo), vhi));
+        }
         // Out: 8 pixels x 8 channels back to the channels' planes.
-        for (p = 0; p + 8 <= n; p += 8) {
+        for (p = 0; p + 8 <= on; p += 8) {
             __m256 r[8];
             for (int i = 0; i < 8; i++) r[i] = _mm256_load_ps(out + (size_t)(p + i) * 8);
             transpose8(r);
-            for (int j = 0; j < nc; j++) _mm256_storeu_ps(y + (size_t)(c + j) * n + p, r[j]);
+            for (int j = 0; j < nc; j++) _mm256_storeu_ps(y + (size_t)(c + j) * on + p, r[j]);
         }
-        for (; p < n; p++)
-            for (int j = 0; j < nc; j++) y[(size_t)(c + j) * n + p] = out[(size_t)p * 8 + j];
+        for (; p < on; p++)
+            for (int j = 0; j < nc; j++) y[(size_t)(c + j) * on + p] = out[(size_t)p * 8 + j];
     }
 }
 
 AVX2
 void sq_dw_avx2(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
                 int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
-    if (stride == 1 && H <= DWS_MAX && W <= DWS_MAX && OH == H && OW == W && oh0 == 0 && oh1 == OH && PT < K && PL < K) {
-        if (K == 3) dw_small(x, H, W, xplane, w, 3, PT, PL, y, bias, lo, hi, c0, c1);
-        else dw_small(x, H, W, xplane, w, 5, PT, PL, y, bias, lo, hi, c0, c1);
+    if (oh0 == 0 && oh1 == OH && dw_small_fits(H, W, K, stride, PT, PL, OH, OW)) {
+        if (K == 3 && stride == 1) dw_small(x, H, W, xplane, w, 3, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+        else if (K == 3) dw_small(x, H, W, xplane, w, 3, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+        else if (stride == 1) dw_small(x, H, W, xplane, w, 5, 1, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+        else dw_small(x, H, W, xplane, w, 5, 2, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
         return;
     }
 #define DW2(KK, SS)                                                                                                   \

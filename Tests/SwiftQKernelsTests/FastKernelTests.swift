@@ -53,6 +53,8 @@ final class FastKernelTests: XCTestCase {
             // depthwise keeping the size of planes up to 8x8 with the channels in the lanes on AVX2: 10 channels (8 + 2), a
             // plane of one row, 9 pixels (a tail past the 8 x 8 transposes)
             (10, 10, 10, 8, 5, 3, 1, 1, 1), (3, 3, 3, 1, 7, 5, 1, 1, 2), (4, 4, 4, 3, 3, 5, 1, 1, 2),
+            // ... and at stride 2 from up to 16x16 to 8x8: 14x14 to 7x7 (3x3 and 5x5), 16x13 without padding
+            (9, 9, 9, 14, 14, 3, 2, 1, 1), (3, 3, 3, 14, 14, 5, 2, 1, 2), (5, 5, 5, 16, 13, 3, 2, 1, 0),
             // depthwise rows of more column blocks than the AVX2 kernel makes masks for at once (16 blocks of 16)
             (2, 2, 2, 4, 270, 3, 1, 1, 1), (2, 2, 2, 5, 530, 5, 2, 1, 2),
         ]
