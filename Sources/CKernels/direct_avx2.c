@@ -1,5 +1,6 @@
-// Direct depthwise KxK (K = 3 or 5, dilation 1, stride 1 or 2) for AVX2 + FMA, straight from NCHW input as the AVX-512
-// kernel in direct.c works: no padded copy of the channel. A tile is ROWS output rows x NV vectors of 8 columns. The
+// AVX2 + FMA kernels on NCHW planes: depthwise KxK convolution (K = 3 or 5, dilation 1, stride 1 or 2) and 3x3 max
+// pooling. Outputs of at most 8x8 take dw_small (channels in the lanes, below). Otherwise the depthwise kernel works
+// straight from NCHW input as the AVX-512 kernel in direct.c does: no padded copy of the channel. A tile is ROWS output rows x NV vectors of 8 columns. The
 // taps of one input row are masked loads (vmaskmovps: lanes outside the row read nothing and give 0, the padding),
 // one per vector and column tap with stride 1; with stride 2 two loads per tap whose even lanes are the tap. Each tap
 // vector serves every output row of the tile whose window covers its input row. Tiles: 4 rows x 16 columns where the
