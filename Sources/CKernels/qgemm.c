@@ -7,6 +7,9 @@
 #include "CKernels.h"
 #include "simd.h"
 #include <immintrin.h>
+#if defined(__x86_64__) || defined(__i386__)
+#include <cpuid.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -27,6 +30,22 @@ int sq_cpu_has_vnni(void) {
     static int v = -1;
     if (v < 0) { __builtin_cpu_init(); v = __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"); }
     return v && sq_cpu_level() == 3;
+}
+
+int sq_cpu_has_int8_dot(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    static int v = -1;
+    if (v < 0) {
+        unsigned a = 0, b, c, d;
+        __builtin_cpu_init();
+        // AVX-VNNI: CPUID leaf 7 subleaf 1, EAX bit 4 (not every compiler's __builtin_cpu_supports knows it).
+        int avx_vnni = __get_cpuid_count(7, 1, &a, &b, &c, &d) && (a >> 4 & 1);
+        v = __builtin_cpu_supports("avx512vnni") || avx_vnni;
+    }
+    return v;
+#else
+    return 1;
+#endif
 }
 
 // AVX-512 VBMI (byte permutes: the depthwise copy and the input interleave), whatever the level.

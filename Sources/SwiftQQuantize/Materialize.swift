@@ -1,4 +1,5 @@
 import Foundation
+import CKernels
 import SwiftQCore
 import SwiftQONNX
 import SwiftQPasses
@@ -23,6 +24,21 @@ public struct QuantizedModel: Sendable {
     public var warnings: [String] = []
     /// Per quantized weighted layer, in graph order: how its weights were quantized and what it cost.
     public var layers: [WeightedLayerReport] = []
+}
+
+extension QuantizedModel {
+    /// What to know before running the result on this kind of CPU. On x86 without an int8 dot product (VNNI), ONNX
+    /// Runtime's u8 x s8 kernels add byte products in pairs with vpmaddubsw, whose int16 sums saturate once
+    /// x0·w0 + x1·w1 passes 32767, which full-range 8-bit weights and uint8 activations reach: measured on an AVX2 Zen 3,
+    /// swiftq's 8-bit MobileNetV2 scores 73.69 there (79.54 as written, on swiftq's integer runtime or an exact ONNX Runtime
+    /// kernel), SqueezeNet 67.46 (70.38), EfficientNet-Lite0 79.62 (82.54). 7-bit weights (|w| ≤ 64: 255·128 < 32768)
+    /// cannot saturate; with GPTQ rounding they scored 79.85, 70.08 and 82.46 there.
+    public var notes: [String] {
+        guard sq_cpu_has_int8_dot() == 0, layers.contains(where: { $0.bits == 8 }) else { return [] }
+        return ["this CPU has no int8 dot product (VNNI): ONNX Runtime's int8 kernels on such CPUs add byte products in saturating 16-bit pairs, "
+                + "which 8-bit weights can overflow (measured: MobileNetV2 73.7 top-1 there against 79.5 as written); to deploy on them, "
+                + "quantize with --weight-bits 7 (GPTQ rounding; measured 79.9). swiftq's integer runtime and ONNX Runtime on VNNI CPUs are exact either way"]
+    }
 }
 
 /// How one weighted layer's weights were quantized.

@@ -160,6 +160,7 @@ struct Quantize: ParsableCommand {
                     say(String(format: "weights     GPTQ: mean layer output SQNR %.1f dB (nearest rounding %.1f dB) over %d layers (a layer whose weights already lie on the grid is left out)",
                                  mean(g.map(\.0)), mean(g.map(\.1)), g.count))
                 }
+                q.notes.forEach { say("note        " + $0) }
                 say("time        " + phases.map { String(format: "%@ %.1f s", $0.0, $0.1) }.joined(separator: ", "))
                 say("wrote       \(out) (\(humanBytes(onnxBytes.count))), \(weightsPath) (\(humanBytes(weightBytes.count)))\(tableBytes.map { ", \(tablePath) (\(humanBytes($0.count)))" } ?? "")")
             }
@@ -173,7 +174,7 @@ struct Quantize: ParsableCommand {
                     "calibration": ["images": table.images, "skipped": table.skipped, "table": calibration.calibTable ?? tablePath],
                     "seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
                     "bytes": ["onnx": onnxBytes.count, "weights": weightBytes.count],
-                    "rewrites": job.rewrites, "warnings": q.warnings, "layers": try jsonObject(q.layers),
+                    "rewrites": job.rewrites, "warnings": q.warnings, "notes": q.notes, "layers": try jsonObject(q.layers),
                 ]
                 if f.method == .percentile { o["percentile"] = f.percentile }
                 if let budget { o["accuracy_budget"] = budget }

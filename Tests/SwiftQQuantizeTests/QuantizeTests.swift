@@ -6,6 +6,7 @@ import SwiftQQuantize
 import SwiftQRuntime
 import TestSupport
 import XCTest
+import CKernels
 
 /// Calibrates `model` on `inputs` (fed as "x") with every statistic, then quantizes it by `options` (thresholds
 /// only: no bias correction): the plan, the statistics and the Q/DQ model.
@@ -110,6 +111,23 @@ final class QuantizeTests: XCTestCase {
             XCTAssertEqual(p.zeroPoints, [0])
             XCTAssertEqual(p.qmax, 31)
         }
+    }
+
+    /// The deployment note for CPUs whose ONNX Runtime int8 kernels saturate: CPUID's answer equals the kernel's flags
+    /// in /proc/cpuinfo (avx512_vnni or avx_vnni), the note appears exactly on such a CPU with 8-bit weights, and 7-bit
+    /// weights stay within |w| <= 64, where byte pairs cannot saturate (255 * 128 < 32768).
+    func testNoteForCPUsWithoutInt8Dot() throws {
+        let dot = sq_cpu_has_int8_dot() != 0
+        if let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8), info.contains(" avx2") {
+            XCTAssertEqual(dot, info.contains("avx512_vnni") || info.contains("avx_vnni"))
+        }
+        let (q8, _, _) = try quantized(smallNet(), options: QuantizeOptions())
+        XCTAssertEqual(q8.notes.count, dot ? 0 : 1, "\(q8.notes)")
+        var options = QuantizeOptions()
+        options.weightBits = 7
+        let (q7, _, _) = try quantized(smallNet(), options: options)
+        XCTAssertEqual(q7.notes, [])
+        for t in q7.tensors where t.params.dtype == .int8 { XCTAssertTrue(t.values.allSatisfy { abs(Int($0)) <= 64 }) }
     }
 
     func testBiasUsesInputTimesWeightScale() throws {

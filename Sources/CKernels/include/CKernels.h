@@ -118,6 +118,9 @@ size_t sq_qgemm_packed_size(int M, int K);
 void sq_qgemm_pack_a(int M, int K, const int8_t *A, int8_t *packed);
 /// Whether the int8 GEMM uses AVX-512 VNNI (vpdpbusd) on this CPU at the current level.
 int sq_cpu_has_vnni(void);
+/// Whether this CPU has an int8 dot-product instruction (x86: AVX-512 VNNI or AVX-VNNI; other architectures: 1).
+/// Without one, ONNX Runtime's u8 x s8 kernels multiply byte pairs with vpmaddubsw, whose int16 sums saturate.
+int sq_cpu_has_int8_dot(void);
 /// Requantization of int32 accumulators, per output channel c, as ONNX Runtime's QLinearConv computes it:
 /// q = clamp(round_half_even(float(acc + bias[c]) * scale[c]) + zero, lo, hi), the product a float32 one (the
 /// clamp applied in float before the conversion, so nothing overflows); or, when `out_float`, the float
