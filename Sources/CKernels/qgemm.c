@@ -217,7 +217,7 @@ static void gemm_vnni(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
 // A packed group holds, per channel, the dword (w0, w1, w2, w3) of 4 k. Its even bytes (w0, w2) and odd bytes
 // (w1, w3) sign-extended to int16 pairs meet the pixel's (x0, x2) and (x1, x3) zero-extended: two vpmaddwd give
 // x0 w0 + x2 w2 and x1 w1 + x3 w3 per channel, exact in int32 (vpmaddubsw's int16 sums could saturate).
-// A tile is 16 channels (one packed block, two 8-channel halves) x 4 pixels.
+// Both sides are widened to int16 before the products (widen16_avx2, widen_rows_avx2).
 
 // requant16 for 8 channels.
 __attribute__((target("avx2")))
@@ -232,51 +232,101 @@ static inline __m256i pack4_u8_avx2(__m256i a, __m256i b, __m256i c, __m256i d, 
     return _mm256_permutevar8x32_epi32(_mm256_max_epu8(_mm256_packus_epi16(ab, cd), lo8), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
+// One packed block of 16 channels (G groups of 4 k) as int16: per group the even pairs of channels 0-7, their odd
+// pairs, then the same for channels 8-15 (64 int16).
+__attribute__((target("avx2")))
+static void widen16_avx2(const int8_t *w, int G, int16_t *out) {
+    for (int g = 0; g < G; g++) {
+        __m256i v0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64)), v1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64 + 32));
+        __m256i *o = (__m256i *)(out + (size_t)g * 64);
+        _mm256_store_si256(o, _mm256_srai_epi16(_mm256_slli_epi16(v0, 8), 8));
+        _mm256_store_si256(o + 1, _mm256_srai_epi16(v0, 8));
+        _mm256_store_si256(o + 2, _mm256_srai_epi16(_mm256_slli_epi16(v1, 8), 8));
+        _mm256_store_si256(o + 3, _mm256_srai_epi16(v1, 8));
+    }
+}
+
+// Pixel rows [0, n) of X (K4 bytes each readable) as int16 pairs: per pixel, per group of 4 k, the dwords
+// (x0, x2) and (x1, x3), as the weight pairs of widen16_avx2 expect. Writes up to 24 bytes past the last row.
+__attribute__((target("avx2")))
+static void widen_rows_avx2(const uint8_t *X, int ldx, int n, int K4, int32_t *out) {
+    const __m128i order = _mm_setr_epi8(0, 2, 1, 3, 4, 6, 5, 7, 8, 10, 9, 11, 12, 14, 13, 15);
+    for (int p = 0; p < n; p++) {
+        const uint8_t *x = X + (size_t)p * ldx;
+        __m256i *o = (__m256i *)(out + (size_t)p * K4 / 2);
+        int k = 0;
+        for (; k + 16 <= K4; k += 16, o++) _mm256_storeu_si256(o, _mm256_cvtepu8_epi16(_mm_shuffle_epi8(_mm_loadu_si128((const __m128i *)(x + k)), order)));
+        if (k < K4) {   // 4, 8 or 12 bytes left: as many dwords out of 8
+            int32_t d;
+            __m128i t = K4 - k >= 8 ? _mm_loadl_epi64((const __m128i *)(x + k)) : (memcpy(&d, x + k, 4), _mm_cvtsi32_si128(d));
+            if (K4 - k == 12) t = (memcpy(&d, x + k + 8, 4), _mm_insert_epi32(t, d, 2));
+            __m256i v = _mm256_cvtepu8_epi16(_mm_shuffle_epi8(t, order));
+            _mm256_storeu_si256(o, v);   // past the row: the next row's start (written after) or the buffer's 32 spare bytes
+        }
+    }
+}
+
+#define AVX2_NP 6
+
+// Pixels are taken in chunks whose widened rows stay near L1 (each chunk meets every 16-channel block, widened per
+// chunk); within a chunk, tiles of 16 channels x AVX2_NP pixels. Per pixel and 4 k: two broadcasts, four vpmaddwd.
 __attribute__((target("avx2,fma")))
 static void gemm_avx2(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
                       int p0, int p1, int m0, int m1) {
-    int K4 = round_up4(K), mm = m1 < M ? m1 : M;
-    const __m256i evenMask = _mm256_set1_epi32(0x00FF00FF);
+    int K4 = round_up4(K), G = K4 / 4, mm = m1 < M ? m1 : M;
+    int chunk = 49152 / (K4 * 2) / AVX2_NP * AVX2_NP;
+    chunk = chunk < 3 * AVX2_NP ? 3 * AVX2_NP : chunk > 60 * AVX2_NP ? 60 * AVX2_NP : chunk;
     __m256 hi = _mm256_set1_ps((float)(rq->hi - rq->zero));
     __m256i zero16 = _mm256_set1_epi16((short)rq->zero), lo8 = _mm256_set1_epi8((char)rq->lo);
-    for (int m = m0; m < mm; m += 16) {
-        const int8_t *w = W + (size_t)(m / 16) * K4 * 16;
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + m)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + m + 8));
-        __m256 s0 = _mm256_loadu_ps(rq->scale + m), s1 = _mm256_loadu_ps(rq->scale + m + 8);
-        int nc = mm - m < 16 ? mm - m : 16;
-        for (int p = p0; p < p1; p += 4) {
-            int np = p1 - p < 4 ? p1 - p : 4;
-            const uint8_t *row[4];
-            for (int i = 0; i < 4; i++) row[i] = X + (size_t)(p + (i < np ? i : np - 1)) * ldx;
-            __m256i acc[4][2];
-            for (int i = 0; i < 4; i++) { acc[i][0] = b0; acc[i][1] = b1; }
-            for (int g = 0; g < K4 / 4; g++) {
-                __m256i v0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64)), v1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)g * 64 + 32));
-                __m256i e0 = _mm256_srai_epi16(_mm256_slli_epi16(v0, 8), 8), o0 = _mm256_srai_epi16(v0, 8);
-                __m256i e1 = _mm256_srai_epi16(_mm256_slli_epi16(v1, 8), 8), o1 = _mm256_srai_epi16(v1, 8);
-                for (int i = 0; i < 4; i++) {
-                    uint32_t xx;
-                    memcpy(&xx, row[i] + g * 4, 4);
-                    __m256i xe = _mm256_set1_epi32((int)(xx & 0x00FF00FFu)), xo = _mm256_and_si256(_mm256_srli_epi32(_mm256_set1_epi32((int)xx), 8), evenMask);
-                    acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_add_epi32(_mm256_madd_epi16(xe, e0), _mm256_madd_epi16(xo, o0)));
-                    acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_add_epi32(_mm256_madd_epi16(xe, e1), _mm256_madd_epi16(xo, o1)));
+    int16_t *wide = aligned_alloc(32, (size_t)G * 128);
+    int32_t *xw = aligned_alloc(32, ((size_t)chunk * K4 * 2 + 63) / 32 * 32);
+    if (!wide || !xw) abort();
+    for (int pc = p0; pc < p1; pc += chunk) {
+        int pn = p1 - pc < chunk ? p1 - pc : chunk;
+        widen_rows_avx2(X + (size_t)pc * ldx, ldx, pn, K4, xw);
+        for (int m = m0; m < mm; m += 16) {
+            widen16_avx2(W + (size_t)(m / 16) * K4 * 16, G, wide);
+            __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + m)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + m + 8));
+            __m256 s0 = _mm256_loadu_ps(rq->scale + m), s1 = _mm256_loadu_ps(rq->scale + m + 8);
+            int nc = mm - m < 16 ? mm - m : 16;
+            for (int t = 0; t < pn; t += AVX2_NP) {
+                int np = pn - t < AVX2_NP ? pn - t : AVX2_NP;
+                const int32_t *row[AVX2_NP];
+                for (int i = 0; i < AVX2_NP; i++) row[i] = xw + (size_t)(t + (i < np ? i : np - 1)) * (K4 / 2);
+                __m256i acc[AVX2_NP][2];
+                for (int i = 0; i < AVX2_NP; i++) { acc[i][0] = b0; acc[i][1] = b1; }
+                const __m256i *wv = (const __m256i *)wide;
+                for (int g = 0; g < G; g++, wv += 4) {
+                    __m256i e0 = _mm256_load_si256(wv), o0 = _mm256_load_si256(wv + 1), e1 = _mm256_load_si256(wv + 2), o1 = _mm256_load_si256(wv + 3);
+                    for (int i = 0; i < AVX2_NP; i++) {
+                        __m256i xe = _mm256_set1_epi32(row[i][2 * g]), xo = _mm256_set1_epi32(row[i][2 * g + 1]);
+                        acc[i][0] = _mm256_add_epi32(acc[i][0], _mm256_add_epi32(_mm256_madd_epi16(xe, e0), _mm256_madd_epi16(xo, o0)));
+                        acc[i][1] = _mm256_add_epi32(acc[i][1], _mm256_add_epi32(_mm256_madd_epi16(xe, e1), _mm256_madd_epi16(xo, o1)));
+                    }
                 }
-            }
-            for (int i = 0; i < np; i++) {
-                if (rq->out_float) {
-                    float f[16];
-                    _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), s0));
-                    _mm256_storeu_ps(f + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), s1));
-                    memcpy((float *)Y + (size_t)(p + i) * ldy + m, f, (size_t)nc * 4);
-                    continue;
+                for (int i = 0; i < np; i++) {
+                    size_t at = (size_t)(pc + t + i) * ldy + m;
+                    if (rq->out_float) {
+                        float f[16];
+                        _mm256_storeu_ps(f, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][0]), s0));
+                        _mm256_storeu_ps(f + 8, _mm256_mul_ps(_mm256_cvtepi32_ps(acc[i][1]), s1));
+                        memcpy((float *)Y + at, f, (size_t)nc * 4);
+                        continue;
+                    }
+                    __m256i r0 = requant8(acc[i][0], s0, hi), r1 = requant8(acc[i][1], s1, hi);
+                    __m128i q = _mm256_castsi256_si128(pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
+                    if (nc == 16) _mm_storeu_si128((__m128i *)((uint8_t *)Y + at), q);
+                    else {
+                        uint8_t b[16];
+                        _mm_storeu_si128((__m128i *)b, q);
+                        memcpy((uint8_t *)Y + at, b, (size_t)nc);
+                    }
                 }
-                __m256i r0 = requant8(acc[i][0], s0, hi), r1 = requant8(acc[i][1], s1, hi);
-                uint8_t q[32];
-                _mm256_storeu_si256((__m256i *)q, pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
-                memcpy((uint8_t *)Y + (size_t)(p + i) * ldy + m, q, (size_t)nc);
             }
         }
     }
+    free(xw);
+    free(wide);
 }
 
 CLONES
@@ -603,6 +653,28 @@ static void add_avx512(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uin
     for (; i < n1; i++) y[i] = add1(a[i], b[i], q);
 }
 
+// 16 elements at a time: two halves of 8 lanes, packed to bytes (values already in [lo, hi], so the saturating packs
+// are exact).
+__attribute__((target("avx2,fma")))
+static void add_avx2(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
+    __m256i oa = _mm256_set1_epi32(q->off_a), ob = _mm256_set1_epi32(q->off_b), oy = _mm256_set1_epi32(q->off_y);
+    __m256 ra = _mm256_set1_ps(q->ra), rb = _mm256_set1_ps(q->rb), fixed = _mm256_set1_ps(q->fixed);
+    __m256 fl = _mm256_set1_ps((float)(q->lo - q->off_y)), fh = _mm256_set1_ps((float)(q->hi - q->off_y));
+    size_t i = n0;
+    for (; i + 16 <= n1; i += 16) {
+        __m256i r[2];
+        for (int h = 0; h < 2; h++) {
+            __m256 av = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(a + i + 8 * h))), oa));
+            __m256 bv = _mm256_cvtepi32_ps(_mm256_sub_epi32(_mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b + i + 8 * h))), ob));
+            __m256 f = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(av, ra, _mm256_fmadd_ps(bv, rb, fixed)), fl), fh);
+            r[h] = _mm256_add_epi32(_mm256_cvtps_epi32(f), oy);
+        }
+        __m256i w = _mm256_permute4x64_epi64(_mm256_packs_epi32(r[0], r[1]), 0xD8);
+        _mm_storeu_si128((__m128i *)(y + i), _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi16(w, w), 0x08)));
+    }
+    for (; i < n1; i++) y[i] = add1(a[i], b[i], q);
+}
+
 CLONES
 static void add_plain(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
     for (size_t i = n0; i < n1; i++) y[i] = add1(a[i], b[i], q);
@@ -610,6 +682,7 @@ static void add_plain(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint
 
 void sq_qadd_u8(const uint8_t *a, const uint8_t *b, const sq_qadd *q, uint8_t *y, size_t n0, size_t n1) {
     if (has_avx512_bw()) add_avx512(a, b, q, y, n0, n1);
+    else if (sq_cpu_level() >= 2) add_avx2(a, b, q, y, n0, n1);
     else add_plain(a, b, q, y, n0, n1);
 }
 

@@ -29,9 +29,11 @@ final class FastIntegerTests: XCTestCase {
     func testConvEqualsTheReferenceExactly() {
         var rng = SystemRandomNumberGenerator()
         // (channels, outChannels, H, W, kernel, stride, pad, group): 1x1 read in place, K not a multiple of 4,
-        // channel counts off the 16-wide blocks, stride 2, groups, a 1-pixel output (the Gemm case).
+        // channel counts off the 16-wide blocks, stride 2, groups, a 1-pixel output (the Gemm case); K rounded up to 4 leaves
+        // 4, 8 and 12 bytes past the last 16.
         let cases = [(3, 8, 9, 11, 3, 1, 1, 1), (16, 33, 7, 7, 1, 1, 0, 1), (5, 16, 12, 10, 3, 2, 1, 1), (4, 17, 6, 9, 5, 2, 2, 1),
-                     (24, 70, 13, 5, 1, 1, 0, 1), (8, 12, 6, 6, 3, 1, 1, 2), (64, 200, 1, 1, 1, 1, 0, 1), (6, 96, 4, 30, 1, 2, 0, 1)]
+                     (24, 70, 13, 5, 1, 1, 0, 1), (8, 12, 6, 6, 3, 1, 1, 2), (64, 200, 1, 1, 1, 1, 0, 1), (6, 96, 4, 30, 1, 2, 0, 1),
+                     (8, 20, 20, 20, 3, 1, 1, 1)]   // 400 pixels: more than one chunk of the AVX2 GEMM
         for (c, m, h, w, k, s, p, group) in cases {
             let g = geometry(batch: 2, c: c, m: m, h: h, w: w, k: k, s: s, p: p, group: group)
             let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
