@@ -257,11 +257,13 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
 static _Thread_local float *b_scratch;
 
 void sq_release_dw_scratch(void);
+void sq_release_qgemm_scratch(void);
 
 void sq_release_thread_buffers(void) {
     free(b_scratch);
     b_scratch = NULL;
     sq_release_dw_scratch();
+    sq_release_qgemm_scratch();
 }
 
 int sq_packed_mr(const float *packedA) { return (int)packedA[1]; }
