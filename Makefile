@@ -52,8 +52,11 @@ install-check: venv
 	scripts/install_check.sh $(PY)
 
 ## Unit tests (no Python, no ../shared needed), then the real-model checks when ../shared is there.
+## The test targets are built with the same flags as the binary (`swift test` alone would turn on testable imports and
+## rebuild every module twice: once for the tests, once more for the next `swift build`).
 test: build
-	swift test $(SWIFT_BUILD_FLAGS) --disable-swift-testing 2>&1 | tee .build/unit-tests.log | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; \
+	swift build $(SWIFT_BUILD_FLAGS) --build-tests 2>&1 | grep -vE "^\[[0-9]+/[0-9]+\]"; exit $${PIPESTATUS[0]}
+	swift test $(SWIFT_BUILD_FLAGS) --skip-build --disable-swift-testing 2>&1 | tee .build/unit-tests.log | grep -vE "^(Test Case .* (started|passed)|\[[0-9]+/[0-9]+\])"; \
 	  status=$${PIPESTATUS[0]}; grep -E "^\s*Executed [0-9]+ tests" .build/unit-tests.log | tail -1; exit $$status
 	@$(MAKE) --no-print-directory hostile
 	@$(MAKE) --no-print-directory model-kinds

@@ -12,7 +12,7 @@ import numpy as np, onnx, onnxruntime as ort
 from onnx import version_converter
 from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from shared_path import shared_dir, EXACT, NO_VNNI, ort_exact_int8
+from shared_path import shared_dir, EXACT, NO_VNNI, ort_exact_int8, Tally
 
 ap = argparse.ArgumentParser()
 ap.add_argument('swiftq'); ap.add_argument('--calib', type=int, default=32); ap.add_argument('--val', type=int, default=50)
@@ -21,13 +21,9 @@ a = ap.parse_args()
 SHARED = shared_dir()
 MODEL = os.path.join(SHARED, 'models', 'detection', 'ppocrv4-det.onnx')
 PREP = ['--size', str(a.size), '--resize', str(a.size), '--mean', '0.5,0.5,0.5', '--std', '0.5,0.5,0.5', '--scale', '1/255', '--bgr']
-passed = failed = 0
+tally = Tally()
+check = tally.check
 
-
-def check(what, ok, detail=''):
-    global passed, failed
-    print(('PASS ' if ok else 'FAIL ') + what + (f': {detail}' if detail else ''), flush=True)
-    passed, failed = passed + bool(ok), failed + (not ok)
 
 
 def listed(folder, n):
@@ -155,5 +151,4 @@ with tempfile.TemporaryDirectory() as tmp:
               e['models'][1]['runtime'] == 'integer' and agree >= 30, f'float islands {e["models"][1]["float_islands"]}')
         print(f'  swiftq eval fidelity: {e["fidelity"]}')
 
-print(f'{passed} passed, {failed} failed')
-sys.exit(1 if failed else 0)
+tally.finish()

@@ -15,7 +15,7 @@ import collections, json, os, subprocess, sys, tempfile
 import numpy as np, onnx, onnxruntime as ort
 from PIL import Image
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from shared_path import EXACT, NO_VNNI, ort_exact_int8
+from shared_path import EXACT, NO_VNNI, ort_exact_int8, Tally
 
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), '..')
 FIX = os.path.join(ROOT, 'Fixtures')
@@ -23,16 +23,12 @@ IMAGES = os.path.join(FIX, 'image-kinds')
 BIN = sys.argv[1]
 # (fixture, input side, bound on the int8-vs-float output SQNR in dB, extra quantize flags)
 KINDS = [('effnet_b0_like', 64, 27.0, []), ('yolov8_like', 64, 35.0, []), ('keras_resnet_nhwc', 32, 36.0, [])]
-passed = failed = 0
+tally = Tally()
+check = tally.check
 # Without VNNI, ONNX Runtime's u8 x s8 kernels saturate: the checks against it then run each int8 model with its
 # weights restated as uint8 (shared_path.ort_exact_int8: the same arithmetic on its exact u8 x u8 kernels) and print
 # the model-as-written figure beside them.
 
-
-def check(what, ok, detail=''):
-    global passed, failed
-    print(('PASS ' if ok else 'FAIL ') + what + (f': {detail}' if detail else ''))
-    passed, failed = passed + bool(ok), failed + (not ok)
 
 
 def pixels(path, size, nhwc):
@@ -147,5 +143,4 @@ with tempfile.TemporaryDirectory() as tmp:
         if not EXACT:
             print(f'  {NO_VNNI}; the model as written there against float: {sqnr(np.concatenate(ref), np.concatenate(written)):.1f} dB')
 
-print(f'{passed} passed, {failed} failed')
-sys.exit(1 if failed else 0)
+tally.finish()

@@ -1,5 +1,5 @@
 """Finds ../shared (or $SWIFTQ_SHARED) for the checks that use real models and images."""
-import os, sys
+import os, sys, time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,15 +64,19 @@ def ort_exact_int8(path):
 
 class Tally:
     """PASS/FAIL lines and their count, for the check scripts: `check(name, ok, detail)`, then `finish()` prints
-    'N passed, N failed' and exits 1 when any failed."""
+    'N passed, N failed' and exits 1 when any failed. Each line ends with the seconds since the previous one (what
+    that check cost, to keep CI inside its budget)."""
     def __init__(self):
         self.passed = self.failed = 0
+        self.start = self.last = time.monotonic()
 
     def check(self, name, ok, detail=''):
         if ok: self.passed += 1
         else: self.failed += 1
-        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''}", flush=True)
+        now = time.monotonic()
+        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''} [{now - self.last:.0f} s]", flush=True)
+        self.last = now
 
     def finish(self):
-        print(f'{self.passed} passed, {self.failed} failed')
+        print(f'{self.passed} passed, {self.failed} failed, {time.monotonic() - self.start:.0f} s')
         sys.exit(1 if self.failed else 0)
