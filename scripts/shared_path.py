@@ -74,7 +74,7 @@ class Tally:
         if ok: self.passed += 1
         else: self.failed += 1
         now = time.monotonic()
-        print(f"{'PASS' if ok else 'FAIL'} {name}{': ' + detail if detail else ''} [{now - self.last:.0f} s]", flush=True)
+        print(f"{'PASS' if ok else 'FAIL'} {name}{f': {detail}' if detail else ''} [{now - self.last:.0f} s]", flush=True)
         self.last = now
 
     def finish(self):
