@@ -404,7 +404,12 @@ static int dw_blocks(int C) { return (C + 15) / 16; }
 static int dw_colstep(int SW) { return 4 % SW == 0 ? SW : 1; }
 static int dw_cols(int KW, int SW, int OW) { return ((OW - 1) * SW + 4 * (dw_groups(KW) - 1)) / dw_colstep(SW) + 1; }
 
-size_t sq_qdw_packed_size(int C, int KH, int KW) { return (size_t)dw_blocks(C) * KH * dw_groups(KW) * 64; }
+// The AVX2 kernel's taps go in horizontal pairs (kw = 2j, 2j + 1; an odd row's last tap pairs with a weight of 0).
+static int dw2_pairs(int KW) { return (KW + 1) / 2; }
+static size_t dw_vnni_size(int C, int KH, int KW) { return (size_t)dw_blocks(C) * KH * dw_groups(KW) * 64; }
+
+// The packed weights: the VNNI kernel's bytes (dw_at), then the AVX2 kernel's int16 table (dw2_weights).
+size_t sq_qdw_packed_size(int C, int KH, int KW) { return dw_vnni_size(C, KH, KW) + (size_t)dw_blocks(C) * KH * dw2_pairs(KW) * 64; }
 
 // Where sq_qdw_pack puts the weight of channel c at tap (kh, kw) (G = dw_groups(KW)).
 static inline size_t dw_at(int KH, int G, int c, int kh, int kw) { return (((size_t)(c / 16) * KH + kh) * G + kw / 4) * 64 + (c % 16) * 4 + kw % 4; }
@@ -416,13 +421,31 @@ void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed) {
         for (int kh = 0; kh < KH; kh++)
             for (int kw = 0; kw < KW; kw++)
                 packed[dw_at(KH, G, c, kh, kw)] = w[((size_t)c * KH + kh) * KW + kw];
+    // Per block of 16 channels, kernel row and pair of taps: 2 x 16 int16 in the order vpunpcklwd / vpunpckhwd leave a
+    // pair of widened pixels: (channels 0-3 | 8-11), then (4-7 | 12-15), each channel as (w[2j], w[2j + 1]).
+    int P = dw2_pairs(KW);
+    int16_t *t = (int16_t *)(packed + dw_vnni_size(C, KH, KW));
+    for (int cb = 0; cb < dw_blocks(C); cb++)
+        for (int kh = 0; kh < KH; kh++)
+            for (int j = 0; j < P; j++)
+                for (int h = 0; h < 2; h++)
+                    for (int i = 0; i < 16; i++) {
+                        int c = cb * 16 + (i / 8) * 8 + h * 4 + (i % 8) / 2, kw = 2 * j + i % 2;
+                        *t++ = c < C && kw < KW ? w[((size_t)c * KH + kh) * KW + kw] : 0;
+                    }
 }
 
 static int dw_vnni(void) { return has_vbmi() && sq_cpu_has_vnni(); }
 
+// The AVX2 ring stores every column a pair starts at: every second one when the stride is even.
+static int dw2_colstep(int SW) { return SW % 2 == 0 ? 2 : 1; }
+static int dw2_cols(int KW, int SW, int OW) { return ((OW - 1) * SW + 2 * (dw2_pairs(KW) - 1)) / dw2_colstep(SW) + 1; }
+
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW) {
-    if (!dw_vnni() || KH > 16 || KW > 16) return 0;
-    return (size_t)KH * dw_cols(KW, SW, OW) * dw_blocks(C) * 64;
+    if (KH > 16 || KW > 16) return 0;
+    if (dw_vnni()) return (size_t)KH * dw_cols(KW, SW, OW) * dw_blocks(C) * 64;
+    if (sq_cpu_level() >= 2) return (size_t)KH * dw2_cols(KW, SW, OW) * dw_blocks(C) * 64;
+    return 0;
 }
 
 static int dw_batch(int cs) { return (8 - 4) / cs + 1; }   // stored columns per 8 pixels
@@ -547,58 +570,108 @@ static void dw_run_vnni(const uint8_t *x, int H, int W, int C, int KH, int KW, i
     }
 }
 
-// AVX2 (no VNNI): per 16 channels, taps in pairs. Both taps' bytes widened to int16 and interleaved
-// (vpunpcklwd/vpunpckhwd) meet a table of the two taps' weights in the same order, so each vpmaddwd adds
-// x_t w_t + x_t' w_t' per channel, exact in int32. The unpacks work per 128-bit lane, so the two accumulators
-// hold channels (0-3 | 8-11) and (4-7 | 12-15) until one lane swap at the end. Windows of up to 256 taps.
+// AVX2 (no VNNI): taps in horizontal pairs. A ring of KH padded input rows (slot r % KH, as the VNNI path's) holds,
+// per stored column and block of 16 channels, the pixel there and the one to its right widened to int16 and
+// interleaved by vpunpcklwd / vpunpckhwd (channels 0-3 | 8-11, then 4-7 | 12-15: 64 bytes); pads hold the zero
+// point. Each row is made once, as the windows reach it, so an output pixel costs only loads and vpmaddwd against
+// the packed pair table (a 3x3 window: 6 per half), exact in int32; one lane swap per 16 outputs at the end.
+
+// 16 channels of pixel iw of `row` widened to int16; the zero point outside the row, 0 past the last channel.
+__attribute__((target("avx2")))
+static inline __m256i dw2_pixel(const uint8_t *row, int W, int C, int iw, int c, __m256i z16) {
+    if (iw < 0 || iw >= W) return z16;
+    const uint8_t *p = row + (size_t)iw * C + c;
+    if (C - c >= 16) return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)p));
+    uint8_t t[16] = {0};
+    memcpy(t, p, (size_t)(C - c));   // do not read past the tensor
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)t));
+}
+
+__attribute__((target("avx2")))
+static void dw2_prepare_row(const uint8_t *x, int H, int W, int C, int KW, int SW, int PL, int OW, uint8_t zero, int ih, uint8_t *drow) {
+    int CB = dw_blocks(C), cols = dw2_cols(KW, SW, OW), cs = dw2_colstep(SW);
+    size_t colStride = (size_t)CB * 64;
+    __m256i z16 = _mm256_set1_epi16(zero);
+    if (ih < 0 || ih >= H) {   // a padding row
+        for (size_t i = 0; i < (size_t)cols * CB * 2; i++) _mm256_storeu_si256((__m256i *)drow + i, z16);
+        return;
+    }
+    const uint8_t *row = x + (size_t)ih * W * C;
+    for (int cb = 0; cb < CB; cb++) {
+        __m256i u = dw2_pixel(row, W, C, -PL, cb * 16, z16);
+        for (int s = 0; s < cols; s++) {
+            int iw = s * cs - PL;
+            if (cs != 1) u = dw2_pixel(row, W, C, iw, cb * 16, z16);
+            __m256i v = dw2_pixel(row, W, C, iw + 1, cb * 16, z16);
+            __m256i *o = (__m256i *)(drow + (size_t)s * colStride + (size_t)cb * 64);
+            _mm256_storeu_si256(o, _mm256_unpacklo_epi16(u, v));
+            _mm256_storeu_si256(o + 1, _mm256_unpackhi_epi16(u, v));
+            u = v;
+        }
+    }
+}
+
+// One row of output pixels for the channel block cb, two pixels at a time. KH and P are constants where inlined.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void dw2_row_block(const uint8_t *const *rows, int KH, int P, int OW, int SW, int cs, size_t colStride, int C, int cb,
+                                 const int16_t *table, const sq_qrequant *rq, __m256 hi, __m256i zero16, __m256i lo8, uint8_t *yrow) {
+    const __m256i *wt = (const __m256i *)(table + (size_t)cb * KH * P * 32);
+    int c = cb * 16, cn = C - c < 16 ? C - c : 16;
+    __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + c)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + c + 8));
+    __m256 s0 = _mm256_loadu_ps(rq->scale + c), s1 = _mm256_loadu_ps(rq->scale + c + 8);
+    size_t cbo = (size_t)cb * 64, pair = (size_t)(2 / cs) * colStride, step = (size_t)(SW / cs) * colStride;
+    for (int ow = 0; ow < OW; ow += 2) {
+        int two = ow + 1 < OW;
+        size_t at = (size_t)(ow * SW / cs) * colStride + cbo, at1 = two ? at + step : at;
+        __m256i a0 = _mm256_setzero_si256(), h0 = a0, a1 = a0, h1 = a0;
+        for (int kh = 0; kh < KH; kh++)
+            for (int j = 0; j < P; j++) {
+                const uint8_t *s = rows[kh] + (size_t)j * pair;
+                __m256i wl = _mm256_load_si256(wt + (kh * P + j) * 2), wh = _mm256_load_si256(wt + (kh * P + j) * 2 + 1);
+                a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + at)), wl));
+                h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + at + 32)), wh));
+                a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + at1)), wl));
+                h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(s + at1 + 32)), wh));
+            }
+        __m256i r0 = requant8(_mm256_add_epi32(_mm256_permute2x128_si256(a0, h0, 0x20), b0), s0, hi);
+        __m256i r1 = requant8(_mm256_add_epi32(_mm256_permute2x128_si256(a0, h0, 0x31), b1), s1, hi);
+        __m256i r2 = requant8(_mm256_add_epi32(_mm256_permute2x128_si256(a1, h1, 0x20), b0), s0, hi);
+        __m256i r3 = requant8(_mm256_add_epi32(_mm256_permute2x128_si256(a1, h1, 0x31), b1), s1, hi);
+        __m256i out = pack4_u8_avx2(r0, r1, r2, r3, zero16, lo8);   // pixel ow's 16 bytes, then pixel ow + 1's
+        uint8_t *yp = yrow + (size_t)ow * C + c;
+        if (cn == 16) {
+            _mm_storeu_si128((__m128i *)yp, _mm256_castsi256_si128(out));
+            if (two) _mm_storeu_si128((__m128i *)(yp + C), _mm256_extracti128_si256(out, 1));
+        } else {
+            uint8_t o[32];
+            _mm256_storeu_si256((__m256i *)o, out);
+            memcpy(yp, o, (size_t)cn);
+            if (two) memcpy(yp + C, o + 16, (size_t)cn);
+        }
+    }
+}
+
+// Output rows [oh0, oh1).
 __attribute__((target("avx2,fma")))
 static void dw_run_avx2(const uint8_t *x, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL, int OW, uint8_t zero,
-                        const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int p0, int p1) {
-    int G = dw_groups(KW), T = KH * KW, pairs = (T + 1) / 2;
-    int16_t wt[128][2][16] __attribute__((aligned(32)));
-    uint8_t zrow[16], tail[256][16];
-    memset(zrow, zero, sizeof zrow);
-    const uint8_t *src[257];   // T taps and, for odd T, a partner
-    ptrdiff_t toff[256];
-    for (int t = 0; t < T; t++) toff[t] = ((ptrdiff_t)(t / KW) * W + t % KW) * C;
-    src[T] = zrow;   // the partner of an odd last tap (its weights are 0)
+                        const int8_t *packed, const sq_qrequant *rq, uint8_t *y, uint8_t *ring, int oh0, int oh1) {
+    int CB = dw_blocks(C), P = dw2_pairs(KW), cs = dw2_colstep(SW);
+    size_t colStride = (size_t)CB * 64, rowStride = (size_t)dw2_cols(KW, SW, OW) * colStride;
+    const int16_t *table = (const int16_t *)(packed + dw_vnni_size(C, KH, KW));
     __m256 hi = _mm256_set1_ps((float)(rq->hi - rq->zero));
     __m256i zero16 = _mm256_set1_epi16((short)rq->zero), lo8 = _mm256_set1_epi8((char)rq->lo);
-    for (int c = 0; c < C; c += 16) {
-        int cn = C - c < 16 ? C - c : 16;
-        for (int q = 0; q < pairs; q++)
-            for (int h = 0; h < 2; h++)
-                for (int j = 0; j < 16; j++) {
-                    int t = 2 * q + j % 2, ch = c + (j / 8) * 8 + h * 4 + (j % 8) / 2;
-                    wt[q][h][j] = t < T && ch < C ? packed[dw_at(KH, G, ch, t / KW, t % KW)] : 0;
-                }
-        __m256i b0 = _mm256_loadu_si256((const __m256i *)(rq->bias + c)), b1 = _mm256_loadu_si256((const __m256i *)(rq->bias + c + 8));
-        __m256 s0 = _mm256_loadu_ps(rq->scale + c), s1 = _mm256_loadu_ps(rq->scale + c + 8);
-        for (int p = p0, oh = p0 / OW, ow = p0 % OW; p < p1; p++, ow = ow + 1 < OW ? ow + 1 : (oh++, 0)) {
-            int ih0 = oh * SH - PT, iw0 = ow * SW - PL;
-            if (cn == 16 && ih0 >= 0 && ih0 + KH <= H && iw0 >= 0 && iw0 + KW <= W) {   // the window inside the image
-                const uint8_t *base = x + ((size_t)ih0 * W + iw0) * C + c;
-                for (int t = 0; t < T; t++) src[t] = base + toff[t];
-            } else {
-                for (int t = 0; t < T; t++) {
-                    int ih = ih0 + t / KW, iw = iw0 + t % KW;
-                    const uint8_t *s = ih >= 0 && ih < H && iw >= 0 && iw < W ? x + ((size_t)ih * W + iw) * C + c : zrow;
-                    if (cn < 16 && s != zrow) { memcpy(tail[t], s, (size_t)cn); s = tail[t]; }   // do not read past the tensor
-                    src[t] = s;
-                }
-            }
-            __m256i a = _mm256_setzero_si256(), b = a;
-            for (int q = 0; q < pairs; q++) {
-                __m256i u = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)src[2 * q]));
-                __m256i v = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)src[2 * q + 1]));
-                a = _mm256_add_epi32(a, _mm256_madd_epi16(_mm256_unpacklo_epi16(u, v), _mm256_load_si256((const __m256i *)wt[q][0])));
-                b = _mm256_add_epi32(b, _mm256_madd_epi16(_mm256_unpackhi_epi16(u, v), _mm256_load_si256((const __m256i *)wt[q][1])));
-            }
-            __m256i o0 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x20), b0), o1 = _mm256_add_epi32(_mm256_permute2x128_si256(a, b, 0x31), b1);
-            __m256i r0 = requant8(o0, s0, hi), r1 = requant8(o1, s1, hi);
-            __m128i out = _mm256_castsi256_si128(pack4_u8_avx2(r0, r1, r0, r1, zero16, lo8));
-            if (cn == 16) _mm_storeu_si128((__m128i *)(y + (size_t)p * C + c), out);
-            else { uint8_t o[16]; _mm_storeu_si128((__m128i *)o, out); memcpy(y + (size_t)p * C + c, o, (size_t)cn); }
+    int made = -1;   // the last padded row in the ring
+    const uint8_t *rows[16];
+    for (int oh = oh0; oh < oh1; oh++) {
+        int top = oh * SH;
+        for (int r = made + 1 > top ? made + 1 : top; r < top + KH; r++) dw2_prepare_row(x, H, W, C, KW, SW, PL, OW, zero, r - PT, ring + (size_t)(r % KH) * rowStride);
+        made = top + KH - 1;
+        for (int kh = 0; kh < KH; kh++) rows[kh] = ring + (size_t)((top + kh) % KH) * rowStride;
+        uint8_t *yrow = y + (size_t)oh * OW * C;
+        for (int cb = 0; cb < CB; cb++) {
+            if (KH == 3 && P == 2) dw2_row_block(rows, 3, 2, OW, SW, cs, colStride, C, cb, table, rq, hi, zero16, lo8, yrow);
+            else if (KH == 5 && P == 3) dw2_row_block(rows, 5, 3, OW, SW, cs, colStride, C, cb, table, rq, hi, zero16, lo8, yrow);
+            else dw2_row_block(rows, KH, P, OW, SW, cs, colStride, C, cb, table, rq, hi, zero16, lo8, yrow);
         }
     }
 }
@@ -643,7 +716,7 @@ static void dw_run_plain(const uint8_t *x, int H, int W, int C, int KH, int KW, 
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
                 int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1) {
     if (scratch && dw_vnni() && KH <= 16 && KW <= 16) dw_run_vnni(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
-    else if (sq_cpu_level() >= 2 && KH * KW <= 256) dw_run_avx2(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
+    else if (scratch && sq_cpu_level() >= 2 && KH <= 16 && KW <= 16) dw_run_avx2(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, scratch, oh0, oh1);
     else dw_run_plain(x, H, W, C, KH, KW, SH, SW, PT, PL, OW, zero, packed, rq, y, oh0 * OW, oh1 * OW);
 }
 

@@ -225,8 +225,8 @@ public enum FastInteger {
         }
     }
 
-    /// Bytes of scratch `depthwise` needs for `g` with up to `threads` threads (the VNNI path's rings of padded,
-    /// tap-interleaved input rows; 0 without it).
+    /// Bytes of scratch `depthwise` needs for `g` with up to `threads` threads (the VNNI and AVX2 paths' rings of
+    /// padded, tap-interleaved input rows; 0 on the portable loop).
     public static func depthwiseScratchBytes(_ g: ConvGeometry, threads: Int) -> Int {
         max(1, threads) * sq_qdw_scratch_size(Int32(g.channels), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideW), Int32(g.outWidth))
     }

@@ -146,14 +146,15 @@ void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int K
 /// Depthwise convolution (dilation 1) of NHWC uint8: acc = sum over all KH x KW taps of x * w, where taps outside
 /// the image read `zero` (so the bias must hold bias - zero * sum(w)), then requant. Weights packed by
 /// sq_qdw_pack: per block of 16 channels, per kernel row, per group of 4 columns, 16 channels x 4 taps (int8,
-/// zero past KW and C).
+/// zero past KW and C); then the AVX2 kernel's table of the same weights as int16, in pairs of columns.
 size_t sq_qdw_packed_size(int C, int KH, int KW);
 /// Packs ONNX depthwise weights w[C][KH][KW].
 void sq_qdw_pack(int C, int KH, int KW, const int8_t *w, int8_t *packed);
-/// Bytes of scratch one call of sq_qdw_run needs on the VNNI path (0 when it is not used): a ring of KH rows of a
-/// padded copy of the input in which each pixel holds, per channel, its byte and the next 3 pixels' (OW outputs).
+/// Bytes of scratch one call of sq_qdw_run needs on the VNNI or the AVX2 path (0 when neither is used): a ring of KH
+/// rows of a padded copy of the input in which each pixel holds, per channel, its byte and the next 3 pixels' (VNNI),
+/// or its value and the next pixel's as int16 (AVX2).
 size_t sq_qdw_scratch_size(int C, int KH, int KW, int SW, int OW);
-/// Output rows [oh0, oh1): the VNNI path when `scratch` is given (see sq_qdw_scratch_size), else the AVX2 or the
+/// Output rows [oh0, oh1): the VNNI or the AVX2 path when `scratch` is given (see sq_qdw_scratch_size), else the
 /// portable loop.
 void sq_qdw_run(const uint8_t *x, uint8_t *scratch, int H, int W, int C, int KH, int KW, int SH, int SW, int PT, int PL,
                 int OW, uint8_t zero, const int8_t *packed, const sq_qrequant *rq, uint8_t *y, int oh0, int oh1);
