@@ -75,7 +75,7 @@ model-kinds: build venv
 	$(PY) scripts/model_kinds.py $(BIN)
 
 ## libFuzzer targets (Fuzz/): the ONNX reader, the calibration table reader, the JPEG/PNG decoders, each for
-## FUZZ_SECONDS after replaying its regression inputs. CI runs it with FUZZ_SECONDS=60.
+## FUZZ_SECONDS after replaying its regression inputs. CI runs it with FUZZ_SECONDS=30 (its 30-minute budget on 2 cores).
 FUZZ_SECONDS ?= 600
 fuzz: build
 	scripts/fuzz.sh $(FUZZ_SECONDS)
