@@ -46,6 +46,8 @@ public final class PackedMatrix: @unchecked Sendable {
     let data: UnsafeMutablePointer<Float>
     /// Row-panel height of the packing (row ranges handed to threads are multiples of it).
     let panel: Int
+    /// The instruction level it was packed for (the products use that level's micro-kernel).
+    var level: Int { Int(data[0]) }
 
     /// Packs row-major `data` (rows × cols, row stride `ld`).
     public init(rows: Int, cols: Int, data: UnsafePointer<Float>, ld: Int) {
@@ -223,19 +225,20 @@ public enum Fast {
     /// output rows, each band's im2col matrix at most `im2colBandFloats` (or one row) so that the product reads it from
     /// cache: the PP-OCRv4 detector's 3x3 convolutions from 96 channels at 160x160 unfolded 88 MB each and ran at a
     /// quarter of peak. Threads take every threads-th band. The same sums as unfolding the whole matrix (each output
-    /// is summed over K in the same blocks whatever columns the product is given).
+    /// is summed over K in the same blocks whatever columns the product is given). The bands differ by at most a row
+    /// and, with threads, are as many as a multiple of them (`bandCount`): SqueezeNet's 13-row maps went in bands of 11 and 2 rows,
+    /// one thread idle most of the layer.
     static func convInBands(_ x: UnsafePointer<Float>, channels: Int, _ a: PackedMatrix, _ g: ConvGeometry, c: UnsafeMutablePointer<Float>,
                             bias: UnsafePointer<Float>?, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
         let k = a.cols, ow = g.outWidth, ohw = g.outHeight * ow
-        let rowsPerBand = max(1, im2colBandFloats / (k * ow))
-        let bands = (g.outHeight + rowsPerBand - 1) / rowsPerBand
-        let parts = max(1, min(threads, bands)), bandSize = k * rowsPerBand * ow
+        let bands = bandCount(rows: g.outHeight, maxRows: max(1, im2colBandFloats / (k * ow)), threads: threads)
+        let parts = max(1, min(threads, bands)), bandSize = k * ((g.outHeight + bands - 1) / bands) * ow
         let buffer = scratch.floats(parts * bandSize)
         parallelFor(parts, threads: threads) { p in
             let col = buffer + p * bandSize
             var band = p
             while band < bands {
-                let oh0 = band * rowsPerBand, rows = min(g.outHeight, oh0 + rowsPerBand) - oh0, n = rows * ow
+                let oh0 = band * g.outHeight / bands, rows = (band + 1) * g.outHeight / bands - oh0, n = rows * ow
                 // Output rows oh0 ..< oh0 + rows are rows 0 ..< rows of the same convolution with its top pad moved up.
                 sq_im2col(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
                           Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop - oh0 * g.strideH), Int32(g.padLeft), Int32(rows), Int32(ow),
@@ -245,6 +248,50 @@ public enum Fast {
                 band += parts
             }
         }
+    }
+
+    /// Whether `convIndirect` runs `g`: stride 1 on AVX2, at least 64 products per output (with fewer, copying the
+    /// outputs out of the padded grid costs more than the unfolding saved: 3 -> 64 channels at 224x224 ran 1.3x slower),
+    /// and at most an eighth of the padded grid's columns wasted (13x13 maps, 2 of 15, ran no faster).
+    static func indirectApplies(_ g: ConvGeometry, _ a: PackedMatrix) -> Bool {
+        let hp = g.height + g.padTop + g.padBottom, wp = g.width + g.padLeft + g.padRight
+        return !g.isPointwise && g.strideH == 1 && g.strideW == 1 && a.level == 2 && a.cols >= 64 && 8 * (wp - g.outWidth) <= wp
+            && hp >= g.outHeight + (g.kernelH - 1) * g.dilationH && wp >= g.outWidth + (g.kernelW - 1) * g.dilationW
+    }
+
+    /// A stride-1 convolution group on AVX2 without im2col (`sq_conv_indirect_band`): the input with its pads written
+    /// out (split between the threads by channels), then bands of output rows, each product into a tile of at most
+    /// `im2colBandFloats` (or one row) and copied out. Threads take every threads-th band. The same bits as
+    /// `convInBands`.
+    static func convIndirect(_ x: UnsafePointer<Float>, channels: Int, _ a: PackedMatrix, _ g: ConvGeometry, c: UnsafeMutablePointer<Float>,
+                             bias: UnsafePointer<Float>?, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
+        let hp = g.height + g.padTop + g.padBottom, wp = g.width + g.padLeft + g.padRight, oh = g.outHeight, ow = g.outWidth
+        let bands = bandCount(rows: oh, maxRows: max(1, im2colBandFloats / (a.rows * wp)), threads: threads)
+        let parts = max(1, min(threads, bands)), padded = channels * hp * wp + 32
+        let tileFloats = a.rows * (((oh + bands - 1) / bands * wp + 15) / 16 * 16)
+        let buffer = scratch.floats(padded + parts * tileFloats)
+        let padParts = threads > 1 && channels >= 2 && channels * hp * wp >= 1 << 14 ? min(threads, channels) : 1
+        parallelFor(padParts, threads: threads) { p in
+            sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop), Int32(g.padLeft), Int32(hp), Int32(wp),
+                          Int32(channels * p / padParts), Int32(channels * (p + 1) / padParts), buffer)
+        }
+        parallelFor(parts, threads: threads) { p in
+            var band = p
+            while band < bands {
+                let oh0 = band * oh / bands, rows = (band + 1) * oh / bands - oh0
+                sq_conv_indirect_band(Int32(a.rows), a.data, buffer, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
+                                      Int32(g.dilationH), Int32(g.dilationW), Int32(oh0), Int32(rows), Int32(ow), buffer + padded + p * tileFloats,
+                                      c, Int32(oh * ow), bias, lo, hi)
+                band += parts
+            }
+        }
+    }
+
+    /// How many bands `rows` go in: enough for bands of at most `maxRows`, then up to a multiple of `threads` (at most
+    /// one band per row). Band b is rows b·rows/count ..< (b+1)·rows/count, so bands differ by at most one row.
+    static func bandCount(rows: Int, maxRows: Int, threads: Int) -> Int {
+        let count = (rows + maxRows - 1) / maxRows
+        return threads > 1 ? min(rows, (count + threads - 1) / threads * threads) : count
     }
 
     /// C[m×n] = A·B for a left-hand side that changes every call (MatMul, Gemm on activations): A is packed
@@ -317,6 +364,11 @@ public enum Fast {
             for grp in 0..<g.group {
                 let xg = xn + grp * cpg * hw
                 var b = UnsafePointer(xg)
+                if indirectApplies(g, packed[grp]) {
+                    convIndirect(xg, channels: cpg, packed[grp], g, c: yn + grp * mpg * ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi,
+                                 scratch: scratch, threads: threads)
+                    continue
+                }
                 if !g.isPointwise && sq_cpu_level() < 3 && k * ohw > Fast.im2colBandFloats {
                     convInBands(xg, channels: cpg, packed[grp], g, c: yn + grp * mpg * ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi,
                                 scratch: scratch, threads: threads)

@@ -80,6 +80,52 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// Stride-1 convolutions on AVX2 run without im2col (`sq_conv_indirect_band` on a padded copy): the same bits as
+    /// im2col + the packed product. Bands shared by two threads, K over one 256-row block, dilation, uneven pads, one
+    /// row, a 2x2 kernel, rows of output channels that are not a multiple of the 6-row panels, two groups; then shapes
+    /// left to im2col (few products per output, a 13x13 map).
+    func testIndirectConvEqualsIm2colProductBitForBit() throws {
+        defer { _ = sq_set_cpu_level(-1) }
+        guard sq_set_cpu_level(-1) >= 2 else { throw XCTSkip("no AVX2 on this CPU") }
+        _ = sq_set_cpu_level(2)
+        // (channels, outChannels, group, H, W, kernel, dilation, pads top/left/bottom/right)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, [Int])] = [
+            (16, 64, 1, 55, 55, 3, 1, [1, 1, 1, 1]), (30, 7, 1, 9, 40, 3, 2, [2, 2, 2, 2]), (8, 8, 1, 1, 40, 3, 1, [1, 1, 1, 1]),
+            (8, 11, 1, 10, 40, 5, 1, [0, 1, 2, 3]), (16, 12, 2, 17, 30, 3, 1, [1, 0, 1, 2]), (20, 9, 1, 6, 30, 2, 1, [0, 0, 1, 1]),
+            (12, 20, 1, 90, 90, 3, 1, [1, 1, 1, 1]),
+            (3, 8, 1, 9, 30, 3, 1, [1, 1, 1, 1]), (64, 37, 1, 13, 13, 3, 1, [1, 1, 1, 1]),
+        ]
+        for (c, m, grp, h, w, k, d, pads) in cases {
+            let oh = h + pads[0] + pads[2] - (k - 1) * d, ow = w + pads[1] + pads[3] - (k - 1) * d
+            let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: grp, kernelH: k, kernelW: k,
+                                 strideH: 1, strideW: 1, dilationH: d, dilationW: d, padTop: pads[0], padLeft: pads[1], padBottom: pads[2],
+                                 padRight: pads[3], outHeight: oh, outWidth: ow)
+            let x = random(c * h * w), wt = random(m * c / grp * k * k), bias = random(m)
+            let cpg = c / grp, mpg = m / grp, kk = cpg * k * k, ohw = oh * ow
+            let packed = (0..<grp).map { gi in wt.withUnsafeBufferPointer { PackedMatrix(rows: mpg, cols: kk, data: $0.baseAddress! + gi * mpg * kk, ld: kk) } }
+            var want = [Float](repeating: 0, count: m * ohw), col = [Float](repeating: 0, count: kk * ohw)
+            for gi in 0..<grp {
+                x.withUnsafeBufferPointer { xp in
+                    sq_im2col(xp.baseAddress! + gi * cpg * h * w, Int32(cpg), Int32(h), Int32(w), Int32(k), Int32(k), 1, 1, Int32(d), Int32(d),
+                              Int32(pads[0]), Int32(pads[1]), Int32(oh), Int32(ow), 0, Int32(oh), &col)
+                }
+                bias.withUnsafeBufferPointer { bp in
+                    want.withUnsafeMutableBufferPointer { yp in
+                        Fast.gemm(packed[gi], b: col, ldb: ohw, n: ohw, c: yp.baseAddress! + gi * mpg * ohw, ldc: ohw, bias: bp.baseAddress! + gi * mpg,
+                                  lo: -0.5, hi: 0.7, threads: 1)
+                    }
+                }
+            }
+            for threads in [1, 2] {
+                var got = [Float](repeating: .nan, count: m * ohw)
+                Fast.conv(x: x, packed: packed, depthwise: nil, bias: bias, y: &got, g, lo: -0.5, hi: 0.7, scratch: Scratch(), threads: threads)
+                if let i = (0..<got.count).first(where: { got[$0].bitPattern != want[$0].bitPattern }) {
+                    XCTFail("threads \(threads) \(g): [\(i)] \(got[i]) vs im2col + product \(want[i])")
+                }
+            }
+        }
+    }
+
     /// Depthwise with the pads TensorFlow's SAME gives stride 2 (none before, one after) and other uneven pads: the
     /// last output rows and columns read past the image on one side only.
     func testDepthwiseUnevenPads() {

@@ -25,6 +25,15 @@ int sq_packed_mr(const float *packedA);
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                     int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate);
 
+/// Channels [c0, c1) of x[C][H][W] into xpad[C][Hp][Wp] at row PT, column PL, zeros around.
+void sq_pad_planes(const float *x, int C, int H, int W, int PT, int PL, int Hp, int Wp, int c0, int c1, float *xpad);
+/// Output rows [oh0, oh0 + rows) of a stride-1 convolution on xpad (sq_pad_planes; Hp, Wp the padded sizes, and at
+/// least 16 readable floats past the last plane) with weights packed at level 2 (AVX2) by sq_pack_a (M x C·KH·KW),
+/// into y[M][ohw] at row·OW: + bias[m], clamped to [lo, hi]. `tile` holds M x round_up((rows - 1)·Wp + OW, 16)
+/// floats. The sums of im2col + sq_gemm_packed, bit for bit.
+void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C, int Hp, int Wp, int KH, int KW, int DH, int DW,
+                           int oh0, int rows, int OW, float *tile, float *y, int ohw, const float *bias, float lo, float hi);
+
 /// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow], for
 /// output rows [oh0, oh1) (the other columns of col are left alone).
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
