@@ -1,5 +1,5 @@
 // Single-precision GEMM in the Goto/BLIS style: A packed once into MR-row panels, B packed per call into
-// NR-column panels in KC x NC blocks (AVX-512 reads B in place instead), an MR x NR register-blocked
+// NR-column panels in KC x NC blocks (AVX-512, and AVX2 for at most 24 rows, read B in place instead), an MR x NR register-blocked
 // micro-kernel per instruction set.
 #include "CKernels.h"
 #include <immintrin.h>
@@ -207,15 +207,15 @@ static void kernel_avx2_half(int kc, const float *a, const float *b, float *C, i
     merge_tile(t, 8, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
-// The 6 x 16 AVX2 micro-kernel. B's row k is at b + 16k (a packed panel) or, when `rows` is given, at rows[k] + col
-// (sq_conv_indirect_band).
+// The 6 x 16 AVX2 micro-kernel. B's row k is at b + ldb·k (16 in a packed panel) or, when `rows` is given, at
+// rows[k] + col (sq_conv_indirect_band).
 __attribute__((target("avx2,fma"), always_inline))
-static inline void kernel_avx2_body(int kc, const float *a, const float *b, const float *const *rows, size_t col, float *C, int ldc,
-                                    int mr, int nr, int load, int last, const float *bias, float lo, float hi) {
+static inline void kernel_avx2_body(int kc, const float *a, const float *b, size_t ldb, const float *const *rows, size_t col, float *C,
+                                    int ldc, int mr, int nr, int load, int last, const float *bias, float lo, float hi) {
     __m256 acc[6][2];
     for (int i = 0; i < 6; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
     for (int k = 0; k < kc; k++) {
-        const float *bk = rows ? rows[k] + col : b + (size_t)16 * k;
+        const float *bk = rows ? rows[k] + col : b + ldb * k;
         __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
         for (int i = 0; i < 6; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
@@ -249,13 +249,20 @@ __attribute__((target("avx2,fma")))
 static void kernel_avx2(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                         int load, int last, const float *bias, float lo, float hi) {
     if (nr <= 8) { kernel_avx2_half(kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi); return; }
-    kernel_avx2_body(kc, a, b, NULL, 0, C, ldc, mr, nr, load, last, bias, lo, hi);
+    kernel_avx2_body(kc, a, b, 16, NULL, 0, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+// 16 columns of B read where they lie, rows ldb floats apart.
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_inplace(int kc, const float *a, const float *b, size_t ldb, float *C, int ldc, int mr,
+                                int load, int last, const float *bias, float lo, float hi) {
+    kernel_avx2_body(kc, a, b, ldb, NULL, 0, C, ldc, mr, 16, load, last, bias, lo, hi);
 }
 
 __attribute__((target("avx2,fma")))
 static void kernel_avx2_indirect(int kc, const float *a, const float *const *rows, size_t col, float *C, int ldc, int mr,
                                  int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx2_body(kc, a, NULL, rows, col, C, ldc, mr, 16, load, last, bias, lo, hi);
+    kernel_avx2_body(kc, a, NULL, 0, rows, col, C, ldc, mr, 16, load, last, bias, lo, hi);
 }
 
 static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
@@ -319,6 +326,21 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
                         kernel_avx512_inplace(mr, kc, ap, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i0 * ldc + j, ldc, m, w, load, last,
                                               bias && !accumulate ? bias + i0 : NULL, lo, hi);
                     }
+                }
+                continue;
+            }
+            if (level == 2 && M <= 24) {
+                // At most 4 row panels share the packed columns: reading B in place is cheaper than packing it
+                // (kernel bench, 1 thread: 64 -> 16 channels at 55x55 98 -> 89 us, 96 -> 24 at 56x56 179 -> 158; with
+                // 32 or more rows no gain). Whole panels in place, a last partial one packed.
+                int jf = j0 + (j1 - j0) / 16 * 16;
+                if (jf < j1) pack_b(kc, jf, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
+                for (int i0 = m0; i0 < m1; i0 += mr) {
+                    const float *ap = ablock + (size_t)i0 * kc, *bi = bias && !accumulate ? bias + i0 : NULL;
+                    int m = m1 - i0 < mr ? m1 - i0 : mr;
+                    for (int j = j0; j < jf; j += 16)
+                        kernel_avx2_inplace(kc, ap, B + (size_t)k0 * ldb + j, (size_t)ldb, C + (size_t)i0 * ldc + j, ldc, m, load, last, bi, lo, hi);
+                    if (jf < j1) kern(kc, ap, b_scratch, C + (size_t)i0 * ldc + jf, ldc, m, j1 - jf, load, last, bi, lo, hi);
                 }
                 continue;
             }
