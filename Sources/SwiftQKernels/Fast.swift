@@ -259,29 +259,29 @@ public enum Fast {
             && hp >= g.outHeight + (g.kernelH - 1) * g.dilationH && wp >= g.outWidth + (g.kernelW - 1) * g.dilationW
     }
 
-    /// A stride-1 convolution group on AVX2 without im2col (`sq_conv_indirect_band`): the input with its pads written
-    /// out (split between the threads by channels), then bands of output rows, each product into a tile of at most
-    /// `im2colBandFloats` (or one row) and copied out. Threads take every threads-th band. The same bits as
-    /// `convInBands`.
+    /// A stride-1 convolution group on AVX2 without im2col (`sq_conv_indirect_band`), in bands of output rows: per
+    /// band, the input rows it reads with their pads written out, then the product into a tile and copied out. A band's
+    /// tile and its padded rows are each at most `im2colBandFloats` (or one row), so the scratch stays that small whatever
+    /// the image (a padded copy of the whole input held the PP-OCRv4 detector's peak memory 11% higher). Threads take
+    /// every threads-th band. The same bits as `convInBands`.
     static func convIndirect(_ x: UnsafePointer<Float>, channels: Int, _ a: PackedMatrix, _ g: ConvGeometry, c: UnsafeMutablePointer<Float>,
                              bias: UnsafePointer<Float>?, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
-        let hp = g.height + g.padTop + g.padBottom, wp = g.width + g.padLeft + g.padRight, oh = g.outHeight, ow = g.outWidth
-        let bands = bandCount(rows: oh, maxRows: max(1, im2colBandFloats / (a.rows * wp)), threads: threads)
-        let parts = max(1, min(threads, bands)), padded = channels * hp * wp + 32
-        let tileFloats = a.rows * (((oh + bands - 1) / bands * wp + 15) / 16 * 16)
-        let buffer = scratch.floats(padded + parts * tileFloats)
-        let padParts = threads > 1 && channels >= 2 && channels * hp * wp >= 1 << 14 ? min(threads, channels) : 1
-        parallelFor(padParts, threads: threads) { p in
-            sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop), Int32(g.padLeft), Int32(hp), Int32(wp),
-                          Int32(channels * p / padParts), Int32(channels * (p + 1) / padParts), buffer)
-        }
+        let wp = g.width + g.padLeft + g.padRight, oh = g.outHeight, ow = g.outWidth, reach = (g.kernelH - 1) * g.dilationH
+        let maxRows = max(1, min(im2colBandFloats / (a.rows * wp), im2colBandFloats / (channels * wp) - reach))
+        let bands = bandCount(rows: oh, maxRows: maxRows, threads: threads)
+        let parts = max(1, min(threads, bands)), most = (oh + bands - 1) / bands
+        let padFloats = channels * (most + reach) * wp + 32, tileFloats = a.rows * ((most * wp + 15) / 16 * 16)
+        let buffer = scratch.floats(parts * (padFloats + tileFloats))
         parallelFor(parts, threads: threads) { p in
+            let xpad = buffer + p * (padFloats + tileFloats), tile = xpad + padFloats
             var band = p
             while band < bands {
-                let oh0 = band * oh / bands, rows = (band + 1) * oh / bands - oh0
-                sq_conv_indirect_band(Int32(a.rows), a.data, buffer, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
-                                      Int32(g.dilationH), Int32(g.dilationW), Int32(oh0), Int32(rows), Int32(ow), buffer + padded + p * tileFloats,
-                                      c, Int32(oh * ow), bias, lo, hi)
+                let oh0 = band * oh / bands, rows = (band + 1) * oh / bands - oh0, hp = rows + reach
+                // Padded rows oh0 ..< oh0 + hp: the band is rows 0 ..< rows of the same convolution with its top pad moved up.
+                sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop - oh0), Int32(g.padLeft), Int32(hp), Int32(wp),
+                              0, Int32(channels), xpad)
+                sq_conv_indirect_band(Int32(a.rows), a.data, xpad, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
+                                      Int32(g.dilationH), Int32(g.dilationW), 0, Int32(rows), Int32(ow), tile, c + oh0 * ow, Int32(oh * ow), bias, lo, hi)
                 band += parts
             }
         }
