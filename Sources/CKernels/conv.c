@@ -65,6 +65,7 @@ static float *dw_buffer(size_t n) {
         free(dw_scratch);
         dw_capacity = n + 1024;
         dw_scratch = aligned_alloc(64, ((dw_capacity * sizeof(float)) + 63) / 64 * 64);
+        sq_release_at_thread_exit();
     }
     return dw_scratch;
 }

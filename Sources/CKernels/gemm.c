@@ -3,6 +3,7 @@
 // micro-kernel per instruction set.
 #include "CKernels.h"
 #include <immintrin.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -288,6 +289,19 @@ void sq_release_thread_buffers(void) {
     sq_release_qgemm_scratch();
 }
 
+// The thread-local scratch buffers are also freed when their thread ends, whoever made it (a Dispatch worker running
+// an interpreter retires with no call to sq_release_thread_buffers, and LeakSanitizer saw its buffer lost): each
+// allocation marks the thread under a pthread key whose destructor releases them.
+static pthread_key_t release_key;
+static pthread_once_t release_once = PTHREAD_ONCE_INIT;
+static void release_at_exit(void *unused) { (void)unused; sq_release_thread_buffers(); }
+static void make_release_key(void) { pthread_key_create(&release_key, release_at_exit); }
+
+void sq_release_at_thread_exit(void) {
+    pthread_once(&release_once, make_release_key);
+    if (!pthread_getspecific(release_key)) pthread_setspecific(release_key, (void *)1);
+}
+
 int sq_packed_mr(const float *packedA) { return (int)packedA[1]; }
 
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
@@ -296,7 +310,10 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
     int level = (int)packedA[0], mr = (int)packedA[1], nr, unused;
     tile_shape(level, &unused, &nr);
     micro_kernel kern = level == 3 ? (mr == 8 ? kernel_avx512_8 : kernel_avx512) : level == 2 ? kernel_avx2 : kernel_portable;
-    if (!b_scratch && level != 3) b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
+    if (!b_scratch && level != 3) {
+        b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
+        sq_release_at_thread_exit();
+    }
     const float *A = packedA + HEADER;
     int Mp = round_up(M, mr);
     if (m1 > M) m1 = M;
@@ -360,11 +377,11 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
 }
 
 // ---- Stride-1 convolutions without im2col (AVX2) --------------------------------------------------------------------
-// On a copy of the input with its pads written out (rows Wp floats long), output (oh, ow) and tap (c, kh, kw) read
-// xpad[c][oh + kh·DH][ow + kw·DW]: with j = oh·Wp + ow, that is rows[k][j] for rows[k] = xpad + c·Hp·Wp + kh·DH·Wp +
-// kw·DW. So B is K row pointers into the copy and 16 consecutive j are 16 consecutive floats: the micro-kernel reads
-// them where they lie. The products are taken on the padded grid (Wp - OW wasted columns per row) into a scratch
-// tile and copied out. Nothing is unfolded or packed: with SqueezeNet's 3x3 convolutions im2col and the packing of
+// On a copy of the input rows a band of output rows reads, with their pads written out (rows Wp floats long), output
+// (oh, ow) and tap (c, kh, kw) read xpad[c][oh + kh·DH][ow + kw·DW]: with j = oh·Wp + ow, that is rows[k][j] for
+// rows[k] = xpad + c·Hp·Wp + kh·DH·Wp + kw·DW. So B is K row pointers into the copy and 16 consecutive j are 16
+// consecutive floats: the micro-kernel reads them where they lie. The products are taken on the padded grid (Wp - OW
+// wasted columns per row) into a scratch tile and copied out. Nothing is unfolded or packed: with SqueezeNet's 3x3 convolutions im2col and the packing of
 // its columns had taken about a third of the time. Same sums as sq_gemm_packed, bit for bit (k in the same order
 // and KC blocks).
 

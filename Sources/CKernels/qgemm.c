@@ -284,6 +284,7 @@ static void *qgemm_buffer(size_t bytes) {
         free(qgemm_scratch);
         qgemm_capacity = (bytes + 4095) / 4096 * 4096;
         qgemm_scratch = aligned_alloc(64, qgemm_capacity);
+        sq_release_at_thread_exit();
         if (!qgemm_scratch) abort();
     }
     return qgemm_scratch;

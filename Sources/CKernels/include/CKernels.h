@@ -47,6 +47,9 @@ void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
 /// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
 /// Frees the scratch the kernels keep per thread (GEMM packing, depthwise phases); call on a thread that ends.
 void sq_release_thread_buffers(void);
+/// Marks the calling thread so that its scratch buffers are released when it ends (the kernels call it when they
+/// allocate one).
+void sq_release_at_thread_exit(void);
 void sq_gram(const float *x, int k, int n, float *h);
 void sq_gram_ref(const float *x, int k, int n, float *h);
 /// dst[a*k + c] += h[a*k + c] (widened to double) for c <= a: the lower triangle of a k x k float matrix added to doubles.
