@@ -1,6 +1,7 @@
 // Convolution helpers: im2col for the GEMM path and a direct depthwise kernel. The loops are written so the
 // compiler vectorizes the innermost one; target_clones builds AVX-512, AVX2 and portable versions.
 #include "CKernels.h"
+#include "scratch.h"
 #include "simd.h"
 #include <stdlib.h>
 #include <string.h>
@@ -49,27 +50,6 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
     }
 }
 
-
-
-static _Thread_local float *dw_scratch;
-static _Thread_local size_t dw_capacity;
-
-void sq_release_dw_scratch(void) {
-    free(dw_scratch);
-    dw_scratch = NULL;
-    dw_capacity = 0;
-}
-
-static float *dw_buffer(size_t n) {
-    if (n > dw_capacity) {
-        free(dw_scratch);
-        dw_capacity = n + 1024;
-        dw_scratch = aligned_alloc(64, ((dw_capacity * sizeof(float)) + 63) / 64 * 64);
-        sq_release_at_thread_exit();
-    }
-    return dw_scratch;
-}
-
 // Four output rows (stride 1, dilation 1 vertically) of 16 columns: every loaded input vector serves all
 // the output rows whose window covers it, so loads drop from 4*KH to KH+3 per column tap. KH is a constant
 // at each call site, so the loops unroll completely.
@@ -110,7 +90,7 @@ void sq_depthwise(const float *x, int H, int W, const float *w, int KH, int KW, 
     int OWv = (OW + 15) / 16 * 16;
     int Wq = OWv + ((KW - 1) * DW) / SW + 1;              // phase row length, with room for the last vector
     size_t phase_size = (size_t)Hp * Wq;
-    float *buf = dw_buffer(phase_size * SW + 16);
+    float *buf = sq_thread_scratch(SQ_SCRATCH_DEPTHWISE, sizeof(float) * (phase_size * SW + 16));
     int taps = KH * KW;
     int tap_off[64], col_off[64];
     int big = taps > 64 || KW > 64;

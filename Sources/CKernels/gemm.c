@@ -2,6 +2,7 @@
 // NR-column panels in KC x NC blocks (AVX-512, and AVX2 for at most 24 rows, read B in place instead), an MR x NR register-blocked
 // micro-kernel per instruction set.
 #include "CKernels.h"
+#include "scratch.h"
 #include <immintrin.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -277,16 +278,14 @@ static void kernel_portable(int kc, const float *a, const float *b, float *C, in
     merge_tile(t, 8, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
-static _Thread_local float *b_scratch;
-
-void sq_release_dw_scratch(void);
-void sq_release_qgemm_scratch(void);
+static _Thread_local struct { void *p; size_t capacity; } scratch[SQ_SCRATCH_SLOTS];
 
 void sq_release_thread_buffers(void) {
-    free(b_scratch);
-    b_scratch = NULL;
-    sq_release_dw_scratch();
-    sq_release_qgemm_scratch();
+    for (int i = 0; i < SQ_SCRATCH_SLOTS; i++) {
+        free(scratch[i].p);
+        scratch[i].p = NULL;
+        scratch[i].capacity = 0;
+    }
 }
 
 // The thread-local scratch buffers are also freed when their thread ends, whoever made it (a Dispatch worker running
@@ -297,9 +296,21 @@ static pthread_once_t release_once = PTHREAD_ONCE_INIT;
 static void release_at_exit(void *unused) { (void)unused; sq_release_thread_buffers(); }
 static void make_release_key(void) { pthread_key_create(&release_key, release_at_exit); }
 
-void sq_release_at_thread_exit(void) {
+static void release_at_thread_exit(void) {
     pthread_once(&release_once, make_release_key);
     if (!pthread_getspecific(release_key)) pthread_setspecific(release_key, (void *)1);
+}
+
+void *sq_thread_scratch(int slot, size_t bytes) {
+    if (bytes > scratch[slot].capacity) {
+        free(scratch[slot].p);
+        size_t capacity = (bytes + 4095) / 4096 * 4096;
+        scratch[slot].p = aligned_alloc(64, capacity);
+        if (!scratch[slot].p) abort();
+        scratch[slot].capacity = capacity;
+        release_at_thread_exit();
+    }
+    return scratch[slot].p;
 }
 
 int sq_packed_mr(const float *packedA) { return (int)packedA[1]; }
@@ -310,10 +321,7 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
     int level = (int)packedA[0], mr = (int)packedA[1], nr, unused;
     tile_shape(level, &unused, &nr);
     micro_kernel kern = level == 3 ? (mr == 8 ? kernel_avx512_8 : kernel_avx512) : level == 2 ? kernel_avx2 : kernel_portable;
-    if (!b_scratch && level != 3) {
-        b_scratch = aligned_alloc(64, sizeof(float) * KC * (NC + 32));
-        sq_release_at_thread_exit();
-    }
+    float *b_scratch = level == 3 ? NULL : sq_thread_scratch(SQ_SCRATCH_PACK_B, sizeof(float) * KC * (NC + 32));
     const float *A = packedA + HEADER;
     int Mp = round_up(M, mr);
     if (m1 > M) m1 = M;

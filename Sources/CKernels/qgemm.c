@@ -5,6 +5,7 @@
 // zero point (see sq_qrequant, and FixedPointMultiplier for the same function in integers). The AVX-512 paths
 // and the portable ones (compiled for AVX2 and generic x86-64) give the same bytes.
 #include "CKernels.h"
+#include "scratch.h"
 #include "simd.h"
 #include <immintrin.h>
 #if defined(__x86_64__) || defined(__i386__)
@@ -268,28 +269,6 @@ static void widen_rows_avx2(const uint8_t *X, int ldx, int n, int K4, int32_t *o
 
 #define AVX2_NP 6
 
-// The AVX2 GEMM's widened weights and rows: one buffer per thread, grown when needed and kept (big-K layers would
-// otherwise map and fault in fresh pages on every call); freed by sq_release_thread_buffers.
-static _Thread_local void *qgemm_scratch;
-static _Thread_local size_t qgemm_capacity;
-
-void sq_release_qgemm_scratch(void) {
-    free(qgemm_scratch);
-    qgemm_scratch = NULL;
-    qgemm_capacity = 0;
-}
-
-static void *qgemm_buffer(size_t bytes) {
-    if (bytes > qgemm_capacity) {
-        free(qgemm_scratch);
-        qgemm_capacity = (bytes + 4095) / 4096 * 4096;
-        qgemm_scratch = aligned_alloc(64, qgemm_capacity);
-        sq_release_at_thread_exit();
-        if (!qgemm_scratch) abort();
-    }
-    return qgemm_scratch;
-}
-
 // Pixels are taken in chunks whose widened rows stay near L1 (each chunk meets every 16-channel block, widened per
 // chunk); within a chunk, tiles of 16 channels x AVX2_NP pixels. Per pixel and 4 k: two broadcasts, four vpmaddwd.
 __attribute__((target("avx2,fma")))
@@ -301,7 +280,7 @@ static void gemm_avx2(int M, int K, const uint8_t *X, int ldx, const int8_t *W, 
     __m256 hi = _mm256_set1_ps((float)(rq->hi - rq->zero));
     __m256i zero16 = _mm256_set1_epi16((short)rq->zero), lo8 = _mm256_set1_epi8((char)rq->lo);
     size_t wide_bytes = (size_t)G * 128;   // a multiple of 64: the rows after it stay aligned
-    int16_t *wide = qgemm_buffer(wide_bytes + (size_t)chunk * K4 * 2 + 32);
+    int16_t *wide = sq_thread_scratch(SQ_SCRATCH_QGEMM, wide_bytes + (size_t)chunk * K4 * 2 + 32);
     int32_t *xw = (int32_t *)((char *)wide + wide_bytes);
     for (int pc = p0; pc < p1; pc += chunk) {
         int pn = p1 - pc < chunk ? p1 - pc : chunk;

@@ -44,12 +44,10 @@ int sq_cholesky(const double *a, int n, double *l);
 /// inv = (L Lᵀ)⁻¹ from the lower Cholesky factor l; m is n x n scratch (it receives L⁻¹).
 void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
 
-/// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
-/// Frees the scratch the kernels keep per thread (GEMM packing, depthwise phases); call on a thread that ends.
+/// Frees the scratch the kernels keep per thread (float GEMM packing, depthwise phases, int8 GEMM rows); the end of
+/// the thread frees it too.
 void sq_release_thread_buffers(void);
-/// Marks the calling thread so that its scratch buffers are released when it ends (the kernels call it when they
-/// allocate one).
-void sq_release_at_thread_exit(void);
+/// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
 void sq_gram(const float *x, int k, int n, float *h);
 void sq_gram_ref(const float *x, int k, int n, float *h);
 /// dst[a*k + c] += h[a*k + c] (widened to double) for c <= a: the lower triangle of a k x k float matrix added to doubles.
