@@ -58,12 +58,15 @@ public final class Interpreter: @unchecked Sendable {
     let concatPlan: ConcatPlan
     /// Seconds spent per op type over all runs so far, when `Options.profile` is on.
     public private(set) var profile: [String: Double] = [:]
-    /// Seconds spent per node (display name, op type, first output's shape), in run order, with `Options.profile`.
+    /// Seconds spent per node (display name, op type, first output's shape), in run order, with `Options.profile`:
+    /// `seconds` over all runs so far, `best` the fastest single run of the node (on a noisy machine the mean of a
+    /// node swings with whatever else ran; its best is what the kernel can do there).
     /// `macs`: the multiply-accumulates of a Conv, ConvTranspose, Gemm or MatMul step (0 for other ops).
-    public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double, macs: Int)] {
-        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0], stepMACs[$0]) }
+    public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double, best: Double, macs: Int)] {
+        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0], stepBest[$0], stepMACs[$0]) }
     }
     private var stepSeconds: [Double] = []
+    private var stepBest: [Double] = []
     private var stepShapes: [[Int]] = []
     private var stepMACs: [Int] = []
     let profiling: Bool
@@ -171,6 +174,7 @@ public final class Interpreter: @unchecked Sendable {
         var remaining = useCounts
         if profiling && stepSeconds.isEmpty {
             stepSeconds = Array(repeating: 0, count: steps.count)
+            stepBest = Array(repeating: .infinity, count: steps.count)
             stepShapes = Array(repeating: [], count: steps.count)
             stepMACs = Array(repeating: 0, count: steps.count)
         }
@@ -202,6 +206,7 @@ public final class Interpreter: @unchecked Sendable {
                     let t = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
                     profile[step.node.opType, default: 0] += t
                     stepSeconds[index] += t
+                    stepBest[index] = min(stepBest[index], t)
                     // A Conv that wrote into a concatenation returned no tensor, only its output's shape.
                     let shape = inPlaceShape ?? outs.first?.shape
                     stepShapes[index] = shape ?? []

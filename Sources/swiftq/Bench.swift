@@ -16,8 +16,8 @@ struct Bench: ParsableCommand {
             --seconds (at least --min-runs times); the median and best run times are reported. --profile adds \
             the time per op type and the slowest nodes; on the float runtime each Conv/Gemm/MatMul also gets its \
             GFLOP/s and the fraction of this machine's peak (fused multiply-adds measured on --threads threads), \
-            and --json lists every node. A swiftq int8 model whose weight file (OUT.swq) lies beside it \
-            runs on the integer runtime, as `swiftq eval` runs it.
+            and --json lists every node (its mean and best time per run). A swiftq int8 model whose weight \
+            file (OUT.swq) lies beside it runs on the integer runtime, as `swiftq eval` runs it.
             """
     )
 
@@ -115,7 +115,7 @@ struct Bench: ParsableCommand {
             // Per node of the float runtime, per run: time, multiply-accumulates, GFLOP/s.
             let runs = Double(times.count + warmup)
             let nodes = integer == nil && profile ? interp.nodeProfile.map { n in
-                (node: n.node, op: n.opType, shape: n.shape, ms: n.seconds / runs * 1000, macs: n.macs, gflops: n.seconds > 0 ? Double(2 * n.macs) * runs / n.seconds / 1e9 : 0)
+                (node: n.node, op: n.opType, shape: n.shape, ms: n.seconds / runs * 1000, bestMs: n.best * 1000, macs: n.macs, gflops: n.seconds > 0 ? Double(2 * n.macs) * runs / n.seconds / 1e9 : 0)
             } : []
             let macs = nodes.reduce(0) { $0 + $1.macs }
             let peak = nodes.isEmpty ? nil : PeakThroughput.measure(threads: threads)
@@ -152,7 +152,7 @@ struct Bench: ParsableCommand {
                 if let peak {
                     o["peak_gflops"] = peak / 1e9
                     o["macs"] = macs
-                    o["nodes"] = nodes.map { ["node": $0.node, "op": $0.op, "shape": $0.shape, "ms": $0.ms, "macs": $0.macs, "gflops": $0.gflops] as [String: Any] }
+                    o["nodes"] = nodes.map { ["node": $0.node, "op": $0.op, "shape": $0.shape, "ms": $0.ms, "best_ms": $0.bestMs, "macs": $0.macs, "gflops": $0.gflops] as [String: Any] }
                 }
                 try writeJSON(o, to: json, outputs: outputs)
             }
