@@ -262,9 +262,9 @@ static void kernel_avx2_inplace(int kc, const float *a, const float *b, size_t l
 }
 
 __attribute__((target("avx2,fma")))
-static void kernel_avx2_indirect(int kc, const float *a, const float *const *rows, size_t col, float *C, int ldc, int mr,
+static void kernel_avx2_indirect(int kc, const float *a, const float *const *rows, size_t col, float *C, int ldc, int mr, int nr,
                                  int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx2_body(kc, a, NULL, 0, rows, col, C, ldc, mr, 16, load, last, bias, lo, hi);
+    kernel_avx2_body(kc, a, NULL, 0, rows, col, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
 static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
@@ -422,12 +422,73 @@ void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C
         for (int i0 = 0; i0 < M; i0 += mr) {
             int m = M - i0 < mr ? M - i0 : mr;
             for (int j = 0; j < n; j += 16)
-                kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j0 + j, tile + (size_t)i0 * ldt + j, ldt, m, load, last,
+                kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j0 + j, tile + (size_t)i0 * ldt + j, ldt, m, 16, load, last,
                                      bias ? bias + i0 : NULL, lo, hi);
         }
     }
     for (int m = 0; m < M; m++)
         for (int r = 0; r < rows; r++) memcpy(y + (size_t)m * ohw + (size_t)(oh0 + r) * OW, tile + (size_t)m * ldt + (size_t)r * Wp, sizeof(float) * OW);
+}
+
+// ---- Stride-1 convolutions on shifted copies (AVX2) ----------------------------------------------------------------
+// The same products without the padded grid's wasted columns: per kernel column kw, a copy of the band's input rows
+// shifted by kw·DW - PL with zeros where the shift leaves the image, rows OW floats long (xq[kw][c][r][ow] =
+// x[c][r - PT][ow + kw·DW - PL]). Then output j = oh·OW + ow and tap (c, kh, kw) read xq[kw][c] + kh·DH·OW + j: B's
+// row k is a pointer and 16 consecutive outputs are 16 consecutive floats, across row ends too, so the micro-kernel
+// writes y where it lies (no tile, no copy-out) and no column is wasted (the padded grid wasted 2 of 15 on a 13x13 map).
+
+void sq_shift_planes(const float *x, int C, int H, int W, int KW, int DW, int PT, int PL, int Hq, int OW, float *xq) {
+    int ra = PT > 0 ? PT : 0, rb = H + PT < Hq ? H + PT : Hq;   // copy rows [ra, rb) hold image rows ra - PT ...
+    if (rb < ra) rb = ra;
+    for (int kw = 0; kw < KW; kw++) {
+        int off = kw * DW - PL;                                  // xq column ow reads image column ow + off
+        for (int c = 0; c < C; c++) {
+            const float *xc = x + (size_t)c * H * W + (size_t)(ra - PT) * W;
+            float *o = xq + ((size_t)kw * C + c) * Hq * OW;
+            memset(o, 0, sizeof(float) * (size_t)ra * OW);
+            memset(o + (size_t)rb * OW, 0, sizeof(float) * (size_t)(Hq - rb) * OW);
+            float *d = o + (size_t)ra * OW;
+            if (OW == W && off > -W && off < W) {
+                // Rows as long as the image's: one copy of the block shifted by off, then the columns the shift
+                // wrapped over from the neighbouring row set to zero.
+                size_t count = (size_t)(rb - ra) * W;
+                if (count == 0) continue;
+                if (off <= 0) memcpy(d - off, xc, sizeof(float) * (count + off));
+                else memcpy(d, xc + off, sizeof(float) * (count - off));
+                int z0 = off < 0 ? 0 : W - off, z1 = off < 0 ? -off : W;
+                for (int r = ra; r < rb; r++) memset(o + (size_t)r * OW + z0, 0, sizeof(float) * (z1 - z0));
+                continue;
+            }
+            int ow0 = off < 0 ? -off : 0, ow1 = W - off < OW ? W - off : OW;
+            if (ow0 > OW) ow0 = OW;
+            if (ow1 < ow0) ow1 = ow0;
+            for (int r = ra; r < rb; r++, d += OW, xc += W) {
+                memset(d, 0, sizeof(float) * ow0);
+                memcpy(d + ow0, xc + ow0 + off, sizeof(float) * (ow1 - ow0));
+                memset(d + ow1, 0, sizeof(float) * (OW - ow1));
+            }
+        }
+    }
+}
+
+void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, int Hq, int KH, int KW, int DH, int rows, int OW,
+                          float *y, int ldy, const float *bias, float lo, float hi) {
+    int K = C * KH * KW, mr = (int)packedA[1], Mp = round_up(M, mr), n = rows * OW;
+    const float *A = packedA + HEADER, *brow[KC];
+    for (int k0 = 0; k0 < K; k0 += KC) {
+        int kc = K - k0 < KC ? K - k0 : KC, load = k0 > 0, last = k0 + kc == K;
+        for (int k = k0; k < k0 + kc; k++) {
+            int c = k / (KH * KW), kh = k / KW % KH, kw = k % KW;
+            brow[k - k0] = xq + ((size_t)kw * C + c) * Hq * OW + (size_t)kh * DH * OW;
+        }
+        const float *ablock = A + (size_t)Mp * k0;
+        for (int i0 = 0; i0 < M; i0 += mr) {
+            int m = M - i0 < mr ? M - i0 : mr;
+            for (int j = 0; j < n; j += 16)
+                kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j, y + (size_t)i0 * ldy + j, ldy, m, n - j < 16 ? n - j : 16,
+                                     load, last, bias ? bias + i0 : NULL, lo, hi);
+        }
+    }
 }
 
 // ---- Products with few columns (1x1 convolutions on 7x7 and 14x14 maps) ------------------------------------------

@@ -250,38 +250,58 @@ public enum Fast {
         }
     }
 
-    /// Whether `convIndirect` runs `g`: stride 1 on AVX2, at least 64 products per output (with fewer, copying the
-    /// outputs out of the padded grid costs more than the unfolding saved: 3 -> 64 channels at 224x224 ran 1.3x slower),
-    /// and at most an eighth of the padded grid's columns wasted (13x13 maps, 2 of 15, ran no faster).
-    static func indirectApplies(_ g: ConvGeometry, _ a: PackedMatrix) -> Bool {
+    /// How `convIndirect` runs `g`, if it does: stride 1 on AVX2, at least 64 products per output (with fewer, copying
+    /// the outputs out of the padded grid costs more than the unfolding saved: 3 -> 64 channels at 224x224 ran 1.3x
+    /// slower). On the padded grid when at most an eighth of its columns are wasted; on small maps (13x13: 2 of 15
+    /// wasted) on copies shifted per kernel column instead, which waste none but touch KW times the cache lines per
+    /// tile (kernel bench, 1 thread, 3x3 convolutions: 64 -> 256 channels at 13x13 649 -> 578 us, 48 -> 192 363 -> 324; but
+    /// 32 -> 128 at 27x27 653 -> 685, 96 -> 96 at 40x40 2985 -> 3773).
+    enum IndirectCopy { case padded, shifted }
+
+    static func indirectCopy(_ g: ConvGeometry, _ a: PackedMatrix) -> IndirectCopy? {
         let hp = g.height + g.padTop + g.padBottom, wp = g.width + g.padLeft + g.padRight
-        return !g.isPointwise && g.strideH == 1 && g.strideW == 1 && a.level == 2 && a.cols >= 64 && 8 * (wp - g.outWidth) <= wp
-            && hp >= g.outHeight + (g.kernelH - 1) * g.dilationH && wp >= g.outWidth + (g.kernelW - 1) * g.dilationW
+        guard !g.isPointwise && g.strideH == 1 && g.strideW == 1 && a.level == 2 && a.cols >= 64
+            && hp >= g.outHeight + (g.kernelH - 1) * g.dilationH && wp >= g.outWidth + (g.kernelW - 1) * g.dilationW else { return nil }
+        return 8 * (wp - g.outWidth) <= wp ? .padded : .shifted
     }
 
-    /// A stride-1 convolution group on AVX2 without im2col (`sq_conv_indirect_band`), in bands of output rows: per
-    /// band, the input rows it reads with their pads written out, then the product into a tile and copied out. A band's
-    /// tile and its padded rows are each at most `im2colBandFloats` (or one row), so the scratch stays that small whatever
-    /// the image (a padded copy of the whole input held the PP-OCRv4 detector's peak memory 11% higher). Threads take
-    /// every threads-th band. The same bits as `convInBands`.
-    static func convIndirect(_ x: UnsafePointer<Float>, channels: Int, _ a: PackedMatrix, _ g: ConvGeometry, c: UnsafeMutablePointer<Float>,
-                             bias: UnsafePointer<Float>?, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
+    /// A stride-1 convolution group on AVX2 without im2col, in bands of output rows. Per band, the input rows it reads
+    /// are copied, then the micro-kernel reads B's rows through pointers into the copy:
+    /// - `.padded`: the rows with their pads written out (`sq_pad_planes`); the products on the padded grid go into a
+    ///   tile and are copied out (`sq_conv_indirect_band`);
+    /// - `.shifted`: one copy per kernel column (`sq_shift_planes`); the products go straight into y
+    ///   (`sq_conv_shifted_band`).
+    /// A band's tile and its copy are each at most `im2colBandFloats` (or one row), so the scratch stays that small
+    /// whatever the image (a padded copy of the whole input held the PP-OCRv4 detector's peak memory 11% higher).
+    /// Threads take every threads-th band. The same bits as `convInBands`.
+    static func convIndirect(_ x: UnsafePointer<Float>, channels: Int, _ a: PackedMatrix, _ g: ConvGeometry, copy: IndirectCopy,
+                             c: UnsafeMutablePointer<Float>, bias: UnsafePointer<Float>?, lo: Float, hi: Float, scratch: Scratch, threads: Int) {
         let wp = g.width + g.padLeft + g.padRight, oh = g.outHeight, ow = g.outWidth, reach = (g.kernelH - 1) * g.dilationH
-        let maxRows = max(1, min(im2colBandFloats / (a.rows * wp), im2colBandFloats / (channels * wp) - reach))
+        let shifted = copy == .shifted
+        let rowFloats = shifted ? g.kernelW * channels * ow : channels * wp   // floats of copy per input row
+        let copyRows = max(1, im2colBandFloats / rowFloats - reach)
+        let maxRows = shifted ? copyRows : max(1, min(im2colBandFloats / (a.rows * wp), copyRows))
         let bands = bandCount(rows: oh, maxRows: maxRows, threads: threads)
         let parts = max(1, min(threads, bands)), most = (oh + bands - 1) / bands
-        let padFloats = channels * (most + reach) * wp + 32, tileFloats = a.rows * ((most * wp + 15) / 16 * 16)
-        let buffer = scratch.floats(parts * (padFloats + tileFloats))
+        let copyFloats = rowFloats * (most + reach) + 32, tileFloats = shifted ? 0 : a.rows * ((most * wp + 15) / 16 * 16)
+        let buffer = scratch.floats(parts * (copyFloats + tileFloats))
         parallelFor(parts, threads: threads) { p in
-            let xpad = buffer + p * (padFloats + tileFloats), tile = xpad + padFloats
+            let xcopy = buffer + p * (copyFloats + tileFloats), tile = xcopy + copyFloats
             var band = p
             while band < bands {
                 let oh0 = band * oh / bands, rows = (band + 1) * oh / bands - oh0, hp = rows + reach
-                // Padded rows oh0 ..< oh0 + hp: the band is rows 0 ..< rows of the same convolution with its top pad moved up.
-                sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop - oh0), Int32(g.padLeft), Int32(hp), Int32(wp),
-                              0, Int32(channels), xpad)
-                sq_conv_indirect_band(Int32(a.rows), a.data, xpad, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
-                                      Int32(g.dilationH), Int32(g.dilationW), 0, Int32(rows), Int32(ow), tile, c + oh0 * ow, Int32(oh * ow), bias, lo, hi)
+                // Copy rows oh0 ..< oh0 + hp: the band is rows 0 ..< rows of the same convolution with its top pad moved up.
+                if shifted {
+                    sq_shift_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.kernelW), Int32(g.dilationW), Int32(g.padTop - oh0),
+                                    Int32(g.padLeft), Int32(hp), Int32(ow), xcopy)
+                    sq_conv_shifted_band(Int32(a.rows), a.data, xcopy, Int32(channels), Int32(hp), Int32(g.kernelH), Int32(g.kernelW),
+                                         Int32(g.dilationH), Int32(rows), Int32(ow), c + oh0 * ow, Int32(oh * ow), bias, lo, hi)
+                } else {
+                    sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop - oh0), Int32(g.padLeft), Int32(hp), Int32(wp),
+                                  0, Int32(channels), xcopy)
+                    sq_conv_indirect_band(Int32(a.rows), a.data, xcopy, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
+                                          Int32(g.dilationH), Int32(g.dilationW), 0, Int32(rows), Int32(ow), tile, c + oh0 * ow, Int32(oh * ow), bias, lo, hi)
+                }
                 band += parts
             }
         }
@@ -364,9 +384,9 @@ public enum Fast {
             for grp in 0..<g.group {
                 let xg = xn + grp * cpg * hw
                 var b = UnsafePointer(xg)
-                if indirectApplies(g, packed[grp]) {
-                    convIndirect(xg, channels: cpg, packed[grp], g, c: yn + grp * mpg * ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi,
-                                 scratch: scratch, threads: threads)
+                if let copy = indirectCopy(g, packed[grp]) {
+                    convIndirect(xg, channels: cpg, packed[grp], g, copy: copy, c: yn + grp * mpg * ohw, bias: bias.map { $0 + grp * mpg },
+                                 lo: lo, hi: hi, scratch: scratch, threads: threads)
                     continue
                 }
                 if !g.isPointwise && sq_cpu_level() < 3 && k * ohw > Fast.im2colBandFloats {

@@ -102,10 +102,12 @@ final class FastKernelTests: XCTestCase {
         XCTAssertEqual(c[0], (0..<30).reduce(Float(0)) { $0 + a[$1] * b[$1 * 40] }, accuracy: 1e-4)
     }
 
-    /// Stride-1 convolutions on AVX2 run without im2col (`sq_conv_indirect_band` on a padded copy): the same bits as
-    /// im2col + the packed product. Bands shared by two threads, K over one 256-row block, dilation, uneven pads, one
-    /// row, a 2x2 kernel, rows of output channels that are not a multiple of the 6-row panels, two groups; then shapes
-    /// left to im2col (few products per output, a 13x13 map).
+    /// Stride-1 convolutions on AVX2 run without im2col (`sq_conv_indirect_band` on a padded copy, or on small maps
+    /// `sq_conv_shifted_band` on copies shifted per kernel column): the same bits as im2col + the packed product. Bands
+    /// shared by two threads, K over one 256-row block, dilation, uneven pads, one row, a 2x2 kernel, rows of output
+    /// channels that are not a multiple of the 6-row panels, two groups; on shifted copies also output rows narrower
+    /// than the image's, shifts of two columns each way, and several bands; then a shape left to im2col (few products
+    /// per output).
     func testIndirectConvEqualsIm2colProductBitForBit() throws {
         defer { _ = sq_set_cpu_level(-1) }
         guard sq_set_cpu_level(-1) >= 2 else { throw XCTSkip("no AVX2 on this CPU") }
@@ -115,8 +117,16 @@ final class FastKernelTests: XCTestCase {
             (16, 64, 1, 55, 55, 3, 1, [1, 1, 1, 1]), (30, 7, 1, 9, 40, 3, 2, [2, 2, 2, 2]), (8, 8, 1, 1, 40, 3, 1, [1, 1, 1, 1]),
             (8, 11, 1, 10, 40, 5, 1, [0, 1, 2, 3]), (16, 12, 2, 17, 30, 3, 1, [1, 0, 1, 2]), (20, 9, 1, 6, 30, 2, 1, [0, 0, 1, 1]),
             (12, 20, 1, 90, 90, 3, 1, [1, 1, 1, 1]),
-            (3, 8, 1, 9, 30, 3, 1, [1, 1, 1, 1]), (64, 37, 1, 13, 13, 3, 1, [1, 1, 1, 1]),
+            (64, 37, 1, 13, 13, 3, 1, [1, 1, 1, 1]), (8, 11, 1, 10, 10, 5, 1, [1, 1, 1, 1]), (30, 7, 1, 7, 7, 3, 2, [2, 2, 2, 2]),
+            (16, 12, 2, 9, 9, 3, 1, [1, 0, 1, 2]), (200, 6, 1, 12, 12, 3, 1, [1, 1, 1, 1]), (12, 5, 1, 4, 4, 3, 1, [2, 2, 0, 0]),
+            (3, 8, 1, 9, 30, 3, 1, [1, 1, 1, 1]),
         ]
+        // Shifted copies where more than an eighth of the padded grid's columns would be wasted.
+        let shifted = cases.filter { c in
+            let wp = c.4 + c.7[1] + c.7[3], ow = wp - (c.5 - 1) * c.6
+            return 8 * (wp - ow) > wp && c.0 / c.2 * c.5 * c.5 >= 64
+        }
+        XCTAssertEqual(shifted.count, 6, "the cases meant for shifted copies")
         for (c, m, grp, h, w, k, d, pads) in cases {
             let oh = h + pads[0] + pads[2] - (k - 1) * d, ow = w + pads[1] + pads[3] - (k - 1) * d
             let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: grp, kernelH: k, kernelW: k,

@@ -34,6 +34,14 @@ void sq_pad_planes(const float *x, int C, int H, int W, int PT, int PL, int Hp, 
 void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C, int Hp, int Wp, int KH, int KW, int DH, int DW,
                            int oh0, int rows, int OW, float *tile, float *y, int ohw, const float *bias, float lo, float hi);
 
+/// The rows [0, Hq) of x[C][H][W] padded by PT on top, shifted per kernel column: xq[kw][c][r][ow] =
+/// x[c][r - PT][ow + kw·DW - PL] for ow in [0, OW), 0 outside the image (KW·C·Hq·OW floats).
+void sq_shift_planes(const float *x, int C, int H, int W, int KW, int DW, int PT, int PL, int Hq, int OW, float *xq);
+/// Output rows [0, rows) of a stride-1 convolution on xq (sq_shift_planes, Hq = rows + (KH - 1)·DH, and at least 16
+/// readable floats past its end) with weights packed at level 2 (AVX2) by sq_pack_a (M x C·KH·KW), into y[m·ldy +
+/// oh·OW + ow]: + bias[m], clamped to [lo, hi]. The sums of im2col + sq_gemm_packed, bit for bit.
+void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, int Hq, int KH, int KW, int DH, int rows, int OW,
+                          float *y, int ldy, const float *bias, float lo, float hi);
 /// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow], for
 /// output rows [oh0, oh1) (the other columns of col are left alone).
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
