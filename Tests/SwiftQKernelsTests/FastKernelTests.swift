@@ -307,6 +307,8 @@ final class FastKernelTests: XCTestCase {
         // (H, W, kernel, stride, pad begin, pad end): ceil_mode-style windows past the end, 16-wide edges
         let cases: [(Int, Int, Int, Int, Int, Int)] = [
             (111, 111, 3, 2, 0, 0), (56, 56, 3, 2, 0, 1), (13, 40, 3, 1, 1, 1), (9, 33, 3, 2, 1, 1), (7, 7, 2, 2, 0, 1), (10, 17, 5, 3, 2, 2),
+            // 3x3 max pooling on rows narrower than a vector, pads of two
+            (5, 6, 3, 1, 1, 1), (4, 3, 3, 2, 1, 1), (6, 9, 3, 1, 2, 2), (8, 12, 3, 2, 2, 2), (27, 27, 3, 2, 0, 0),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
