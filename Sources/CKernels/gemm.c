@@ -472,8 +472,9 @@ void sq_shift_planes(const float *x, int C, int H, int W, int KW, int DW, int PT
 }
 
 void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, int Hq, int KH, int KW, int DH, int rows, int OW,
-                          float *y, int ldy, const float *bias, float lo, float hi) {
+                          float *y, int ldy, const float *bias, float lo, float hi, int m0, int m1) {
     int K = C * KH * KW, mr = (int)packedA[1], Mp = round_up(M, mr), n = rows * OW;
+    if (m1 > M) m1 = M;
     const float *A = packedA + HEADER, *brow[KC];
     for (int k0 = 0; k0 < K; k0 += KC) {
         int kc = K - k0 < KC ? K - k0 : KC, load = k0 > 0, last = k0 + kc == K;
@@ -482,8 +483,8 @@ void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, i
             brow[k - k0] = xq + ((size_t)kw * C + c) * Hq * OW + (size_t)kh * DH * OW;
         }
         const float *ablock = A + (size_t)Mp * k0;
-        for (int i0 = 0; i0 < M; i0 += mr) {
-            int m = M - i0 < mr ? M - i0 : mr;
+        for (int i0 = m0; i0 < m1; i0 += mr) {
+            int m = m1 - i0 < mr ? m1 - i0 : mr;
             for (int j = 0; j < n; j += 16)
                 kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j, y + (size_t)i0 * ldy + j, ldy, m, n - j < 16 ? n - j : 16,
                                      load, last, bias ? bias + i0 : NULL, lo, hi);

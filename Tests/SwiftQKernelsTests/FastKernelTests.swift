@@ -106,8 +106,8 @@ final class FastKernelTests: XCTestCase {
     /// `sq_conv_shifted_band` on copies shifted per kernel column): the same bits as im2col + the packed product. Bands
     /// shared by two threads, K over one 256-row block, dilation, uneven pads, one row, a 2x2 kernel, rows of output
     /// channels that are not a multiple of the 6-row panels, two groups; on shifted copies also output rows narrower
-    /// than the image's, shifts of two columns each way, and several bands; then a shape left to im2col (few products
-    /// per output).
+    /// than the image's, shifts of two columns each way, several bands, and small maps split between two threads by
+    /// output channels (13x13 with 37, 7x7 with 40); then a shape left to im2col (few products per output).
     func testIndirectConvEqualsIm2colProductBitForBit() throws {
         defer { _ = sq_set_cpu_level(-1) }
         guard sq_set_cpu_level(-1) >= 2 else { throw XCTSkip("no AVX2 on this CPU") }
@@ -119,6 +119,7 @@ final class FastKernelTests: XCTestCase {
             (12, 20, 1, 90, 90, 3, 1, [1, 1, 1, 1]),
             (64, 37, 1, 13, 13, 3, 1, [1, 1, 1, 1]), (8, 11, 1, 10, 10, 5, 1, [1, 1, 1, 1]), (30, 7, 1, 7, 7, 3, 2, [2, 2, 2, 2]),
             (16, 12, 2, 9, 9, 3, 1, [1, 0, 1, 2]), (200, 6, 1, 12, 12, 3, 1, [1, 1, 1, 1]), (12, 5, 1, 4, 4, 3, 1, [2, 2, 0, 0]),
+            (24, 40, 1, 7, 7, 3, 1, [1, 1, 1, 1]),
             (3, 8, 1, 9, 30, 3, 1, [1, 1, 1, 1]),
         ]
         // Shifted copies where more than an eighth of the padded grid's columns would be wasted.
@@ -126,7 +127,7 @@ final class FastKernelTests: XCTestCase {
             let wp = c.4 + c.7[1] + c.7[3], ow = wp - (c.5 - 1) * c.6
             return 8 * (wp - ow) > wp && c.0 / c.2 * c.5 * c.5 >= 64
         }
-        XCTAssertEqual(shifted.count, 6, "the cases meant for shifted copies")
+        XCTAssertEqual(shifted.count, 7, "the cases meant for shifted copies")
         for (c, m, grp, h, w, k, d, pads) in cases {
             let oh = h + pads[0] + pads[2] - (k - 1) * d, ow = w + pads[1] + pads[3] - (k - 1) * d
             let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: grp, kernelH: k, kernelW: k,

@@ -39,9 +39,10 @@ void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C
 void sq_shift_planes(const float *x, int C, int H, int W, int KW, int DW, int PT, int PL, int Hq, int OW, float *xq);
 /// Output rows [0, rows) of a stride-1 convolution on xq (sq_shift_planes, Hq = rows + (KH - 1)·DH, and at least 16
 /// readable floats past its end) with weights packed at level 2 (AVX2) by sq_pack_a (M x C·KH·KW), into y[m·ldy +
-/// oh·OW + ow]: + bias[m], clamped to [lo, hi]. The sums of im2col + sq_gemm_packed, bit for bit.
+/// oh·OW + ow] for rows m in [m0, m1) (m0 a multiple of sq_packed_mr): + bias[m], clamped to [lo, hi]. The sums of
+/// im2col + sq_gemm_packed, bit for bit.
 void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, int Hq, int KH, int KW, int DH, int rows, int OW,
-                          float *y, int ldy, const float *bias, float lo, float hi);
+                          float *y, int ldy, const float *bias, float lo, float hi, int m0, int m1);
 /// im2col for one group of a 2-D convolution on one image: col[(c*KH + kh)*KW + kw][oh*OW + ow], for
 /// output rows [oh0, oh1) (the other columns of col are left alone).
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
