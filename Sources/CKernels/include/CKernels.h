@@ -118,7 +118,8 @@ void sq_pool2d(const float *x, int H, int W, int KH, int KW, int SH, int SW, int
 void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int p1);
 /// y[i] = a[i*sa] op b[i*sb] for i < n; op 0 add, 1 sub, 2 mul, 3 div, 4 PRelu (a < 0 ? a*b : a).
 void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y, int n);
-/// Elementwise activation op of n floats (0 Relu, 1 Clip [a, b], 2 HardSigmoid(a, b), 3 HardSwish, 4 LeakyRelu(a)).
+/// Elementwise activation op of n floats (0 Relu, 1 Clip [a, b], 2 HardSigmoid(a, b), 3 HardSwish, 4 LeakyRelu(a),
+/// 5 Sigmoid).
 void sq_unary(int op, const float *x, float *y, int n, float a, float b);
 
 /// The smallest and largest of x[0..<n] (NaNs ignored; +inf / -inf when n is 0).

@@ -56,7 +56,7 @@ struct UnaryOp: Operator {
     }
 
     /// sq_unary's op codes (Clip, 1, is run by `clip`).
-    static let fastCodes: [String: Int32] = ["Relu": 0, "HardSigmoid": 2, "HardSwish": 3, "LeakyRelu": 4]
+    static let fastCodes: [String: Int32] = ["Relu": 0, "HardSigmoid": 2, "HardSwish": 3, "LeakyRelu": 4, "Sigmoid": 5]
 
     /// The vectorized activation `code` over n floats, in contiguous ranges on `threads` threads.
     static func fast(_ code: Int32, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ n: Int, _ a: Float, _ b: Float, threads: Int) {
