@@ -66,3 +66,31 @@ void sq_unary(int op, const float *x, float *y, int n, float a, float b) {
     default: for (int i = 0; i < n; i++) { float v = x[i]; y[i] = v < 0.0f ? v * a : v; } break;
     }
 }
+
+// dst[i * stride] += src[i] for i < n: ConvTranspose's col2im, one row of columns into its output row. Stride 2 (the
+// detectors' 2x2 upsamplings) adds eight sources into the even lanes of sixteen outputs at a time, the odd lanes
+// kept as they are; other strides one by one.
+CLONES
+void sq_col2im_add(float *dst, const float *src, int n, int stride) {
+    int i = 0;
+    if (stride == 1) {
+        for (; i < n; i++) dst[i] += src[i];
+        return;
+    }
+    if (stride == 2) {
+        // i + 8 < n: the sixteen outputs end before the last even one, so the odd lane written back (unchanged) is
+        // never past the row (the next plane may be another thread's).
+        typedef float v8 __attribute__((ext_vector_type(8)));
+        for (; i + 8 < n; i += 8) {
+            v16 d;
+            v8 s;
+            __builtin_memcpy(&d, dst + 2 * i, sizeof d);
+            __builtin_memcpy(&s, src + i, sizeof s);
+            v16 spread = __builtin_shufflevector(s, (v8)0, 0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+            v16 sum = d + spread;
+            d = __builtin_shufflevector(sum, d, 0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31);
+            __builtin_memcpy(dst + 2 * i, &d, sizeof d);
+        }
+    }
+    for (; i < n; i++) dst[(size_t)i * stride] += src[i];
+}

@@ -121,6 +121,8 @@ void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y,
 /// Elementwise activation op of n floats (0 Relu, 1 Clip [a, b], 2 HardSigmoid(a, b), 3 HardSwish, 4 LeakyRelu(a),
 /// 5 Sigmoid).
 void sq_unary(int op, const float *x, float *y, int n, float a, float b);
+/// dst[i·stride] += src[i] for i < n (ConvTranspose's col2im, one row).
+void sq_col2im_add(float *dst, const float *src, int n, int stride);
 
 /// The smallest and largest of x[0..<n] (NaNs ignored; +inf / -inf when n is 0).
 void sq_minmax(const float *x, size_t n, float *mn, float *mx);

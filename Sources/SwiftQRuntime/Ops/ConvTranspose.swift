@@ -1,3 +1,4 @@
+import CKernels
 import SwiftQCore
 import SwiftQKernels
 
@@ -80,35 +81,41 @@ struct ConvTransposeOp: OwnsOneScratch {
             let bias = b.map { UnsafePointer($0.f) }
             for p in 0..<(n * m) { (yp + p * plane).update(repeating: bias.map { $0[p % m] } ?? 0, count: plane) }
             let wt = transposed ?? ConvTransposeOp.transpose(w.floatArray(), shape: w.shape, group: group)
-            let rows = mpg * kh * kw, hw = h * wd, oh = out[0], ow = out[1]
-            let cols = ctx.alloc(.float, [rows, hw])
+            let rows = mpg * kh * kw, oh = out[0], ow = out[1]
+            // In bands of input rows whose columns stay in cache (at most 256 KiB): the whole image's columns were written
+            // out and read back from memory (the PP-OCRv4 detector's 2x2 upsampling to 24 x 320 x 320: 9.8 MB of them).
+            let band = max(1, min(h, (1 << 16) / max(1, rows * wd)))
+            let cols = ctx.alloc(.float, [rows, band * wd])
             defer { ctx.pool.give(cols.storage) }
             let colp = UnsafePointer(cols.f), xp = UnsafePointer(x.f)
             for b0 in 0..<n {
                 for g in 0..<group {
-                    wt[g].withUnsafeBufferPointer { a in
-                        Fast.matmul(m: rows, n: hw, k: cpg, a: a.baseAddress!, lda: cpg, b: xp + (b0 * c + g * cpg) * hw, ldb: hw,
-                                    c: cols.f, ldc: hw, scratch: scratch, threads: ctx.threads)
-                    }
-                    // col2im: column row (mo, a, e) adds into output (g·M/group + mo, ih·s − pad + a·d, iw·s − pad + e·d);
-                    // output channels split between threads (each writes its own planes).
-                    parallelRanges(mpg, minimum: 2, threads: ctx.threads) { range in
-                        for mo in range {
-                            let dstPlane = yp + (b0 * m + g * mpg + mo) * oh * ow
-                            for a in 0..<kh { for e in 0..<kw {
-                                let src = colp + ((mo * kh + a) * kw + e) * hw
-                                // Input columns whose output column lies inside: q = iw·s − pad + e·d in [0, ow).
-                                let off = e * d[1] - pads[1]
-                                let iw0 = off >= 0 ? 0 : (-off + s[1] - 1) / s[1]
-                                let iw1 = min(wd, ow - off > 0 ? (ow - off + s[1] - 1) / s[1] : 0)
-                                if iw0 >= iw1 { continue }
-                                for ih in 0..<h {
-                                    let r = ih * s[0] - pads[0] + a * d[0]
-                                    if r < 0 || r >= oh { continue }
-                                    let dst = dstPlane + r * ow + off, row = src + ih * wd
-                                    for iw in iw0..<iw1 { dst[iw * s[1]] += row[iw] }
-                                }
-                            } }
+                    for ih0 in stride(from: 0, to: h, by: band) {
+                        let ih1 = min(h, ih0 + band), bn = (ih1 - ih0) * wd
+                        wt[g].withUnsafeBufferPointer { a in
+                            Fast.matmul(m: rows, n: bn, k: cpg, a: a.baseAddress!, lda: cpg, b: xp + (b0 * c + g * cpg) * h * wd + ih0 * wd, ldb: h * wd,
+                                        c: cols.f, ldc: bn, scratch: scratch, threads: ctx.threads)
+                        }
+                        // col2im: column row (mo, a, e) adds into output (g·M/group + mo, ih·s − pad + a·d, iw·s − pad + e·d);
+                        // output channels split between threads (each writes its own planes).
+                        parallelRanges(mpg, minimum: 2, threads: ctx.threads) { range in
+                            for mo in range {
+                                let dstPlane = yp + (b0 * m + g * mpg + mo) * oh * ow
+                                for a in 0..<kh { for e in 0..<kw {
+                                    let src = colp + ((mo * kh + a) * kw + e) * bn
+                                    // Input columns whose output column lies inside: q = iw·s − pad + e·d in [0, ow).
+                                    let off = e * d[1] - pads[1]
+                                    let iw0 = off >= 0 ? 0 : (-off + s[1] - 1) / s[1]
+                                    let iw1 = min(wd, ow - off > 0 ? (ow - off + s[1] - 1) / s[1] : 0)
+                                    if iw0 >= iw1 { continue }
+                                    for ih in ih0..<ih1 {
+                                        let r = ih * s[0] - pads[0] + a * d[0]
+                                        if r < 0 || r >= oh { continue }
+                                        let dst = dstPlane + (r * ow + off + iw0 * s[1]), row = src + ((ih - ih0) * wd + iw0)
+                                        sq_col2im_add(dst, row, Int32(iw1 - iw0), Int32(s[1]))
+                                    }
+                                } }
+                            }
                         }
                     }
                 }
