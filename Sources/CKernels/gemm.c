@@ -385,27 +385,14 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
 }
 
 // ---- Stride-1 convolutions without im2col (AVX2) --------------------------------------------------------------------
-// On a copy of the input rows a band of output rows reads, with their pads written out (rows Wp floats long), output
-// (oh, ow) and tap (c, kh, kw) read xpad[c][oh + kh·DH][ow + kw·DW]: with j = oh·Wp + ow, that is rows[k][j] for
-// rows[k] = xpad + c·Hp·Wp + kh·DH·Wp + kw·DW. So B is K row pointers into the copy and 16 consecutive j are 16
-// consecutive floats: the micro-kernel reads them where they lie. The products are taken on the padded grid (Wp - OW
-// wasted columns per row) into a scratch tile and copied out. Nothing is unfolded or packed: with SqueezeNet's 3x3 convolutions im2col and the packing of
+// On a copy of the input rows a band of output rows reads, with their pads written out (rows Wp floats long; the
+// copy is sq_shift_planes' with one kernel column, unshifted), output (oh, ow) and tap (c, kh, kw) read
+// xpad[c][oh + kh·DH][ow + kw·DW]: with j = oh·Wp + ow, that is rows[k][j] for rows[k] = xpad + c·Hp·Wp + kh·DH·Wp +
+// kw·DW. So B is K row pointers into the copy and 16 consecutive j are 16 consecutive floats: the micro-kernel reads
+// them where they lie. The products are taken on the padded grid (Wp - OW wasted columns per row) into a scratch
+// tile and copied out. Nothing is unfolded or packed: with SqueezeNet's 3x3 convolutions im2col and the packing of
 // its columns had taken about a third of the time. Same sums as sq_gemm_packed, bit for bit (k in the same order
 // and KC blocks).
-
-void sq_pad_planes(const float *x, int C, int H, int W, int PT, int PL, int Hp, int Wp, int c0, int c1, float *xpad) {
-    for (int c = c0; c < c1; c++) {
-        const float *xc = x + (size_t)c * H * W;
-        float *o = xpad + (size_t)c * Hp * Wp;
-        for (int r = 0; r < Hp; r++, o += Wp) {
-            int ih = r - PT;
-            if (ih < 0 || ih >= H) { memset(o, 0, sizeof(float) * Wp); continue; }
-            memset(o, 0, sizeof(float) * PL);
-            memcpy(o + PL, xc + (size_t)ih * W, sizeof(float) * W);
-            memset(o + PL + W, 0, sizeof(float) * (Wp - PL - W));
-        }
-    }
-}
 
 void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C, int Hp, int Wp, int KH, int KW, int DH, int DW,
                            int oh0, int rows, int OW, float *tile, float *y, int ohw, const float *bias, float lo, float hi) {

@@ -267,8 +267,8 @@ public enum Fast {
 
     /// A stride-1 convolution group on AVX2 without im2col, in bands of output rows. Per band, the input rows it reads
     /// are copied, then the micro-kernel reads B's rows through pointers into the copy:
-    /// - `.padded`: the rows with their pads written out (`sq_pad_planes`); the products on the padded grid go into a
-    ///   tile and are copied out (`sq_conv_indirect_band`);
+    /// - `.padded`: the rows with their pads written out (`sq_shift_planes` with one kernel column, unshifted); the
+    ///   products on the padded grid go into a tile and are copied out (`sq_conv_indirect_band`);
     /// - `.shifted`: one copy per kernel column (`sq_shift_planes`); the products go straight into y
     ///   (`sq_conv_shifted_band`).
     /// A band's tile and its copy are each at most `im2colBandFloats` (or one row), so the scratch stays that small
@@ -297,14 +297,13 @@ public enum Fast {
             while band < bands {
                 let oh0 = band * oh / bands, rows = (band + 1) * oh / bands - oh0, hp = rows + reach
                 // Copy rows oh0 ..< oh0 + hp: the band is rows 0 ..< rows of the same convolution with its top pad moved up.
+                // The padded copy is the shifted one with a single kernel column that is not shifted (rows wp long).
+                sq_shift_planes(x, Int32(channels), Int32(g.height), Int32(g.width), shifted ? Int32(g.kernelW) : 1, shifted ? Int32(g.dilationW) : 0,
+                                Int32(g.padTop - oh0), Int32(g.padLeft), Int32(hp), Int32(shifted ? ow : wp), xcopy)
                 if shifted {
-                    sq_shift_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.kernelW), Int32(g.dilationW), Int32(g.padTop - oh0),
-                                    Int32(g.padLeft), Int32(hp), Int32(ow), xcopy)
                     sq_conv_shifted_band(Int32(a.rows), a.data, xcopy, Int32(channels), Int32(hp), Int32(g.kernelH), Int32(g.kernelW),
                                          Int32(g.dilationH), Int32(rows), Int32(ow), c + oh0 * ow, Int32(oh * ow), bias, lo, hi, Int32(m0), Int32(m1))
                 } else {
-                    sq_pad_planes(x, Int32(channels), Int32(g.height), Int32(g.width), Int32(g.padTop - oh0), Int32(g.padLeft), Int32(hp), Int32(wp),
-                                  0, Int32(channels), xcopy)
                     sq_conv_indirect_band(Int32(a.rows), a.data, xcopy, Int32(channels), Int32(hp), Int32(wp), Int32(g.kernelH), Int32(g.kernelW),
                                           Int32(g.dilationH), Int32(g.dilationW), 0, Int32(rows), Int32(ow), tile, c + oh0 * ow, Int32(oh * ow), bias, lo, hi)
                 }

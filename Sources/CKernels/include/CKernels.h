@@ -25,9 +25,8 @@ int sq_packed_mr(const float *packedA);
 void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                     int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate);
 
-/// Channels [c0, c1) of x[C][H][W] into xpad[C][Hp][Wp] at row PT, column PL, zeros around.
-void sq_pad_planes(const float *x, int C, int H, int W, int PT, int PL, int Hp, int Wp, int c0, int c1, float *xpad);
-/// Output rows [oh0, oh0 + rows) of a stride-1 convolution on xpad (sq_pad_planes; Hp, Wp the padded sizes, and at
+/// Output rows [oh0, oh0 + rows) of a stride-1 convolution on xpad (x[C][H][W] at row PT, column PL of Hp x Wp zero
+/// planes: sq_shift_planes with KW = 1, DW = 0, OW = Wp; and at
 /// least 16 readable floats past the last plane) with weights packed at level 2 (AVX2) by sq_pack_a (M x C·KH·KW),
 /// into y[M][ohw] at row·OW: + bias[m], clamped to [lo, hi]. `tile` holds M x round_up((rows - 1)·Wp + OW, 16)
 /// floats. The sums of im2col + sq_gemm_packed, bit for bit.
@@ -53,8 +52,8 @@ int sq_cholesky(const double *a, int n, double *l);
 /// inv = (L Lᵀ)⁻¹ from the lower Cholesky factor l; m is n x n scratch (it receives L⁻¹).
 void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
 
-/// Frees the scratch the kernels keep per thread (float GEMM packing, depthwise phases, int8 GEMM rows); the end of
-/// the thread frees it too.
+/// Frees the scratch the kernels keep per thread (float GEMM packing, depthwise phases, int8 GEMM rows, pooling rows);
+/// the end of the thread frees it too.
 void sq_release_thread_buffers(void);
 /// Gram matrix of k rows of length n: h[a*k + c] = sum_r x[a*n + r] * x[c*n + r] (k x k, symmetric).
 void sq_gram(const float *x, int k, int n, float *h);
