@@ -218,8 +218,8 @@ public enum Fast {
     }
 
     /// The most floats of im2col matrix unfolded at once on AVX2 and portable (256 KiB, half a Zen 3 core's L2): a
-    /// larger one is unfolded and multiplied in bands of output rows.
-    static let im2colBandFloats = 1 << 16
+    /// larger one is unfolded and multiplied in bands of output rows. ConvTranspose's columns go in bands of this size too.
+    public static let im2colBandFloats = 1 << 16
 
     /// One group of a convolution (`channels` input channels at `x`, weights `a`) as im2col + product, band by band of
     /// output rows, each band's im2col matrix at most `im2colBandFloats` (or one row) so that the product reads it from

@@ -84,7 +84,7 @@ struct ConvTransposeOp: OwnsOneScratch {
             let rows = mpg * kh * kw, oh = out[0], ow = out[1]
             // In bands of input rows whose columns stay in cache (at most 256 KiB): the whole image's columns were written
             // out and read back from memory (the PP-OCRv4 detector's 2x2 upsampling to 24 x 320 x 320: 9.8 MB of them).
-            let band = max(1, min(h, (1 << 16) / max(1, rows * wd)))
+            let band = max(1, min(h, Fast.im2colBandFloats / max(1, rows * wd)))
             let cols = ctx.alloc(.float, [rows, band * wd])
             defer { ctx.pool.give(cols.storage) }
             let colp = UnsafePointer(cols.f), xp = UnsafePointer(x.f)
