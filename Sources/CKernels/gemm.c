@@ -267,6 +267,68 @@ static void kernel_avx2_indirect(int kc, const float *a, const float *const *row
     kernel_avx2_body(kc, a, NULL, 0, rows, col, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
+// The last 1-4 columns of a block of B (N = 49: one column past three tiles), across many 6-row panels at once.
+// The tile kernels spend at least a half tile (6 multiply-adds per k) on them; here each panel's 6 weights at
+// k are one vector (8 lanes, the last 2 ignored) times the column's broadcast value: 1 multiply-add per k and
+// column, G panels at a time so the chains hide the multiply-add latency. Each output is the same chain of
+// multiply-adds over k as in a tile (the same operands in the same order, from 0), so the same bits. `a` is
+// the first panel of the KC block's rows, panels kc·6 floats apart; b's row k is at b + 16·k (a packed panel).
+// Reads 2 floats past a panel (into the next one, or the packed buffer's padding).
+enum { COLS_MAX = 4 };
+
+__attribute__((target("avx2,fma"), always_inline))
+static inline void columns_avx2_group(const int R, const int G, int np, int kc, const float *a, const float *b, float *C, int ldc,
+                                      int rows, int load, int last, const float *bias, float lo, float hi) {
+    __m256 acc[8][COLS_MAX];
+    const float *ap[8];
+    size_t ps = (size_t)kc * 6;
+    for (int g = 0; g < G; g++) {
+        ap[g] = a + ps * (size_t)(g < np ? g : np - 1);   // past the last panel: repeat it, not stored
+        for (int c = 0; c < R; c++) acc[g][c] = _mm256_setzero_ps();
+    }
+    for (int k = 0; k < kc; k++) {
+        __m256 bv[COLS_MAX];
+        for (int c = 0; c < R; c++) bv[c] = _mm256_broadcast_ss(b + 16 * k + c);
+        for (int g = 0; g < G; g++) {
+            __m256 av = _mm256_loadu_ps(ap[g] + 6 * k);
+            for (int c = 0; c < R; c++) acc[g][c] = _mm256_fmadd_ps(av, bv[c], acc[g][c]);
+        }
+    }
+    for (int g = 0; g < np; g++) {
+        float t[COLS_MAX][8];
+        for (int c = 0; c < R; c++) _mm256_storeu_ps(t[c], acc[g][c]);
+        int m = rows - 6 * g < 6 ? rows - 6 * g : 6;
+        for (int i = 0; i < m; i++) {
+            float *cr = C + (size_t)(6 * g + i) * ldc;
+            float bi = last && bias ? bias[6 * g + i] : 0.0f;
+            for (int c = 0; c < R; c++) {
+                float v = t[c][i] + (load ? cr[c] : 0.0f);
+                if (last) { v += bi; v = v < lo ? lo : (v > hi ? hi : v); }
+                cr[c] = v;
+            }
+        }
+    }
+}
+
+// Rows [0, rows) (6-row panels from `a`) times the r <= COLS_MAX columns of the packed panel b, into C.
+__attribute__((target("avx2,fma")))
+static void columns_avx2(int r, int kc, const float *a, const float *b, float *C, int ldc, int rows, int load, int last,
+                         const float *bias, float lo, float hi) {
+    static const int groups[COLS_MAX + 1] = {0, 8, 6, 4, 3};   // G·r <= 12 accumulators
+    int G = groups[r];
+    for (int i0 = 0; i0 < rows; i0 += 6 * G) {
+        int n = rows - i0, np = (n + 5) / 6 < G ? (n + 5) / 6 : G;
+        const float *ai = a + (size_t)i0 * kc, *bi = bias ? bias + i0 : NULL;
+        float *ci = C + (size_t)i0 * ldc;
+        switch (r) {
+        case 1: columns_avx2_group(1, 8, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
+        case 2: columns_avx2_group(2, 6, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
+        case 3: columns_avx2_group(3, 4, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
+        default: columns_avx2_group(4, 3, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
+        }
+    }
+}
+
 static void kernel_portable(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                             int load, int last, const float *bias, float lo, float hi) {
     float t[4 * 8] = {0};
@@ -360,26 +422,35 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
                 // 32 or more rows no gain). Whole panels in place, a last partial one packed.
                 int jf = j0 + (j1 - j0) / 16 * 16;
                 if (jf < j1) pack_b(kc, jf, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
+                int tail = j1 - jf <= COLS_MAX;
                 for (int i0 = m0; i0 < m1; i0 += mr) {
                     const float *ap = ablock + (size_t)i0 * kc, *bi = bias && !accumulate ? bias + i0 : NULL;
                     int m = m1 - i0 < mr ? m1 - i0 : mr;
                     for (int j = j0; j < jf; j += 16)
                         kernel_avx2_inplace(kc, ap, B + (size_t)k0 * ldb + j, (size_t)ldb, C + (size_t)i0 * ldc + j, ldc, m, load, last, bi, lo, hi);
-                    if (jf < j1) kern(kc, ap, b_scratch, C + (size_t)i0 * ldc + jf, ldc, m, j1 - jf, load, last, bi, lo, hi);
+                    if (jf < j1 && !tail) kern(kc, ap, b_scratch, C + (size_t)i0 * ldc + jf, ldc, m, j1 - jf, load, last, bi, lo, hi);
                 }
+                if (jf < j1 && tail)
+                    columns_avx2(j1 - jf, kc, ablock + (size_t)m0 * kc, b_scratch, C + (size_t)m0 * ldc + jf, ldc, m1 - m0, load, last,
+                                 bias && !accumulate ? bias + m0 : NULL, lo, hi);
                 continue;
             }
             pack_b(kc, j0, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
+            // At AVX2 the last 1-4 columns go through columns_avx2, all rows at once, after the full tiles.
+            int jt = level == 2 && (j1 - j0) % 16 != 0 && (j1 - j0) % 16 <= COLS_MAX ? j0 + (j1 - j0) / 16 * 16 : j1;
             for (int i0 = m0; i0 < m1; i0 += mr) {
                 const float *ap = ablock + (size_t)i0 * kc;
                 int m = m1 - i0 < mr ? m1 - i0 : mr;
                 const float *bp = b_scratch;
-                for (int j = j0; j < j1; j += nr, bp += (size_t)nr * kc) {
+                for (int j = j0; j < jt; j += nr, bp += (size_t)nr * kc) {
                     int w = j1 - j < nr ? j1 - j : nr;
                     kern(kc, ap, bp, C + (size_t)i0 * ldc + j, ldc, m, w, load, last,
                          bias && !accumulate ? bias + i0 : NULL, lo, hi);
                 }
             }
+            if (jt < j1)
+                columns_avx2(j1 - jt, kc, ablock + (size_t)m0 * kc, b_scratch + (size_t)(jt - j0) * kc, C + (size_t)m0 * ldc + jt, ldc,
+                             m1 - m0, load, last, bias && !accumulate ? bias + m0 : NULL, lo, hi);
         }
     }
 }

@@ -364,6 +364,32 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The columns past the last full tile (at AVX2 the last 1-4 go through columns_avx2, every panel at once)
+    /// give the bits they give inside a full tile: the same product with B widened to whole tiles, compared on the
+    /// first n columns. Rows in and past a group of panels, a partial last panel, a slice of rows starting past
+    /// row 0, 24 rows or fewer (B read in place), several blocks of K, accumulation into C, bias and clamps.
+    func testTailColumnsEqualFullTiles() {
+        defer { _ = sq_set_cpu_level(-1) }
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for (m, n, k, m0) in [(320, 49, 600, 0), (53, 17, 40, 0), (100, 18, 300, 24), (20, 3, 257, 0), (67, 36, 31, 48), (6, 4, 9, 0),
+                                  (13, 50, 520, 0), (150, 2, 70, 96), (40, 21, 5, 0), (30, 29, 100, 0), (8, 196, 96, 0)] {
+                let wide = (n + 15) / 16 * 16
+                let a = random(m * k), bw = random(k * wide), bias = random(m), c0 = random(m * wide)
+                let b = (0..<k).flatMap { bw[($0 * wide)..<($0 * wide + n)] }
+                var packed = [Float](repeating: 0, count: sq_packed_a_size(Int32(m), Int32(k)))
+                sq_pack_a(Int32(m), Int32(k), a, Int32(k), &packed)
+                for accumulate: Int32 in [0, 1] {
+                    var want = c0, got = (0..<m).flatMap { c0[($0 * wide)..<($0 * wide + n)] }
+                    sq_gemm_packed(Int32(m), Int32(wide), Int32(k), packed, bw, Int32(wide), &want, Int32(wide), Int32(m0), Int32(m), 0, Int32(wide), bias, -2.5, 3, accumulate)
+                    sq_gemm_packed(Int32(m), Int32(n), Int32(k), packed, b, Int32(n), &got, Int32(n), Int32(m0), Int32(m), 0, Int32(n), bias, -2.5, 3, accumulate)
+                    let cut = (0..<m).flatMap { want[($0 * wide)..<($0 * wide + n)] }
+                    XCTAssertEqual(got.map(\.bitPattern), cut.map(\.bitPattern), "level \(level) \(m)x\(n)x\(k) rows from \(m0) accumulate \(accumulate)")
+                }
+            }
+        }
+    }
+
     /// A product with few columns, run with its vectors along the rows (sq_gemm_mt), gives the bits the 32-column
     /// tiles give: several blocks of K (the last partial), rows past a block of 32, tails of 1-6 columns, clamps.
     func testNarrowGemmEqualsTiledGemm() throws {
