@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-enum { KC = 256, NC = 512, HEADER = 16 };
+enum { KC = 256, NC = 512, HEADER = 16, MC_FLOATS = 32768, BLOCK_FLOATS = 32768 };
 
 static int forced_level = -1;
 
@@ -56,6 +56,10 @@ static int panel_rows(int level, int M) {
     int mr, nr;
     tile_shape(level, &mr, &nr);
     if (level == 3 && round_up(M, 8) < round_up(M, 12)) return 8;
+    // AVX2 likewise takes 4-row panels when 6-row ones would pad more than 4% of the rows (16, 20, 32, 40 channels).
+    // The 4x16 tiles keep up with 6x16 on Zen 3 with K small (kernel bench 16 x 3136 x 32: 40 -> 32 us, 32 x 784 x 144:
+    // 93 -> 83) but not always with K large: 1000 x 169 x 512 (SqueezeNet's conv10) ran 4% slower on them.
+    if (level == 2 && (round_up(M, 6) - round_up(M, 4)) * 25 > M) return 4;
     return mr;
 }
 
@@ -194,41 +198,42 @@ static void kernel_avx512_inplace(int MR, int kc, const float *a, const float *b
 
 // A tile of at most 8 columns (the last of 49 = 3 x 16 + 1): only the first half of each packed row of B, in about
 // half the time of a full tile.
-__attribute__((target("avx2,fma"), noinline))
-static void kernel_avx2_half(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
-                             int load, int last, const float *bias, float lo, float hi) {
+// MR: the panel's rows (6, or 4 for panel_rows' 4-row panels); a constant at each call, so the loops unroll.
+__attribute__((target("avx2,fma"), always_inline))
+static inline void kernel_avx2_half(const int MR, int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                                    int load, int last, const float *bias, float lo, float hi) {
     __m256 acc[6];
-    for (int i = 0; i < 6; i++) acc[i] = _mm256_setzero_ps();
+    for (int i = 0; i < MR; i++) acc[i] = _mm256_setzero_ps();
     for (int k = 0; k < kc; k++) {
         __m256 b0 = _mm256_loadu_ps(b);
-        for (int i = 0; i < 6; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
-        a += 6; b += 16;
+        for (int i = 0; i < MR; i++) acc[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(a + i), b0, acc[i]);
+        a += MR; b += 16;
     }
     float t[6 * 8];
-    for (int i = 0; i < 6; i++) _mm256_storeu_ps(t + i * 8, acc[i]);
+    for (int i = 0; i < MR; i++) _mm256_storeu_ps(t + i * 8, acc[i]);
     merge_tile(t, 8, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
-// The 6 x 16 AVX2 micro-kernel. B's row k is at b + ldb·k (16 in a packed panel) or, when `rows` is given, at
-// rows[k] + col (sq_conv_indirect_band).
+// The MR x 16 AVX2 micro-kernel (MR = 6, or 4). B's row k is at b + ldb·k (16 in a packed panel) or, when `rows`
+// is given, at rows[k] + col (sq_conv_indirect_band).
 __attribute__((target("avx2,fma"), always_inline))
-static inline void kernel_avx2_body(int kc, const float *a, const float *b, size_t ldb, const float *const *rows, size_t col, float *C,
-                                    int ldc, int mr, int nr, int load, int last, const float *bias, float lo, float hi) {
+static inline void kernel_avx2_body(const int MR, int kc, const float *a, const float *b, size_t ldb, const float *const *rows, size_t col,
+                                    float *C, int ldc, int mr, int nr, int load, int last, const float *bias, float lo, float hi) {
     __m256 acc[6][2];
-    for (int i = 0; i < 6; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
+    for (int i = 0; i < MR; i++) { acc[i][0] = _mm256_setzero_ps(); acc[i][1] = _mm256_setzero_ps(); }
     for (int k = 0; k < kc; k++) {
         const float *bk = rows ? rows[k] + col : b + ldb * k;
         __m256 b0 = _mm256_loadu_ps(bk), b1 = _mm256_loadu_ps(bk + 8);
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < MR; i++) {
             __m256 ai = _mm256_broadcast_ss(a + i);
             acc[i][0] = _mm256_fmadd_ps(ai, b0, acc[i][0]);
             acc[i][1] = _mm256_fmadd_ps(ai, b1, acc[i][1]);
         }
-        a += 6;
+        a += MR;
     }
-    if (mr == 6 && nr == 16) {
+    if (mr == MR && nr == 16) {
         __m256 vlo = _mm256_set1_ps(lo), vhi = _mm256_set1_ps(hi);
-        for (int i = 0; i < 6; i++) {
+        for (int i = 0; i < MR; i++) {
             float *c = C + (size_t)i * ldc;
             __m256 x0 = acc[i][0], x1 = acc[i][1];
             if (load) { x0 = _mm256_add_ps(x0, _mm256_loadu_ps(c)); x1 = _mm256_add_ps(x1, _mm256_loadu_ps(c + 8)); }
@@ -243,45 +248,55 @@ static inline void kernel_avx2_body(int kc, const float *a, const float *b, size
         return;
     }
     float t[6 * 16];
-    for (int i = 0; i < 6; i++) { _mm256_storeu_ps(t + i * 16, acc[i][0]); _mm256_storeu_ps(t + i * 16 + 8, acc[i][1]); }
+    for (int i = 0; i < MR; i++) { _mm256_storeu_ps(t + i * 16, acc[i][0]); _mm256_storeu_ps(t + i * 16 + 8, acc[i][1]); }
     merge_tile(t, 16, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
+// The entry points for 6-row panels and (suffix 4) 4-row ones.
 __attribute__((target("avx2,fma")))
 static void kernel_avx2(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                         int load, int last, const float *bias, float lo, float hi) {
-    if (nr <= 8) { kernel_avx2_half(kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi); return; }
-    kernel_avx2_body(kc, a, b, 16, NULL, 0, C, ldc, mr, nr, load, last, bias, lo, hi);
+    if (nr <= 8) kernel_avx2_half(6, kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi);
+    else kernel_avx2_body(6, kc, a, b, 16, NULL, 0, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
-// 16 columns of B read where they lie, rows ldb floats apart.
 __attribute__((target("avx2,fma")))
-static void kernel_avx2_inplace(int kc, const float *a, const float *b, size_t ldb, float *C, int ldc, int mr,
+static void kernel_avx2_4(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
+                          int load, int last, const float *bias, float lo, float hi) {
+    if (nr <= 8) kernel_avx2_half(4, kc, a, b, C, ldc, mr, nr, load, last, bias, lo, hi);
+    else kernel_avx2_body(4, kc, a, b, 16, NULL, 0, C, ldc, mr, nr, load, last, bias, lo, hi);
+}
+
+// 16 columns of B read where they lie, rows ldb floats apart; `panel`: the panel's rows (6 or 4).
+__attribute__((target("avx2,fma")))
+static void kernel_avx2_inplace(int panel, int kc, const float *a, const float *b, size_t ldb, float *C, int ldc, int mr,
                                 int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx2_body(kc, a, b, ldb, NULL, 0, C, ldc, mr, 16, load, last, bias, lo, hi);
+    if (panel == 4) kernel_avx2_body(4, kc, a, b, ldb, NULL, 0, C, ldc, mr, 16, load, last, bias, lo, hi);
+    else kernel_avx2_body(6, kc, a, b, ldb, NULL, 0, C, ldc, mr, 16, load, last, bias, lo, hi);
 }
 
 __attribute__((target("avx2,fma")))
-static void kernel_avx2_indirect(int kc, const float *a, const float *const *rows, size_t col, float *C, int ldc, int mr, int nr,
+static void kernel_avx2_indirect(int panel, int kc, const float *a, const float *const *rows, size_t col, float *C, int ldc, int mr, int nr,
                                  int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx2_body(kc, a, NULL, 0, rows, col, C, ldc, mr, nr, load, last, bias, lo, hi);
+    if (panel == 4) kernel_avx2_body(4, kc, a, NULL, 0, rows, col, C, ldc, mr, nr, load, last, bias, lo, hi);
+    else kernel_avx2_body(6, kc, a, NULL, 0, rows, col, C, ldc, mr, nr, load, last, bias, lo, hi);
 }
 
-// The last 1-4 columns of a block of B (N = 49: one column past three tiles), across many 6-row panels at once.
-// The tile kernels spend at least a half tile (6 multiply-adds per k) on them; here each panel's 6 weights at
-// k are one vector (8 lanes, the last 2 ignored) times the column's broadcast value: 1 multiply-add per k and
-// column, G panels at a time so the chains hide the multiply-add latency. Each output is the same chain of
-// multiply-adds over k as in a tile (the same operands in the same order, from 0), so the same bits. `a` is
-// the first panel of the KC block's rows, panels kc·6 floats apart; b's row k is at b + 16·k (a packed panel).
-// Reads 2 floats past a panel (into the next one, or the packed buffer's padding).
+// The last 1-4 columns of a block of B (N = 49: one column past three tiles), across many panels at once. The
+// tile kernels spend at least a half tile (MR multiply-adds per k) on them; here each panel's MR = 6 (or 4)
+// weights at k are one vector (8 lanes, those past MR ignored) times the column's broadcast value: 1 multiply-add
+// per k and column, G panels at a time so the chains hide the multiply-add latency. Each output is the same chain
+// of multiply-adds over k as in a tile (the same operands in the same order, from 0), so the same bits. `a` is the
+// first panel of the KC block's rows, panels kc·MR floats apart; b's row k is at b + 16·k (a packed panel). Reads
+// 8 - MR floats past a panel (into the next one, or the packed buffer's padding).
 enum { COLS_MAX = 4 };
 
 __attribute__((target("avx2,fma"), always_inline))
-static inline void columns_avx2_group(const int R, const int G, int np, int kc, const float *a, const float *b, float *C, int ldc,
-                                      int rows, int load, int last, const float *bias, float lo, float hi) {
+static inline void columns_avx2_group(const int MR, const int R, const int G, int np, int kc, const float *a, const float *b, float *C,
+                                      int ldc, int rows, int load, int last, const float *bias, float lo, float hi) {
     __m256 acc[8][COLS_MAX];
     const float *ap[8];
-    size_t ps = (size_t)kc * 6;
+    size_t ps = (size_t)kc * MR;
     for (int g = 0; g < G; g++) {
         ap[g] = a + ps * (size_t)(g < np ? g : np - 1);   // past the last panel: repeat it, not stored
         for (int c = 0; c < R; c++) acc[g][c] = _mm256_setzero_ps();
@@ -290,17 +305,17 @@ static inline void columns_avx2_group(const int R, const int G, int np, int kc, 
         __m256 bv[COLS_MAX];
         for (int c = 0; c < R; c++) bv[c] = _mm256_broadcast_ss(b + 16 * k + c);
         for (int g = 0; g < G; g++) {
-            __m256 av = _mm256_loadu_ps(ap[g] + 6 * k);
+            __m256 av = _mm256_loadu_ps(ap[g] + MR * k);
             for (int c = 0; c < R; c++) acc[g][c] = _mm256_fmadd_ps(av, bv[c], acc[g][c]);
         }
     }
     for (int g = 0; g < np; g++) {
         float t[COLS_MAX][8];
         for (int c = 0; c < R; c++) _mm256_storeu_ps(t[c], acc[g][c]);
-        int m = rows - 6 * g < 6 ? rows - 6 * g : 6;
+        int m = rows - MR * g < MR ? rows - MR * g : MR;
         for (int i = 0; i < m; i++) {
-            float *cr = C + (size_t)(6 * g + i) * ldc;
-            float bi = last && bias ? bias[6 * g + i] : 0.0f;
+            float *cr = C + (size_t)(MR * g + i) * ldc;
+            float bi = last && bias ? bias[MR * g + i] : 0.0f;
             for (int c = 0; c < R; c++) {
                 float v = t[c][i] + (load ? cr[c] : 0.0f);
                 if (last) { v += bi; v = v < lo ? lo : (v > hi ? hi : v); }
@@ -310,22 +325,26 @@ static inline void columns_avx2_group(const int R, const int G, int np, int kc, 
     }
 }
 
-// Rows [0, rows) (6-row panels from `a`) times the r <= COLS_MAX columns of the packed panel b, into C.
+// Rows [0, rows) (panels of `panel` = 6 or 4 rows from `a`) times the r <= COLS_MAX columns of the packed panel b,
+// into C.
 __attribute__((target("avx2,fma")))
-static void columns_avx2(int r, int kc, const float *a, const float *b, float *C, int ldc, int rows, int load, int last,
+static void columns_avx2(int panel, int r, int kc, const float *a, const float *b, float *C, int ldc, int rows, int load, int last,
                          const float *bias, float lo, float hi) {
     static const int groups[COLS_MAX + 1] = {0, 8, 6, 4, 3};   // G·r <= 12 accumulators
     int G = groups[r];
-    for (int i0 = 0; i0 < rows; i0 += 6 * G) {
-        int n = rows - i0, np = (n + 5) / 6 < G ? (n + 5) / 6 : G;
+    for (int i0 = 0; i0 < rows; i0 += panel * G) {
+        int n = rows - i0, np = (n + panel - 1) / panel < G ? (n + panel - 1) / panel : G;
         const float *ai = a + (size_t)i0 * kc, *bi = bias ? bias + i0 : NULL;
         float *ci = C + (size_t)i0 * ldc;
-        switch (r) {
-        case 1: columns_avx2_group(1, 8, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
-        case 2: columns_avx2_group(2, 6, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
-        case 3: columns_avx2_group(3, 4, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
-        default: columns_avx2_group(4, 3, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;
+#define COLS_CASES(MR)                                                                                     \
+        switch (r) {                                                                                       \
+        case 1: columns_avx2_group(MR, 1, 8, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;    \
+        case 2: columns_avx2_group(MR, 2, 6, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;    \
+        case 3: columns_avx2_group(MR, 3, 4, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;    \
+        default: columns_avx2_group(MR, 4, 3, np, kc, ai, b, ci, ldc, n, load, last, bi, lo, hi); break;   \
         }
+        if (panel == 4) COLS_CASES(4) else COLS_CASES(6)
+#undef COLS_CASES
     }
 }
 
@@ -382,7 +401,8 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
     (void)N;
     int level = (int)packedA[0], mr = (int)packedA[1], nr, unused;
     tile_shape(level, &unused, &nr);
-    micro_kernel kern = level == 3 ? (mr == 8 ? kernel_avx512_8 : kernel_avx512) : level == 2 ? kernel_avx2 : kernel_portable;
+    micro_kernel kern = level == 3 ? (mr == 8 ? kernel_avx512_8 : kernel_avx512)
+                      : level == 2 ? (mr == 4 ? kernel_avx2_4 : kernel_avx2) : kernel_portable;
     float *b_scratch = level == 3 ? NULL : sq_thread_scratch(SQ_SCRATCH_PACK_B, sizeof(float) * KC * (NC + 32));
     const float *A = packedA + HEADER;
     int Mp = round_up(M, mr);
@@ -423,34 +443,49 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
                 int jf = j0 + (j1 - j0) / 16 * 16;
                 if (jf < j1) pack_b(kc, jf, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
                 int tail = j1 - jf <= COLS_MAX;
-                for (int i0 = m0; i0 < m1; i0 += mr) {
-                    const float *ap = ablock + (size_t)i0 * kc, *bi = bias && !accumulate ? bias + i0 : NULL;
-                    int m = m1 - i0 < mr ? m1 - i0 : mr;
-                    for (int j = j0; j < jf; j += 16)
-                        kernel_avx2_inplace(kc, ap, B + (size_t)k0 * ldb + j, (size_t)ldb, C + (size_t)i0 * ldc + j, ldc, m, load, last, bi, lo, hi);
-                    if (jf < j1 && !tail) kern(kc, ap, b_scratch, C + (size_t)i0 * ldc + jf, ldc, m, j1 - jf, load, last, bi, lo, hi);
+                // With more of B than L2 holds well, columns outer: each 16 columns of B are read from memory by
+                // the first panel and from L1 by the rest. Otherwise panels outer, each writing its rows of C in
+                // order (with few rows of B, storing C is much of the work).
+                int outer = (size_t)kc * (size_t)(j1 - j0) > BLOCK_FLOATS ? 16 : j1 - j0;
+                for (int jb = j0; jb < j1; jb += outer) {
+                    int je = jb + outer < j1 ? jb + outer : j1;
+                    for (int i0 = m0; i0 < m1; i0 += mr) {
+                        const float *ap = ablock + (size_t)i0 * kc, *bi = bias && !accumulate ? bias + i0 : NULL;
+                        int m = m1 - i0 < mr ? m1 - i0 : mr;
+                        for (int j = jb; j < je && j < jf; j += 16)
+                            kernel_avx2_inplace(mr, kc, ap, B + (size_t)k0 * ldb + j, (size_t)ldb, C + (size_t)i0 * ldc + j, ldc, m, load, last, bi, lo, hi);
+                        if (je > jf && !tail) kern(kc, ap, b_scratch, C + (size_t)i0 * ldc + jf, ldc, m, j1 - jf, load, last, bi, lo, hi);
+                    }
                 }
                 if (jf < j1 && tail)
-                    columns_avx2(j1 - jf, kc, ablock + (size_t)m0 * kc, b_scratch, C + (size_t)m0 * ldc + jf, ldc, m1 - m0, load, last,
+                    columns_avx2(mr, j1 - jf, kc, ablock + (size_t)m0 * kc, b_scratch, C + (size_t)m0 * ldc + jf, ldc, m1 - m0, load, last,
                                  bias && !accumulate ? bias + m0 : NULL, lo, hi);
                 continue;
             }
             pack_b(kc, j0, j1, B + (size_t)k0 * ldb, ldb, nr, b_scratch);
             // At AVX2 the last 1-4 columns go through columns_avx2, all rows at once, after the full tiles.
             int jt = level == 2 && (j1 - j0) % 16 != 0 && (j1 - j0) % 16 <= COLS_MAX ? j0 + (j1 - j0) / 16 * 16 : j1;
-            for (int i0 = m0; i0 < m1; i0 += mr) {
-                const float *ap = ablock + (size_t)i0 * kc;
-                int m = m1 - i0 < mr ? m1 - i0 : mr;
-                const float *bp = b_scratch;
-                for (int j = j0; j < jt; j += nr, bp += (size_t)nr * kc) {
-                    int w = j1 - j < nr ? j1 - j : nr;
-                    kern(kc, ap, bp, C + (size_t)i0 * ldc + j, ldc, m, w, load, last,
-                         bias && !accumulate ? bias + i0 : NULL, lo, hi);
-                }
+            // With more packed B than L2 holds well (BLOCK_FLOATS), columns outer and panels inner, in blocks of rows
+            // whose weights stay in L2 (MC_FLOATS): each packed panel of B (kc x nr) stays in L1 while the block's
+            // row panels pass over it, instead of every panel streaming all of B (40 channels at 28x28 from 240:
+            // 512 columns x 240 rows, 480 KiB). Otherwise panels outer, as the columns-outer order writes C
+            // scattered (with few rows of B, storing C is much of the work).
+            int big = (size_t)kc * (size_t)(j1 - j0) > BLOCK_FLOATS, mc = big ? MC_FLOATS / kc / mr * mr : m1 - m0;
+            if (mc < mr) mc = mr;
+            for (int ic = m0; ic < m1; ic += mc) {
+                int ie = ic + mc < m1 ? ic + mc : m1;
+                // big: columns outer (the outer loop over tiles, the inner over panels); otherwise panels outer.
+                int outer_end = big ? jt : ie, outer_step = big ? nr : mr, inner_end = big ? ie : jt, inner_step = big ? mr : nr;
+                for (int u = big ? j0 : ic; u < outer_end; u += outer_step)
+                    for (int v = big ? ic : j0; v < inner_end; v += inner_step) {
+                        int i0 = big ? v : u, j = big ? u : v;
+                        kern(kc, ablock + (size_t)i0 * kc, b_scratch + (size_t)(j - j0) * kc, C + (size_t)i0 * ldc + j, ldc,
+                             ie - i0 < mr ? ie - i0 : mr, j1 - j < nr ? j1 - j : nr, load, last, bias && !accumulate ? bias + i0 : NULL, lo, hi);
+                    }
+                if (jt < j1)
+                    columns_avx2(mr, j1 - jt, kc, ablock + (size_t)ic * kc, b_scratch + (size_t)(jt - j0) * kc, C + (size_t)ic * ldc + jt, ldc,
+                                 ie - ic, load, last, bias && !accumulate ? bias + ic : NULL, lo, hi);
             }
-            if (jt < j1)
-                columns_avx2(j1 - jt, kc, ablock + (size_t)m0 * kc, b_scratch + (size_t)(jt - j0) * kc, C + (size_t)m0 * ldc + jt, ldc,
-                             m1 - m0, load, last, bias && !accumulate ? bias + m0 : NULL, lo, hi);
         }
     }
 }
@@ -480,7 +515,7 @@ void sq_conv_indirect_band(int M, const float *packedA, const float *xpad, int C
         for (int i0 = 0; i0 < M; i0 += mr) {
             int m = M - i0 < mr ? M - i0 : mr;
             for (int j = 0; j < n; j += 16)
-                kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j0 + j, tile + (size_t)i0 * ldt + j, ldt, m, 16, load, last,
+                kernel_avx2_indirect(mr, kc, ablock + (size_t)i0 * kc, brow, j0 + j, tile + (size_t)i0 * ldt + j, ldt, m, 16, load, last,
                                      bias ? bias + i0 : NULL, lo, hi);
         }
     }
@@ -544,7 +579,7 @@ void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, i
         for (int i0 = m0; i0 < m1; i0 += mr) {
             int m = m1 - i0 < mr ? m1 - i0 : mr;
             for (int j = 0; j < n; j += 16)
-                kernel_avx2_indirect(kc, ablock + (size_t)i0 * kc, brow, j, y + (size_t)i0 * ldy + j, ldy, m, n - j < 16 ? n - j : 16,
+                kernel_avx2_indirect(mr, kc, ablock + (size_t)i0 * kc, brow, j, y + (size_t)i0 * ldy + j, ldy, m, n - j < 16 ? n - j : 16,
                                      load, last, bias ? bias + i0 : NULL, lo, hi);
         }
     }

@@ -367,13 +367,16 @@ final class FastKernelTests: XCTestCase {
     /// The columns past the last full tile (at AVX2 the last 1-4 go through columns_avx2, every panel at once)
     /// give the bits they give inside a full tile: the same product with B widened to whole tiles, compared on the
     /// first n columns. Rows in and past a group of panels, a partial last panel, a slice of rows starting past
-    /// row 0, 24 rows or fewer (B read in place), several blocks of K, accumulation into C, bias and clamps.
+    /// row 0, 24 rows or fewer (B read in place), several blocks of K, accumulation into C, bias and clamps; 4-row
+    /// panels at AVX2 (16 and 40 rows); B too large for L2, taken columns outer and rows in blocks.
     func testTailColumnsEqualFullTiles() {
         defer { _ = sq_set_cpu_level(-1) }
         for level in levels() {
             _ = sq_set_cpu_level(level)
             for (m, n, k, m0) in [(320, 49, 600, 0), (53, 17, 40, 0), (100, 18, 300, 24), (20, 3, 257, 0), (67, 36, 31, 48), (6, 4, 9, 0),
-                                  (13, 50, 520, 0), (150, 2, 70, 96), (40, 21, 5, 0), (30, 29, 100, 0), (8, 196, 96, 0)] {
+                                  (13, 50, 520, 0), (150, 2, 70, 96), (40, 21, 5, 0), (30, 29, 100, 0), (8, 196, 96, 0),
+                                  // B larger than BLOCK_FLOATS: columns outer, rows in blocks (200: two), in place (22, 16)
+                                  (200, 148, 300, 0), (22, 290, 300, 0), (16, 147, 300, 0), (40, 516, 240, 24)] {
                 let wide = (n + 15) / 16 * 16
                 let a = random(m * k), bw = random(k * wide), bias = random(m), c0 = random(m * wide)
                 let b = (0..<k).flatMap { bw[($0 * wide)..<($0 * wide + n)] }
@@ -414,7 +417,8 @@ final class FastKernelTests: XCTestCase {
         defer { _ = sq_set_cpu_level(-1) }
         for level in levels() {
             _ = sq_set_cpu_level(level)
-            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000), (7, 1, 37), (576, 196, 96), (30, 100, 20), (16, 300, 32), (40, 49, 300), (9, 70, 5), (70, 49, 600), (33, 9, 20), (64, 25, 257), (32, 784, 40)] {
+            for (m, n, k) in [(1, 1, 1), (12, 32, 256), (13, 33, 257), (5, 700, 3), (40, 129, 600), (100, 7, 31), (24, 1, 1000), (7, 1, 37), (576, 196, 96), (30, 100, 20), (16, 300, 32), (40, 49, 300), (9, 70, 5), (70, 49, 600), (33, 9, 20), (64, 25, 257), (32, 784, 40),
+                              (200, 148, 300), (16, 147, 300)] {
                 let a = random(m * k), b = random(k * n), bias = random(m)
                 var want = [Float](repeating: 0, count: m * n), got = want
                 Reference.gemm(m: m, n: n, k: k, a: a, lda: k, b: b, ldb: n, c: &want, ldc: n, rowBias: bias)
