@@ -1,6 +1,7 @@
 // Single-precision GEMM in the Goto/BLIS style: A packed once into MR-row panels, B packed per call into
-// NR-column panels in KC x NC blocks (AVX-512, and AVX2 for at most 24 rows, read B in place instead), an MR x NR register-blocked
-// micro-kernel per instruction set.
+// NR-column panels in KC x NC blocks (AVX-512, and AVX2 for at most 24 rows, read B in place instead; otherwise at
+// AVX2 the first row panel packs each tile as it reads it), an MR x NR register-blocked micro-kernel per
+// instruction set (AVX2: 6 or 4 rows x 16, and columns_avx2 for the last 1-4 columns).
 #include "CKernels.h"
 #include "scratch.h"
 #include <immintrin.h>
