@@ -63,8 +63,7 @@ for n in fm.graph.node:  # BatchNormalization folded as swiftq folds it: <conv>_
     F[n.name + '_bnfolded_bias'] = (bt + (b - mu) * k).astype(np.float32)
 
 # ---- collapse the Q/DQ graph into ops over activations
-producers = {}
-ops = []; layers = {}; deq_w = {}; deq_b = {}; fq = {}
+ops = []; layers = {}; deq_w = {}; deq_b = {}
 nodes = list(g.node)
 qnodes = {n.output[0]: n for n in nodes if n.op_type == 'QuantizeLinear'}
 for n in nodes:
@@ -110,7 +109,7 @@ for i, (_, ins, outs, _) in enumerate(ops):
     live |= set(outs)
     live = {t for t in live if consumers_after.get(t, -1) > i or t == outname}
     if len(live) == 1: cuts.append((i, next(iter(live))))
-blocks = []; start = 0; cur_in = inp; nl = 0
+blocks = []; start = 0; cur_in = inp
 for i, t in cuts:
     seg_layers = [o[3]['layer'] for o in ops[start:i + 1] if o[0] in ('Conv', 'Gemm')]
     if len(seg_layers) >= a.min_layers or i == len(ops) - 1:
@@ -170,7 +169,7 @@ def run(opl, env, params, mode, actq):
 
 for name, L in layers.items():
     s = sview(L)
-    base = np.floor(L['W'] / s)
+    L['fl'] = base = np.floor(L['W'] / s)
     if a.init == 'gptq':  # the pair {g - 1, g} when GPTQ rounded W/s up, else {g, g + 1}
         gq = L['qint'].astype(np.float64); base = np.where(gq > L['W'] / s, gq - 1, gq)
     L['floor'] = torch.from_numpy(base.astype(np.float32)); L['st'] = torch.from_numpy(s.astype(np.float32)); L['Wt'] = torch.from_numpy(L['W'])
@@ -183,12 +182,12 @@ def init_params(names):
     for nme in names:
         L = layers[nme]; s = sview(L)
         if a.init == 'model':  # start from the model's (GPTQ) integers where they are floor or ceil
-            rest = np.where(L['qint'] > np.floor(L['W'] / s), 0.5 + a.init_conf, 0.5 - a.init_conf)
+            rest = np.where(L['qint'] > L['fl'], 0.5 + a.init_conf, 0.5 - a.init_conf)
         elif a.init == 'gptq':
             rest = np.where(L['qint'] > L['floor'].numpy(), 0.5 + a.init_conf, 0.5 - a.init_conf)
-        else: rest = L['W'] / s - np.floor(L['W'] / s)
+        else: rest = L['W'] / s - L['fl']
         if a.init != 'nearest':
-            fl = np.floor(L['W'] / s); print(f'  {nme}: gptq ints at floor {np.mean(L["qint"] == fl):.3f} ceil {np.mean(L["qint"] == fl + 1):.3f}')
+            print(f'  {nme}: gptq ints at floor {np.mean(L["qint"] == L["fl"]):.3f} ceil {np.mean(L["qint"] == L["fl"] + 1):.3f}')
         rest = np.clip(rest, 0.01, 0.99)
         V = -np.log((ZETA - GAMMA) / (rest - GAMMA) - 1)
         P[nme] = {'V': torch.tensor(V.astype(np.float32), requires_grad=True)}
