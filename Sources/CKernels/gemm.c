@@ -119,7 +119,8 @@ typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, i
                              int load, int last, const float *bias, float lo, float hi);
 
 // Writes rows [0, mr) of an accumulator tile (nv 16-column vectors per row, the last nr columns valid) with
-// masked loads and stores, so partial tiles need no scalar pass.
+// masked loads and stores where a vector is partial, so partial tiles need no scalar pass (full vectors plainly:
+// masked 512-bit memory operations are slower on AMD Zen 4).
 #define AVX512_STORE(ACC, NV)                                                                                     \
     do {                                                                                                          \
         __mmask16 m0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);                                           \
@@ -130,12 +131,14 @@ typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, i
             for (int v = 0; v < NV; v++) {                                                                        \
                 __mmask16 m = v == 0 ? m0 : m1;                                                                   \
                 __m512 x = ACC[i][v];                                                                             \
-                if (load) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, c + 16 * v));                            \
+                if (load) x = _mm512_add_ps(x, m == 0xFFFF ? _mm512_loadu_ps(c + 16 * v)                          \
+                                                           : _mm512_maskz_loadu_ps(m, c + 16 * v));               \
                 if (last) {                                                                                       \
                     if (bias) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));                                      \
                     x = _mm512_min_ps(_mm512_max_ps(x, vlo), vhi);                                                \
                 }                                                                                                 \
-                _mm512_mask_storeu_ps(c + 16 * v, m, x);                                                          \
+                if (m == 0xFFFF) _mm512_storeu_ps(c + 16 * v, x);                                                 \
+                else _mm512_mask_storeu_ps(c + 16 * v, m, x);                                                     \
             }                                                                                                     \
         }                                                                                                         \
     } while (0)
@@ -163,7 +166,8 @@ static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx5
     __m512 acc[12][2];
     for (int i = 0; i < MR; i++) { acc[i][0] = _mm512_setzero_ps(); acc[i][1] = _mm512_setzero_ps(); }
     for (int k = 0; k < kc; k++) {
-        __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_maskz_loadu_ps(lm1, b + 16);
+        // Full tiles load plainly: AMD Zen 4 runs a masked 512-bit load slower than a plain one.
+        __m512 b0 = _mm512_loadu_ps(b), b1 = nr >= 32 ? _mm512_loadu_ps(b + 16) : _mm512_maskz_loadu_ps(lm1, b + 16);
         // The weight panel streams from memory once per run (each weight meets only the N columns of this call:
         // 49 on a 7x7 map); fetching 128 steps ahead kept EfficientNet-Lite0's 7x7 layers from waiting on it.
         _mm_prefetch((const char *)(a + MR * 128), _MM_HINT_T0);
