@@ -399,6 +399,21 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_flat_tile(const
             _mm512_mask_storeu_ps(o + j * oplane + 16 * v, s[v], _mm512_min_ps(_mm512_max_ps(acc[v][j], vlo), vhi));
 }
 
+// Loads every line of rows [r0, r1) of the C planes once, in order. A network's stem reads its image (600 KB at
+// 224x224) from memory, and the kernel's walk, a few rows of each plane at a time, keeps the hardware prefetchers
+// from running ahead: with the image out of cache, MobileNetV2's stem took 365 us alone, 273 after this pass
+// (warm: 237). On an image in cache the pass costs a few microseconds.
+static inline AVX512 void warm_rows(const float *x, int C, int H, int W, int r0, int r1) {
+    if (r0 < 0) r0 = 0;
+    if (r1 > H) r1 = H;
+    __m512i s = _mm512_setzero_si512();
+    for (int c = 0; c < C && r0 < r1; c++) {
+        const float *p = x + ((size_t)c * H + r0) * W, *e = x + ((size_t)c * H + r1) * W;
+        for (; p + 16 <= e; p += 16) s = _mm512_or_si512(s, _mm512_castps_si512(_mm512_loadu_ps(p)));
+    }
+    __asm__ volatile("" : : "v"(s));
+}
+
 AVX512
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
                        float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1, int row0) {
@@ -432,6 +447,7 @@ void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed,
     // before it is written, from memory at the start of a run). The small input is read again per block, from cache.
     // Measured in the networks at 1 thread: EfficientNet-Lite0's stem 0.27 -> 0.18 ms, MobileNetV2's 0.22 -> 0.17.
     int outer = C <= 4;
+    if (outer) warm_rows(x, C, H, W, oh0 * stride - PT, (oh1 - 1) * stride - PT + 3);
     for (int b0 = 0; b0 < (outer ? blocks : 1); b0++)
     for (int oh = oh0; oh < oh1; oh += 2) {
         int two = oh + 1 < oh1;
