@@ -226,24 +226,28 @@ final class FastKernelTests: XCTestCase {
     /// for bit: strides 1 and 2, pads on either, last windows over the bottom pad, odd sizes, bands of 1, 2 and 3
     /// pooled rows and the default, one and two threads.
     /// The direct 3x3 kernel's flat walk reads taps with plain (unmasked) loads wherever they stay inside the input
-    /// tensor, and masked loads in the first and last channels where they would not. Here the input touches an
+    /// tensor, and masked loads in the first and last channels where they would not; with few channels the row walk
+    /// first reads the input rows it needs in one pass (`warm_rows`). Here the input touches an
     /// unreadable page on one side, so a read past either end of the tensor crashes the test; the results equal the
     /// same kernel's on an ordinary buffer, and the reference.
     func testDirect3x3ReadsNothingOutsideTheInput() throws {
         guard sq_cpu_level() == 3 else { throw XCTSkip("sq_conv3x3_avx512 needs AVX-512") }
         let page = Int(sysconf(Int32(_SC_PAGESIZE))), fpp = page / 4
-        // (channels, H, W, output channels): one channel (every tile's reads leave the plane), one row, planes of
-        // 13x13 and 55x55, and a plane of exactly one page
-        for (c, h, w, m) in [(1, 13, 13, 8), (3, 1, 20, 9), (4, 13, 13, 16), (2, 55, 55, 8), (3, 32, 32, 8)] {
+        // (channels, H, W, output channels, stride): one channel (every tile's reads leave the plane), one row, planes
+        // of 13x13 and 55x55, and a plane of exactly one page; at stride 2 a stem (3 channels: the row walk, after
+        // its pass over the input rows)
+        for (c, h, w, m, s) in [(1, 13, 13, 8, 1), (3, 1, 20, 9, 1), (4, 13, 13, 16, 1), (2, 55, 55, 8, 1), (3, 32, 32, 8, 1), (3, 32, 32, 16, 2),
+                                (3, 31, 23, 8, 2)] {
             let n = c * h * w, pages = (n + fpp - 1) / fpp + 2
             let base = try XCTUnwrap(mmap(nil, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
             defer { munmap(base, pages * page) }
             XCTAssertEqual(mprotect(base, page, PROT_NONE), 0)
             XCTAssertEqual(mprotect(base + (pages - 1) * page, page, PROT_NONE), 0)
             let x = random(n), wt = random(m * c * 9), bias = random(m)
-            let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
-                                 dilationH: 1, dilationW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outHeight: h, outWidth: w)
-            var want = [Float](repeating: 0, count: m * h * w)
+            let oh = (h - 1) / s + 1, ow = (w - 1) / s + 1
+            let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: s, strideW: s,
+                                 dilationH: 1, dilationW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outHeight: oh, outWidth: ow)
+            var want = [Float](repeating: 0, count: m * oh * ow)
             Reference.conv(x: x, w: wt, bias: bias, y: &want, g, lo: -.infinity, hi: .infinity)
             let d = try XCTUnwrap(wt.withUnsafeBufferPointer { Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!) })
             var normal = [Float](repeating: 0, count: want.count)
