@@ -15,7 +15,10 @@ Needs PyTorch (CPU), onnx, onnxruntime, numpy, Pillow in its own venv (not the M
   python3 -m venv /tmp/tenv && /tmp/tenv/bin/pip install torch onnx onnxruntime numpy pillow
 usage: block_reconstruction.py QDQ FLOAT PREPROC CALIB_LABELS VAL_LABELS [--n 500 --iters 1000 --crop 32
        --init model --init-conf 0.25 --lr 3e-3 --bias model --train-bias 1e-4 --out OUT.onnx]
-PREPROC is one of ../shared/anchors/preprocess.py's modes (torch, caffe_bgr, effnet_lite)."""
+PREPROC is one of ../shared/anchors/preprocess.py's modes (torch, caffe_bgr, effnet_lite).
+--bias-only trains the biases alone on the hard integers of --init (MobileNetV2 W4, `--init gptq --bias model
+--train-bias 5e-4 --bias-only --iters 400 --n 500 --crop 32`, 623 s: every block's error fell 2-42%, the network's
+top-1 76.23 -> 73.92 and output SQNR 8.37 -> 7.73 dB on val, 8.54 -> 7.97 on calibration images)."""
 import os, sys, time, argparse, numpy as np, onnx, onnxruntime as ort
 import torch, torch.nn.functional as TF
 torch.set_num_threads(2)
@@ -29,6 +32,7 @@ ap.add_argument('--n', type=int, default=256); ap.add_argument('--iters', type=i
 ap.add_argument('--batch', type=int, default=32); ap.add_argument('--lam', type=float, default=0.01)
 ap.add_argument('--lr', type=float, default=1e-3); ap.add_argument('--min-layers', type=int, default=3)
 ap.add_argument('--train-bias', type=float, default=0.0, help='lr for the bias (0: float bias fixed)')
+ap.add_argument('--bias-only', action='store_true', help='train only the biases (--train-bias), on the hard integers --init gives')
 ap.add_argument('--bias', default='float', choices=['float', 'model'])
 ap.add_argument('--init', default='nearest', choices=['nearest', 'model', 'gptq'],
                 help='nearest: AdaRound between floor and ceil of W/s; model: the same, starting at GPTQ\'s integers where they are floor or ceil; gptq: between GPTQ\'s integer and its neighbour toward W/s, starting at GPTQ\'s')
@@ -36,6 +40,7 @@ ap.add_argument('--val-limit', type=int, default=0); ap.add_argument('--out', re
 ap.add_argument('--cache', default='/tmp', help='where the preprocessed images are kept between runs')
 ap.add_argument('--no-act-quant', action='store_true'); ap.add_argument('--blocks', type=int, default=0); ap.add_argument('--crop', type=int, default=0); ap.add_argument('--init-conf', type=float, default=0.25); ap.add_argument('--margin', type=int, default=2)
 a = ap.parse_args()
+if a.bias_only and not a.train_bias: sys.exit('--bias-only needs --train-bias LR')
 
 def cached(labels, limit, tag):
     path = os.path.join(a.cache, f'brecq_cache_{tag}_{a.preproc}_{limit}.npy')
@@ -213,8 +218,8 @@ for bi, B in enumerate(blocks[:a.blocks] if a.blocks else blocks):
     ffloat = block_fn(B, 'float', False)
     Yf = chunked(ffloat, {}, Xf)
     P = init_params(B['layers'])
-    fsoft = block_fn(B, 'soft', actq)
-    groups = [{'params': [P[k]['V'] for k in P], 'lr': a.lr}]
+    fsoft = block_fn(B, 'hard' if a.bias_only else 'soft', actq)
+    groups = [] if a.bias_only else [{'params': [P[k]['V'] for k in P], 'lr': a.lr}]
     if a.train_bias: groups.append({'params': [P[k]['b'] for k in P if 'b' in P[k]], 'lr': a.train_bias})
     opt = torch.optim.Adam(groups)
     rng = np.random.default_rng(bi)
@@ -243,7 +248,7 @@ for bi, B in enumerate(blocks[:a.blocks] if a.blocks else blocks):
         if cropping: out = out[:, :, mg:out.shape[2] - mg, mg:out.shape[3] - mg]
         rec = torch.mean(torch.sum((out - torch.from_numpy(np.ascontiguousarray(yb))) ** 2, dim=1))
         loss = rec
-        if lam: loss = loss + lam * sum(torch.sum(1 - torch.abs(2 * hsoft(P[k]['V']) - 1) ** beta) for k in P)
+        if lam and not a.bias_only: loss = loss + lam * sum(torch.sum(1 - torch.abs(2 * hsoft(P[k]['V']) - 1) ** beta) for k in P)
         opt.zero_grad(); loss.backward(); opt.step()
     per_it = (time.time() - titer) / max(1, a.iters)
     e1 = hard_err(P)
