@@ -30,14 +30,15 @@ typedef struct { __mmask16 m[5]; int c0, full; } taps_mask;
 static inline AVX512 taps_mask block_masks(int ow, int stride, int K, int PL, int W) {
     taps_mask t;
     t.c0 = ow * stride - PL;
+    t.full = stride == 1;
     if (stride == 1) {
-        for (int kw = 0; kw < K; kw++) t.m[kw] = inside(t.c0 + kw, W);
+        for (int kw = 0; kw < K; kw++) {
+            t.m[kw] = inside(t.c0 + kw, W);
+            t.full &= t.m[kw] == 0xFFFF;
+        }
     } else {
         t.m[0] = inside(t.c0, W); t.m[1] = inside(t.c0 + 16, W); t.m[2] = inside(t.c0 + 32, W) & ((1u << (K - 2)) - 1u);
     }
-    unsigned all = 0xFFFF;
-    for (int kw = 0; kw < K; kw++) all &= t.m[kw];
-    t.full = stride == 1 && all == 0xFFFF;
     return t;
 }
 
@@ -364,14 +365,14 @@ static inline __attribute__((always_inline)) AVX512 void flat_channels(const flo
         for (int kh = 0; kh < 3; kh++) {
             const float *wk = wb + ((size_t)c * 9 + kh * 3) * C3_OCB;
             for (int kw = 0; kw < 3; kw++) {
-                int t = edge ? kh * 3 + kw : 3 + kw, full = kh == 1 && kw == 1;
+                int t = edge ? kh * 3 + kw : 3 + kw, centre = kh == 1 && kw == 1;
                 const float *src = xq + (ptrdiff_t)(kh - 1) * W + kw - 1;
                 __m512 tv[FLAT_NV];
                 for (int v = 0; v < NV; v++) tv[v] = plain ? _mm512_loadu_ps(src + 16 * v) : _mm512_maskz_loadu_ps(m[v][t], src + 16 * v);
                 for (int j = 0; j < C3_OCB; j++) {
                     __m512 b = _mm512_set1_ps(wk[kw * C3_OCB + j]);
                     for (int v = 0; v < NV; v++)
-                        acc[v][j] = plain && !full ? _mm512_mask3_fmadd_ps(b, tv[v], acc[v][j], m[v][t]) : _mm512_fmadd_ps(b, tv[v], acc[v][j]);
+                        acc[v][j] = plain && !centre ? _mm512_mask3_fmadd_ps(b, tv[v], acc[v][j], m[v][t]) : _mm512_fmadd_ps(b, tv[v], acc[v][j]);
                 }
             }
         }

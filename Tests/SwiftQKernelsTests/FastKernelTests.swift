@@ -222,9 +222,6 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
-    /// The direct 3x3 convolution and max pooling run band by band give what the two give one after the other, bit
-    /// for bit: strides 1 and 2, pads on either, last windows over the bottom pad, odd sizes, bands of 1, 2 and 3
-    /// pooled rows and the default, one and two threads.
     /// The direct 3x3 kernel's flat walk reads taps with plain (unmasked) loads wherever they stay inside the input
     /// tensor, and masked loads in the first and last channels where they would not; with few channels the row walk
     /// first reads the input rows it needs in one pass (`warm_rows`). Here the input touches an
@@ -269,6 +266,9 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The direct 3x3 convolution and max pooling run band by band give what the two give one after the other, bit
+    /// for bit: strides 1 and 2, pads on either, last windows over the bottom pad, odd sizes, bands of 1, 2 and 3
+    /// pooled rows and the default, one and two threads.
     func testConvMaxPoolEqualsConvThenPool() {
         // (in channels, out channels, H, W, conv stride, conv pad, pool kernel, pool stride, pool pad top/left, pool pad bottom/right)
         let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [

@@ -218,7 +218,7 @@ for bi, B in enumerate(blocks[:a.blocks] if a.blocks else blocks):
     ffloat = block_fn(B, 'float', False)
     Yf = chunked(ffloat, {}, Xf)
     P = init_params(B['layers'])
-    fsoft = block_fn(B, 'hard' if a.bias_only else 'soft', actq)
+    ftrain = block_fn(B, 'hard' if a.bias_only else 'soft', actq)
     groups = [] if a.bias_only else [{'params': [P[k]['V'] for k in P], 'lr': a.lr}]
     if a.train_bias: groups.append({'params': [P[k]['b'] for k in P if 'b' in P[k]], 'lr': a.train_bias})
     opt = torch.optim.Adam(groups)
@@ -244,7 +244,7 @@ for bi, B in enumerate(blocks[:a.blocks] if a.blocks else blocks):
             yb = yb[:, :, oy // stride + mg:oy // stride + co - mg, ox // stride + mg:ox // stride + co - mg]
         if it < warm: beta, lam = 20.0, 0.0
         else: beta, lam = 2 + 18 * (1 - (it - warm) / max(1, a.iters - warm)), a.lam
-        out = fsoft(P, torch.from_numpy(np.ascontiguousarray(xb)))
+        out = ftrain(P, torch.from_numpy(np.ascontiguousarray(xb)))
         if cropping: out = out[:, :, mg:out.shape[2] - mg, mg:out.shape[3] - mg]
         rec = torch.mean(torch.sum((out - torch.from_numpy(np.ascontiguousarray(yb))) ** 2, dim=1))
         loss = rec
