@@ -229,18 +229,12 @@ final class FastKernelTests: XCTestCase {
     /// same kernel's on an ordinary buffer, and the reference.
     func testDirect3x3ReadsNothingOutsideTheInput() throws {
         guard sq_cpu_level() == 3 else { throw XCTSkip("sq_conv3x3_avx512 needs AVX-512") }
-        let page = Int(sysconf(Int32(_SC_PAGESIZE))), fpp = page / 4
         // (channels, H, W, output channels, stride): one channel (every tile's reads leave the plane), one row, planes
         // of 13x13 and 55x55, and a plane of exactly one page; at stride 2 a stem (3 channels: the row walk, after
         // its pass over the input rows)
         for (c, h, w, m, s) in [(1, 13, 13, 8, 1), (3, 1, 20, 9, 1), (4, 13, 13, 16, 1), (2, 55, 55, 8, 1), (3, 32, 32, 8, 1), (3, 32, 32, 16, 2),
                                 (3, 31, 23, 8, 2)] {
-            let n = c * h * w, pages = (n + fpp - 1) / fpp + 2
-            let base = try XCTUnwrap(mmap(nil, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
-            defer { munmap(base, pages * page) }
-            XCTAssertEqual(mprotect(base, page, PROT_NONE), 0)
-            XCTAssertEqual(mprotect(base + (pages - 1) * page, page, PROT_NONE), 0)
-            let x = random(n), wt = random(m * c * 9), bias = random(m)
+            let x = random(c * h * w), wt = random(m * c * 9), bias = random(m)
             let oh = (h - 1) / s + 1, ow = (w - 1) / s + 1
             let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: s, strideW: s,
                                  dilationH: 1, dilationW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outHeight: oh, outWidth: ow)
@@ -250,10 +244,7 @@ final class FastKernelTests: XCTestCase {
             var normal = [Float](repeating: 0, count: want.count)
             Fast.conv(x: x, packed: [], direct: d, depthwise: nil, bias: bias, y: &normal, g, lo: -.infinity, hi: .infinity, scratch: Scratch(), threads: 1)
             assertClose(normal, want, "\(g)")
-            // The tensor starting right after the first guard page, then ending right before the last one.
-            for start in [page, (pages - 1) * page - 4 * n] {
-                let xp = (base + start).bindMemory(to: Float.self, capacity: n)
-                xp.update(from: x, count: n)
+            try againstGuardPages(x) { xp, start in
                 for threads in [1, 2] {
                     var got = [Float](repeating: .nan, count: want.count)
                     got.withUnsafeMutableBufferPointer { y in
@@ -266,9 +257,58 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// The 3x3 max pooling reads nothing outside its input either, at every instruction level. At stride 2 on AVX-512 a
+    /// block whose taps reach exactly a row's last float loads them plainly (rows of 34), one whose loads would read a
+    /// float past it stays masked (33); odd row counts, so the last row is read. One plane and several.
+    func testMaxPoolReadsNothingOutsideTheInput() throws {
+        defer { _ = sq_set_cpu_level(-1) }
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            // (planes, H, W, stride, pad)
+            for (c, h, w, s, pad) in [(1, 55, 55, 2, 0), (3, 9, 34, 2, 0), (1, 7, 33, 2, 0), (1, 111, 111, 2, 0), (2, 14, 35, 2, 1), (1, 13, 40, 1, 1)] {
+                let oh = (h + 2 * pad - 3) / s + 1, ow = (w + 2 * pad - 3) / s + 1
+                let g = ConvGeometry(batch: 1, channels: c, height: h, width: w, outChannels: c, group: 1, kernelH: 3, kernelW: 3, strideH: s, strideW: s,
+                                     dilationH: 1, dilationW: 1, padTop: pad, padLeft: pad, padBottom: pad, padRight: pad, outHeight: oh, outWidth: ow)
+                let x = random(c * h * w)
+                var want = [Float](repeating: 0, count: c * oh * ow)
+                x.withUnsafeBufferPointer { xp in
+                    want.withUnsafeMutableBufferPointer { yp in
+                        for p in 0..<c {
+                            Reference.pool(x: xp.baseAddress! + p * h * w, y: yp.baseAddress! + p * oh * ow, g, isMax: true, countIncludePad: false)
+                        }
+                    }
+                }
+                try againstGuardPages(x) { xp, start in
+                    var got = [Float](repeating: .nan, count: want.count)
+                    got.withUnsafeMutableBufferPointer { y in
+                        Fast.pool(x: xp, y: y.baseAddress!, g, isMax: true, countIncludePad: false, planes: 0..<c)
+                    }
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "level \(level) start \(start) \(g)")
+                }
+            }
+        }
+    }
+
+    /// Runs `body` on a copy of `x` placed right after an unreadable page, then on one ending right before another: a
+    /// read past either end of the tensor crashes the test.
+    func againstGuardPages(_ x: [Float], _ body: (UnsafePointer<Float>, Int) throws -> Void) throws {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE))), fpp = page / 4
+        let n = x.count, pages = (n + fpp - 1) / fpp + 2
+        let base = try XCTUnwrap(mmap(nil, pages * page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0))
+        defer { munmap(base, pages * page) }
+        XCTAssertEqual(mprotect(base, page, PROT_NONE), 0)
+        XCTAssertEqual(mprotect(base + (pages - 1) * page, page, PROT_NONE), 0)
+        for start in [page, (pages - 1) * page - 4 * n] {
+            let xp = (base + start).bindMemory(to: Float.self, capacity: n)
+            xp.update(from: x, count: n)
+            try body(UnsafePointer(xp), start)
+        }
+    }
+
     /// The direct 3x3 convolution and max pooling run band by band give what the two give one after the other, bit
     /// for bit: strides 1 and 2, pads on either, last windows over the bottom pad, odd sizes, bands of 1, 2 and 3
-    /// pooled rows and the default, one and two threads.
+    /// pooled rows and the default (windows sharing one or two convolution rows with the last band, or none), one and
+    /// two threads.
     func testConvMaxPoolEqualsConvThenPool() {
         // (in channels, out channels, H, W, conv stride, conv pad, pool kernel, pool stride, pool pad top/left, pool pad bottom/right)
         let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
