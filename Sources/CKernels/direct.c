@@ -230,12 +230,140 @@ static inline __attribute__((always_inline)) AVX512 void dw_flat(const float *x,
     }
 }
 
+// The 16 x 16 floats r[0..16) transposed in place (r[i][j] <- r[j][i]).
+static inline __attribute__((always_inline)) AVX512 void transpose16(__m512 r[16]) {
+    __m512 t[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) {
+        __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+        __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+        r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+        r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+        r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+        r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+    }
+    // Each 128-bit lane of r[4i + k] now holds element k of rows 4i .. 4i + 3 (one group of four columns per lane).
+    for (int i = 0; i < 2; i++)
+        for (int k = 0; k < 4; k++) {
+            t[8 * i + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0x88);
+            t[8 * i + 4 + k] = _mm512_shuffle_f32x4(r[8 * i + k], r[8 * i + 4 + k], 0xDD);
+        }
+    for (int k = 0; k < 8; k++) {
+        r[k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0x88);
+        r[8 + k] = _mm512_shuffle_f32x4(t[k], t[8 + k], 0xDD);
+    }
+}
+
+// Depthwise 5x5 at stride 1 on maps 7 to 10 wide (EfficientNet's 7x7 stage): channels in the lanes, as dw_small does on
+// AVX2. 16 channels at a time are transposed (16 x 16 blocks) into a zero-bordered buffer of the padded pixels, 16
+// channels each, so every tap of an output is one plain load and each weight tap one vector; the outputs of a row, up
+// to 7 at a time, take their taps from the input vectors of a kernel row loaded once; then they are transposed back.
+// Each output sums its taps in dw_rows's order into dw_rows's accumulators (by column tap), a pad tap adding a zero
+// product, so the same bits. The rows and flat kernels build each tap with a shift (and mask) per vector, which the
+// 25 taps of a 5x5 kernel make dear: 1152 channels at 7x7 80 -> 58 us, 672 47 -> 34, 480 at 10x10 47 -> 42 (1 thread,
+// AMD Zen 4); at 11x11 and wider, with 3x3 kernels and on maps under 7 it lost (the transposes then cost more).
+enum { DWL_SEG = 7, DWL_IN = 16 };
+
+static inline int dw_lanes_fits(int H, int W, int K, int S, int PT, int PL, int OH, int OW) {
+    return K == 5 && S == 1 && W >= 7 && W <= 10 && H <= DWL_IN && OH <= DWL_IN && OW <= W && PT >= 0 && PL >= 0
+        && H + PT <= OH + 4 && W + PL <= OW + 4;
+}
+
+// Outputs ow0 .. ow0 + N - 1 (N constant) of output row oh, from the padded buffer `in` (Wp pixels a row).
+static inline __attribute__((always_inline)) AVX512 void dw_lanes_run(const float *in, int Wp, const __m512 *wt, int oh, int ow0,
+                                                                     int N, __m512 vb, __m512 vlo, __m512 vhi, float *out) {
+    enum { K = 5, NA = 2 };
+    __m512 acc[DWL_SEG][NA];
+    for (int u = 0; u < N; u++) acc[u][0] = acc[u][1] = _mm512_setzero_ps();
+    for (int kh = 0; kh < K; kh++) {
+        const float *row = in + ((size_t)(oh + kh) * Wp + ow0) * 16;
+        __m512 v[DWL_SEG + K - 1];
+        for (int i = 0; i < N + K - 1; i++) v[i] = _mm512_load_ps(row + (size_t)i * 16);
+        for (int kw = 0; kw < K; kw++)
+            for (int u = 0; u < N; u++) acc[u][kw % NA] = _mm512_fmadd_ps(wt[kh * K + kw], v[u + kw], acc[u][kw % NA]);
+    }
+    for (int u = 0; u < N; u++) {
+        __m512 v = _mm512_add_ps(_mm512_add_ps(vb, acc[u][0]), acc[u][1]);
+        _mm512_store_ps(out + (size_t)u * 16, _mm512_min_ps(_mm512_max_ps(v, vlo), vhi));
+    }
+}
+
+static AVX512 void dw_lanes(const float *x, int H, int W, size_t xplane, const float *w, int PT, int PL, float *y, int OH, int OW,
+                            const float *bias, float lo, float hi, int c0, int c1) {
+    enum { K = 5, HP = DWL_IN + K - 1 };
+    const int Hp = OH + K - 1, Wp = OW + K - 1, n = H * W, on = OH * OW;
+    __attribute__((aligned(64))) float in[HP * HP * 16];
+    __attribute__((aligned(64))) float out[DWL_IN * DWL_IN * 16];
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), zero = _mm512_setzero_ps();
+    // The border (padding) is written once; each group overwrites only the image inside it.
+    memset(in, 0, sizeof(float) * (size_t)Hp * Wp * 16);
+    for (int c = c0; c < c1; c += 16) {
+        int nc = c1 - c < 16 ? c1 - c : 16;
+        __mmask16 cm = (__mmask16)((1u << nc) - 1u);
+        // In: pixels p .. p + 15 of the 16 channels, transposed to 16 pixel vectors (channels past c1 give zeros).
+        for (int p = 0; p < n; p += 16) {
+            int m = n - p < 16 ? n - p : 16;
+            __mmask16 pm = (__mmask16)((1u << m) - 1u);
+            __m512 r[16];
+            for (int j = 0; j < 16; j++)
+                r[j] = j >= nc ? zero : m == 16 ? _mm512_loadu_ps(x + (size_t)(c + j) * xplane + p)
+                                              : _mm512_maskz_loadu_ps(pm, x + (size_t)(c + j) * xplane + p);
+            transpose16(r);
+            int h = p / W, col = p - h * W;
+            for (int i = 0; i < m; i++) {
+                _mm512_store_ps(in + ((size_t)(h + PT) * Wp + col + PL) * 16, r[i]);
+                if (++col == W) { col = 0; h++; }
+            }
+        }
+        __m512 wt[K * K];
+        for (int t = 0; t < K * K; t++) {
+            float v[16] = {0};
+            for (int j = 0; j < nc; j++) v[j] = w[(size_t)(c + j) * K * K + t];
+            wt[t] = _mm512_loadu_ps(v);
+        }
+        __m512 vb = bias ? _mm512_maskz_loadu_ps(cm, bias + c) : zero;
+        for (int oh = 0; oh < OH; oh++) {
+            float *o = out + (size_t)oh * OW * 16;
+            int ow = 0;
+            for (; ow + DWL_SEG <= OW; ow += DWL_SEG) dw_lanes_run(in, Wp, wt, oh, ow, DWL_SEG, vb, vlo, vhi, o + (size_t)ow * 16);
+            switch (OW - ow) {
+            case 6: dw_lanes_run(in, Wp, wt, oh, ow, 6, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            case 5: dw_lanes_run(in, Wp, wt, oh, ow, 5, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            case 4: dw_lanes_run(in, Wp, wt, oh, ow, 4, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            case 3: dw_lanes_run(in, Wp, wt, oh, ow, 3, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            case 2: dw_lanes_run(in, Wp, wt, oh, ow, 2, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            case 1: dw_lanes_run(in, Wp, wt, oh, ow, 1, vb, vlo, vhi, o + (size_t)ow * 16); break;
+            default: break;
+            }
+        }
+        // Out: 16 pixels x 16 channels back to the channels' planes.
+        for (int p = 0; p < on; p += 16) {
+            int m = on - p < 16 ? on - p : 16;
+            __mmask16 pm = (__mmask16)((1u << m) - 1u);
+            __m512 r[16];
+            for (int i = 0; i < 16; i++) r[i] = i < m ? _mm512_load_ps(out + (size_t)(p + i) * 16) : zero;
+            transpose16(r);
+            for (int j = 0; j < nc; j++) {
+                if (m == 16) _mm512_storeu_ps(y + (size_t)(c + j) * on + p, r[j]);
+                else _mm512_mask_storeu_ps(y + (size_t)(c + j) * on + p, pm, r[j]);
+            }
+        }
+    }
+}
+
 AVX512
 void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, int K, int stride, int PT, int PL, float *y, int OH,
                   int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
     // 5x5 only where a row fills at most half a vector. At 1 thread, 1152 channels at 7x7 ran 59 us by rows, 44 flat;
     // 672 channels at 14x14 (rows using 77% of the lanes) 72 by rows, 83 flat. 3x3: 960 channels at 7x7 35 -> 18 us,
     // 576 at 14x14 41 -> 33.
+    if (oh0 == 0 && oh1 == OH && dw_lanes_fits(H, W, K, stride, PT, PL, OH, OW)) {
+        dw_lanes(x, H, W, xplane, w, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
+        return;
+    }
     if (stride == 1 && (K == 3 ? W < 16 : W <= 8) && OH == H && OW == W && oh0 == 0 && oh1 == OH && H * W <= 16 * DWF_MAX_BLOCKS) {
         if (K == 3) dw_flat(x, H, W, xplane, w, 3, PT, PL, y, bias, lo, hi, c0, c1);
         else dw_flat(x, H, W, xplane, w, 5, PT, PL, y, bias, lo, hi, c0, c1);

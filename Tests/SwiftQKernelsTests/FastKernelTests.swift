@@ -34,6 +34,8 @@ final class FastKernelTests: XCTestCase {
             (5, 5, 5, 9, 40, 3, 1, 1, 1), (3, 3, 3, 12, 12, 9, 1, 1, 4), (4, 4, 4, 13, 35, 3, 3, 1, 1), (7, 7, 7, 6, 6, 3, 1, 1, 0),
             (2, 2, 2, 20, 37, 5, 2, 2, 3), (3, 3, 3, 11, 21, 5, 1, 1, 2), (64, 256, 1, 13, 13, 3, 1, 1, 1),
             (4, 4, 4, 23, 45, 5, 2, 1, 2), (3, 3, 3, 14, 33, 5, 1, 1, 2), (4, 4, 4, 17, 70, 3, 2, 1, 1), (2, 2, 2, 9, 31, 5, 2, 1, 0),
+            // depthwise 5x5 on maps 7 to 10 wide with the channels in the lanes on AVX-512: 20 channels (16 + 4), 10 x 9
+            (20, 20, 20, 10, 9, 5, 1, 1, 2),
             // full 3x3 on the direct kernel: 17 outputs (a partial block of 16), stride 2 without padding, 2 vectors a row
             (5, 17, 1, 10, 14, 3, 1, 1, 1), (6, 18, 1, 29, 29, 3, 2, 1, 0), (3, 32, 1, 31, 62, 3, 2, 1, 1), (16, 16, 16, 30, 64, 3, 2, 1, 1),
             // full 3x3 keeping the size (the flat walk unless rows fill whole vectors): one row, one column, rows of
@@ -187,13 +189,14 @@ final class FastKernelTests: XCTestCase {
 
     /// The fused 1x1 + depthwise pair equals the two convolutions run one after the other, bit for bit: bands of
     /// 4 and 8 output rows (rows carried from band to band, the last band short), the default band, strides 1 and 2,
-    /// 3x3 and 5x5, uneven pads, 1 and 2 threads, a batch of 2.
+    /// 3x3 and 5x5, uneven pads, 1 and 2 threads, a batch of 2. On AVX-512 the 5x5 maps 7 to 10 wide (the last two
+    /// cases) run whole through the channels-in-lanes kernel and in bands through the row kernel: the same bits.
     func testExpandDepthwiseEqualsTwoConvolutions() {
         defer { _ = sq_set_cpu_level(-1) }
         // (in channels, expanded channels, H, W, kernel, stride, pad top, pad left, pad bottom, pad right)
         let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
             (5, 24, 23, 37, 3, 2, 1, 1, 1, 1), (8, 16, 30, 20, 3, 1, 1, 1, 1, 1), (3, 17, 19, 33, 5, 2, 2, 2, 2, 2),
-            (4, 12, 21, 18, 5, 1, 2, 2, 2, 2), (6, 32, 28, 28, 3, 2, 0, 0, 1, 1),
+            (4, 12, 21, 18, 5, 1, 2, 2, 2, 2), (6, 32, 28, 28, 3, 2, 0, 0, 1, 1), (6, 40, 9, 9, 5, 1, 2, 2, 2, 2), (5, 20, 7, 10, 5, 1, 1, 3, 3, 1),
         ]
         _ = sq_set_cpu_level(-1)
         for (c, m, h, w, k, s, pt, pl, pb, pr) in cases {
