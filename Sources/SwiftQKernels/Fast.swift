@@ -448,10 +448,11 @@ public enum Fast {
 
     /// The direct 3x3 convolution (bias, clamp [lo, hi]) and the max pooling `p` of its output in one pass: threads take
     /// bands of pooled rows (`bandRows` of them, or as many as about 512 KiB of convolution rows serve), compute the
-    /// convolution rows a band's windows read (in `scratch[thread]`)
-    /// and pool them, so the convolution's output is never written out whole. A convolution row two bands read is
-    /// computed by both. The same values as the two steps one after the other (max is exact; each convolution
-    /// value is computed as the whole-output kernel computes it). Check `canConvMaxPool` first.
+    /// convolution rows a band's windows read (in `scratch[thread]`) and pool them, so the convolution's output is never
+    /// written out whole. A convolution row two bands of one thread read is computed once (kept for the next band: 5% of
+    /// SqueezeNet's stem was such rows); one that two threads read, by both. The same values as the two steps one after
+    /// the other (max is exact; each convolution value is computed as the whole-output kernel computes it). Check
+    /// `canConvMaxPool` first.
     public static func convMaxPool(x: UnsafePointer<Float>, direct d: Direct3x3Weights, bias: UnsafePointer<Float>?, lo: Float, hi: Float,
                                    y: UnsafeMutablePointer<Float>, _ c: ConvGeometry, _ p: ConvGeometry, scratch: [Scratch], threads: Int,
                                    bandRows: Int? = nil) {
@@ -465,17 +466,35 @@ public enum Fast {
             parallelFor(parts, threads: threads) { part in
                 var q0 = part * per
                 let end = min(p.outHeight, q0 + per)
+                // Each channel's plane in the band holds `capacity` rows: convolution rows [start, stop).
+                let capacity = min(c.outHeight, (bandRows - 1) * p.strideH + p.kernelH)
+                let plane = capacity * c.outWidth
+                let band = scratch[part].floats(c.outChannels * plane)
+                var start = 0, stop = 0
                 while q0 < end {
                     let q1 = min(end, q0 + bandRows)
                     // Convolution rows the windows of pooled rows q0 ..< q1 read.
                     let r0 = max(0, q0 * p.strideH - p.padTop), r1 = min(c.outHeight, (q1 - 1) * p.strideH - p.padTop + p.kernelH)
-                    let held = r1 - r0
-                    let band = scratch[part].floats(c.outChannels * held * c.outWidth)
-                    sq_conv3x3_avx512(xn, Int32(c.channels), Int32(c.height), Int32(c.width), d.data, Int32(c.outChannels), Int32(c.strideH),
-                                      Int32(c.padTop), Int32(c.padLeft), band, Int32(held), Int32(c.outWidth), bias, lo, hi, Int32(r0), Int32(r1), Int32(r0))
+                    if start <= r0 && r0 < stop {
+                        // Rows the last band computed (the windows overlap): moved to the start of each plane, not recomputed.
+                        if r0 > start {
+                            for ch in 0..<c.outChannels {
+                                memmove(band + ch * plane, band + ch * plane + (r0 - start) * c.outWidth, (stop - r0) * c.outWidth * MemoryLayout<Float>.size)
+                            }
+                        }
+                    } else {
+                        stop = r0
+                    }
+                    start = r0
+                    if r1 > stop {
+                        sq_conv3x3_avx512(xn, Int32(c.channels), Int32(c.height), Int32(c.width), d.data, Int32(c.outChannels), Int32(c.strideH),
+                                          Int32(c.padTop), Int32(c.padLeft), band, Int32(capacity), Int32(c.outWidth), bias, lo, hi, Int32(stop), Int32(r1),
+                                          Int32(start))
+                        stop = r1
+                    }
                     for ch in 0..<c.outChannels {
                         // Band row 0 is convolution row r0: the pooling's top pad, seen from the band.
-                        sq_pool2d(band + ch * held * c.outWidth, Int32(held), Int32(c.outWidth), Int32(p.kernelH), Int32(p.kernelW), Int32(p.strideH),
+                        sq_pool2d(band + ch * plane, Int32(r1 - r0), Int32(c.outWidth), Int32(p.kernelH), Int32(p.kernelW), Int32(p.strideH),
                                   Int32(p.strideW), Int32(p.padTop + r0 - q0 * p.strideH), Int32(p.padLeft), 0, Int32(p.padRight),
                                   yn + (ch * p.outHeight + q0) * p.outWidth, Int32(q1 - q0), Int32(p.outWidth), 1, 0, 0, 1)
                     }
