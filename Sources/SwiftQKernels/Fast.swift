@@ -169,9 +169,12 @@ public enum Fast {
     /// thread that is about to end, or the memory stays allocated with no owner.
     public static func releaseThreadBuffers() { sq_release_thread_buffers() }
 
-    /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`.
+    /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`. With `residual` (rows×n,
+    /// row stride `ldc`), then C += residual: each thread adds it to the part of C it has just computed, while that part
+    /// is in its cache (the same bits as adding it afterwards).
     public static func gemm(_ a: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
-                            bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, threads: Int) {
+                            bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, residual: UnsafePointer<Float>? = nil,
+                            threads: Int) {
         if sq_cpu_level() == 3 && a.rows >= 32 && a.cols > 0 && narrow(n) {
             let w = a.alongRows
             // Threads take equal runs of tiles (32 rows x a tile's columns), block by block: 160 rows are 5 blocks,
@@ -188,12 +191,23 @@ public enum Fast {
                     let t1 = whole > 0 ? tiles : min(tiles, t0 + end - u)
                     let m1 = min(a.rows, (block + max(whole, 1)) * 32), c0 = t0 * across, c1 = min(n, t1 * across)
                     sq_gemm_mt(Int32(a.rows), Int32(c1 - c0), Int32(a.cols), w, b + c0, Int32(ldb), c + c0, Int32(ldc), Int32(block * 32), Int32(m1), bias, lo, hi)
+                    if let r = residual { addBlock(r, to: c, ld: ldc, rows: block * 32..<m1, columns: c0..<c1) }
                     u += whole > 0 ? whole * tiles : t1 - t0
                 }
             }
             return
         }
-        packedProduct(a.data, rows: a.rows, k: a.cols, panel: a.panel, b: b, ldb: ldb, n: n, c: c, ldc: ldc, bias: bias, lo: lo, hi: hi, threads: threads)
+        packedProduct(a.data, rows: a.rows, k: a.cols, panel: a.panel, b: b, ldb: ldb, n: n, c: c, ldc: ldc, bias: bias, lo: lo, hi: hi,
+                      residual: residual, threads: threads)
+    }
+
+    /// c[i·ld + j] += r[i·ld + j] over the block.
+    static func addBlock(_ r: UnsafePointer<Float>, to c: UnsafeMutablePointer<Float>, ld: Int, rows: Range<Int>, columns: Range<Int>) {
+        guard !columns.isEmpty else { return }
+        for i in rows {
+            let o = i * ld + columns.lowerBound
+            sq_binary(0, c + o, 1, r + o, 1, c + o, Int32(columns.count))
+        }
     }
 
     /// Whether a product with `n` columns runs with its vectors along the rows (`sq_gemm_mt`): up to 64 columns, when
@@ -206,13 +220,15 @@ public enum Fast {
     }
 
     static func packedProduct(_ a: UnsafePointer<Float>, rows: Int, k: Int, panel: Int, b: UnsafePointer<Float>, ldb: Int, n: Int,
-                              c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, lo: Float, hi: Float, threads: Int) {
+                              c: UnsafeMutablePointer<Float>, ldc: Int, bias: UnsafePointer<Float>?, lo: Float, hi: Float,
+                              residual: UnsafePointer<Float>? = nil, threads: Int) {
         let (parts, byColumns, chunk) = gemmSplit(rows: rows, n: n, panel: panel, threads: threads)
         parallelFor(parts, threads: threads) { p in
             let (m0, m1, n0, n1) = byColumns ? (0, rows, p * chunk, min(n, p * chunk + chunk)) : (p * chunk, min(rows, p * chunk + chunk), 0, n)
             if m0 < m1 && n0 < n1 {
                 sq_gemm_packed(Int32(rows), Int32(n), Int32(k), a, b, Int32(ldb), c, Int32(ldc), Int32(m0), Int32(m1), Int32(n0), Int32(n1),
                                bias, lo, hi, 0)
+                if let r = residual { addBlock(r, to: c, ld: ldc, rows: m0..<m1, columns: n0..<n1) }
             }
         }
     }
@@ -342,10 +358,12 @@ public enum Fast {
 
     /// The fast 2-D convolution. `packed` holds one packed weight matrix per group (M/group × C/group·KH·KW);
     /// `depthwise` the raw weights when `g.isDepthwise`.
-    /// `direct`, when given and it applies to `g`, replaces im2col + GEMM.
+    /// `direct`, when given and it applies to `g`, replaces im2col + GEMM. `residual` (the output's shape; only where
+    /// `canAddResidual(g)`) is added to the output, as a following Add would add it.
     public static func conv(x: UnsafePointer<Float>, packed: [PackedMatrix], direct: Direct3x3Weights? = nil, depthwise: UnsafePointer<Float>?,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float, hi: Float,
-                            scratch: Scratch, threads: Int) {
+                            residual: UnsafePointer<Float>? = nil, scratch: Scratch, threads: Int) {
+        precondition(residual == nil || canAddResidual(g), "a residual only on a group-1 pointwise convolution")
         let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
@@ -434,10 +452,14 @@ public enum Fast {
                     }
                     b = UnsafePointer(col)
                 }
-                gemm(packed[grp], b: b, ldb: ohw, n: ohw, c: yn + grp * mpg * ohw, ldc: ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi, threads: threads)
+                gemm(packed[grp], b: b, ldb: ohw, n: ohw, c: yn + grp * mpg * ohw, ldc: ohw, bias: bias.map { $0 + grp * mpg }, lo: lo, hi: hi,
+                     residual: residual.map { $0 + n * g.outChannels * ohw }, threads: threads)
             }
         }
     }
+
+    /// Whether `conv` takes a `residual` for `g`: a group-1 pointwise convolution (one product, whose threads add it).
+    public static func canAddResidual(_ g: ConvGeometry) -> Bool { g.isPointwise && g.group == 1 }
 
     /// Whether `convMaxPool` runs the direct 3x3 convolution `c` (weights `d`) followed by the max pooling `p` of its
     /// output: dilation 1, and every pooling window reaching into the convolution's output (pads under the window).

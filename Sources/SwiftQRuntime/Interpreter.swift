@@ -63,7 +63,8 @@ public final class Interpreter: @unchecked Sendable {
     /// node swings with whatever else ran; its best is what the kernel can do there).
     /// `macs`: the multiply-accumulates of a Conv, ConvTranspose, Gemm or MatMul step (0 for other ops).
     public var nodeProfile: [(node: String, opType: String, shape: [Int], seconds: Double, best: Double, macs: Int)] {
-        steps.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0], stepBest[$0], stepMACs[$0]) }
+        // Empty until the first profiled run sizes the tables (it read past them before).
+        stepSeconds.indices.map { (steps[$0].node.displayName, steps[$0].node.opType, stepShapes[$0], stepSeconds[$0], stepBest[$0], stepMACs[$0]) }
     }
     private var stepSeconds: [Double] = []
     private var stepBest: [Double] = []
@@ -244,9 +245,9 @@ public final class Interpreter: @unchecked Sendable {
 }
 
 /// Steps with every pair the runtime runs as one step merged, named after both ("a+b"): a 1x1 Conv whose output
-/// only the next step reads, a depthwise Conv (`ExpandDepthwiseOp`), or a direct 3x3 Conv and the MaxPool that
-/// alone reads it (`ConvMaxPoolOp`). The merged step reads only the data input: the weights are its operators'
-/// constants.
+/// only the next step reads, a depthwise Conv (`ExpandDepthwiseOp`) or an Add (`ConvAddOp`), or a direct 3x3 Conv
+/// and the MaxPool that alone reads it (`ConvMaxPoolOp`). The merged step reads only the data input (and the Add's
+/// other operand): the weights are its operators' constants.
 func fusePairs(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [String], threads: Int) -> [Interpreter.Step] {
     var readers = [Int](repeating: 0, count: names.count)
     for s in steps { for i in s.inputs where i >= 0 { readers[i] += 1 } }
@@ -263,6 +264,20 @@ func fusePairs(_ steps: [Interpreter.Step], graphOutputs: Set<Int>, names: [Stri
             node.name = "\(a.node.displayName)+\(b.node.displayName)"
             node.inputs = [a.node.inputs[0]]
             out.append(Interpreter.Step(op: pair, inputs: [x], outputs: b.outputs, node: node))
+            i += 2
+            continue
+        }
+        // A 1x1 Conv and the Add of its output to another value (`ConvAddOp`): the step reads the Conv's input and that value.
+        if i + 1 < steps.count, a.outputs.count == 1, let mid = a.outputs.first, mid >= 0, readers[mid] == 1, !graphOutputs.contains(mid),
+           let x = a.inputs.first, x >= 0, steps[i + 1].inputs.count == 2, let k = steps[i + 1].inputs.firstIndex(of: mid),
+           case let r = steps[i + 1].inputs[1 - k], r >= 0, r != mid,
+           let pair = ConvAddOp(a.op, steps[i + 1].op, convFirst: k == 0, intermediate: names[mid]) {
+            let b = steps[i + 1]
+            var node = b.node
+            node.name = "\(a.node.displayName)+\(b.node.displayName)"
+            node.inputs = [a.node.inputs[0], b.node.inputs[1 - k]]
+            node.opType = a.node.opType   // the profile's time by op type counts the step as the Conv it mostly is
+            out.append(Interpreter.Step(op: pair, inputs: [x, r], outputs: b.outputs, node: node))
             i += 2
             continue
         }

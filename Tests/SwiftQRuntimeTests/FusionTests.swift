@@ -86,6 +86,57 @@ final class FusionTests: XCTestCase {
         XCTAssertEqual(observed, quiet)
     }
 
+    /// A 1x1 Conv (+ Clip) whose only reader is an Add of another value of its shape runs as one step with it, the
+    /// threads of the product adding that value: the same bits as the two steps, with the Conv's output as the Add's
+    /// first or second operand, on 7x7 maps (the product along rows, 49 columns) and 14x14 (tiles), at 1 and 2 threads
+    /// and batch 2, at every instruction level; an observer still sees the Conv's output. An Add that broadcasts (a
+    /// per-channel value) runs unfused.
+    func testConvAddRunsAsOneStepBitForBit() throws {
+        defer { _ = sq_set_cpu_level(-1) }
+        let top = sq_set_cpu_level(-1)
+        for level in [3, 2, 0].filter({ $0 <= top }) {
+            _ = sq_set_cpu_level(level)
+            for (m, hw, convFirst, broadcast) in [(96, 7, true, false), (40, 14, false, false), (64, 14, true, true)] {
+                let c = 24
+                let other = broadcast ? [1, m, 1, 1] : [1, m, hw, hw]
+                let nodes = [
+                    Node(name: "r", opType: "Conv", inputs: ["x", "wr"], outputs: ["res"]),
+                    Node(name: "expand", opType: "Conv", inputs: ["x", "we", "be"], outputs: ["e"]),
+                    Node(name: "clip", opType: "Clip", inputs: ["e", "lo", "hi"], outputs: ["e6"]),
+                    Node(name: "project", opType: "Conv", inputs: ["e6", "wp", "bp"], outputs: ["p"]),
+                    Node(name: "add", opType: "Add", inputs: convFirst ? ["p", broadcast ? "k" : "res"] : [broadcast ? "k" : "res", "p"], outputs: ["y"]),
+                ]
+                let inits = [
+                    Initializer(name: "wr", tensor: Tensor(floats: random(m * c), shape: [m, c, 1, 1])),
+                    Initializer(name: "we", tensor: Tensor(floats: random(2 * c * c), shape: [2 * c, c, 1, 1])),
+                    Initializer(name: "be", tensor: Tensor(floats: random(2 * c), shape: [2 * c])),
+                    Initializer(name: "wp", tensor: Tensor(floats: random(m * 2 * c), shape: [m, 2 * c, 1, 1])),
+                    Initializer(name: "bp", tensor: Tensor(floats: random(m), shape: [m])),
+                    Initializer(name: "k", tensor: Tensor(floats: random(other.reduce(1, *)), shape: other)),
+                    Initializer(name: "lo", tensor: Tensor(floats: [0], shape: [])),
+                    Initializer(name: "hi", tensor: Tensor(floats: [6], shape: [])),
+                ]
+                let g = Graph(nodes: nodes, inputs: [input(c, hw, hw)], outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits)
+                for threads in [1, 2] {
+                    var options = Interpreter.Options(threads: threads)
+                    options.profile = true
+                    let fused = try Interpreter(model: Model(graph: g), options: options)
+                    let plain = try Interpreter(model: Model(graph: g), options: .init(threads: threads, fuse: false))
+                    for batch in [1, 2] {
+                        let feed = ["x": RTensor(floats: random(batch * c * hw * hw), shape: [batch, c, hw, hw])]
+                        let want = try plain.run(feed)["y"]!.floatArray(), got = try fused.run(feed)["y"]!.floatArray()
+                        XCTAssertEqual(fused.nodeProfile.map(\.node).contains("project+add"), true, "the pair is one step (\(m) x \(hw)x\(hw))")
+                        XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "level \(level): \(m) x \(hw)x\(hw) conv first \(convFirst) threads \(threads) batch \(batch)")
+                        var seen: [String: [Int]] = [:]
+                        let observed = try fused.run(feed) { name, t in seen[name] = t.shape }["y"]!.floatArray()
+                        XCTAssertEqual(seen["p"], [batch, m, hw, hw], "the Conv's output reaches the observer")
+                        XCTAssertEqual(observed.map(\.bitPattern), want.map(\.bitPattern))
+                    }
+                }
+            }
+        }
+    }
+
     /// Convs whose outputs only a channel Concat reads write into their slices of it: the same bits as the ordinary
     /// steps (a run with an observer takes those), with the producers apart in the order, at batch 1 and 2 (which takes
     /// the ordinary steps), and the Concat's own error when the maps do not fit. A Concat with an input read twice, or

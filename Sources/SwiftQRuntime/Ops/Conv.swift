@@ -137,6 +137,63 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
     }
 }
 
+/// A 1x1 Conv (group 1, its activation fused) whose only reader is an Add of a tensor of its output's shape (the
+/// residual connections of MobileNetV2, EfficientNet, ResNet), run as one step: the threads of the product add the
+/// residual to the part of the output each has just computed (`Fast.conv`'s `residual`), so the output is not read
+/// back by a separate pass (at 2 threads from the other core's cache). Bit-identical to the two steps. The step's
+/// inputs are the Conv's input and the residual.
+struct ConvAddOp: FusedPair, OwnsScratch {
+    private(set) var conv: ConvOp
+    let add: BinaryOp
+    /// Whether the Conv's output is the Add's first input (else its second).
+    let convFirst: Bool
+    let intermediate: String
+
+    init?(_ a: Operator, _ b: Operator, convFirst: Bool, intermediate: String) {
+        guard let a = a as? ConvOp, let b = b as? BinaryOp, b.kind == .add, a.group == 1, a.packed.count == 1, let w = a.weight, w.rank == 4,
+              w.shape[2] == 1, w.shape[3] == 1, a.hasConstantBias else { return nil }
+        conv = a
+        add = b
+        self.convFirst = convFirst
+        self.intermediate = intermediate
+    }
+
+    func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor] {
+        let x = try inputs.required(0, conv.fail), r = try inputs.required(1, add.fail)
+        guard !ctx.referenceOnly, x.dtype == .float, x.rank == 4, r.dtype == .float else { return try unfused(inputs, ctx, observe: nil) }
+        let p = try conv.prepare([x])
+        let shape = [p.g.batch, p.g.outChannels, p.g.outHeight, p.g.outWidth]
+        guard r.shape == shape, Fast.canAddResidual(p.g) else { return try unfused(inputs, ctx, observe: nil) }
+        let y = ctx.alloc(.float, shape)
+        Fast.conv(x: x.f, packed: conv.packed, depthwise: nil, bias: p.b.map { UnsafePointer($0.f) }, y: y.f, p.g, lo: conv.lo, hi: conv.hi,
+                  residual: r.f, scratch: conv.scratch, threads: ctx.threads)
+        return [y]
+    }
+
+    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
+        var mid = try conv.run([inputs.first ?? nil], ctx)[0]
+        observe?(intermediate, mid)
+        let r = inputs.count > 1 ? inputs[1] : nil
+        let out = try add.run(convFirst ? [mid, r] : [r, mid], ctx)
+        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
+        return out
+    }
+
+    var first: Operator { conv }
+    var second: Operator { add }
+
+    func withOwnScratch(threads: Int) -> Operator {
+        var op = self
+        op.conv = conv.freshScratch()
+        return op
+    }
+
+    func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int {
+        guard let w = conv.weight, w.shape[0] > 0 else { return 0 }
+        return y.count * (w.count / w.shape[0])
+    }
+}
+
 /// Two operators the interpreter runs as one step (`fusePairs`): `unfused` runs them one after the other, for a run
 /// with an observer, which sees the value between them.
 protocol FusedPair: Operator {
@@ -146,10 +203,13 @@ protocol FusedPair: Operator {
     var intermediate: String { get }
     /// Multiply-accumulates of one run on input `x` giving `y`.
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int
+    /// The two operators one after the other; `observe` sees the value between them.
+    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor]
 }
 
 extension FusedPair {
-    /// The two operators one after the other; `observe` sees the value between them.
+    /// The two operators one after the other, the second reading only the first's output; `observe` sees the value
+    /// between them.
     func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
         var mid = try first.run([inputs.first ?? nil], ctx)[0]
         observe?(intermediate, mid)
