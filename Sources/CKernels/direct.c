@@ -263,7 +263,7 @@ static inline __attribute__((always_inline)) AVX512 void transpose16(__m512 r[16
 // to 7 at a time, take their taps from the input vectors of a kernel row loaded once; then they are transposed back.
 // Each output sums its taps in dw_rows's order into dw_rows's accumulators (by column tap), a pad tap adding a zero
 // product, so the same bits. The rows and flat kernels build each tap with a shift (and mask) per vector, which the
-// 25 taps of a 5x5 kernel make dear: 1152 channels at 7x7 80 -> 58 us, 672 47 -> 34, 480 at 10x10 47 -> 42 (1 thread,
+// 25 taps of a 5x5 kernel make dear: 1152 channels at 7x7 80 -> 56 us, 672 47 -> 33, 480 at 10x10 46 -> 40 (1 thread,
 // AMD Zen 4); at 11x11 and wider, with 3x3 kernels and on maps under 7 it lost (the transposes then cost more).
 enum { DWL_SEG = 7, DWL_IN = 16 };
 
