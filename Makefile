@@ -11,7 +11,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 SHARED ?= $(or $(SWIFTQ_SHARED),$(abspath ../shared))
 
-.PHONY: deps commit-header build install install-check test unit hostile model-kinds fuzz sanitize check-shared demo demo-model report-check report-screenshot chromium proto fixtures venv bench profile quant-table weight-table clean
+.PHONY: deps commit-header build install install-check test unit hostile model-kinds fuzz sanitize check-shared demo demo-model report-check report-screenshot chromium proto fixtures venv bench profile layers quant-table weight-table clean
 
 ## Installs the Debian packages swiftq builds against (idempotent: only what is missing).
 deps:
@@ -108,6 +108,11 @@ bench: build venv
 profile: build venv
 	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
 	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/profile_vs_ort.py $(BIN) $(PROFILE_ARGS)
+
+## Each Conv and MaxPool alone as a one-node model, swiftq against ONNX Runtime, nothing profiled (LAYERS_ARGS: --model, --threads, --filter).
+layers: build venv
+	@if [ ! -d "$(SHARED)/models" ]; then echo "../shared not found (set SWIFTQ_SHARED)"; exit 1; fi
+	SWIFTQ_SHARED=$(SHARED) $(PY) scripts/layers_vs_ort.py $(BIN) $(LAYERS_ARGS)
 
 ## Int8 accuracy of swiftq's models by method, per channel and per tensor, on ../shared (ONNX Runtime runs them).
 quant-table: build venv
