@@ -95,7 +95,32 @@ public final class Direct3x3Weights: @unchecked Sendable {
         sq_conv3x3_pack(Int32(outChannels), Int32(channels), data, self.data)
     }
 
-    deinit { data.deallocate() }
+    deinit {
+        data.deallocate()
+        lanePacking?.deallocate()
+    }
+
+    private let lock = NSLock()
+    private var lanePacking: UnsafeMutablePointer<Float>?
+
+    /// The weights repacked for `sq_conv3x3_lanes_avx512` (32 output channels a group), made on first use: only
+    /// convolutions on small maps need them.
+    var lanes: UnsafePointer<Float> {
+        lock.lock()
+        defer { lock.unlock() }
+        if let p = lanePacking { return UnsafePointer(p) }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: sq_conv3x3_lanes_size(Int32(outChannels), Int32(channels)))
+        sq_conv3x3_lanes_pack(Int32(outChannels), Int32(channels), data, p)
+        lanePacking = p
+        return UnsafePointer(p)
+    }
+
+    /// Whether `g` runs with the output channels in the lanes (`sq_conv3x3_lanes_avx512`): it keeps the map's size
+    /// (stride 1, one pad each side) on a map under 16 wide, where the flat walk leaves lanes empty.
+    func lanesApply(to g: ConvGeometry) -> Bool {
+        g.strideH == 1 && g.strideW == 1 && g.padTop == 1 && g.padLeft == 1 && g.padBottom == 1 && g.padRight == 1
+            && g.outHeight == g.height && g.outWidth == g.width && g.width < 16
+    }
 
     /// How `threads` share `g`: bands of output rows (each thread reads only the input rows its band needs) unless
     /// the rows split unevenly enough that runs of whole channel blocks leave the busiest thread less to do. Costs
@@ -367,6 +392,21 @@ public enum Fast {
         let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
+            if let d = direct, d.applies(to: g), d.lanesApply(to: g) {
+                // The input with its zero border once, then threads take runs of 32-channel groups.
+                let xp = scratch.floats(g.channels * (g.height + 2) * (g.width + 2))
+                sq_conv3x3_pad(xn, Int32(g.channels), Int32(g.height), Int32(g.width), xp)
+                let groups = (g.outChannels + 31) / 32, parts = min(threads, groups), per = (groups + parts - 1) / parts
+                let w = d.lanes
+                parallelFor(parts, threads: threads) { p in
+                    let g0 = p * per, g1 = min(groups, g0 + per)
+                    if g0 < g1 {
+                        sq_conv3x3_lanes_avx512(xp, Int32(g.channels), Int32(g.height), Int32(g.width), w, Int32(g.outChannels), yn, bias, lo, hi,
+                                                Int32(g0), Int32(g1))
+                    }
+                }
+                continue
+            }
             if let d = direct, d.applies(to: g) {
                 let split = d.split(g, threads: threads)
                 parallelFor(split.parts, threads: threads) { p in

@@ -260,6 +260,38 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// 3x3 convolutions that keep the size of a map under 16 wide run with the output channels in the lanes
+    /// (`sq_conv3x3_lanes_avx512`): the same bits as the flat walk (`sq_conv3x3_avx512`), which sums each output in the
+    /// same order. SqueezeNet's 13x13 layer, a last group of 28 channels (60), 14x14, a row of 15 (7 + 7 + 1 outputs),
+    /// one row, one column; batch 2, 1 and 2 threads, with and without a clamp.
+    func testConv3x3LanesEqualFlatWalk() throws {
+        guard sq_cpu_level() == 3 else { throw XCTSkip("sq_conv3x3_lanes_avx512 needs AVX-512") }
+        for (c, m, h, w) in [(64, 256, 13, 13), (8, 60, 13, 13), (16, 48, 14, 14), (5, 40, 9, 15), (3, 16, 1, 7), (7, 33, 6, 1)] {
+            let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+                                 dilationH: 1, dilationW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outHeight: h, outWidth: w)
+            let x = random(2 * c * h * w), wt = random(m * c * 9), bias = random(m)
+            let d = try XCTUnwrap(wt.withUnsafeBufferPointer { Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!) })
+            var blocks = [Float](repeating: 0, count: sq_conv3x3_packed_size(Int32(m), Int32(c)))
+            sq_conv3x3_pack(Int32(m), Int32(c), wt, &blocks)
+            for (lo, hi) in [(-Float.infinity, Float.infinity), (-0.5, 0.7)] {
+                var want = [Float](repeating: 0, count: 2 * m * h * w)
+                for n in 0..<2 {
+                    x.withUnsafeBufferPointer { xp in
+                        want.withUnsafeMutableBufferPointer { yp in
+                            sq_conv3x3_avx512(xp.baseAddress! + n * c * h * w, Int32(c), Int32(h), Int32(w), blocks, Int32(m), 1, 1, 1,
+                                              yp.baseAddress! + n * m * h * w, Int32(h), Int32(w), bias, lo, hi, 0, Int32(h), 0)
+                        }
+                    }
+                }
+                for threads in [1, 2] {
+                    var got = [Float](repeating: .nan, count: want.count)
+                    Fast.conv(x: x, packed: [], direct: d, depthwise: nil, bias: bias, y: &got, g, lo: lo, hi: hi, scratch: Scratch(), threads: threads)
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(c) -> \(m) at \(h)x\(w), clamp [\(lo), \(hi)], threads \(threads)")
+                }
+            }
+        }
+    }
+
     /// The 3x3 max pooling reads nothing outside its input either, at every instruction level. At stride 2 on AVX-512 a
     /// block whose taps reach exactly a row's last float loads them plainly (rows of 34), one whose loads would read a
     /// float past it stays masked (33); odd row counts, so the last row is read. One plane and several.

@@ -106,6 +106,19 @@ void sq_conv3x3_pack(int M, int C, const float *w, float *packed);
 void sq_conv3x3_avx512(const float *x, int C, int H, int W, const float *packed, int M, int stride, int PT, int PL,
                        float *y, int OH, int OW, const float *bias, float lo, float hi, int oh0, int oh1, int row0);
 
+/// Floats needed by sq_conv3x3_lanes_pack for M output and C input channels.
+size_t sq_conv3x3_lanes_size(int M, int C);
+/// Repacks weights packed by sq_conv3x3_pack as [M/32 groups][C][9][32 outputs], zero-filled past M, for
+/// sq_conv3x3_lanes_avx512.
+void sq_conv3x3_lanes_pack(int M, int C, const float *blocks, float *packed);
+/// xp = the C planes of x (H x W) with a zero border of one: C x (H + 2) x (W + 2) floats.
+void sq_conv3x3_pad(const float *x, int C, int H, int W, float *xp);
+/// AVX-512 only. The 3x3 convolution of one image that keeps its size (stride 1, one pad each side), output channel
+/// groups [g0, g1) of 32, from the padded input xp (sq_conv3x3_pad) and weights from sq_conv3x3_lanes_pack: y = w * x
+/// (+ bias), clamped; y holds the M planes of H x W. The same values as sq_conv3x3_avx512.
+void sq_conv3x3_lanes_avx512(const float *xp, int C, int H, int W, const float *packed, int M, float *y, const float *bias, float lo,
+                             float hi, int g0, int g1);
+
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
 
