@@ -5,6 +5,7 @@
 // outside the image come from the masks as the padding value (0 for convolution, -inf for max pooling),
 // so borders need no separate code. Callers check sq_cpu_level() == 3 first.
 #include "CKernels.h"
+#include "store_rows.h"
 #include <immintrin.h>
 #include <stdlib.h>
 #include <string.h>
@@ -580,25 +581,6 @@ void sq_conv3x3_pad(const float *x, int C, int H, int W, float *xp) {
         for (int h = 0; h < H; h++) memcpy(xp + ((size_t)c * Hp + h + 1) * Wp + 1, x + ((size_t)c * H + h) * W, sizeof(float) * W);
 }
 
-// p[i] holds output i (i < np) of 16 channels, a channel per lane: channel r < rows gets its np outputs at y + r·plane.
-static inline __attribute__((always_inline)) AVX512 void lanes_store(const __m512 p[8], int np, int rows, float *y, size_t plane) {
-    __m512 a0 = _mm512_unpacklo_ps(p[0], p[1]), a1 = _mm512_unpackhi_ps(p[0], p[1]);
-    __m512 a2 = _mm512_unpacklo_ps(p[2], p[3]), a3 = _mm512_unpackhi_ps(p[2], p[3]);
-    __m512 a4 = _mm512_unpacklo_ps(p[4], p[5]), a5 = _mm512_unpackhi_ps(p[4], p[5]);
-    __m512 a6 = _mm512_unpacklo_ps(p[6], p[7]), a7 = _mm512_unpackhi_ps(p[6], p[7]);
-    __m512 u[8] = {
-        _mm512_shuffle_ps(a0, a2, 0x44), _mm512_shuffle_ps(a0, a2, 0xEE), _mm512_shuffle_ps(a1, a3, 0x44), _mm512_shuffle_ps(a1, a3, 0xEE),
-        _mm512_shuffle_ps(a4, a6, 0x44), _mm512_shuffle_ps(a4, a6, 0xEE), _mm512_shuffle_ps(a5, a7, 0x44), _mm512_shuffle_ps(a5, a7, 0xEE),
-    };
-    __mmask16 m = (__mmask16)((1u << np) - 1u);
-    for (int l = 0; l < 4; l++) {
-        const __m512i join = _mm512_setr_epi32(4 * l, 4 * l + 1, 4 * l + 2, 4 * l + 3, 16 + 4 * l, 17 + 4 * l, 18 + 4 * l, 19 + 4 * l,
-                                               0, 0, 0, 0, 0, 0, 0, 0);
-        for (int q = 0; q < 4; q++)
-            if (4 * l + q < rows) _mm512_mask_storeu_ps(y + (size_t)(4 * l + q) * plane, m, _mm512_permutex2var_ps(u[q], join, u[4 + q]));
-    }
-}
-
 // Outputs ow0 .. ow0 + P - 1 (P constant) of output row oh for the 32 channels of weight group wg (nm of them real).
 static inline __attribute__((always_inline)) AVX512 void lanes_tile(const float *xp, int C, int Hp, int Wp, const float *wg, int oh, int ow0,
                                                                    const int P, const float *bias, int nm, __m512 vlo, __m512 vhi,
@@ -629,7 +611,7 @@ static inline __attribute__((always_inline)) AVX512 void lanes_tile(const float 
     for (int h = 0; h < 2 && 16 * h < nm; h++) {
         __m512 q[8];
         for (int p = 0; p < 8; p++) q[p] = p < P ? _mm512_min_ps(_mm512_max_ps(acc[h][p], vlo), vhi) : _mm512_setzero_ps();
-        lanes_store(q, P, nm - 16 * h < 16 ? nm - 16 * h : 16, y + (size_t)16 * h * plane, plane);
+        sq_store_rows16(q, P, nm - 16 * h < 16 ? nm - 16 * h : 16, y + (size_t)16 * h * plane, plane);
     }
 }
 

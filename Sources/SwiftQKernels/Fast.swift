@@ -58,23 +58,33 @@ public final class PackedMatrix: @unchecked Sendable {
         panel = Int(sq_packed_mr(self.data))
     }
 
-    deinit {
-        data.deallocate()
-        rowVectors?.deallocate()
-    }
+    deinit { data.deallocate() }
 
-    private let lock = NSLock()
-    private var rowVectors: UnsafeMutablePointer<Float>?
+    private let rowVectors = PackedOnFirstUse()
 
     /// The matrix repacked for `sq_gemm_mt` (vectors along the rows), made on first use: only matrices that meet a
     /// narrow B need it.
     var alongRows: UnsafePointer<Float> {
+        rowVectors.floats(sq_pack_mt_size(Int32(rows), Int32(cols))) { sq_pack_mt(Int32(rows), Int32(cols), data, $0) }
+    }
+}
+
+/// A second packing of constant weights, made by the first caller that needs it (under a lock: interpreters running
+/// beside each other share the weights) and freed with its owner.
+final class PackedOnFirstUse: @unchecked Sendable {
+    private let lock = NSLock()
+    private var data: UnsafeMutablePointer<Float>?
+
+    deinit { data?.deallocate() }
+
+    /// The packing, `count` floats that `fill` writes the first time.
+    func floats(_ count: Int, _ fill: (UnsafeMutablePointer<Float>) -> Void) -> UnsafePointer<Float> {
         lock.lock()
         defer { lock.unlock() }
-        if let p = rowVectors { return UnsafePointer(p) }
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: sq_pack_mt_size(Int32(rows), Int32(cols)))
-        sq_pack_mt(Int32(rows), Int32(cols), data, p)
-        rowVectors = p
+        if let p = data { return UnsafePointer(p) }
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: count)
+        fill(p)
+        data = p
         return UnsafePointer(p)
     }
 }
@@ -95,24 +105,16 @@ public final class Direct3x3Weights: @unchecked Sendable {
         sq_conv3x3_pack(Int32(outChannels), Int32(channels), data, self.data)
     }
 
-    deinit {
-        data.deallocate()
-        lanePacking?.deallocate()
-    }
+    deinit { data.deallocate() }
 
-    private let lock = NSLock()
-    private var lanePacking: UnsafeMutablePointer<Float>?
+    private let lanePacking = PackedOnFirstUse()
 
     /// The weights repacked for `sq_conv3x3_lanes_avx512` (32 output channels a group), made on first use: only
     /// convolutions on small maps need them.
     var lanes: UnsafePointer<Float> {
-        lock.lock()
-        defer { lock.unlock() }
-        if let p = lanePacking { return UnsafePointer(p) }
-        let p = UnsafeMutablePointer<Float>.allocate(capacity: sq_conv3x3_lanes_size(Int32(outChannels), Int32(channels)))
-        sq_conv3x3_lanes_pack(Int32(outChannels), Int32(channels), data, p)
-        lanePacking = p
-        return UnsafePointer(p)
+        lanePacking.floats(sq_conv3x3_lanes_size(Int32(outChannels), Int32(channels))) {
+            sq_conv3x3_lanes_pack(Int32(outChannels), Int32(channels), data, $0)
+        }
     }
 
     /// Whether `g` runs with the output channels in the lanes (`sq_conv3x3_lanes_avx512`): it keeps the map's size
