@@ -170,13 +170,10 @@ struct ConvAddOp: FusedPair, OwnsScratch {
         return [y]
     }
 
-    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
-        var mid = try conv.run([inputs.first ?? nil], ctx)[0]
-        observe?(intermediate, mid)
+    /// The Add reads the Conv's output and the residual, in the graph's order.
+    func secondInputs(_ mid: RTensor, _ inputs: [RTensor?]) -> [RTensor?] {
         let r = inputs.count > 1 ? inputs[1] : nil
-        let out = try add.run(convFirst ? [mid, r] : [r, mid], ctx)
-        if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
-        return out
+        return convFirst ? [mid, r] : [r, mid]
     }
 
     var first: Operator { conv }
@@ -203,17 +200,19 @@ protocol FusedPair: Operator {
     var intermediate: String { get }
     /// Multiply-accumulates of one run on input `x` giving `y`.
     func multiplyAccumulates(input x: RTensor, output y: RTensor) -> Int
-    /// The two operators one after the other; `observe` sees the value between them.
-    func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor]
+    /// The second operator's inputs, given the first's output `mid` and the step's inputs.
+    func secondInputs(_ mid: RTensor, _ inputs: [RTensor?]) -> [RTensor?]
 }
 
 extension FusedPair {
-    /// The two operators one after the other, the second reading only the first's output; `observe` sees the value
-    /// between them.
+    /// By default the second operator reads only the first's output.
+    func secondInputs(_ mid: RTensor, _ inputs: [RTensor?]) -> [RTensor?] { [mid] }
+
+    /// The two operators one after the other; `observe` sees the value between them.
     func unfused(_ inputs: [RTensor?], _ ctx: ExecutionContext, observe: ((String, RTensor) -> Void)?) throws -> [RTensor] {
         var mid = try first.run([inputs.first ?? nil], ctx)[0]
         observe?(intermediate, mid)
-        let out = try second.run([mid], ctx)
+        let out = try second.run(secondInputs(mid, inputs), ctx)
         if isKnownUniquelyReferenced(&mid.storage) { ctx.pool.give(mid.storage) }
         return out
     }
