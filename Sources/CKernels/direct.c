@@ -79,9 +79,13 @@ static inline AVX512 __mmask16 store_mask(int ow, int OW) { return OW - ow >= 16
 // stride 2, 2K + ... ), and the walk goes row by row through the plane so the rows it reads stay in L1. Several
 // accumulators per output row (by column tap) keep the FMA chains short. Rows of the last group past OH are
 // computed but not stored; input rows outside the image are skipped (they are zero padding).
+// A 3x3 kernel's nine weights are broadcast once per channel (wv) and stay in registers (12 accumulators + 9 + 3
+// taps); left to the compiler, each multiply-add took its weight as a broadcast from memory, one more load per FMA,
+// and on AMD Zen 4 the loads were the bottleneck: 144 channels at 56x56 147 -> 115 us, 32 at 112x112 114 -> 90, at
+// stride 2 9-13% (1 thread). A 5x5 kernel's 25 weights do not fit beside its accumulators (spilled, 30-37% slower).
 enum { DW_ROWS = 4 };
 
-static inline __attribute__((always_inline)) AVX512 void dw_rows(const float *xc, int H, int W, const float *wc, int K, int stride,
+static inline __attribute__((always_inline)) AVX512 void dw_rows(const float *xc, int H, int W, const float *wc, const __m512 *wv, int K, int stride,
                                                                 int PT, taps_mask m, int oh, int nrows, float b, __m512 vlo,
                                                                 __m512 vhi, float *yo, int OW, __mmask16 sm) {
     enum { NA = 3 };
@@ -101,7 +105,7 @@ static inline __attribute__((always_inline)) AVX512 void dw_rows(const float *xc
             int kh = r - u * stride;
             if (kh < 0 || kh >= K) continue;
             for (int kw = 0; kw < K; kw++)
-                acc[u][kw % na] = _mm512_fmadd_ps(_mm512_set1_ps(wc[kh * K + kw]), t[kw], acc[u][kw % na]);
+                acc[u][kw % na] = _mm512_fmadd_ps(K == 3 ? wv[kh * K + kw] : _mm512_set1_ps(wc[kh * K + kw]), t[kw], acc[u][kw % na]);
         }
     }
     for (int u = 0; u < DW_ROWS; u++) {
@@ -122,11 +126,13 @@ static inline __attribute__((always_inline)) AVX512 void dw_kxk(const float *x, 
         const float *wc = w + (size_t)c * K * K;
         float *yc = y + (size_t)c * OH * OW;
         float b = bias ? bias[c] : 0.0f;
+        __m512 wv[9];
+        for (int t = 0; t < 9 && K == 3; t++) wv[t] = _mm512_set1_ps(wc[t]);
         for (int oh = oh0; oh < oh1; oh += DW_ROWS) {
             int nrows = oh1 - oh < DW_ROWS ? oh1 - oh : DW_ROWS;
             for (int ow = 0; ow < OW; ow += 16) {
                 taps_mask m = block_masks(ow, stride, K, PL, W);
-                dw_rows(xc, H, W, wc, K, stride, PT, m, oh, nrows, b, vlo, vhi, yc + (size_t)oh * OW + ow, OW, store_mask(ow, OW));
+                dw_rows(xc, H, W, wc, wv, K, stride, PT, m, oh, nrows, b, vlo, vhi, yc + (size_t)oh * OW + ow, OW, store_mask(ow, OW));
             }
         }
     }
@@ -360,12 +366,14 @@ void sq_dw_avx512(const float *x, int H, int W, size_t xplane, const float *w, i
                   int OW, const float *bias, float lo, float hi, int c0, int c1, int oh0, int oh1) {
     // 5x5 only where a row fills at most half a vector. At 1 thread, 1152 channels at 7x7 ran 59 us by rows, 44 flat;
     // 672 channels at 14x14 (rows using 77% of the lanes) 72 by rows, 83 flat. 3x3: 960 channels at 7x7 35 -> 18 us,
-    // 576 at 14x14 41 -> 33.
+    // 576 at 14x14 41 -> 33; since the rows keep their weights in registers (AMD Zen 4, 1 thread), 3x3 on maps 12 to
+    // 15 wide is faster by rows: 576 at 14x14 54 -> 40 us, 256 at 12x12 17 -> 14; at 10x10 even, 9x9 and 7x7 flat
+    // (12 vs 13 and 27 vs 33 us).
     if (oh0 == 0 && oh1 == OH && dw_lanes_fits(H, W, K, stride, PT, PL, OH, OW)) {
         dw_lanes(x, H, W, xplane, w, PT, PL, y, OH, OW, bias, lo, hi, c0, c1);
         return;
     }
-    if (stride == 1 && (K == 3 ? W < 16 : W <= 8) && OH == H && OW == W && oh0 == 0 && oh1 == OH && H * W <= 16 * DWF_MAX_BLOCKS) {
+    if (stride == 1 && (K == 3 ? W <= 10 : W <= 8) && OH == H && OW == W && oh0 == 0 && oh1 == OH && H * W <= 16 * DWF_MAX_BLOCKS) {
         if (K == 3) dw_flat(x, H, W, xplane, w, 3, PT, PL, y, bias, lo, hi, c0, c1);
         else dw_flat(x, H, W, xplane, w, 5, PT, PL, y, bias, lo, hi, c0, c1);
         return;

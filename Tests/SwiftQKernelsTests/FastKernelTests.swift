@@ -45,9 +45,11 @@ final class FastKernelTests: XCTestCase {
             // on 2 threads by runs of channel blocks (rows 7 + 6 of a 13x13 plane split worse): 64 -> 256 above, and 60
             // outputs (8 blocks, the last of 4 channels)
             (8, 60, 1, 13, 13, 3, 1, 1, 1),
-            // depthwise keeping the size on planes under 16 wide (the flat walk): 7x7 (4 blocks), 14x14 (13: uneven groups),
-            // one row, one column, 15x15, and a plane over 16 blocks (rows of 15, 18 of them: row by row)
+            // depthwise keeping the size on small planes (the flat walk on AVX-512: 3x3 up to 10 wide, 5x5 up to 8; wider
+            // ones row by row): 7x7 (4 blocks), 10x10 (7: uneven groups), 14x14, one row, one column, 15x15, and a plane
+            // over 16 blocks (rows of 15, 18 of them)
             (9, 9, 9, 7, 7, 5, 1, 1, 2), (6, 6, 6, 7, 7, 3, 1, 1, 1), (5, 5, 5, 14, 14, 3, 1, 1, 1), (4, 4, 4, 14, 14, 5, 1, 1, 2),
+            (5, 5, 5, 10, 10, 3, 1, 1, 1),
             (3, 3, 3, 1, 9, 5, 1, 1, 2), (3, 3, 3, 10, 1, 3, 1, 1, 1), (2, 2, 2, 15, 15, 5, 1, 1, 2), (2, 2, 2, 18, 15, 3, 1, 1, 1),
             // im2col matrices over 64 Ki floats, unfolded in bands of output rows on AVX2 and portable: two bands (14 + 6 rows)
             // at stride 2, eight bands of a dilated 5x5 shared by two threads, two groups
