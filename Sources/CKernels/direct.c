@@ -651,6 +651,139 @@ void sq_conv3x3_lanes_avx512(const float *xp, int C, int H, int W, const float *
     }
 }
 
+// ---- Stride-2 3x3 stems with the output channels in the lanes -------------------------------------------------------
+// SqueezeNet's first convolution (3 -> 64 channels, stride 2 at 227x227) and the 3x3 stride-2 max pooling after it. The
+// row walk builds every tap with even/odd shuffles and broadcasts a weight per two multiply-adds. Here a tile is up
+// to 64 output channels (four vectors, two weight groups of sq_conv3x3_lanes_pack) x STEM_PIX outputs of a row, each
+// input value broadcast once for the four vectors: 0.42 loads per multiply-add and no shuffles. A row is computed
+// into a buffer as [M / 16 vectors][OW][16]; the 3x3 stride-2 max pooling that follows SqueezeNet's stem then takes
+// each output channel vector with plain loads (no shuffles either), and only the pooled rows are transposed back to
+// planes. Each output starts at its bias and adds its 27 taps in the row walk's order (channel, kernel row, kernel
+// column), a tap outside the image adding a zero product as there: the same bits; the pooling takes its maxima in
+// sq_maxpool3x3_avx512's order (each row's three taps, then the rows in order): the same bits. 1 thread, AMD Zen 4,
+// SqueezeNet's stem and pooling as two whole-tensor kernels 661 us, here 501. Without a pooling to follow (MobileNetV2's
+// stem, 32 channels: two vectors a tile, 0.67 loads per multiply-add) the transposes made it slower (239 -> 253 us).
+enum { STEM_PIX = 6 };
+
+// Outputs ow0 .. ow0 + P - 1 of convolution row r for the NV vectors (2 or 4) of weight groups wg and wg + gs.
+// checked: some taps of the tile fall outside the image (read as zeros); else every read is inside.
+static inline __attribute__((always_inline)) AVX512 void stem_tile(const float *x, int C, int H, int W, const float *wg, size_t gs,
+                                                                  const int NV, const int P, int ir0, int ic0, const int checked,
+                                                                  const __m512 *bv, __m512 vlo, __m512 vhi, float *out, size_t vs) {
+    __m512 acc[STEM_PIX][4];
+    for (int p = 0; p < P; p++)
+        for (int v = 0; v < NV; v++) acc[p][v] = bv[v];
+    for (int c = 0; c < C; c++)
+        for (int kh = 0; kh < 3; kh++) {
+            int ir = ir0 + kh, rowok = ir >= 0 && ir < H;
+            const float *xr = x + ((size_t)c * H + (rowok ? ir : 0)) * W;
+            for (int kw = 0; kw < 3; kw++) {
+                const float *wt = wg + ((size_t)c * 9 + kh * 3 + kw) * 32;
+                __m512 w[4];
+                for (int v = 0; v < NV; v++) w[v] = _mm512_loadu_ps(wt + (v >= 2 ? gs : 0) + 16 * (v & 1));
+                for (int p = 0; p < P; p++) {
+                    int col = ic0 + 2 * p + kw;
+                    __m512 b = _mm512_set1_ps(!checked ? xr[col] : rowok && col >= 0 && col < W ? xr[col] : 0.0f);
+                    for (int v = 0; v < NV; v++) acc[p][v] = _mm512_fmadd_ps(b, w[v], acc[p][v]);
+                }
+            }
+        }
+    for (int v = 0; v < NV; v++)
+        for (int p = 0; p < P; p++) _mm512_store_ps(out + v * vs + (size_t)p * 16, _mm512_min_ps(_mm512_max_ps(acc[p][v], vlo), vhi));
+}
+
+static inline __attribute__((always_inline)) AVX512 void stem_run(const float *x, int C, int H, int W, const float *wg, size_t gs, const int NV,
+                                                                 int ir0, int OW, int PL, const __m512 *bv, __m512 vlo, __m512 vhi,
+                                                                 float *out, size_t vs) {
+    for (int ow = 0; ow < OW; ow += STEM_PIX) {
+        int p = OW - ow < STEM_PIX ? OW - ow : STEM_PIX, ic0 = 2 * ow - PL;
+        int inside = ir0 >= 0 && ir0 + 3 <= H && ic0 >= 0 && ic0 + 2 * p + 1 <= W;
+        float *o = out + (size_t)ow * 16;
+        if (inside && p == STEM_PIX) stem_tile(x, C, H, W, wg, gs, NV, STEM_PIX, ir0, ic0, 0, bv, vlo, vhi, o, vs);
+        else if (p == STEM_PIX) stem_tile(x, C, H, W, wg, gs, NV, STEM_PIX, ir0, ic0, 1, bv, vlo, vhi, o, vs);
+        else
+            switch (p) {
+            case 5: stem_tile(x, C, H, W, wg, gs, NV, 5, ir0, ic0, 1, bv, vlo, vhi, o, vs); break;
+            case 4: stem_tile(x, C, H, W, wg, gs, NV, 4, ir0, ic0, 1, bv, vlo, vhi, o, vs); break;
+            case 3: stem_tile(x, C, H, W, wg, gs, NV, 3, ir0, ic0, 1, bv, vlo, vhi, o, vs); break;
+            case 2: stem_tile(x, C, H, W, wg, gs, NV, 2, ir0, ic0, 1, bv, vlo, vhi, o, vs); break;
+            default: stem_tile(x, C, H, W, wg, gs, NV, 1, ir0, ic0, 1, bv, vlo, vhi, o, vs); break;
+            }
+    }
+}
+
+// Convolution row r into out: [2 * ceil(M / 32) vectors][OW][16] (lanes past M hold the clamp of 0).
+static AVX512 void stem_row(const float *x, int C, int H, int W, const float *packed, int M, int PT, int PL, int r, int OW,
+                            const float *bias, __m512 vlo, __m512 vhi, float *out) {
+    int groups = (M + 31) / 32, ir0 = 2 * r - PT;
+    size_t gs = (size_t)C * 9 * 32, vs = (size_t)OW * 16;
+    for (int g = 0; g < groups; g += 2) {
+        int nv = groups - g >= 2 ? 4 : 2;
+        __m512 bv[4];
+        for (int v = 0; v < nv; v++) {
+            int m0 = g * 32 + 16 * v, n = M - m0 < 0 ? 0 : M - m0 > 16 ? 16 : M - m0;
+            bv[v] = bias ? _mm512_maskz_loadu_ps((__mmask16)((1u << n) - 1u), bias + m0) : _mm512_setzero_ps();
+        }
+        const float *wg = packed + (size_t)g * gs;
+        float *o = out + (size_t)g * 2 * vs;
+        if (nv == 4) stem_run(x, C, H, W, wg, gs, 4, ir0, OW, PL, bv, vlo, vhi, o, vs);
+        else stem_run(x, C, H, W, wg, gs, 2, ir0, OW, PL, bv, vlo, vhi, o, vs);
+    }
+}
+
+// The vectors of a row held as [nvec][n][16] (vs floats apart) back to channel planes: y[(16 v + j) * plane + i] for
+// i < n, channels below M.
+static AVX512 void stem_store(const float *in, int nvec, int n, size_t vs, int M, float *y, size_t plane) {
+    for (int v = 0; v < nvec; v++) {
+        int nc = M - 16 * v < 16 ? M - 16 * v : 16;
+        for (int i = 0; i < n; i += 16) {
+            int k = n - i < 16 ? n - i : 16;
+            __mmask16 km = (__mmask16)((1u << k) - 1u);
+            __m512 t[16];
+            for (int p = 0; p < 16; p++) t[p] = p < k ? _mm512_load_ps(in + v * vs + (size_t)(i + p) * 16) : _mm512_setzero_ps();
+            transpose16(t);
+            for (int j = 0; j < nc; j++) _mm512_mask_storeu_ps(y + (size_t)(16 * v + j) * plane + i, km, t[j]);
+        }
+    }
+}
+
+size_t sq_stem_lanes_scratch(int M, int OW, int POW) {
+    size_t vecs = (size_t)(M + 31) / 32 * 2;
+    return vecs * 16 * (3 * (size_t)OW + (size_t)POW) + 16;
+}
+
+AVX512
+void sq_stem_pool_lanes_avx512(const float *x, int C, int H, int W, const float *packed, int M, int PT, int PL, int OH, int OW,
+                               const float *bias, float lo, float hi, int QT, int QL, int POH, int POW, float *y, int q0, int q1,
+                               float *scratch) {
+    const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi), ninf = _mm512_set1_ps(-__builtin_inff());
+    int nvec = (M + 31) / 32 * 2, mvec = (M + 15) / 16;
+    size_t vs = (size_t)OW * 16, rowf = (size_t)nvec * vs;
+    float *rows = (float *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63), *pooled = rows + 3 * rowf;
+    int have[3] = {-1, -1, -1};   // the convolution row held in each slot (row r lives in slot r % 3)
+    for (int q = q0; q < q1; q++) {
+        int ra = 2 * q - QT;
+        for (int r = ra < 0 ? 0 : ra; r < ra + 3 && r < OH; r++)
+            if (have[r % 3] != r) {
+                stem_row(x, C, H, W, packed, M, PT, PL, r, OW, bias, vlo, vhi, rows + (size_t)(r % 3) * rowf);
+                have[r % 3] = r;
+            }
+        for (int v = 0; v < mvec; v++)
+            for (int pw = 0; pw < POW; pw++) {
+                int ca = 2 * pw - QL;
+                __m512 acc = ninf;
+                for (int r = ra < 0 ? 0 : ra; r < ra + 3 && r < OH; r++) {
+                    const float *in = rows + (size_t)(r % 3) * rowf + v * vs;
+                    __m512 t[3];
+                    for (int j = 0; j < 3; j++) t[j] = ca + j >= 0 && ca + j < OW ? _mm512_load_ps(in + (size_t)(ca + j) * 16) : ninf;
+                    acc = _mm512_max_ps(acc, _mm512_max_ps(_mm512_max_ps(t[0], t[1]), t[2]));
+                }
+                _mm512_store_ps(pooled + v * (size_t)POW * 16 + (size_t)pw * 16, acc);
+            }
+        stem_store(pooled, mvec, POW, (size_t)POW * 16, M, y + (size_t)q * POW, (size_t)POH * POW);
+    }
+}
+
 // Loads every line of rows [r0, r1) of the C planes once, in order. A network's stem reads its image (600 KB at
 // 224x224) from memory, and the kernel's walk, a few rows of each plane at a time, keeps the hardware prefetchers
 // from running ahead: with the image out of cache, MobileNetV2's stem took 365 us alone, 273 after this pass

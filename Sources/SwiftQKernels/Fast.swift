@@ -124,6 +124,12 @@ public final class Direct3x3Weights: @unchecked Sendable {
             && g.outHeight == g.height && g.outWidth == g.width && g.width < 16
     }
 
+    /// Whether the stride-2 convolution `c` and the max pooling `p` after it run with the output channels in the lanes
+    /// (`sq_stem_pool_lanes_avx512`): a stem (at most 4 input channels) and a 3x3 stride-2 pooling.
+    func stemPoolApplies(_ c: ConvGeometry, _ p: ConvGeometry) -> Bool {
+        c.strideH == 2 && c.channels <= 4 && p.kernelH == 3 && p.kernelW == 3 && p.strideH == 2 && p.strideW == 2
+    }
+
     /// How `threads` share `g`: bands of output rows (each thread reads only the input rows its band needs) unless
     /// the rows split unevenly enough that runs of whole channel blocks leave the busiest thread less to do. Costs
     /// count 16-wide vectors per block: the flat walk takes a band's outputs 16 at a time, the row walk each row's
@@ -520,6 +526,23 @@ public enum Fast {
     public static func convMaxPool(x: UnsafePointer<Float>, direct d: Direct3x3Weights, bias: UnsafePointer<Float>?, lo: Float, hi: Float,
                                    y: UnsafeMutablePointer<Float>, _ c: ConvGeometry, _ p: ConvGeometry, scratch: [Scratch], threads: Int,
                                    bandRows: Int? = nil) {
+        if d.stemPoolApplies(c, p) {
+            // The output channels in the lanes: threads take runs of pooled rows (a convolution row two of them need is
+            // computed by both).
+            let w = d.lanes, parts = min(threads, scratch.count, p.outHeight), per = (p.outHeight + parts - 1) / parts
+            let need = sq_stem_lanes_scratch(Int32(c.outChannels), Int32(c.outWidth), Int32(p.outWidth))
+            for n in 0..<c.batch {
+                let xn = x + n * c.channels * c.height * c.width, yn = y + n * p.channels * p.outHeight * p.outWidth
+                parallelFor(parts, threads: threads) { part in
+                    let q0 = part * per, q1 = min(p.outHeight, q0 + per)
+                    guard q0 < q1 else { return }
+                    sq_stem_pool_lanes_avx512(xn, Int32(c.channels), Int32(c.height), Int32(c.width), w, Int32(c.outChannels), Int32(c.padTop),
+                                              Int32(c.padLeft), Int32(c.outHeight), Int32(c.outWidth), bias, lo, hi, Int32(p.padTop), Int32(p.padLeft),
+                                              Int32(p.outHeight), Int32(p.outWidth), yn, Int32(q0), Int32(q1), scratch[part].floats(Int(need)))
+                }
+            }
+            return
+        }
         let rowFloats = c.outChannels * c.outWidth
         let maxRows = max(p.kernelH, (512 << 10) / (rowFloats * MemoryLayout<Float>.size))
         let bandRows = bandRows ?? max(1, (maxRows - p.kernelH) / p.strideH + 1)

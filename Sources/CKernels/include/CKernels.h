@@ -118,6 +118,15 @@ void sq_conv3x3_pad(const float *x, int C, int H, int W, float *xp);
 /// (+ bias), clamped; y holds the M planes of H x W. The same values as sq_conv3x3_avx512.
 void sq_conv3x3_lanes_avx512(const float *xp, int C, int H, int W, const float *packed, int M, float *y, const float *bias, float lo,
                              float hi, int g0, int g1);
+/// Floats of scratch sq_stem_pool_lanes_avx512 needs (M output channels, convolution rows OW wide, pooled rows POW wide).
+size_t sq_stem_lanes_scratch(int M, int OW, int POW);
+/// AVX-512 only. A stride-2 3x3 convolution (dilation 1, pads PT and PL before, the others implied by OH x OW) of one
+/// image with weights from sq_conv3x3_lanes_pack (+ bias, clamped), then 3x3 stride-2 max pooling of it (pads QT and QL
+/// before, POH x POW out): pooled rows [q0, q1) into y (M planes of POH x POW). The output channels run in the lanes (for
+/// few input channels: a network's stem). The same values as sq_conv3x3_avx512 then sq_maxpool3x3_avx512.
+void sq_stem_pool_lanes_avx512(const float *x, int C, int H, int W, const float *packed, int M, int PT, int PL, int OH, int OW,
+                               const float *bias, float lo, float hi, int QT, int QL, int POH, int POW, float *y, int q0, int q1,
+                               float *scratch);
 
 /// y[i] = dot(W[i, 0..<K], x) (+ bias[i]) for rows [r0, r1) of row-major W (row stride ldw).
 void sq_gemv(int K, const float *W, int ldw, const float *x, float *y, const float *bias, int r0, int r1);
