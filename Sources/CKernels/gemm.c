@@ -685,8 +685,18 @@ void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ld
         const float *w = packed + (size_t)mb * K;
         const float *bb = bias ? bias + mb : NULL;
         float *c = C + (size_t)mb * ldc;
-        int n = 0;
-        for (; n + MT_PIX <= N; n += MT_PIX) mt_tile(MT_PIX, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi);
+        int n = 0, tiles = (N + MT_PIX - 1) / MT_PIX;
+        // The next block's weights, fetched into L2 in equal parts before this block's second and later tiles (a
+        // block's first tile reads its weights from memory, the others find them in cache). In MobileNetV2 at 1 thread
+        // (each node's best over three alternating profiles) 320 -> 1280 channels at 7x7 0.419 -> 0.387 ms, 160 -> 960
+        // 0.195 -> 0.186; EfficientNet-Lite0's head 0.417 -> 0.392.
+        const char *next = mb + 32 < m1 ? (const char *)(w + (size_t)32 * K) : NULL;
+        size_t bytes = (size_t)K * 32 * sizeof(float), part = tiles > 1 ? (bytes / (tiles - 1) + 63) / 64 * 64 : 0;
+        for (int t = 0; n + MT_PIX <= N; n += MT_PIX, t++) {
+            if (next && t >= 1)
+                for (size_t o = (size_t)(t - 1) * part; o < (size_t)t * part && o < bytes; o += 64) _mm_prefetch(next + o, _MM_HINT_T1);
+            mt_tile(MT_PIX, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi);
+        }
         switch (N - n) {
         case 6: mt_tile(6, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
         case 5: mt_tile(5, K, w, B + n, ldb, c + n, ldc, nm, bb, lo, hi); break;
