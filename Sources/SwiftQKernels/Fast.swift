@@ -506,6 +506,15 @@ public enum Fast {
         }
     }
 
+    /// Makes `bytes` (a later layer's weights) the range the 7x7 pointwise products fetch into cache while they
+    /// compute, a cache line per step of their sums on every thread; nil clears it. Changes no value.
+    public static func fetchAhead(_ bytes: UnsafeRawBufferPointer?) {
+        sq_fetch_ahead(bytes?.baseAddress, bytes?.count ?? 0)
+    }
+
+    /// Bytes of the `fetchAhead` range not fetched yet.
+    public static var fetchAheadPending: Int { Int(sq_fetch_ahead_pending()) }
+
     /// Whether `conv` takes a `residual` for `g`: a group-1 pointwise convolution (one product, whose threads add it).
     public static func canAddResidual(_ g: ConvGeometry) -> Bool { g.isPointwise && g.group == 1 }
 

@@ -89,6 +89,12 @@ public protocol Operator {
     func run(_ inputs: [RTensor?], _ ctx: ExecutionContext) throws -> [RTensor]
 }
 
+/// An operator that reads large constant weights once per run, straight from memory (a batch-1 fully connected
+/// layer): the interpreter has the layers before it fetch them into cache while they compute (`Fast.fetchAhead`).
+protocol StreamsWeights: Operator {
+    var streamedWeights: UnsafeRawBufferPointer? { get }
+}
+
 /// An operator with kernel scratch of its own (the rest of it, packed weights included, is read-only while it runs).
 protocol OwnsScratch: Operator {
     /// The same operator, sharing its constants, with new scratch for `threads` threads: for an interpreter that

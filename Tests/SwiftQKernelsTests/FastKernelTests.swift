@@ -539,6 +539,31 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// A range given to `Fast.fetchAhead` is fetched by the narrow products as they run, one cache line per step of each
+    /// tile's sums, on 1 and 2 threads, and changes none of their values; nil clears it.
+    func testNarrowGemmFetchesAheadWithoutChangingValues() throws {
+        guard sq_cpu_level() == 3 else { throw XCTSkip("sq_gemm_mt needs AVX-512") }
+        defer { Fast.fetchAhead(nil) }
+        let (m, n, k) = (64, 49, 300)   // 2 blocks of 32 rows x 7 tiles of 7 columns
+        let a = random(m * k), b = random(k * n), bias = random(m)
+        let p = a.withUnsafeBufferPointer { PackedMatrix(rows: m, cols: k, data: $0.baseAddress!, ld: k) }
+        var want = [Float](repeating: 0, count: m * n)
+        Fast.gemm(p, b: b, ldb: n, n: n, c: &want, ldc: n, bias: bias, lo: -1.5, hi: 2, threads: 1)
+        let later = [UInt8](repeating: 1, count: 1 << 20)
+        for threads in [1, 2] {
+            var got = [Float](repeating: .nan, count: m * n)
+            later.withUnsafeBytes { r in
+                Fast.fetchAhead(r)
+                XCTAssertEqual(Fast.fetchAheadPending, r.count)
+                Fast.gemm(p, b: b, ldb: n, n: n, c: &got, ldc: n, bias: bias, lo: -1.5, hi: 2, threads: threads)
+                XCTAssertEqual(Fast.fetchAheadPending, r.count - 14 * k * 64, "threads \(threads)")
+            }
+            XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "threads \(threads)")
+        }
+        Fast.fetchAhead(nil)
+        XCTAssertEqual(Fast.fetchAheadPending, 0)
+    }
+
     func testGemmAndGemvSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         for level in levels() {

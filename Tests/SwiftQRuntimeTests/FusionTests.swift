@@ -51,6 +51,32 @@ final class FusionTests: XCTestCase {
         XCTAssertEqual(plain, 3)
     }
 
+    /// A batch-1 classifier over 1 MiB (1000 x 320 weights) has the convolution before it fetch its weights into cache:
+    /// the nearest Conv of the 4 steps before the Gemm starts the fetch (a smaller Gemm gets none), the outputs are those
+    /// of the unfused interpreter, and nothing is left pending after a run.
+    func testClassifierWeightsAreFetchedAheadByTheConvBeforeIt() throws {
+        for (classes, fetched) in [(1000, true), (100, false)] {
+            let nodes = [
+                Node(name: "head", opType: "Conv", inputs: ["x", "w"], outputs: ["h"]),
+                Node(name: "pool", opType: "GlobalAveragePool", inputs: ["h"], outputs: ["p"]),
+                Node(name: "flat", opType: "Flatten", inputs: ["p"], outputs: ["f"]),
+                Node(name: "fc", opType: "Gemm", inputs: ["f", "fw", "fb"], outputs: ["y"], attributes: [Attribute(name: "transB", value: .int(1))]),
+            ]
+            let inits = [
+                Initializer(name: "w", tensor: Tensor(floats: random(320 * 64), shape: [320, 64, 1, 1])),
+                Initializer(name: "fw", tensor: Tensor(floats: random(classes * 320), shape: [classes, 320])),
+                Initializer(name: "fb", tensor: Tensor(floats: random(classes), shape: [classes])),
+            ]
+            let model = Model(graph: Graph(nodes: nodes, inputs: [input(64, 7, 7)], outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+                                           initializers: inits))
+            let plan = try Interpreter(model: model, options: Interpreter.Options(threads: 1)).fetchesAhead
+            XCTAssertEqual(plan.map(\.step), fetched ? ["head"] : [])
+            XCTAssertEqual(plan.map(\.bytes), fetched ? [classes * 320 * 4] : [])
+            _ = try compare(model, random(64 * 49), [1, 64, 7, 7])
+            XCTAssertEqual(Fast.fetchAheadPending, 0)
+        }
+    }
+
     /// A 1x1 Conv + Clip feeding a depthwise Conv + Clip, with an expanded tensor big enough to be fused (64 x 112 x 112
     /// floats, 3.2 MB): one step, the same output as unfused, and an observer still sees the value between them (the
     /// pair then runs unfused) with the same final output.

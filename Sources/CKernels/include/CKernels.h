@@ -94,6 +94,11 @@ void sq_gemm_mt(int M, int N, int K, const float *packed, const float *B, int ld
                 const float *bias, float lo, float hi);
 /// The columns of one sq_gemm_mt tile (column ranges split at its multiples keep whole tiles).
 int sq_gemm_mt_columns(void);
+/// Makes the bytes at p the range sq_gemm_mt fetches into cache while it computes (a later layer's weights), one cache
+/// line per step of its sums, on every thread; NULL clears it. Changes no value.
+void sq_fetch_ahead(const void *p, size_t bytes);
+/// Bytes of that range not yet fetched.
+size_t sq_fetch_ahead_pending(void);
 /// Output channels per block of sq_conv3x3_pack's layout: a range of whole blocks is a smaller convolution of its own
 /// (packed + b0 * C * 9 * SQ_CONV3X3_BLOCK, its channels' outputs and biases).
 enum { SQ_CONV3X3_BLOCK = 8 };

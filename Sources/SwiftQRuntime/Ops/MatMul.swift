@@ -3,13 +3,17 @@ import SwiftQKernels
 
 /// Gemm: Y = alpha · A' · B' + beta · C, with C broadcast to M×N. A constant B is transposed and scaled once;
 /// one row of A (batch 1) takes the GEMV kernel.
-struct GemmOp: OwnsOneScratch {
+struct GemmOp: OwnsOneScratch, StreamsWeights {
     let fail: NodeFailure
     let transA: Bool, transB: Bool
     let alpha: Float, beta: Float
     /// The constant B as N×K rows, already multiplied by alpha.
     let weightRows: RTensor?
     var scratch = Scratch()
+
+    var streamedWeights: UnsafeRawBufferPointer? {
+        weightRows.map { UnsafeRawBufferPointer(start: $0.f, count: $0.count * MemoryLayout<Float>.size) }
+    }
 
     init(_ s: OperatorSetup) throws {
         fail = NodeFailure(s)
