@@ -199,6 +199,7 @@ public final class Interpreter: @unchecked Sendable {
             do {
                 let ins = step.inputs.map { $0 >= 0 ? values[$0] : nil }
                 let start = profiling ? DispatchTime.now().uptimeNanoseconds : 0
+                if let later = fetchAhead[index] { Fast.fetchAhead(later) }
                 if let y = assembly?.finished(step: index) {
                     outs = [y]
                 } else {
@@ -210,7 +211,6 @@ public final class Interpreter: @unchecked Sendable {
                     } else if let shape = try assembly?.write(step: index, steps, ins, context, values: &values) {
                         inPlaceShape = shape
                     } else {
-                        if let later = fetchAhead[index] { Fast.fetchAhead(later) }
                         outs = try step.op.run(ins, context)
                     }
                 }
