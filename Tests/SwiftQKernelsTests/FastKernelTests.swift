@@ -502,7 +502,9 @@ final class FastKernelTests: XCTestCase {
             for (m, n, k, m0) in [(320, 49, 600, 0), (53, 17, 40, 0), (100, 18, 300, 24), (20, 3, 257, 0), (67, 36, 31, 48), (6, 4, 9, 0),
                                   (13, 50, 520, 0), (150, 2, 70, 96), (40, 21, 5, 0), (30, 29, 100, 0), (8, 196, 96, 0),
                                   // B larger than BLOCK_FLOATS: columns outer, rows in blocks (200: two), in place (22, 16)
-                                  (200, 148, 300, 0), (22, 290, 300, 0), (16, 147, 300, 0), (40, 516, 240, 24)] {
+                                  (200, 148, 300, 0), (22, 290, 300, 0), (16, 147, 300, 0), (40, 516, 240, 24),
+                                  // 14x14 maps: the last 4 columns with the panel's rows in the lanes (12-row panels)
+                                  (36, 196, 300, 12)] {
                 let wide = (n + 15) / 16 * 16
                 let a = random(m * k), bw = random(k * wide), bias = random(m), c0 = random(m * wide)
                 let b = (0..<k).flatMap { bw[($0 * wide)..<($0 * wide + n)] }
