@@ -143,6 +143,8 @@ typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, i
                 if (last) {                                                                                       \
                     if (bias) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));                                      \
                     x = _mm512_min_ps(_mm512_max_ps(x, vlo), vhi);                                                \
+                    if (R) x = _mm512_add_ps(x, m == 0xFFFF ? _mm512_loadu_ps(R + (size_t)i * ldc + 16 * v)       \
+                                                            : _mm512_maskz_loadu_ps(m, R + (size_t)i * ldc + 16 * v)); \
                 }                                                                                                 \
                 if (m == 0xFFFF) _mm512_storeu_ps(c + 16 * v, x);                                                 \
                 else _mm512_mask_storeu_ps(c + 16 * v, m, x);                                                     \
@@ -159,7 +161,7 @@ typedef void (*micro_kernel)(int kc, const float *a, const float *b, float *C, i
 static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx512_cols(const int MR, const int NR, int kc, const float *a,
                                                                                      const float *b, int bs, float *C, int ldc, int mr,
                                                                                      int load, int last, const float *bias, float lo,
-                                                                                     float hi) {
+                                                                                     float hi, const float *R) {
     const __mmask16 am = (__mmask16)((1u << MR) - 1u);
     __m512 acc[12];
     for (int j = 0; j < NR; j++) acc[j] = _mm512_setzero_ps();
@@ -181,6 +183,7 @@ static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx5
         if (last) {
             if (bias) x = _mm512_add_ps(x, _mm512_set1_ps(bias[i]));
             x = _mm512_min_ps(_mm512_max_ps(x, vlo), vhi);
+            if (R) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(cm, R + (size_t)i * ldc));
         }
         _mm512_mask_storeu_ps(c, cm, x);
     }
@@ -189,16 +192,16 @@ static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx5
 static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx512_cols_any(const int MR, int nr, int kc, const float *a,
                                                                                          const float *b, int bs, float *C, int ldc, int mr,
                                                                                          int load, int last, const float *bias, float lo,
-                                                                                         float hi) {
+                                                                                         float hi, const float *R) {
     switch (nr) {
-    case 1: kernel_avx512_cols(MR, 1, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 2: kernel_avx512_cols(MR, 2, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 3: kernel_avx512_cols(MR, 3, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 4: kernel_avx512_cols(MR, 4, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 5: kernel_avx512_cols(MR, 5, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 6: kernel_avx512_cols(MR, 6, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    case 7: kernel_avx512_cols(MR, 7, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
-    default: kernel_avx512_cols(MR, 8, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi); break;
+    case 1: kernel_avx512_cols(MR, 1, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 2: kernel_avx512_cols(MR, 2, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 3: kernel_avx512_cols(MR, 3, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 4: kernel_avx512_cols(MR, 4, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 5: kernel_avx512_cols(MR, 5, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 6: kernel_avx512_cols(MR, 6, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    case 7: kernel_avx512_cols(MR, 7, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
+    default: kernel_avx512_cols(MR, 8, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R); break;
     }
 }
 
@@ -207,9 +210,10 @@ static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx5
 // are not loaded (masks), since past the last row of B there may be no memory.
 static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx512_rows(int MR, int kc, const float *a, const float *b, int bs,
                                                                                      float *C, int ldc, int mr, int nr, int load,
-                                                                                     int last, const float *bias, float lo, float hi) {
+                                                                                     int last, const float *bias, float lo, float hi,
+                                                                                     const float *R) {
     if (nr < MR && nr <= 8) {
-        kernel_avx512_cols_any(MR, nr, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi);
+        kernel_avx512_cols_any(MR, nr, kc, a, b, bs, C, ldc, mr, load, last, bias, lo, hi, R);
         return;
     }
     __mmask16 lm0 = nr >= 16 ? 0xFFFF : (__mmask16)((1u << nr) - 1);
@@ -247,21 +251,22 @@ static inline __attribute__((always_inline, target("avx512f"))) void kernel_avx5
 __attribute__((target("avx512f")))
 static void kernel_avx512(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                           int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx512_rows(12, kc, a, b, 32, C, ldc, mr, nr, load, last, bias, lo, hi);
+    kernel_avx512_rows(12, kc, a, b, 32, C, ldc, mr, nr, load, last, bias, lo, hi, NULL);
 }
 
 __attribute__((target("avx512f")))
 static void kernel_avx512_8(int kc, const float *a, const float *b, float *C, int ldc, int mr, int nr,
                             int load, int last, const float *bias, float lo, float hi) {
-    kernel_avx512_rows(8, kc, a, b, 32, C, ldc, mr, nr, load, last, bias, lo, hi);
+    kernel_avx512_rows(8, kc, a, b, 32, C, ldc, mr, nr, load, last, bias, lo, hi, NULL);
 }
 
 // The same products with B read in place, its rows ldb floats apart (no packing pass).
 __attribute__((target("avx512f")))
+// R: a residual laid out as C, added to the last block's result after the clamp (NULL: none).
 static void kernel_avx512_inplace(int MR, int kc, const float *a, const float *b, int ldb, float *C, int ldc, int mr, int nr,
-                                  int load, int last, const float *bias, float lo, float hi) {
-    if (MR == 8) kernel_avx512_rows(8, kc, a, b, ldb, C, ldc, mr, nr, load, last, bias, lo, hi);
-    else kernel_avx512_rows(12, kc, a, b, ldb, C, ldc, mr, nr, load, last, bias, lo, hi);
+                                  int load, int last, const float *bias, float lo, float hi, const float *R) {
+    if (MR == 8) kernel_avx512_rows(8, kc, a, b, ldb, C, ldc, mr, nr, load, last, bias, lo, hi, R);
+    else kernel_avx512_rows(12, kc, a, b, ldb, C, ldc, mr, nr, load, last, bias, lo, hi, R);
 }
 
 // A tile of at most 8 columns (the last of 49 = 3 x 16 + 1): only the first half of each packed row of B, in about
@@ -471,8 +476,8 @@ void *sq_thread_scratch(int slot, size_t bytes) {
 
 int sq_packed_mr(const float *packedA) { return (int)packedA[1]; }
 
-void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
-                    int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
+static void gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                        int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate, const float *R) {
     (void)N;
     int level = (int)packedA[0], mr = (int)packedA[1], nr, unused;
     tile_shape(level, &unused, &nr);
@@ -506,7 +511,7 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
                     for (int j = j0; j < j1; j += nr) {
                         int w = j1 - j < nr ? j1 - j : nr;
                         kernel_avx512_inplace(mr, kc, ap, B + (size_t)k0 * ldb + j, ldb, C + (size_t)i0 * ldc + j, ldc, m, w, load, last,
-                                              bias && !accumulate ? bias + i0 : NULL, lo, hi);
+                                              bias && !accumulate ? bias + i0 : NULL, lo, hi, R ? R + (size_t)i0 * ldc + j : NULL);
                     }
                 }
                 continue;
@@ -571,6 +576,25 @@ void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, i
             }
         }
     }
+}
+
+void sq_gemm_packed(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                    int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, int accumulate) {
+    gemm_packed(M, N, K, packedA, B, ldb, C, ldc, m0, m1, n0, n1, bias, lo, hi, accumulate, NULL);
+}
+
+// On AVX-512 (B read in place) the residual goes into the tiles' last writes (a 1x1 Conv + Add in one pass); elsewhere
+// it is added row by row afterwards. Either way each value is the clamped product plus the residual: the same bits.
+void sq_gemm_packed_residual(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                             int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, const float *R) {
+    if ((int)packedA[0] == 3 && K > 0) {
+        gemm_packed(M, N, K, packedA, B, ldb, C, ldc, m0, m1, n0, n1, bias, lo, hi, 0, R);
+        return;
+    }
+    gemm_packed(M, N, K, packedA, B, ldb, C, ldc, m0, m1, n0, n1, bias, lo, hi, 0, NULL);
+    if (m1 > M) m1 = M;
+    for (int i = m0; i < m1; i++)
+        for (int j = n0; j < n1; j++) C[(size_t)i * ldc + j] += R[(size_t)i * ldc + j];
 }
 
 // ---- Stride-1 convolutions without im2col (AVX2) --------------------------------------------------------------------

@@ -259,9 +259,13 @@ public enum Fast {
         parallelFor(parts, threads: threads) { p in
             let (m0, m1, n0, n1) = byColumns ? (0, rows, p * chunk, min(n, p * chunk + chunk)) : (p * chunk, min(rows, p * chunk + chunk), 0, n)
             if m0 < m1 && n0 < n1 {
-                sq_gemm_packed(Int32(rows), Int32(n), Int32(k), a, b, Int32(ldb), c, Int32(ldc), Int32(m0), Int32(m1), Int32(n0), Int32(n1),
-                               bias, lo, hi, 0)
-                if let r = residual { addBlock(r, to: c, ld: ldc, rows: m0..<m1, columns: n0..<n1) }
+                if let r = residual {
+                    sq_gemm_packed_residual(Int32(rows), Int32(n), Int32(k), a, b, Int32(ldb), c, Int32(ldc), Int32(m0), Int32(m1), Int32(n0),
+                                            Int32(n1), bias, lo, hi, r)
+                } else {
+                    sq_gemm_packed(Int32(rows), Int32(n), Int32(k), a, b, Int32(ldb), c, Int32(ldc), Int32(m0), Int32(m1), Int32(n0), Int32(n1),
+                                   bias, lo, hi, 0)
+                }
             }
         }
     }

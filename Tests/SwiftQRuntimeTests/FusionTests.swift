@@ -114,16 +114,16 @@ final class FusionTests: XCTestCase {
 
     /// A 1x1 Conv (+ Clip) whose only reader is an Add of another value of its shape runs as one step with it, the
     /// threads of the product adding that value: the same bits as the two steps, with the Conv's output as the Add's
-    /// first or second operand, on 7x7 maps (the product along rows, 49 columns) and 14x14 (tiles), at 1 and 2 threads
-    /// and batch 2, at every instruction level; an observer still sees the Conv's output. An Add that broadcasts (a
-    /// per-channel value) runs unfused.
+    /// first or second operand, on 7x7 maps (the product along rows, 49 columns), 14x14 (tiles, the last 4 columns with
+    /// the rows in the lanes) and 28x28 with 300 input channels (two blocks of the sums: the residual joins the last), at
+    /// 1 and 2 threads and batch 2, at every instruction level; an observer still sees the Conv's output. An Add that
+    /// broadcasts (a per-channel value) runs unfused.
     func testConvAddRunsAsOneStepBitForBit() throws {
         defer { _ = sq_set_cpu_level(-1) }
         let top = sq_set_cpu_level(-1)
         for level in [3, 2, 0].filter({ $0 <= top }) {
             _ = sq_set_cpu_level(level)
-            for (m, hw, convFirst, broadcast) in [(96, 7, true, false), (40, 14, false, false), (64, 14, true, true)] {
-                let c = 24
+            for (m, hw, c, convFirst, broadcast) in [(96, 7, 24, true, false), (40, 14, 24, false, false), (64, 14, 24, true, true), (40, 28, 150, true, false)] {
                 let other = broadcast ? [1, m, 1, 1] : [1, m, hw, hw]
                 let nodes = [
                     Node(name: "r", opType: "Conv", inputs: ["x", "wr"], outputs: ["res"]),

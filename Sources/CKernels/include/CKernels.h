@@ -47,6 +47,11 @@ void sq_conv_shifted_band(int M, const float *packedA, const float *xq, int C, i
 void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int SW, int DH, int DW,
                int PT, int PL, int OH, int OW, int oh0, int oh1, float *col);
 
+/// sq_gemm_packed (accumulate 0) and then C += R over the same rows and columns, R laid out as C (row stride ldc): on
+/// AVX-512 within the product's own stores.
+void sq_gemm_packed_residual(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
+                             int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, const float *R);
+
 /// Lower Cholesky factor l of the symmetric positive definite n x n matrix a (row-major); 0 when a is not.
 int sq_cholesky(const double *a, int n, double *l);
 /// inv = (L Lᵀ)⁻¹ from the lower Cholesky factor l; m is n x n scratch (it receives L⁻¹).
