@@ -203,8 +203,9 @@ public enum Fast {
     public static func releaseThreadBuffers() { sq_release_thread_buffers() }
 
     /// C[rows×n] = A·B (+ bias per row), clamped to [lo, hi]. B is K×n with row stride `ldb`. With `residual` (rows×n,
-    /// row stride `ldc`), then C += residual: each thread adds it to the part of C it has just computed, while that part
-    /// is in its cache (the same bits as adding it afterwards).
+    /// row stride `ldc`), then C += residual: on AVX-512 the tiled product adds it in its tiles' last stores
+    /// (`sq_gemm_packed_residual`), elsewhere (and in the along-rows product) each thread adds it to the part of C it
+    /// has just computed, while that part is in its cache (the same bits as adding it afterwards).
     public static func gemm(_ a: PackedMatrix, b: UnsafePointer<Float>, ldb: Int, n: Int, c: UnsafeMutablePointer<Float>, ldc: Int,
                             bias: UnsafePointer<Float>?, lo: Float = -.infinity, hi: Float = .infinity, residual: UnsafePointer<Float>? = nil,
                             threads: Int) {

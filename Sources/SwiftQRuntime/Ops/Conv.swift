@@ -138,10 +138,10 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
 }
 
 /// A 1x1 Conv (group 1, its activation fused) whose only reader is an Add of a tensor of its output's shape (the
-/// residual connections of MobileNetV2, EfficientNet, ResNet), run as one step: the threads of the product add the
-/// residual to the part of the output each has just computed (`Fast.conv`'s `residual`), so the output is not read
-/// back by a separate pass (at 2 threads from the other core's cache). Bit-identical to the two steps. The step's
-/// inputs are the Conv's input and the residual.
+/// residual connections of MobileNetV2, EfficientNet, ResNet), run as one step: the product adds the residual as it
+/// stores its output (`Fast.conv`'s `residual`: on AVX-512 in the tiles' last stores, else each thread over the part
+/// it has just computed), so the output is not read back by a separate pass (at 2 threads from the other core's
+/// cache). Bit-identical to the two steps. The step's inputs are the Conv's input and the residual.
 struct ConvAddOp: FusedPair, OwnsScratch {
     private(set) var conv: ConvOp
     let add: BinaryOp
