@@ -264,6 +264,22 @@ static inline __attribute__((always_inline)) AVX512 void transpose16(__m512 r[16
     }
 }
 
+// n vectors of 16 channels, one pixel each (16 floats apart from `in`, 64-byte aligned), back to the first nc
+// channels' planes: y[j * plane + i] = in[16 i + j] for i < n, j < nc, 16 pixels at a time through transpose16.
+static inline AVX512 void lanes_to_planes(const float *in, int n, int nc, float *y, size_t plane) {
+    for (int p = 0; p < n; p += 16) {
+        int m = n - p < 16 ? n - p : 16;
+        __mmask16 pm = (__mmask16)((1u << m) - 1u);
+        __m512 r[16];
+        for (int i = 0; i < 16; i++) r[i] = i < m ? _mm512_load_ps(in + (size_t)(p + i) * 16) : _mm512_setzero_ps();
+        transpose16(r);
+        for (int j = 0; j < nc; j++) {
+            if (m == 16) _mm512_storeu_ps(y + (size_t)j * plane + p, r[j]);
+            else _mm512_mask_storeu_ps(y + (size_t)j * plane + p, pm, r[j]);
+        }
+    }
+}
+
 // Depthwise 5x5 at stride 1 on maps 7 to 10 wide (EfficientNet's 7x7 stage): channels in the lanes, as dw_small does on
 // AVX2. 16 channels at a time are transposed (16 x 16 blocks) into a zero-bordered buffer of the padded pixels, 16
 // channels each, so every tap of an output is one plain load and each weight tap one vector; the outputs of a row, up
@@ -346,18 +362,8 @@ static AVX512 void dw_lanes(const float *x, int H, int W, size_t xplane, const f
             default: break;
             }
         }
-        // Out: 16 pixels x 16 channels back to the channels' planes.
-        for (int p = 0; p < on; p += 16) {
-            int m = on - p < 16 ? on - p : 16;
-            __mmask16 pm = (__mmask16)((1u << m) - 1u);
-            __m512 r[16];
-            for (int i = 0; i < 16; i++) r[i] = i < m ? _mm512_load_ps(out + (size_t)(p + i) * 16) : zero;
-            transpose16(r);
-            for (int j = 0; j < nc; j++) {
-                if (m == 16) _mm512_storeu_ps(y + (size_t)(c + j) * on + p, r[j]);
-                else _mm512_mask_storeu_ps(y + (size_t)(c + j) * on + p, pm, r[j]);
-            }
-        }
+        // Out: the pixels of the 16 channels back to the channels' planes.
+        lanes_to_planes(out, on, nc, y + (size_t)c * on, on);
     }
 }
 
@@ -731,22 +737,6 @@ static AVX512 void stem_row(const float *x, int C, int H, int W, const float *pa
     }
 }
 
-// The vectors of a row held as [nvec][n][16] (vs floats apart) back to channel planes: y[(16 v + j) * plane + i] for
-// i < n, channels below M.
-static AVX512 void stem_store(const float *in, int nvec, int n, size_t vs, int M, float *y, size_t plane) {
-    for (int v = 0; v < nvec; v++) {
-        int nc = M - 16 * v < 16 ? M - 16 * v : 16;
-        for (int i = 0; i < n; i += 16) {
-            int k = n - i < 16 ? n - i : 16;
-            __mmask16 km = (__mmask16)((1u << k) - 1u);
-            __m512 t[16];
-            for (int p = 0; p < 16; p++) t[p] = p < k ? _mm512_load_ps(in + v * vs + (size_t)(i + p) * 16) : _mm512_setzero_ps();
-            transpose16(t);
-            for (int j = 0; j < nc; j++) _mm512_mask_storeu_ps(y + (size_t)(16 * v + j) * plane + i, km, t[j]);
-        }
-    }
-}
-
 size_t sq_stem_lanes_scratch(int M, int OW, int POW) {
     size_t vecs = (size_t)(M + 31) / 32 * 2;
     return vecs * 16 * (3 * (size_t)OW + (size_t)POW) + 16;
@@ -780,7 +770,9 @@ void sq_stem_pool_lanes_avx512(const float *x, int C, int H, int W, const float 
                 }
                 _mm512_store_ps(pooled + v * (size_t)POW * 16 + (size_t)pw * 16, acc);
             }
-        stem_store(pooled, mvec, POW, (size_t)POW * 16, M, y + (size_t)q * POW, (size_t)POH * POW);
+        for (int v = 0; v < mvec; v++)
+            lanes_to_planes(pooled + (size_t)v * POW * 16, POW, M - 16 * v < 16 ? M - 16 * v : 16,
+                            y + (size_t)16 * v * POH * POW + (size_t)q * POW, (size_t)POH * POW);
     }
 }
 

@@ -260,9 +260,9 @@ static void kernel_avx512_8(int kc, const float *a, const float *b, float *C, in
     kernel_avx512_rows(8, kc, a, b, 32, C, ldc, mr, nr, load, last, bias, lo, hi, NULL);
 }
 
-// The same products with B read in place, its rows ldb floats apart (no packing pass).
+// The same products with B read in place, its rows ldb floats apart (no packing pass). R: a residual laid out as C,
+// added to the last block's result after the clamp (NULL: none).
 __attribute__((target("avx512f")))
-// R: a residual laid out as C, added to the last block's result after the clamp (NULL: none).
 static void kernel_avx512_inplace(int MR, int kc, const float *a, const float *b, int ldb, float *C, int ldc, int mr, int nr,
                                   int load, int last, const float *bias, float lo, float hi, const float *R) {
     if (MR == 8) kernel_avx512_rows(8, kc, a, b, ldb, C, ldc, mr, nr, load, last, bias, lo, hi, R);
