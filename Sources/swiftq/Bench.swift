@@ -148,7 +148,8 @@ struct Bench: ParsableCommand {
             }
             if let json {
                 var o: [String: Any] = ["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
-                                        "images_per_second": 1 / median, "buffer_bytes": interp.context.pool.freeBytes]
+                                        "images_per_second": 1 / median, "buffer_bytes": interp.context.pool.freeBytes,
+                                        "run_ms": times.map { $0 * 1000 }]
                 if let peak {
                     o["peak_gflops"] = peak / 1e9
                     o["macs"] = macs

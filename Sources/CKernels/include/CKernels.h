@@ -251,6 +251,9 @@ typedef void (*sq_task)(void *ctx, int part);
 /// Runs fn(ctx, p) for p in [0, parts) on up to `threads` threads (the caller and pool workers), returning
 /// when all are done. Jobs from different callers are serialized; a call from inside a task runs inline.
 void sq_parallel(int threads, int parts, sq_task fn, void *ctx);
+/// Tests: while `hold` is nonzero the pool's workers stop before looking at a new job, as workers whose core is
+/// busy elsewhere would (the caller runs every part).
+void sq_pool_hold_workers(int hold);
 /// Quantized elementwise and movement kernels (qelementwise.c).
 void sq_qmul(const uint8_t *a, const uint8_t *b, int n, float m, int za, int zb, float zy, float lo, float hi, uint8_t *y);
 void sq_qtable_channels(const uint8_t *x, int P, int C, const uint8_t *tables, uint8_t *y);
