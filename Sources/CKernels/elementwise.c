@@ -45,6 +45,7 @@ static inline float exp_bounded(float x) {
 // x max(0, min(1, x / 6 + 0.5)), 4 LeakyRelu (slope a below 0): the same expressions as the reference loops. 5 Sigmoid
 // 1 / (1 + e^-x) with e^-x from exp_bounded (-x clamped to [-87, 88]: below, e^-x is 0 to a float's precision in
 // 1 + e^-x; above, the result is under 2^-126 either way); within a few ulp of the reference's libm expf, NaN kept.
+// 6 SiLU x · Sigmoid(x) (a Conv's fused activation). y may be x (in place), not otherwise overlap it.
 CLONES
 void sq_unary(int op, const float *x, float *y, int n, float a, float b) {
 #pragma clang fp contract(off)  // a x + b rounded twice, as the reference computes it (no fused multiply-add)
@@ -59,10 +60,26 @@ void sq_unary(int op, const float *x, float *y, int n, float a, float b) {
             y[i] = v == v ? s : x[i];
         }
         break;
+    case 6:
+        // SiLU x · Sigmoid(x): case 5's value times x, the same bits as Sigmoid then Mul. A Conv applies it in place
+        // (y == x): each value reads only its own input, which the vectorizer cannot prove for the aliased pointers;
+        // without the pragma it ran the loop a value at a time (3.8 instead of 0.39 ms per million).
+#pragma clang loop vectorize(assume_safety)
+        for (int i = 0; i < n; i++) {
+            float u = x[i], v = -u;
+            float c = v < -87.0f ? -87.0f : v;
+            c = c > 88.0f ? 88.0f : c;
+            c = c == c ? c : 0.0f;
+            float s = 1.0f / (1.0f + exp_bounded(c));
+            y[i] = u * (v == v ? s : u);
+        }
+        break;
     case 0: for (int i = 0; i < n; i++) { float v = x[i]; y[i] = v < 0.0f ? 0.0f : v; } break;
     case 1: for (int i = 0; i < n; i++) { float v = x[i]; v = v < a ? a : v; y[i] = v > b ? b : v; } break;
     case 2: for (int i = 0; i < n; i++) { float v = a * x[i] + b; v = v < 1.0f ? v : 1.0f; y[i] = v > 0.0f ? v : 0.0f; } break;
-    case 3: for (int i = 0; i < n; i++) { float v = x[i], t = v / 6.0f + 0.5f; t = t < 1.0f ? t : 1.0f; y[i] = v * (t > 0.0f ? t : 0.0f); } break;
+    case 3:
+#pragma clang loop vectorize(assume_safety)
+        for (int i = 0; i < n; i++) { float v = x[i], t = v / 6.0f + 0.5f; t = t < 1.0f ? t : 1.0f; y[i] = v * (t > 0.0f ? t : 0.0f); } break;
     default: for (int i = 0; i < n; i++) { float v = x[i]; y[i] = v < 0.0f ? v * a : v; } break;
     }
 }

@@ -31,7 +31,10 @@ public enum QuantizationJob {
     public static func prepare(_ original: Model, path: String, inputShapes: [String: [Int]], exclude: Set<String>, threads: Int) throws -> PreparedModel {
         let (prepared, log) = try Rewriter.quantizationPreparation.run(original)
         let interpreter: Interpreter
-        do { interpreter = try Interpreter(model: prepared, options: .init(threads: threads, fuse: true)) } catch let e as RuntimeError {
+        // Calibration measures the Conv outputs a SiLU or HardSwish reads: those stay separate ops.
+        var options = Interpreter.Options(threads: threads, fuse: true)
+        options.fuseActivations = false
+        do { interpreter = try Interpreter(model: prepared, options: options) } catch let e as RuntimeError {
             throw PipelineError("\(path): \(e)")
         }
         let facts = ShapeInference.run(prepared, inputShapes: inputShapes).facts

@@ -3,12 +3,16 @@ import SwiftQCore
 /// Attribute names the runtime sets on a Conv it fused an activation into (never written to a file).
 let fusedMinAttribute = "swiftq.fused_min"
 let fusedMaxAttribute = "swiftq.fused_max"
+/// The smooth activation fused into a Conv after its clamp, if any: "silu" or "hardswish" (`ConvActivation`).
+let fusedActivationAttribute = "swiftq.fused_activation"
 
 /// The graph the runtime executes: a zero-constant Pad of the spatial dimensions folded into the following
 /// Conv's pads, BatchNormalization folded into a preceding Conv with a constant weight, and a following Relu
-/// or constant-bound Clip folded into the Conv as a clamp. Only values with a single consumer that are not
-/// graph outputs disappear. The model's semantics are unchanged (up to float rounding).
-func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
+/// or constant-bound Clip folded into the Conv as a clamp; with `smoothActivations`, a following SiLU (`x · Sigmoid(x)`,
+/// as PyTorch exports it) or HardSwish becomes the Conv's activation instead (the same bits as the separate ops).
+/// Only values with a single consumer (SiLU: the Sigmoid and the Mul) that are not graph outputs disappear. The
+/// model's semantics are unchanged (up to float rounding).
+func fuseForExecution(_ g: Graph, opset: Int64, smoothActivations: Bool = true) -> Graph {
     var graph = foldPadsIntoConv(constantsAsInitializers(g), opset: opset)
     var inits = graph.initializerTable
     let graphOutputs = Set(graph.outputs.map(\.name))
@@ -66,6 +70,21 @@ func fuseForExecution(_ g: Graph, opset: Int64) -> Graph {
                 conv.attributes.append(Attribute(name: fusedMaxAttribute, value: .float(hi)))
                 removed.insert(next[0])
                 out = act.outputs[0]
+            } else if smoothActivations, act.opType == "HardSwish", act.isDefaultDomain, act.outputs.count == 1 {
+                conv.attributes.append(Attribute(name: fusedActivationAttribute, value: .string(ConvActivation.hardSwish.rawValue)))
+                removed.insert(next[0])
+                out = act.outputs[0]
+            }
+        } else if smoothActivations, next.count == 2, !graphOutputs.contains(out), !next.contains(where: removed.contains) {
+            // SiLU: out read by a Sigmoid and by a Mul of out with the Sigmoid's output, which nothing else reads.
+            let (a, b) = (graph.nodes[next[0]], graph.nodes[next[1]])
+            if let (sigmoid, mul) = a.opType == "Sigmoid" ? (a, b) : b.opType == "Sigmoid" ? (b, a) : nil,
+               sigmoid.isDefaultDomain, mul.isDefaultDomain, mul.opType == "Mul", sigmoid.outputs.count == 1, mul.outputs.count == 1,
+               let s = sigmoid.outputs.first, !graphOutputs.contains(s), consumers(s).count == 1,
+               Set(mul.inputs) == [out, s], mul.inputs.count == 2 {
+                conv.attributes.append(Attribute(name: fusedActivationAttribute, value: .string(ConvActivation.silu.rawValue)))
+                removed.formUnion(next)
+                out = mul.outputs[0]
             }
         }
         if changedWeights {

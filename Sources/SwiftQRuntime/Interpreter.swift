@@ -31,6 +31,9 @@ public final class Interpreter: @unchecked Sendable {
         /// Conv, a direct 3x3 Conv feeding a MaxPool; the value between them stays observable: a run with an
         /// observer runs the pair unfused).
         public var fuse: Bool
+        /// With `fuse`, also run a SiLU (`x · Sigmoid(x)`) or HardSwish after a Conv as the Conv's activation: the
+        /// Conv's output before it is then not observable (calibration, which measures it, turns this off).
+        public var fuseActivations = true
         /// Use only the reference kernels.
         public var referenceOnly: Bool
         /// Accumulate the time spent in each op type (`Interpreter.profile`).
@@ -77,7 +80,7 @@ public final class Interpreter: @unchecked Sendable {
 
     public init(model: Model, options: Options = Options()) throws {
         var graph = model.graph
-        if options.fuse { graph = fuseForExecution(graph, opset: model.opset) }
+        if options.fuse { graph = fuseForExecution(graph, opset: model.opset, smoothActivations: options.fuseActivations) }
         self.model = model
         self.options = options
         profiling = options.profile
@@ -139,7 +142,10 @@ public final class Interpreter: @unchecked Sendable {
     /// weights once, not once each, and their runs share them in cache.
     public init(sharingWeightsOf other: Interpreter, threads: Int) {
         model = other.model
-        options = Options(threads: threads, fuse: other.options.fuse, referenceOnly: other.options.referenceOnly)
+        var options = other.options
+        options.threads = threads
+        options.profile = false
+        self.options = options
         profiling = false
         context = ExecutionContext(threads: threads, referenceOnly: other.options.referenceOnly)
         inputNames = other.inputNames

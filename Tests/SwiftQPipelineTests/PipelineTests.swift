@@ -155,6 +155,26 @@ final class PipelineTests: XCTestCase {
         XCTAssertNil(Preprocessing(metadataOf: m), "unreadable metadata is ignored, not trusted")
     }
 
+    /// The prepared model's interpreter (calibration's) shows every tensor the plan measures in one run: a SiLU's or
+    /// HardSwish's input stays a value of its own (the runtime fuses them into the Conv only for plain runs), so
+    /// calibration never falls back to an unfused second run.
+    func testCalibrationSeesTheInputsOfFusibleActivations() throws {
+        for name in ["effnet_b0_like", "yolov8_like"] {
+            let model = try ONNXReader.read(path: Paths.fixture(name + ".onnx"))
+            let job = try QuantizationJob.prepare(model, path: name, inputShapes: ["images": [1, 3, 64, 64]], exclude: [], threads: 1)
+            var values = SeededRandom(seed: 3)
+            let feed = ["images": RTensor(floats: values.floats(3 * 64 * 64, -1, 1), shape: [1, 3, 64, 64])]
+            func unseen(_ i: Interpreter) throws -> [String] {
+                var seen: Set<String> = ["images"]
+                _ = try i.run(feed) { n, _ in seen.insert(n) }
+                return job.plan.measured.filter { !seen.contains($0) }
+            }
+            XCTAssertEqual(try unseen(job.interpreter), [], name)
+            // A plain run's interpreter hides them.
+            XCTAssertFalse(try unseen(Interpreter(model: job.model, options: .init(threads: 1))).isEmpty, name)
+        }
+    }
+
     /// Calibration and evaluation from Swift in a few library calls, on Fixtures (one image of five is corrupt).
     /// The whole quantize job in a few library calls: prepare, calibrate (arrays, for a model with two inputs),
     /// quantize, the file bytes; the integer runtime loads them and tracks the float model.

@@ -163,6 +163,75 @@ final class FusionTests: XCTestCase {
         }
     }
 
+    /// SiLU (Sigmoid and Mul, either operand order, after a Conv or a Conv + BatchNormalization) and HardSwish run as
+    /// the Conv's activation: the same bits as the separate ops on the fast kernels (every level, 1 and 2 threads) and
+    /// on the reference kernels. Not fused: a SiLU whose Conv output or Sigmoid has another reader, or with the
+    /// activations turned off (`fuseActivations`, as calibration runs).
+    func testSmoothActivationsRunInTheConvBitForBit() throws {
+        let c = 8, m = 16, hw = 13
+        func w(_ name: String, _ shape: [Int]) -> Initializer { Initializer(name: name, tensor: Tensor(floats: random(shape.reduce(1, *), -2, 2), shape: shape)) }
+        let pads = Attribute(name: "pads", value: .ints([1, 1, 1, 1]))
+        let nodes = [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1"], outputs: ["a"], attributes: [pads]),
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["a", "s", "b", "mean", "var"], outputs: ["an"]),
+            Node(name: "sig1", opType: "Sigmoid", inputs: ["an"], outputs: ["as"]),
+            Node(name: "mul1", opType: "Mul", inputs: ["an", "as"], outputs: ["a1"]),
+            Node(name: "c2", opType: "Conv", inputs: ["a1", "w2", "b2"], outputs: ["p"]),
+            Node(name: "hs", opType: "HardSwish", inputs: ["p"], outputs: ["p1"]),
+            Node(name: "c3", opType: "Conv", inputs: ["p1", "w3", "b3"], outputs: ["d"], attributes: [pads, Attribute(name: "group", value: .int(Int64(m)))]),
+            Node(name: "sig3", opType: "Sigmoid", inputs: ["d"], outputs: ["ds"]),
+            Node(name: "mul3", opType: "Mul", inputs: ["ds", "d"], outputs: ["d1"]),
+            // Not fused: c4's output has a third reader; c5's Sigmoid has a second one.
+            Node(name: "c4", opType: "Conv", inputs: ["d1", "w4"], outputs: ["e"]),
+            Node(name: "sig4", opType: "Sigmoid", inputs: ["e"], outputs: ["es"]),
+            Node(name: "mul4", opType: "Mul", inputs: ["e", "es"], outputs: ["e1"]),
+            Node(name: "add4", opType: "Add", inputs: ["e1", "e"], outputs: ["e2"]),
+            Node(name: "c5", opType: "Conv", inputs: ["e2", "w5"], outputs: ["f"]),
+            Node(name: "sig5", opType: "Sigmoid", inputs: ["f"], outputs: ["fs"]),
+            Node(name: "mul5", opType: "Mul", inputs: ["f", "fs"], outputs: ["f1"]),
+            Node(name: "add5", opType: "Add", inputs: ["f1", "fs"], outputs: ["y"]),
+        ]
+        let inits = [w("w1", [m, c, 3, 3]), w("w2", [m, m, 1, 1]), w("b2", [m]), w("w3", [m, 1, 3, 3]), w("b3", [m]), w("w4", [m, m, 1, 1]),
+                     w("w5", [m, m, 1, 1]),
+                     Initializer(name: "s", tensor: Tensor(floats: random(m, 0.5, 1.5), shape: [m])),
+                     Initializer(name: "b", tensor: Tensor(floats: random(m), shape: [m])),
+                     Initializer(name: "mean", tensor: Tensor(floats: random(m), shape: [m])),
+                     Initializer(name: "var", tensor: Tensor(floats: random(m, 0.5, 2), shape: [m]))]
+        let model = Model(graph: Graph(nodes: nodes, inputs: [input(c, hw, hw)], outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits))
+        // Mostly moderate values, with spikes that take some far out on both sides, where the Sigmoid's exponent is clamped.
+        let pixels = random(c * hw * hw, -1, 1).enumerated().map { $0.offset % 211 == 0 ? 300 * $0.element : $0.element }
+        let feed = ["x": RTensor(floats: pixels, shape: [1, c, hw, hw])]
+        func opTypes(_ i: Interpreter) -> [String] { i.nodeProfile.map(\.opType).filter { $0 != "Conv" && $0 != "Add" } }
+        defer { _ = sq_set_cpu_level(-1) }
+        let top = sq_set_cpu_level(-1)
+        for reference in [false, true] {
+            for level in reference ? [top] : [3, 2, 0].filter({ $0 <= top }) {
+                _ = sq_set_cpu_level(level)
+                for threads in [1, 2] {
+                    // Against the same folds (BatchNormalization into the Conv) without the activations fused.
+                    var on = Interpreter.Options(threads: threads, referenceOnly: reference)
+                    on.profile = true
+                    var noSmooth = on
+                    noSmooth.fuseActivations = false
+                    let fused = try Interpreter(model: model, options: on), kept = try Interpreter(model: model, options: noSmooth)
+                    let want = try kept.run(feed)["y"]!.floatArray(), got = try fused.run(feed)["y"]!.floatArray()
+                    XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "reference \(reference) level \(level) threads \(threads)")
+                    // The activations' own outputs too (tiny values far left vanish in the next Conv's sums).
+                    var a: [String: [UInt32]] = [:], b: [String: [UInt32]] = [:]
+                    _ = try kept.run(feed) { name, t in a[name] = t.floatArray().map(\.bitPattern) }
+                    _ = try fused.run(feed) { name, t in b[name] = t.floatArray().map(\.bitPattern) }
+                    for name in ["a1", "p1", "d1"] { XCTAssertEqual(b[name], a[name], "\(name): reference \(reference) level \(level) threads \(threads)") }
+                    var before: [Float] = []
+                    _ = try kept.run(feed) { name, t in if name == "an" { before = t.floatArray() } }
+                    XCTAssertTrue(before.contains { $0 > 88 } && before.contains { $0 < -88 }, "the first SiLU's inputs reach the clamped exponents")
+                    XCTAssertGreaterThan(before.filter { abs($0) < 8 }.count, before.count / 3, "and most of them the curve between")
+                    XCTAssertEqual(opTypes(fused), ["Sigmoid", "Mul", "Sigmoid", "Mul"], "only the SiLUs with other readers stay")
+                    XCTAssertEqual(opTypes(kept), ["Sigmoid", "Mul", "HardSwish", "Sigmoid", "Mul", "Sigmoid", "Mul", "Sigmoid", "Mul"])
+                }
+            }
+        }
+    }
+
     /// Convs whose outputs only a channel Concat reads write into their slices of it: the same bits as the ordinary
     /// steps (a run with an observer takes those), with the producers apart in the order, at batch 1 and 2 (which takes
     /// the ordinary steps), and the Concat's own error when the maps do not fit. A Concat with an input read twice, or

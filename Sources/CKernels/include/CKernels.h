@@ -150,7 +150,7 @@ void sq_global_pool(const float *x, int size, int is_max, float *y, int p0, int 
 /// y[i] = a[i*sa] op b[i*sb] for i < n; op 0 add, 1 sub, 2 mul, 3 div, 4 PRelu (a < 0 ? a*b : a).
 void sq_binary(int op, const float *a, int sa, const float *b, int sb, float *y, int n);
 /// Elementwise activation op of n floats (0 Relu, 1 Clip [a, b], 2 HardSigmoid(a, b), 3 HardSwish, 4 LeakyRelu(a),
-/// 5 Sigmoid).
+/// 5 Sigmoid, 6 SiLU x · Sigmoid(x)).
 void sq_unary(int op, const float *x, float *y, int n, float a, float b);
 /// dst[i·stride] += src[i] for i < n (ConvTranspose's col2im, one row).
 void sq_col2im_add(float *dst, const float *src, int n, int stride);

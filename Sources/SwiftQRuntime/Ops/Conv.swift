@@ -1,13 +1,34 @@
+import Foundation
 import SwiftQCore
 import SwiftQKernels
 
+/// A smooth activation the runtime fused into a Conv (`fuseForExecution`), applied to its output after the clamp.
+enum ConvActivation: String {
+    case none = "", silu, hardSwish = "hardswish"
+
+    /// Applies it in place to n floats, in ranges on `threads` threads: the fast loops (sq_unary) or, with
+    /// `reference`, the reference expressions, each the same bits as the separate Sigmoid and Mul (HardSwish) would
+    /// give on that path.
+    func apply(_ y: UnsafeMutablePointer<Float>, _ n: Int, reference: Bool, threads: Int) {
+        switch self {
+        case .none: return
+        case .silu where reference: for i in 0..<n { let v = y[i]; y[i] = v * (1 / (1 + Foundation.exp(-v))) }
+        case .hardSwish where reference: for i in 0..<n { let v = y[i]; y[i] = v * max(0, min(1, v / 6 + 0.5)) }
+        case .silu: UnaryOp.fast(6, y, y, n, 0, 0, threads: threads)
+        case .hardSwish: UnaryOp.fast(3, y, y, n, 0, 0, threads: threads)
+        }
+    }
+}
+
 /// Conv (opsets 1–22): 1-D and 2-D, groups, depthwise, strides, dilations, pads and auto_pad. With a constant
-/// weight the weights are packed once for the fast kernel; a fused Relu/Clip becomes the output clamp.
+/// weight the weights are packed once for the fast kernel; a fused Relu/Clip becomes the output clamp, a fused SiLU
+/// or HardSwish its `activation`.
 struct ConvOp: OwnsOneScratch {
     let fail: NodeFailure
     let setup: OperatorSetup
     let group: Int
     let lo: Float, hi: Float
+    let activation: ConvActivation
     let weight: RTensor?
     let bias: RTensor?
     let packed: [PackedMatrix]
@@ -20,6 +41,7 @@ struct ConvOp: OwnsOneScratch {
         group = s.int("group", 1)
         lo = s.node.float(fusedMinAttribute) ?? -.infinity
         hi = s.node.float(fusedMaxAttribute) ?? .infinity
+        activation = s.node.string(fusedActivationAttribute).flatMap(ConvActivation.init(rawValue:)) ?? .none
         weight = s.constant(1).map(RTensor.init)
         bias = s.constant(2).map(RTensor.init)
         var packs: [PackedMatrix] = []
@@ -70,6 +92,7 @@ struct ConvOp: OwnsOneScratch {
         } else {
             Reference.conv(x: p.x.f, w: p.w.f, bias: p.b.map { UnsafePointer($0.f) }, y: y, p.g, lo: lo, hi: hi)
         }
+        activation.apply(y, p.g.batch * p.g.outChannels * p.g.outHeight * p.g.outWidth, reference: ctx.referenceOnly, threads: ctx.threads)
     }
 }
 
@@ -88,7 +111,8 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
 
     /// The pair, when `a` is a group-1 1x1 Conv and `b` a depthwise Conv, both with constant weights.
     init?(_ a: Operator, _ b: Operator, intermediate: String, threads: Int) {
-        guard let a = a as? ConvOp, let b = b as? ConvOp, let wa = a.weight, let wb = b.weight, wa.rank == 4, wb.rank == 4,
+        guard let a = a as? ConvOp, let b = b as? ConvOp, a.activation == .none, b.activation == .none, let wa = a.weight, let wb = b.weight,
+              wa.rank == 4, wb.rank == 4,
               a.group == 1, a.packed.count == 1, wa.shape[2] == 1, wa.shape[3] == 1,
               wb.shape[1] == 1, b.group == wb.shape[0], b.group == wa.shape[0], b.group > 1, wb.shape[2] == wb.shape[3],
               a.hasConstantBias, b.hasConstantBias else { return nil }
@@ -150,7 +174,7 @@ struct ConvAddOp: FusedPair, OwnsScratch {
     let intermediate: String
 
     init?(_ a: Operator, _ b: Operator, convFirst: Bool, intermediate: String) {
-        guard let a = a as? ConvOp, let b = b as? BinaryOp, b.kind == .add, a.group == 1, a.packed.count == 1, let w = a.weight, w.rank == 4,
+        guard let a = a as? ConvOp, a.activation == .none, let b = b as? BinaryOp, b.kind == .add, a.group == 1, a.packed.count == 1, let w = a.weight, w.rank == 4,
               w.shape[2] == 1, w.shape[3] == 1, a.hasConstantBias else { return nil }
         conv = a
         add = b
@@ -230,7 +254,7 @@ struct ConvMaxPoolOp: FusedPair, OwnsScratch {
     static let minimumIntermediateBytes = 1 << 20
 
     init?(_ a: Operator, _ b: Operator, intermediate: String, threads: Int) {
-        guard let a = a as? ConvOp, let b = b as? PoolOp, b.isMax, a.direct != nil, let w = a.weight, w.rank == 4,
+        guard let a = a as? ConvOp, a.activation == .none, let b = b as? PoolOp, b.isMax, a.direct != nil, let w = a.weight, w.rank == 4,
               a.hasConstantBias else { return nil }
         conv = a
         pool = b
