@@ -465,6 +465,8 @@ final class FastKernelTests: XCTestCase {
             (111, 111, 3, 2, 0, 0), (56, 56, 3, 2, 0, 1), (13, 40, 3, 1, 1, 1), (9, 33, 3, 2, 1, 1), (7, 7, 2, 2, 0, 1), (10, 17, 5, 3, 2, 2),
             // 3x3 max pooling on rows narrower than a vector, pads of two
             (5, 6, 3, 1, 1, 1), (4, 3, 3, 2, 1, 1), (6, 9, 3, 1, 2, 2), (8, 12, 3, 2, 2, 2), (27, 27, 3, 2, 0, 0),
+            // stride-1 max pooling in two passes: YOLO's SPPF 5x5, windows larger than the map, 2x2 with a pad after, 7x7
+            (20, 20, 5, 1, 2, 2), (7, 9, 5, 1, 2, 2), (3, 4, 5, 1, 2, 2), (16, 33, 2, 1, 0, 1), (9, 13, 7, 1, 3, 3),
         ]
         for level in levels() {
             _ = sq_set_cpu_level(level)
@@ -485,6 +487,7 @@ final class FastKernelTests: XCTestCase {
                     }
                     Fast.pool(x: x, y: &got, g, isMax: isMax, countIncludePad: false, planes: 0..<3)
                     assertClose(got, want, "level \(level) \(isMax ? "max" : "average") pool \(g)")
+                    if isMax { XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "level \(level) max pool \(g)") }
                 }
             }
         }
