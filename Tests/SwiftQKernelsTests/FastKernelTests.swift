@@ -38,6 +38,8 @@ final class FastKernelTests: XCTestCase {
             (20, 20, 20, 10, 9, 5, 1, 1, 2),
             // full 3x3 on the direct kernel: 17 outputs (a partial block of 16), stride 2 without padding, 2 vectors a row
             (5, 17, 1, 10, 14, 3, 1, 1, 1), (6, 18, 1, 29, 29, 3, 2, 1, 0), (3, 32, 1, 31, 62, 3, 2, 1, 1), (16, 16, 16, 30, 64, 3, 2, 1, 1),
+            // stride 2 on rows split into even and odd columns: chunks of 4 output rows and a last odd one, 32 and 47 wide
+            (16, 32, 1, 41, 63, 3, 2, 1, 1), (12, 20, 1, 19, 30, 3, 2, 1, 1), (8, 9, 1, 17, 94, 3, 2, 1, 1), (5, 8, 1, 18, 18, 3, 2, 1, 0),
             // full 3x3 keeping the size (the flat walk unless rows fill whole vectors): one row, one column, rows of
             // 15, 16 (row by row) and 33, a plane under 16 outputs
             (7, 9, 1, 1, 5, 3, 1, 1, 1), (4, 8, 1, 6, 1, 3, 1, 1, 1), (5, 12, 1, 9, 15, 3, 1, 1, 1), (5, 12, 1, 9, 16, 3, 1, 1, 1),
