@@ -170,6 +170,77 @@ def yolov8_like():
                    [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 4 + nc, 80])], 17)
 
 
+def effnet_b0_full(size=224):
+    """EfficientNet-B0 at full size (the paper's stages: 16 MBConv blocks, 3x3 and 5x5 depthwise, SiLU and
+    squeeze-excitation throughout, 1000 classes), random weights, for `make bench`'s model kinds: not written here
+    (21 MB), generated where it is timed."""
+    n = Net()
+    x = n.silu(n.conv('images', 3, 32, 3, 2, bias=False, bn=True))
+
+    def mbconv(x, cin, cout, expand, s, k):
+        h = n.silu(n.conv(x, cin, cin * expand, 1, bias=False, bn=True)) if expand > 1 else x
+        c = cin * expand
+        h = n.silu(n.conv(h, c, c, k, s, group=c, bias=False, bn=True))
+        g = n.op('GlobalAveragePool', [h])
+        g = n.silu(n.conv(g, c, max(1, cin // 4), 1))
+        g = n.op('Sigmoid', [n.conv(g, max(1, cin // 4), c, 1)])
+        h = n.conv(n.op('Mul', [h, g]), c, cout, 1, bias=False, bn=True)
+        return n.op('Add', [h, x]) if s == 1 and cin == cout else h
+
+    cin = 32
+    for e, c, r, s, k in [(1, 16, 1, 1, 3), (6, 24, 2, 2, 3), (6, 40, 2, 2, 5), (6, 80, 3, 2, 3), (6, 112, 3, 1, 5), (6, 192, 4, 2, 5),
+                          (6, 320, 1, 1, 3)]:
+        for i in range(r):
+            x = mbconv(x, cin, c, e, s if i == 0 else 1, k)
+            cin = c
+    x = n.silu(n.conv(x, 320, 1280, 1, bias=False, bn=True))
+    x = n.op('Flatten', [n.op('GlobalAveragePool', [x])], axis=1)
+    y = n.op('Gemm', [x, n.const((rng.standard_normal((1000, 1280)) * 0.02).astype(np.float32), 'fc_w'),
+                      n.const((0.1 * rng.standard_normal(1000)).astype(np.float32), 'fc_b')], transB=1)
+    return n.model('effnet_b0_full', [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, size, size])],
+                   [helper.make_tensor_value_info(y, TensorProto.FLOAT, [1, 1000])], 13)
+
+
+def yolov8n_full(size=640):
+    """YOLOv8n's backbone and neck at full size (width 0.25, depth 0.33: C2f, SPPF, nearest upsampling, three detection
+    scales, SiLU throughout), random weights, raw head outputs (1 x 144 x anchors); for `make bench`'s model kinds."""
+    n = Net()
+
+    def cbs(x, cin, cout, k=1, s=1):
+        return n.silu(n.conv(x, cin, cout, k, s))
+
+    def c2f(x, cin, cout, blocks, shortcut=True):
+        h = cbs(x, cin, cout, 1)
+        parts = n.op('Split', [h, n.const(np.array([cout // 2, cout // 2], np.int64), 'split')], n_out=2, axis=1)
+        outs, y = list(parts), parts[1]
+        for _ in range(blocks):
+            b = cbs(cbs(y, cout // 2, cout // 2, 3), cout // 2, cout // 2, 3)
+            y = n.op('Add', [y, b]) if shortcut else b
+            outs.append(y)
+        return cbs(n.op('Concat', outs, axis=1), cout // 2 * len(outs), cout, 1)
+
+    up = lambda t: n.op('Resize', [t, '', n.const(np.array([1, 1, 2, 2], np.float32), 'scales')], mode='nearest')
+    p3 = c2f(cbs(c2f(cbs(cbs('images', 3, 16, 3, 2), 16, 32, 3, 2), 32, 32, 1), 32, 64, 3, 2), 64, 64, 2)
+    p4 = c2f(cbs(p3, 64, 128, 3, 2), 128, 128, 2)
+    s = cbs(c2f(cbs(p4, 128, 256, 3, 2), 256, 256, 1), 256, 128, 1)
+    pools = [s]
+    for _ in range(3):
+        pools.append(n.op('MaxPool', [pools[-1]], kernel_shape=[5, 5], strides=[1, 1], pads=[2, 2, 2, 2]))
+    p5 = cbs(n.op('Concat', pools, axis=1), 512, 256, 1)
+    n4 = c2f(n.op('Concat', [up(p5), p4], axis=1), 384, 128, 1, False)
+    n3 = c2f(n.op('Concat', [up(n4), p3], axis=1), 192, 64, 1, False)
+    n4 = c2f(n.op('Concat', [cbs(n3, 64, 64, 3, 2), n4], axis=1), 192, 128, 1, False)
+    n5 = c2f(n.op('Concat', [cbs(n4, 128, 128, 3, 2), p5], axis=1), 384, 256, 1, False)
+    outs = []
+    for feat, c in ((n3, 64), (n4, 128), (n5, 256)):
+        box = n.conv(cbs(cbs(feat, c, 64, 3), 64, 64, 3), 64, 64, 1)
+        cls = n.conv(cbs(cbs(feat, c, 80, 3), 80, 80, 3), 80, 80, 1)
+        outs.append(n.op('Reshape', [n.op('Concat', [box, cls], axis=1), n.const(np.array([1, 144, -1], np.int64), 'shape')]))
+    anchors = sum((size // s) ** 2 for s in (8, 16, 32))
+    return n.model('yolov8n_full', [helper.make_tensor_value_info('images', TensorProto.FLOAT, [1, 3, size, size])],
+                   [helper.make_tensor_value_info(n.op('Concat', outs, axis=2), TensorProto.FLOAT, [1, 144, anchors])], 17)
+
+
 def keras_resnet_nhwc():
     n = Net()
 

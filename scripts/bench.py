@@ -1,9 +1,11 @@
 """Side-by-side benchmark of swiftq and ONNX Runtime on the models in ../shared/models (or $SWIFTQ_SHARED).
-usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b] [--sections float,e2e,calib,int8]
+usage: bench.py SWIFTQ_BINARY [--threads N] [--seconds S] [--rounds R] [--e2e-images N] [--models a,b] [--sections float,kinds,e2e,calib,int8]
 Float network throughput (and, last, int8: swiftq's integer runtime against ONNX Runtime on the same Q/DQ model): batch 1, the same deterministic input shape, the same thread count; each tool is
 timed for S seconds per round, rounds alternate between the tools (the machine is shared and noisy) and the
 best round's median counts. End to end: `swiftq eval` and the ONNX Runtime anchor (ort_eval.py, PIL decoding)
-on the first N val images. Prints images/s for both and the ratio swiftq / ONNX Runtime."""
+on the first N val images. Prints images/s for both and the ratio swiftq / ONNX Runtime. Model kinds: the float section
+on full-size networks of the kinds users bring that ../shared lacks (Fixtures/model_kinds.py: EfficientNet-B0 with SiLU
+and squeeze-excitation at 224, YOLOv8n at 640; random weights, generated into a temporary directory)."""
 import argparse, atexit, json, os, shutil, subprocess, sys, tempfile, time
 import numpy as np, onnxruntime as ort
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -13,7 +15,7 @@ ap = argparse.ArgumentParser()
 ap.add_argument('swiftq'); ap.add_argument('--threads', type=int, default=os.cpu_count())
 ap.add_argument('--seconds', type=float, default=1.5); ap.add_argument('--rounds', type=int, default=5)
 ap.add_argument('--e2e-images', type=int, default=300); ap.add_argument('--models', default='')
-ap.add_argument('--sections', default='float,e2e,calib,int8', help='which parts to run (comma-separated)')
+ap.add_argument('--sections', default='float,kinds,e2e,calib,int8', help='which parts to run (comma-separated)')
 ap.add_argument('--float-threads', default='', help='thread counts of the float section (default: --threads, then 1)')
 ap.add_argument('--calib-images', type=int, default=1000, help='calibration side by side with ORT quantize_static MinMax (0: skip)')
 a = ap.parse_args()
@@ -58,11 +60,19 @@ def profile_facts(path, shape_args, threads):
     return j['macs'], j['peak_gflops']
 
 ratios = {}; float_rate = {}
-for threads in (FLOAT_THREADS if 'float' in SECTIONS else []):
+# The float section's networks: ../shared's, then (section kinds) the generated full-size kinds.
+float_runs = [(f, os.path.join(SHARED, 'models', f)) for f in models] if 'float' in SECTIONS else []
+if 'kinds' in SECTIONS:
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), '..', 'Fixtures'))
+    import onnx, model_kinds
+    for make in (model_kinds.effnet_b0_full, model_kinds.yolov8n_full):
+        kind = os.path.join(tmp, make.__name__ + '.onnx')
+        onnx.save(make(), kind)
+        float_runs.append((f'{make.__name__} (kind)', kind))
+for threads in (FLOAT_THREADS if float_runs else []):
     print(f'float throughput, batch 1, {threads} thread{"s" if threads > 1 else ""}, best of {a.rounds} rounds x {a.seconds:g} s (ONNX Runtime {ort.__version__})')
     print(f"{'model':28}{'swiftq img/s':>14}{'ORT img/s':>12}{'ratio':>8}{'swiftq % peak':>15}{'ORT % peak':>12}")
-    for f in models:
-        path = os.path.join(SHARED, 'models', f)
+    for f, path in float_runs:
         so = ort.SessionOptions(); so.intra_op_num_threads = threads
         sess = ort.InferenceSession(path, so, providers=['CPUExecutionProvider'])
         i = sess.get_inputs()[0]
@@ -79,8 +89,12 @@ for threads in (FLOAT_THREADS if 'float' in SECTIONS else []):
         if threads == a.threads: float_rate[f] = mine
         pct = lambda rate: 100 * 2 * macs * rate / (peak * 1e9)
         print(f'{f:28}{mine:14.1f}{theirs:12.1f}{mine / theirs:7.2f}x{pct(mine):14.0f}%{pct(theirs):11.0f}%', flush=True)
-    low = min(r for (f, t), r in ratios.items() if t == threads)
-    print(f"lowest ratio at {threads} thread{'s' if threads > 1 else ''} {low:.2f}x (target 1.0x: {'met' if low >= 1 else 'NOT met'})\n")
+    shared = [r for (f, t), r in ratios.items() if t == threads and not f.endswith('(kind)')]
+    kinds = [r for (f, t), r in ratios.items() if t == threads and f.endswith('(kind)')]
+    line = f"lowest ratio at {threads} thread{'s' if threads > 1 else ''}"
+    if shared: line += f" on ../shared {min(shared):.2f}x (target 1.0x: {'met' if min(shared) >= 1 else 'NOT met'})"
+    if kinds: line += f"{',' if shared else ''} on the kinds {min(kinds):.2f}x"
+    print(line + '\n')
 
 labelled = [f for f in models if f in INFO]
 if a.e2e_images and labelled:

@@ -613,7 +613,8 @@ public enum Fast {
             && d.strideH == d.strideW && (d.strideH == 1 || d.strideH == 2) && d.dilationH == 1 && d.dilationW == 1
     }
 
-    /// y = depthwise(clamp(E·x + eb)) without the expanded tensor: each thread takes a range of output rows and
+    /// y = depthwise(clamp(E·x + eb)) (each convolution's activation, sq_unary's code, after its clamp) without the
+    /// expanded tensor: each thread takes a range of output rows and
     /// walks it in bands, expanding only the input rows a band needs into a buffer that stays in cache (rows the
     /// previous band already expanded are moved to the buffer's start, not recomputed), then running the depthwise
     /// kernel on the band. Every value is computed as the two separate convolutions compute it (the GEMM sums
@@ -622,7 +623,8 @@ public enum Fast {
     /// `scratch`: one buffer per thread. `bandRows` (a multiple of 4) overrides the band height, for tests. Check
     /// `canExpandDepthwise` first.
     public static func expandDepthwise(x: UnsafePointer<Float>, expand: PackedMatrix, expandBias: UnsafePointer<Float>?, expandLo: Float, expandHi: Float,
-                                       dw: UnsafePointer<Float>, dwBias: UnsafePointer<Float>?, lo: Float, hi: Float, y: UnsafeMutablePointer<Float>,
+                                       expandActivation: Int32? = nil, dw: UnsafePointer<Float>, dwBias: UnsafePointer<Float>?, lo: Float, hi: Float,
+                                       activation: Int32? = nil, y: UnsafeMutablePointer<Float>,
                                        _ e: ConvGeometry, _ d: ConvGeometry, scratch: [Scratch], threads: Int, bandRows: Int? = nil) {
         precondition(canExpandDepthwise(e, d) && scratch.count >= max(1, threads))
         let mid = d.channels, w = d.width, k = d.kernelH, s = d.strideH
@@ -658,14 +660,24 @@ public enum Fast {
                     if need1 > end {
                         sq_gemm_packed(Int32(mid), Int32((need1 - end) * w), Int32(e.channels), expand.data, xn + end * w, Int32(e.height * e.width),
                                        buf + (end - start) * w, Int32(plane), 0, Int32(mid), 0, Int32((need1 - end) * w), expandBias, expandLo, expandHi, 0)
+                        if let code = expandActivation { activate(code, buf + (end - start) * w, count: (need1 - end) * w, planes: mid, stride: plane) }
                         end = need1
                     }
                     sq_dw(buf, Int32(end - start), Int32(w), plane, dw, Int32(k), Int32(s), Int32(d.padTop + start), Int32(d.padLeft),
                                  yn, Int32(d.outHeight), Int32(d.outWidth), dwBias, lo, hi, 0, Int32(mid), Int32(o0), Int32(o1))
+                    if let code = activation {
+                        activate(code, yn + o0 * d.outWidth, count: (o1 - o0) * d.outWidth, planes: mid, stride: d.outHeight * d.outWidth)
+                    }
                     o0 = o1
                 }
             }
         }
+    }
+
+    /// sq_unary's activation `code` in place on `count` floats of each of `planes` runs `stride` apart (a band of rows
+    /// of every channel, just computed and still in cache).
+    static func activate(_ code: Int32, _ p: UnsafeMutablePointer<Float>, count: Int, planes: Int, stride: Int) {
+        for c in 0..<planes { sq_unary(code, p + c * stride, p + c * stride, Int32(count), 0, 0) }
     }
 
     /// Max or average pooling (dilation 1) of `planes` (each g.height × g.width) into y.

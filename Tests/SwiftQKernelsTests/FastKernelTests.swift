@@ -226,6 +226,20 @@ final class FastKernelTests: XCTestCase {
                     XCTAssertEqual(got, want, "threads \(threads) band \(band.map(String.init) ?? "default") \(d)")
                 }
             }
+            // With SiLU after the expansion and HardSwish after the depthwise (sq_unary 6 and 3): each applied to the
+            // two convolutions' outputs in place, bit for bit.
+            var act = [Float](repeating: 0, count: mid.count), actWant = want
+            Fast.conv(x: x, packed: [packed], depthwise: nil, bias: be, y: &act, e, lo: -.infinity, hi: .infinity, scratch: Scratch(), threads: 1)
+            sq_unary(6, act, &act, Int32(act.count), 0, 0)
+            Fast.conv(x: act, packed: [], depthwise: wd, bias: bd, y: &actWant, d, lo: -.infinity, hi: .infinity, scratch: Scratch(), threads: 1)
+            sq_unary(3, actWant, &actWant, Int32(actWant.count), 0, 0)
+            for threads in [1, 2] {
+                var got = [Float](repeating: .nan, count: want.count)
+                Fast.expandDepthwise(x: x, expand: packed, expandBias: be, expandLo: -.infinity, expandHi: .infinity, expandActivation: 6, dw: wd,
+                                     dwBias: bd, lo: -.infinity, hi: .infinity, activation: 3, y: &got, e, d, scratch: [Scratch(), Scratch()],
+                                     threads: threads, bandRows: 4)
+                XCTAssertEqual(got.map(\.bitPattern), actWant.map(\.bitPattern), "activations: threads \(threads) \(d)")
+            }
         }
     }
 
@@ -407,26 +421,35 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
-    /// The vectorized Sigmoid (sq_unary 5, its own e^x) against the reference's 1 / (1 + exp(-x)) with libm: within 3
-    /// ulp of the larger of the two results (relative 3.6e-7; the worst seen is 1.9 ulp) from -87 to 100 in steps of
-    /// 1/64 and on random values, lengths with vector tails; NaN kept, +infinity 1; below -87 both are under 2^-126.
+    /// The vectorized Sigmoid (sq_unary 5, its own e^x; written out with fused multiply-adds on AVX-512, a plain loop
+    /// elsewhere) against the reference's 1 / (1 + exp(-x)) with libm, at every instruction level: within 3.6e-7 of
+    /// the larger of the two results (the worst seen is 3.1 ulp) from -87 to 100 in steps of 1/64 and on random
+    /// values, lengths with vector tails; NaN kept, +infinity 1; below -87 both are under 2^-126. SiLU (sq_unary 6, a
+    /// Conv's fused activation) is x times that Sigmoid, bit for bit, as Sigmoid then Mul computes it.
     func testSigmoidCloseToLibm() {
+        defer { _ = sq_set_cpu_level(-1) }
         var x: [Float] = [.nan, .infinity, -.infinity, 0, -0.0, 87, -87, 88, -88, 88.5, -88.5, 1e-30, -1e-30]
         x += (-6400...6400).map { Float($0) / 64 } + (0..<1000).map { _ in Float.random(in: -20...20, using: &rng) }
-        for n in [1, 7, 17, x.count] {
-            var y = [Float](repeating: 42, count: n)
-            sq_unary(5, x, &y, Int32(n), 0, 0)
-            for i in 0..<n {
-                let want = 1 / (1 + exp(-x[i]))
-                if want.isNaN { XCTAssertTrue(y[i].isNaN, "sigmoid(nan)"); continue }
-                let err = abs(y[i] - want) / max(want, y[i])
-                // Past the clamp both are under 2^-126 (subnormal: a few bits of precision left), and equal to a float's eye.
-                if min(want, y[i]) < 1.2e-38 { XCTAssertLessThan(max(want, y[i]), 1.2e-38, "sigmoid(\(x[i]))"); continue }
-                XCTAssertLessThanOrEqual(err, 3.6e-7, "sigmoid(\(x[i])) = \(y[i]), libm \(want)")
+        for level in levels() {
+            _ = sq_set_cpu_level(level)
+            for n in [1, 7, 17, x.count] {
+                var y = [Float](repeating: 42, count: n), silu = y
+                sq_unary(5, x, &y, Int32(n), 0, 0)
+                sq_unary(6, x, &silu, Int32(n), 0, 0)
+                for i in 0..<n {
+                    let product = x[i] * y[i]
+                    XCTAssertTrue(silu[i].bitPattern == product.bitPattern || (silu[i].isNaN && product.isNaN), "level \(level): silu(\(x[i]))")
+                    let want = 1 / (1 + exp(-x[i]))
+                    if want.isNaN { XCTAssertTrue(y[i].isNaN, "sigmoid(nan)"); continue }
+                    let err = abs(y[i] - want) / max(want, y[i])
+                    // Past the clamp both are under 2^-126 (subnormal: a few bits of precision left), and equal to a float's eye.
+                    if min(want, y[i]) < 1.2e-38 { XCTAssertLessThan(max(want, y[i]), 1.2e-38, "sigmoid(\(x[i]))"); continue }
+                    XCTAssertLessThanOrEqual(err, 3.6e-7, "level \(level): sigmoid(\(x[i])) = \(y[i]), libm \(want)")
+                }
             }
+            XCTAssertEqual(y1(.infinity), 1)
+            XCTAssertEqual(y1(-.infinity), 0, accuracy: 1e-37)
         }
-        XCTAssertEqual(y1(.infinity), 1)
-        XCTAssertEqual(y1(-.infinity), 0, accuracy: 1e-37)
     }
 
     private func y1(_ v: Float) -> Float {

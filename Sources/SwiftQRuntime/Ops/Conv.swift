@@ -6,6 +6,15 @@ import SwiftQKernels
 enum ConvActivation: String {
     case none = "", silu, hardSwish = "hardswish"
 
+    /// Its sq_unary code (nil: none).
+    var fastCode: Int32? {
+        switch self {
+        case .none: nil
+        case .silu: 6
+        case .hardSwish: 3
+        }
+    }
+
     /// Applies it in place to n floats, in ranges on `threads` threads: the fast loops (sq_unary) or, with
     /// `reference`, the reference expressions, each the same bits as the separate Sigmoid and Mul (HardSwish) would
     /// give on that path.
@@ -14,8 +23,7 @@ enum ConvActivation: String {
         case .none: return
         case .silu where reference: for i in 0..<n { let v = y[i]; y[i] = v * (1 / (1 + Foundation.exp(-v))) }
         case .hardSwish where reference: for i in 0..<n { let v = y[i]; y[i] = v * max(0, min(1, v / 6 + 0.5)) }
-        case .silu: UnaryOp.fast(6, y, y, n, 0, 0, threads: threads)
-        case .hardSwish: UnaryOp.fast(3, y, y, n, 0, 0, threads: threads)
+        case .silu, .hardSwish: UnaryOp.fast(fastCode!, y, y, n, 0, 0, threads: threads)
         }
     }
 }
@@ -111,8 +119,7 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
 
     /// The pair, when `a` is a group-1 1x1 Conv and `b` a depthwise Conv, both with constant weights.
     init?(_ a: Operator, _ b: Operator, intermediate: String, threads: Int) {
-        guard let a = a as? ConvOp, let b = b as? ConvOp, a.activation == .none, b.activation == .none, let wa = a.weight, let wb = b.weight,
-              wa.rank == 4, wb.rank == 4,
+        guard let a = a as? ConvOp, let b = b as? ConvOp, let wa = a.weight, let wb = b.weight, wa.rank == 4, wb.rank == 4,
               a.group == 1, a.packed.count == 1, wa.shape[2] == 1, wa.shape[3] == 1,
               wb.shape[1] == 1, b.group == wb.shape[0], b.group == wa.shape[0], b.group > 1, wb.shape[2] == wb.shape[3],
               a.hasConstantBias, b.hasConstantBias else { return nil }
@@ -138,8 +145,9 @@ struct ExpandDepthwiseOp: FusedPair, OwnsScratch {
               depthwise.bias.map({ $0.count == gd.outChannels }) ?? true else { return try unfused(inputs, ctx, observe: nil) }
         let y = ctx.alloc(.float, [gd.batch, gd.outChannels, gd.outHeight, gd.outWidth])
         Fast.expandDepthwise(x: x.f, expand: expand.packed[0], expandBias: expand.bias.map { UnsafePointer($0.f) }, expandLo: expand.lo,
-                             expandHi: expand.hi, dw: wd.f, dwBias: depthwise.bias.map { UnsafePointer($0.f) }, lo: depthwise.lo, hi: depthwise.hi,
-                             y: y.f, ge, gd, scratch: scratch, threads: ctx.threads)
+                             expandHi: expand.hi, expandActivation: expand.activation.fastCode, dw: wd.f,
+                             dwBias: depthwise.bias.map { UnsafePointer($0.f) }, lo: depthwise.lo, hi: depthwise.hi,
+                             activation: depthwise.activation.fastCode, y: y.f, ge, gd, scratch: scratch, threads: ctx.threads)
         return [y]
     }
 
