@@ -453,6 +453,30 @@ void sq_conv3x3_pack(int M, int C, const float *w, float *packed) {
                     packed[(((size_t)b * C + c) * 9 + t) * C3_OCB + j] = w[((size_t)(b * C3_OCB + j) * C + c) * 9 + t];
 }
 
+// A 2-row x C3_OCB-channel tile's parts shared by the row walk (conv3x3_tile) and the stride-2 walk on split rows
+// (conv3x3_s2_tile): the bias into the accumulators, one kernel row's multiply-adds (taps ta for the first output
+// row, tb for the second), and the clamped stores.
+static inline __attribute__((always_inline)) AVX512 void tile_init(__m512 acc[2][C3_OCB], const float *bias, int nm) {
+    for (int j = 0; j < C3_OCB; j++) acc[0][j] = acc[1][j] = _mm512_set1_ps(bias && j < nm ? bias[j] : 0.0f);
+}
+
+static inline __attribute__((always_inline)) AVX512 void tile_row(const float *wk, const __m512 *ta, const __m512 *tb, __m512 acc[2][C3_OCB]) {
+    for (int kw = 0; kw < 3; kw++)
+        for (int j = 0; j < C3_OCB; j++) {
+            __m512 b = _mm512_set1_ps(wk[kw * C3_OCB + j]);
+            acc[0][j] = _mm512_fmadd_ps(b, ta[kw], acc[0][j]);
+            acc[1][j] = _mm512_fmadd_ps(b, tb[kw], acc[1][j]);
+        }
+}
+
+static inline __attribute__((always_inline)) AVX512 void tile_store(__m512 acc[2][C3_OCB], int nm, int two, __m512 vlo, __m512 vhi, float *o,
+                                                                   size_t oplane, int OW, __mmask16 sm) {
+    for (int j = 0; j < nm; j++) {
+        _mm512_mask_storeu_ps(o + j * oplane, sm, _mm512_min_ps(_mm512_max_ps(acc[0][j], vlo), vhi));
+        if (two) _mm512_mask_storeu_ps(o + j * oplane + OW, sm, _mm512_min_ps(_mm512_max_ps(acc[1][j], vlo), vhi));
+    }
+}
+
 static inline __attribute__((always_inline)) AVX512 void conv3x3_tile(const float *x, int C, int H, int W, const float *wb, int stride,
                                                                      int ihA, int two, taps_mask m, const float *bias, int nm,
                                                                      __m512 vlo, __m512 vhi, float *o, size_t oplane, int OW,
@@ -460,7 +484,7 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_tile(const floa
     const __m512 zero = _mm512_setzero_ps();
     size_t plane = (size_t)H * W;
     __m512 acc[2][C3_OCB];
-    for (int j = 0; j < C3_OCB; j++) acc[0][j] = acc[1][j] = _mm512_set1_ps(bias && j < nm ? bias[j] : 0.0f);
+    tile_init(acc, bias, nm);
     for (int c = 0; c < C; c++) {
         const float *xc = x + c * plane;
         for (int kh = 0; kh < 3; kh++) {
@@ -470,19 +494,10 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_tile(const floa
             else ta[0] = ta[1] = ta[2] = zero;
             if (two && rb >= 0 && rb < H) row_taps(xc + (size_t)rb * W, stride, 3, m, zero, tb);
             else tb[0] = tb[1] = tb[2] = zero;
-            const float *wk = wb + ((size_t)c * 9 + kh * 3) * C3_OCB;
-            for (int kw = 0; kw < 3; kw++)
-                for (int j = 0; j < C3_OCB; j++) {
-                    __m512 b = _mm512_set1_ps(wk[kw * C3_OCB + j]);
-                    acc[0][j] = _mm512_fmadd_ps(b, ta[kw], acc[0][j]);
-                    acc[1][j] = _mm512_fmadd_ps(b, tb[kw], acc[1][j]);
-                }
+            tile_row(wb + ((size_t)c * 9 + kh * 3) * C3_OCB, ta, tb, acc);
         }
     }
-    for (int j = 0; j < nm; j++) {
-        _mm512_mask_storeu_ps(o + j * oplane, sm, _mm512_min_ps(_mm512_max_ps(acc[0][j], vlo), vhi));
-        if (two) _mm512_mask_storeu_ps(o + j * oplane + OW, sm, _mm512_min_ps(_mm512_max_ps(acc[1][j], vlo), vhi));
-    }
+    tile_store(acc, nm, two, vlo, vhi, o, oplane, OW, sm);
 }
 
 // The same convolution when it keeps the image's size (stride 1, one pad on every side): the output plane is
@@ -806,7 +821,7 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_s2_tile(const f
                                                                         int nm, __m512 vlo, __m512 vhi, float *o, size_t oplane,
                                                                         int OW, __mmask16 sm) {
     __m512 acc[2][C3_OCB];
-    for (int j = 0; j < C3_OCB; j++) acc[0][j] = acc[1][j] = _mm512_set1_ps(bias && j < nm ? bias[j] : 0.0f);
+    tile_init(acc, bias, nm);
     size_t chan = (size_t)(2 * S2_ROWS + 1) * rowf;
     for (int c = 0; c < C; c++) {
         const float *sc = split + c * chan;
@@ -816,19 +831,10 @@ static inline __attribute__((always_inline)) AVX512 void conv3x3_s2_tile(const f
             ta[0] = _mm512_loadu_ps(a); ta[1] = _mm512_loadu_ps(a + half); ta[2] = _mm512_loadu_ps(a + 1);
             if (two) { tb[0] = _mm512_loadu_ps(b); tb[1] = _mm512_loadu_ps(b + half); tb[2] = _mm512_loadu_ps(b + 1); }
             else tb[0] = tb[1] = tb[2] = _mm512_setzero_ps();
-            const float *wk = wb + ((size_t)c * 9 + kh * 3) * C3_OCB;
-            for (int kw = 0; kw < 3; kw++)
-                for (int j = 0; j < C3_OCB; j++) {
-                    __m512 w = _mm512_set1_ps(wk[kw * C3_OCB + j]);
-                    acc[0][j] = _mm512_fmadd_ps(w, ta[kw], acc[0][j]);
-                    acc[1][j] = _mm512_fmadd_ps(w, tb[kw], acc[1][j]);
-                }
+            tile_row(wb + ((size_t)c * 9 + kh * 3) * C3_OCB, ta, tb, acc);
         }
     }
-    for (int j = 0; j < nm; j++) {
-        _mm512_mask_storeu_ps(o + j * oplane, sm, _mm512_min_ps(_mm512_max_ps(acc[0][j], vlo), vhi));
-        if (two) _mm512_mask_storeu_ps(o + j * oplane + OW, sm, _mm512_min_ps(_mm512_max_ps(acc[1][j], vlo), vhi));
-    }
+    tile_store(acc, nm, two, vlo, vhi, o, oplane, OW, sm);
 }
 
 static AVX512 void conv3x3_s2_split(const float *x, int C, int H, int W, const float *packed, int M, int PT, int PL, float *y,
