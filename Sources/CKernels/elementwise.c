@@ -75,6 +75,9 @@ __attribute__((target("avx512f"))) static void sigmoid_avx512(int silu, const fl
 // 1 / (1 + e^-x) with e^-x from exp_bounded (-x clamped to [-87, 88]: below, e^-x is 0 to a float's precision in
 // 1 + e^-x; above, the result is under 2^-126 either way); within a few ulp of the reference's libm expf, NaN kept.
 // 6 SiLU x · Sigmoid(x) (a Conv's fused activation). y may be x (in place), not otherwise overlap it.
+// Builds that do not vectorize (the sanitizer's) would warn that the assume_safety hints below went unused.
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wpass-failed"
 CLONES
 void sq_unary(int op, const float *x, float *y, int n, float a, float b) {
 #pragma clang fp contract(off)  // a x + b rounded twice, as the reference computes it (no fused multiply-add)
@@ -116,6 +119,7 @@ void sq_unary(int op, const float *x, float *y, int n, float a, float b) {
     default: for (int i = 0; i < n; i++) { float v = x[i]; y[i] = v < 0.0f ? v * a : v; } break;
     }
 }
+#pragma clang diagnostic pop
 
 // dst[i * stride] += src[i] for i < n: ConvTranspose's col2im, one row of columns into its output row. Stride 2 (the
 // detectors' 2x2 upsamplings) adds eight sources into the even lanes of sixteen outputs at a time, the odd lanes

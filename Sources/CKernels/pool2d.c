@@ -27,10 +27,14 @@ static inline __attribute__((always_inline)) void maxpool_s1(const float *x, int
                        int p0, int p1) {
     size_t L = (size_t)PL + W + PR, R = (size_t)PT + H + PB, n = R * L;
     size_t across = n - (KW - 1), down = (size_t)OH * L;   // positions the two passes fill
-    float *pad = sq_thread_scratch(SQ_SCRATCH_POOL, sizeof(float) * (n + across + down + 48));
-    float *red = pad + (n + 15) / 16 * 16, *col = red + (across + 15) / 16 * 16;
+    size_t n16 = (n + 15) / 16 * 16;
+    float *pad = sq_thread_scratch(SQ_SCRATCH_POOL, sizeof(float) * (2 * n16 + down + 16));
+    float *red = pad + n16, *col = red + n16;
     const float ninf = -__builtin_inff();
     for (size_t i = 0; i < n; i++) pad[i] = ninf;       // the pads stay; each plane overwrites the rest
+    // The across pass fills red up to `across`; the down pass reads up to n for the last row's columns past OW (never
+    // stored): those stay -inf rather than whatever the scratch held.
+    for (size_t i = across; i < n; i++) red[i] = ninf;
     for (int p = p0; p < p1; p++) {
         const float *xp = x + (size_t)p * H * W;
         float *yp = y + (size_t)p * OH * OW;
