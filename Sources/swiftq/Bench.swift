@@ -13,7 +13,8 @@ struct Bench: ParsableCommand {
         discussion: """
             The input is deterministic pseudo-random data in [-1, 1) of the model's input shape (dynamic \
             dimensions: batch 1, others from --input-shape). After --warmup runs, the model runs for \
-            --seconds (at least --min-runs times); the median and best run times are reported. --profile adds \
+            --seconds (at least --min-runs times); the median and best run times are reported (--json also lists \
+            every timed run, run_ms, in order: the spread shows a shared machine's slow phases). --profile adds \
             the time per op type and the slowest nodes; on the float runtime each Conv/Gemm/MatMul also gets its \
             GFLOP/s and the fraction of this machine's peak (fused multiply-adds measured on --threads threads), \
             and --json lists every node (its mean and best time per run). A swiftq int8 model whose weight \
