@@ -593,8 +593,10 @@ void sq_gemm_packed_residual(int M, int N, int K, const float *packedA, const fl
     }
     gemm_packed(M, N, K, packedA, B, ldb, C, ldc, m0, m1, n0, n1, bias, lo, hi, 0, NULL);
     if (m1 > M) m1 = M;
-    for (int i = m0; i < m1; i++)
-        for (int j = n0; j < n1; j++) C[(size_t)i * ldc + j] += R[(size_t)i * ldc + j];
+    for (int i = m0; i < m1 && n0 < n1; i++) {
+        float *c = C + (size_t)i * ldc + n0;
+        sq_binary(0, c, 1, R + (size_t)i * ldc + n0, 1, c, n1 - n0);   // the Add op's own loop
+    }
 }
 
 // ---- Stride-1 convolutions without im2col (AVX2) --------------------------------------------------------------------
