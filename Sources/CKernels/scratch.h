@@ -6,7 +6,7 @@
 
 #include <stddef.h>
 
-enum { SQ_SCRATCH_PACK_B, SQ_SCRATCH_DEPTHWISE, SQ_SCRATCH_QGEMM, SQ_SCRATCH_POOL, SQ_SCRATCH_CONV, SQ_SCRATCH_SLOTS };
+enum { SQ_SCRATCH_PACK_B, SQ_SCRATCH_DEPTHWISE, SQ_SCRATCH_QGEMM, SQ_SCRATCH_POOL, SQ_SCRATCH_CONV, SQ_SCRATCH_WINOGRAD, SQ_SCRATCH_SLOTS };
 
 /// At least `bytes` bytes, 64-byte aligned, owned by the calling thread; the contents are not kept when it grows.
 /// Aborts when the memory cannot be had (the sizes come from shapes the graph already checked).

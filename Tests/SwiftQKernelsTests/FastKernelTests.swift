@@ -22,6 +22,18 @@ final class FastKernelTests: XCTestCase {
         }
     }
 
+    /// Winograd's transforms round in proportion to the layer's largest values, not to each output's own (a sum that
+    /// nearly cancels keeps the error of the large terms): every difference within `rel` of `scale`, the largest
+    /// |output| before any clamp (measured up to 1.1e-5 of it over the sweep's shapes).
+    func assertCloseToScale(_ a: [Float], _ b: [Float], scale: Float, _ what: String, rel: Float = 3e-5, file: StaticString = #filePath,
+                            line: UInt = #line) {
+        XCTAssertEqual(a.count, b.count, what, file: file, line: line)
+        var worst: Float = 0
+        for i in 0..<min(a.count, b.count) { worst = max(worst, abs(a[i] - b[i])) }
+        if ProcessInfo.processInfo.environment["SWIFTQ_PRINT_ERRORS"] != nil { print("\(what): worst \(worst / scale) of the scale") }
+        XCTAssertLessThanOrEqual(worst, rel * scale, "\(what): largest difference \(worst), largest output \(scale)", file: file, line: line)
+    }
+
     func testConvSweep() {
         defer { _ = sq_set_cpu_level(-1) }
         // (channels, outChannels, group, H, W, kernel, stride, dilation, pad)
@@ -307,6 +319,100 @@ final class FastKernelTests: XCTestCase {
                     XCTAssertEqual(got.map(\.bitPattern), want.map(\.bitPattern), "\(c) -> \(m) at \(h)x\(w), clamp [\(lo), \(hi)], threads \(threads)")
                 }
             }
+        }
+    }
+
+    /// 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) against the direct reference (the transforms round
+    /// differently: within the sweep's tolerance), on 1 and 2 threads, with clamps. The shapes: the smallest that runs
+    /// it (16 tiles, 13x13, 16 channels each way), odd map sizes (partial tiles on the right and the bottom), tile rows
+    /// longer than a vector (18 tiles), no padding (16x16 out of 18x18), uneven pads, output channels that fill no
+    /// whole panel (33), more input channels than one block of the product (260), SqueezeNet's 64 -> 256 at 13x13, and
+    /// one split into many tile chunks (80x80: 400 tiles).
+    func testWinogradConvSweep() throws {
+        guard sq_cpu_level() == 3 else { throw XCTSkip("the Winograd path runs where the direct 3x3 kernels do (AVX-512)") }
+        // (channels, outChannels, H, W, pads top, left, bottom, right)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (16, 208, 13, 13, 1, 1, 1, 1), (24, 64, 17, 23, 1, 1, 1, 1), (20, 40, 30, 70, 1, 1, 1, 1), (32, 64, 18, 18, 0, 0, 0, 0),
+            (17, 33, 40, 40, 1, 1, 1, 1), (260, 16, 13, 13, 1, 1, 1, 1), (64, 256, 13, 13, 1, 1, 1, 1), (16, 24, 80, 80, 1, 1, 1, 1),
+            (24, 32, 29, 31, 2, 0, 1, 2),
+        ]
+        for (c, m, h, w, pt, pl, pb, pr) in cases {
+            let oh = h + pt + pb - 2, ow = w + pl + pr - 2
+            let g = ConvGeometry(batch: 2, channels: c, height: h, width: w, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: 1, strideW: 1,
+                                 dilationH: 1, dilationW: 1, padTop: pt, padLeft: pl, padBottom: pb, padRight: pr, outHeight: oh, outWidth: ow)
+            let x = random(2 * c * h * w), wt = random(m * c * 9), bias = random(m)
+            let d = try XCTUnwrap(wt.withUnsafeBufferPointer { Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!, winograd: true) })
+            XCTAssertTrue(d.winogradApplies(to: g), "\(g) should run by Winograd")
+            var scale: Float = 0
+            for (lo, hi) in [(-Float.infinity, Float.infinity), (-0.5, 0.7)] {
+                var want = [Float](repeating: 0, count: 2 * m * oh * ow)
+                Reference.conv(x: x, w: wt, bias: bias, y: &want, g, lo: lo, hi: hi)
+                if lo == -.infinity { scale = want.reduce(0) { max($0, abs($1)) } }
+                for threads in [1, 2] {
+                    var got = [Float](repeating: .nan, count: want.count)
+                    Fast.conv(x: x, packed: [], direct: d, depthwise: nil, bias: bias, y: &got, g, lo: lo, hi: hi, scratch: Scratch(), threads: threads)
+                    assertCloseToScale(got, want, scale: scale, "Winograd \(c) -> \(m) at \(h)x\(w) pads \([pt, pl, pb, pr]), clamp [\(lo), \(hi)], threads \(threads)")
+                }
+            }
+        }
+        // Where it does not pay: 7x7 maps (4 tiles), 8 input channels, 32 -> 32 at 13x13; and never at stride 2.
+        for (c, m, h, s) in [(64, 64, 7, 1), (8, 64, 40, 1), (32, 32, 13, 1), (64, 64, 40, 2)] {
+            let o = (h + 2 - 3) / s + 1
+            let g = ConvGeometry(batch: 1, channels: c, height: h, width: h, outChannels: m, group: 1, kernelH: 3, kernelW: 3, strideH: s, strideW: s,
+                                 dilationH: 1, dilationW: 1, padTop: 1, padLeft: 1, padBottom: 1, padRight: 1, outHeight: o, outWidth: o)
+            let wt = random(m * c * 9)
+            let d = try XCTUnwrap(wt.withUnsafeBufferPointer { Direct3x3Weights(outChannels: m, channels: c, data: $0.baseAddress!, winograd: true) })
+            XCTAssertFalse(d.winogradApplies(to: g), "\(g) should not run by Winograd")
+        }
+    }
+
+    /// The Winograd kernel at level 0 (portable products, no fused multiply-adds) equals `sq_winograd_ref`, which
+    /// spells out the transforms and the channel sums one tile at a time, bit for bit; each call taking a range of
+    /// tiles (chunks ending inside tile rows) and of output channels (panels of 8 and 12 rows). And the AVX-512 output
+    /// transform equals the plain one: the same AVX-512 products (the packing's level) with sq_cpu_level forced down
+    /// switch only the transform.
+    func testWinogradEqualsItsReferenceBitForBit() throws {
+        defer { _ = sq_set_cpu_level(-1) }
+        // (channels, outChannels, H, W, PT, PL, OH, OW, tiles per call)
+        let cases: [(Int, Int, Int, Int, Int, Int, Int, Int, Int)] = [
+            (16, 24, 13, 13, 1, 1, 13, 13, 16), (5, 17, 21, 30, 1, 1, 21, 30, 7), (9, 16, 70, 9, 0, 0, 68, 7, 40), (3, 36, 18, 18, 2, 1, 19, 17, 64),
+        ]
+        for (c, m, h, w, pt, pl, oh, ow, per) in cases {
+            let x = random(c * h * w), wt = random(m * c * 9), bias = random(m)
+            let tiles = Int(sq_winograd_tiles(Int32(oh), Int32(ow)))
+            func run(_ packed: [Float], level: Int32, rowsPer: Int) -> [Float] {
+                _ = sq_set_cpu_level(level)
+                var y = [Float](repeating: .nan, count: m * oh * ow)
+                for t0 in stride(from: 0, to: tiles, by: per) {
+                    for m0 in stride(from: 0, to: m, by: rowsPer) {
+                        sq_winograd_conv3x3(x, Int32(c), Int32(h), Int32(w), Int32(pt), Int32(pl), packed, Int32(m), &y, Int32(oh), Int32(ow), bias,
+                                            -0.9, 1.1, Int32(t0), Int32(min(tiles, t0 + per)), Int32(m0), Int32(min(m, m0 + rowsPer)))
+                    }
+                }
+                _ = sq_set_cpu_level(-1)
+                return y
+            }
+            func pack(level: Int32) -> [Float] {
+                _ = sq_set_cpu_level(level)
+                defer { _ = sq_set_cpu_level(-1) }
+                var p = [Float](repeating: 0, count: sq_winograd_packed_size(Int32(m), Int32(c)))
+                sq_winograd_pack(Int32(m), Int32(c), wt, &p)
+                return p
+            }
+            var want = [Float](repeating: 0, count: m * oh * ow), unclamped = want
+            sq_winograd_ref(x, Int32(c), Int32(h), Int32(w), Int32(pt), Int32(pl), wt, Int32(m), &want, Int32(oh), Int32(ow), bias, -0.9, 1.1)
+            sq_winograd_ref(x, Int32(c), Int32(h), Int32(w), Int32(pt), Int32(pl), wt, Int32(m), &unclamped, Int32(oh), Int32(ow), bias, -.infinity,
+                            .infinity)
+            let p0 = pack(level: 0), mr = Int(sq_packed_mr(p0))
+            for rowsPer in [m, mr] {
+                XCTAssertEqual(run(p0, level: 0, rowsPer: rowsPer).map(\.bitPattern), want.map(\.bitPattern),
+                               "\(c) -> \(m) at \(h)x\(w), \(per) tiles and \(rowsPer) rows a call")
+            }
+            guard sq_set_cpu_level(-1) == 3 else { continue }
+            let p3 = pack(level: 3)
+            let avx512 = run(p3, level: 3, rowsPer: m), plain = run(p3, level: 0, rowsPer: m)
+            XCTAssertEqual(avx512.map(\.bitPattern), plain.map(\.bitPattern), "AVX-512 output transform, \(c) -> \(m) at \(h)x\(w)")
+            assertCloseToScale(avx512, want, scale: unclamped.reduce(0) { max($0, abs($1)) }, "AVX-512 products against the reference, \(c) -> \(m) at \(h)x\(w)")
         }
     }
 

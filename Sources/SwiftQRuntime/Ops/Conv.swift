@@ -61,7 +61,9 @@ struct ConvOp: OwnsOneScratch {
                 for g in 0..<group { packs.append(PackedMatrix(rows: mpg, cols: k, data: w.f + g * mpg * k, ld: k)) }
             }
             if group == 1 && w.rank == 4 && w.shape[2] == 3 && w.shape[3] == 3 {
-                direct3x3 = Direct3x3Weights(outChannels: w.shape[0], channels: w.shape[1], data: w.f)
+                let unit = { (name: String) in (s.ints(name) ?? [1, 1]).allSatisfy { $0 == 1 } }
+                direct3x3 = Direct3x3Weights(outChannels: w.shape[0], channels: w.shape[1], data: w.f,
+                                             winograd: unit("strides") && unit("dilations"))
             }
         }
         packed = packs
