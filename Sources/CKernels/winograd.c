@@ -190,56 +190,108 @@ static void transform_output(const float *mb, size_t xs, int ld, int rows, int m
     }
 }
 
-// transform_output on AVX-512, the same arithmetic in the same order (the same bits), on 16 consecutive tiles at a
-// time whichever tile rows they lie in (a 13x13 map has rows of 4 tiles: by rows, 12 of 16 lanes would idle), each
-// row's part stored with masks.
+// The output transform of 16 consecutive tiles on AVX-512 from q (the products of the first, ξ rows xs floats apart),
+// + bias, clamped: o[r][c] holds output row r, column c of each tile. The same arithmetic in the same order as
+// transform_output (the same bits).
+static inline __attribute__((always_inline, target("avx512f"))) void output_tiles(const float *q, size_t xs, __m512 bv, __m512 vlo,
+                                                                                __m512 vhi, __m512 o[4][4]) {
+    __m512 s[6][4];
+    // The 36 rows by one pointer stepped xs at a time: the barrier keeps the compiler from keeping 36 row addresses
+    // (spilled to the stack and reloaded for every load) in place of one addition each.
+#define NEXT_ROW(v)                                                                                                  \
+    do {                                                                                                             \
+        v = _mm512_loadu_ps(p);                                                                                      \
+        p += xs;                                                                                                     \
+        __asm__("" : "+r"(p));                                                                                       \
+    } while (0)
+    const float *p = q;
+    for (int r = 0; r < 6; r++) {
+        __m512 q0, q1, q2, q3, q4, q5;
+        NEXT_ROW(q0);
+        NEXT_ROW(q1);
+        NEXT_ROW(q2);
+        NEXT_ROW(q3);
+        NEXT_ROW(q4);
+        NEXT_ROW(q5);
+        __m512 a_ = _mm512_add_ps(q1, q2), b_ = _mm512_sub_ps(q1, q2), c_ = _mm512_add_ps(q3, q4), d_ = _mm512_sub_ps(q3, q4);
+        s[r][0] = _mm512_add_ps(_mm512_add_ps(q0, a_), c_);
+        s[r][1] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
+        s[r][2] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
+        s[r][3] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), q5);
+    }
+#undef NEXT_ROW
+    for (int c = 0; c < 4; c++) {
+        __m512 a_ = _mm512_add_ps(s[1][c], s[2][c]), b_ = _mm512_sub_ps(s[1][c], s[2][c]);
+        __m512 c_ = _mm512_add_ps(s[3][c], s[4][c]), d_ = _mm512_sub_ps(s[3][c], s[4][c]);
+        o[0][c] = _mm512_add_ps(_mm512_add_ps(s[0][c], a_), c_);
+        o[1][c] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
+        o[2][c] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
+        o[3][c] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), s[5][c]);
+        // vmaxps gives its second operand when the first is NaN: a NaN sum becomes lo, as with
+        // __builtin_elementwise_max (maxnum) in the plain transform.
+        for (int r = 0; r < 4; r++) o[r][c] = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(o[r][c], bv), vlo), vhi);
+    }
+}
+
+// One output row of 16 tiles in column order: z[k] holds columns 16k .. 16k + 15 (4 per tile), zipping (c0, c2) and
+// (c1, c3), then those.
+static inline __attribute__((always_inline, target("avx512f"))) void zip_row(const __m512 o[4], __m512i zl, __m512i zh, __m512 z[4]) {
+    __m512 a02 = _mm512_permutex2var_ps(o[0], zl, o[2]), b02 = _mm512_permutex2var_ps(o[0], zh, o[2]);
+    __m512 a13 = _mm512_permutex2var_ps(o[1], zl, o[3]), b13 = _mm512_permutex2var_ps(o[1], zh, o[3]);
+    z[0] = _mm512_permutex2var_ps(a02, zl, a13);
+    z[1] = _mm512_permutex2var_ps(a02, zh, a13);
+    z[2] = _mm512_permutex2var_ps(b02, zl, b13);
+    z[3] = _mm512_permutex2var_ps(b02, zh, b13);
+}
+
+// Stores the first `count` floats of z[0..3] at dst: whole vectors plainly (a masked store is dearer on AMD Zen 4).
+static inline __attribute__((always_inline, target("avx512f"))) void store_prefix(float *dst, const __m512 z[4], int count) {
+    _Pragma("clang loop unroll(full)") for (int k = 0; k < 4; k++) {   // unrolled: z stays in registers
+        int left = count - 16 * k;
+        if (left >= 16) _mm512_storeu_ps(dst + 16 * k, z[k]);
+        else if (left > 0) _mm512_mask_storeu_ps(dst + 16 * k, (__mmask16)((1u << left) - 1u), z[k]);
+    }
+}
+
+// transform_output on AVX-512 (the same bits). Rows of at least 12 tiles go by tile rows, 16 tiles at a time from
+// each row's first, stored straight from the registers. Narrower rows (13x13 maps: 4 tiles) go 16 consecutive tiles
+// at a time whatever rows they lie in (by rows, 12 of 16 lanes would idle), each row's part copied out from a
+// staging buffer.
 __attribute__((target("avx512f"))) static void transform_output_avx512(const float *mb, size_t xs, int ld, int rows, int m0, int OH,
                                                                       int OW, int TW, int t0, int t1, float *y, const float *bias,
                                                                       float lo, float hi) {
     const __m512 vlo = _mm512_set1_ps(lo), vhi = _mm512_set1_ps(hi);
     static const int zip_lo[16] = {ZIP_LO}, zip_hi[16] = {ZIP_HI};
-    const __m512i z02l = _mm512_loadu_si512(zip_lo), z02h = _mm512_loadu_si512(zip_hi);
+    const __m512i zl = _mm512_loadu_si512(zip_lo), zh = _mm512_loadu_si512(zip_hi);
     for (int m = 0; m < rows; m++) {
         const float *src = mb + (size_t)m * ld;
         float *plane = y + (size_t)(m0 + m) * OH * OW;
         const __m512 bv = _mm512_set1_ps(bias ? bias[m0 + m] : 0.0f);
-        for (int t = t0; t < t1; t += 16) {
-            __m512 s[6][4];
-            for (int r = 0; r < 6; r++) {
-                const float *q = src + (size_t)(6 * r) * xs + (t - t0);
-                __m512 q0 = _mm512_loadu_ps(q), q1 = _mm512_loadu_ps(q + xs), q2 = _mm512_loadu_ps(q + 2 * xs);
-                __m512 q3 = _mm512_loadu_ps(q + 3 * xs), q4 = _mm512_loadu_ps(q + 4 * xs), q5 = _mm512_loadu_ps(q + 5 * xs);
-                __m512 a_ = _mm512_add_ps(q1, q2), b_ = _mm512_sub_ps(q1, q2), c_ = _mm512_add_ps(q3, q4), d_ = _mm512_sub_ps(q3, q4);
-                s[r][0] = _mm512_add_ps(_mm512_add_ps(q0, a_), c_);
-                s[r][1] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
-                s[r][2] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
-                s[r][3] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), q5);
-            }
-            __m512 o[4][4];   // o[r][c]: output row r, column c of each tile
-            for (int c = 0; c < 4; c++) {
-                __m512 a_ = _mm512_add_ps(s[1][c], s[2][c]), b_ = _mm512_sub_ps(s[1][c], s[2][c]);
-                __m512 c_ = _mm512_add_ps(s[3][c], s[4][c]), d_ = _mm512_sub_ps(s[3][c], s[4][c]);
-                o[0][c] = _mm512_add_ps(_mm512_add_ps(s[0][c], a_), c_);
-                o[1][c] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
-                o[2][c] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
-                o[3][c] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), s[5][c]);
-                for (int r = 0; r < 4; r++) {
-                    // max then min with the bound second: a NaN sum gives lo, as __builtin_elementwise_max(NaN, lo).
-                    __m512 v = _mm512_add_ps(o[r][c], bv);
-                    v = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), _mm512_max_ps(v, vlo), vlo);
-                    __m512 w = _mm512_min_ps(v, vhi);
-                    o[r][c] = w;
+        if (TW >= 12) {
+            for (int ty = t0 / TW; ty * TW < t1; ty++) {
+                int a = t0 > ty * TW ? t0 - ty * TW : 0, b = t1 < (ty + 1) * TW ? t1 - ty * TW : TW;
+                int nrows = OH - 4 * ty < 4 ? OH - 4 * ty : 4;
+                for (int tx = a; tx < b; tx += 16) {
+                    __m512 o[4][4], z[4];
+                    output_tiles(src + (ty * TW - t0 + tx), xs, bv, vlo, vhi, o);
+                    int len = b - tx < 16 ? b - tx : 16, count = OW - 4 * tx < 4 * len ? OW - 4 * tx : 4 * len;
+                    _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+                        if (r >= nrows) break;
+                        zip_row(o[r], zl, zh, z);
+                        store_prefix(plane + (size_t)(4 * ty + r) * OW + 4 * tx, z, count);
+                    }
                 }
             }
+            continue;
+        }
+        for (int t = t0; t < t1; t += 16) {
+            __m512 o[4][4], z[4];
+            output_tiles(src + (t - t0), xs, bv, vlo, vhi, o);
             int last = t1 - t < 16 ? t1 - t : 16;
-            for (int r = 0; r < 4; r++) {
-                __m512 a02 = _mm512_permutex2var_ps(o[r][0], z02l, o[r][2]), b02 = _mm512_permutex2var_ps(o[r][0], z02h, o[r][2]);
-                __m512 a13 = _mm512_permutex2var_ps(o[r][1], z02l, o[r][3]), b13 = _mm512_permutex2var_ps(o[r][1], z02h, o[r][3]);
-                __attribute__((aligned(64))) float q[80];
-                _mm512_store_ps(q, _mm512_permutex2var_ps(a02, z02l, a13));
-                _mm512_store_ps(q + 16, _mm512_permutex2var_ps(a02, z02h, a13));
-                _mm512_store_ps(q + 32, _mm512_permutex2var_ps(b02, z02l, b13));
-                _mm512_store_ps(q + 48, _mm512_permutex2var_ps(b02, z02h, b13));
+            _Pragma("clang loop unroll(full)") for (int r = 0; r < 4; r++) {
+                __attribute__((aligned(64))) float q[64];
+                zip_row(o[r], zl, zh, z);
+                for (int k = 0; k < 4; k++) _mm512_store_ps(q + 16 * k, z[k]);
                 // Lanes [l, l + len) are tiles tx0.. of tile row ty: 4·len columns from q + 4l, cut at the row's end.
                 for (int l = 0; l < last;) {
                     int ty = (t + l) / TW, tx0 = t + l - ty * TW, len = TW - tx0 < last - l ? TW - tx0 : last - l;
@@ -248,7 +300,7 @@ __attribute__((target("avx512f"))) static void transform_output_avx512(const flo
                         int count = OW - 4 * tx0 < 4 * len ? OW - 4 * tx0 : 4 * len;
                         for (int k = 0; k < count; k += 16) {
                             __mmask16 mk = count - k >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (count - k)) - 1u);
-                            _mm512_mask_storeu_ps(dst + k, mk, _mm512_loadu_ps(q + 4 * l + k));
+                            _mm512_mask_storeu_ps(dst + k, mk, _mm512_maskz_loadu_ps(mk, q + 4 * l + k));
                         }
                     }
                     l += len;
@@ -263,20 +315,28 @@ int sq_winograd_tiles(int OH, int OW) { return ((OH + 3) / 4) * ((OW + 3) / 4); 
 // Row length of V and of the products for n tiles: room for a vector started at the last tile.
 static int tile_ld(int n) { return (n + 15) / 16 * 16 + 16; }
 
-size_t sq_winograd_scratch_floats(int C, int tiles) { return WG_X * (size_t)tile_ld(tiles) * ((size_t)C + WG_ROWS); }
+// The distance between two transformed positions' planes of `rows` rows of ld floats: an odd number of cache lines,
+// so the 36 rows the transforms read or write at once for a vector of tiles fall in 36 different sets of the L1
+// cache. At 48 rows of 128 floats (98 tiles) the planes lay 24 KiB apart, all in one 8-way set: 16 -> 64 channels at
+// 55x55 took 486 instead of 308 us.
+static size_t plane_stride(int rows, int ld) {
+    size_t lines = (size_t)rows * (size_t)ld / 16;
+    return 16 * (lines % 2 ? lines : lines + 1);
+}
 
 void sq_winograd_conv3x3(const float *x, int C, int H, int W, int PT, int PL, const float *packed, int M, float *y, int OH, int OW,
                          const float *bias, float lo, float hi, int t0, int t1, int m0, int m1) {
-    int TW = (OW + 3) / 4, n = t1 - t0, ld = tile_ld(n);
+    int avx512 = sq_cpu_level() == 3, TW = (OW + 3) / 4, n = t1 - t0, ld = tile_ld(n);
     if (n <= 0 || m0 >= m1) return;
-    size_t vs = (size_t)C * ld, ms = (size_t)WG_ROWS * ld, slot = sq_packed_a_size(M, C);
+    size_t vs = plane_stride(C, ld), ms = plane_stride(WG_ROWS, ld), slot = sq_packed_a_size(M, C);
     // V (36 x C x ld), the products of a block of rows (36 x WG_ROWS x ld), six staged input rows.
     int sw = 4 * ((TW + 15) / 16 * 16) + 4;
     float *v = sq_thread_scratch(SQ_SCRATCH_WINOGRAD, sizeof(float) * (WG_X * (vs + ms) + 6 * (size_t)sw));
     float *mb = v + WG_X * vs, *stage = mb + WG_X * ms;
     // The products' columns past n are read (and dropped) by the output transform's last vectors: zeros, not whatever
     // the scratch held (a denormal there would slow the additions).
-    for (size_t r = 0; r < WG_X * (size_t)WG_ROWS; r++) memset(mb + r * ld + n, 0, sizeof(float) * (size_t)(ld - n));
+    for (int xi = 0; xi < WG_X; xi++)
+        for (int r = 0; r < WG_ROWS; r++) memset(mb + xi * ms + (size_t)r * ld + n, 0, sizeof(float) * (size_t)(ld - n));
     for (int c = 0; c < C; c++)
         transform_input(x + (size_t)c * H * W, H, W, PT, PL, TW, t0, t1, v + (size_t)c * ld, vs, stage, sw);
     for (int r0 = m0; r0 < m1; r0 += WG_ROWS) {
@@ -284,7 +344,7 @@ void sq_winograd_conv3x3(const float *x, int C, int H, int W, int PT, int PL, co
         for (int xi = 0; xi < WG_X; xi++)
             sq_gemm_packed(M, n, C, packed + (size_t)xi * slot, v + (size_t)xi * vs, ld, mb + (size_t)xi * ms - (size_t)r0 * ld, ld, r0,
                            r1, 0, n, NULL, -__builtin_inff(), __builtin_inff(), 0);
-        if (sq_cpu_level() == 3) transform_output_avx512(mb, ms, ld, r1 - r0, r0, OH, OW, TW, t0, t1, y, bias, lo, hi);
+        if (avx512) transform_output_avx512(mb, ms, ld, r1 - r0, r0, OH, OW, TW, t0, t1, y, bias, lo, hi);
         else transform_output(mb, ms, ld, r1 - r0, r0, OH, OW, TW, t0, t1, y, bias, lo, hi);
     }
 }

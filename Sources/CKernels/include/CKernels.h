@@ -59,8 +59,6 @@ size_t sq_winograd_packed_size(int M, int C);
 void sq_winograd_pack(int M, int C, const float *w, float *packed);
 /// Tiles of an OH x OW output: 2x2 blocks, ceil(OH / 2) rows of ceil(OW / 2), numbered row by row.
 int sq_winograd_tiles(int OH, int OW);
-/// Floats of the calling thread's scratch a call on `tiles` tiles of C channels uses (for sizing work, not allocation).
-size_t sq_winograd_scratch_floats(int C, int tiles);
 /// Tiles [t0, t1) of output channels [m0, m1) (m0 a multiple of sq_packed_mr of the packed matrices) of one image:
 /// y[m] = w * x[C][H][W] with PT rows and PL columns of zeros before the image (and as many after as the OH x OW
 /// output needs), + bias[m], clamped to [lo, hi].
