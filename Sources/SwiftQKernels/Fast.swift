@@ -96,29 +96,36 @@ public final class Direct3x3Weights: @unchecked Sendable {
     let channels: Int
     let data: UnsafeMutablePointer<Float>
 
-    /// The weights transformed and packed for Winograd's F(4x4, 3x3) (`sq_winograd_conv3x3`), when made.
-    let winograd: UnsafeMutablePointer<Float>?
+    /// Whether the weights may run by Winograd's F(4x4, 3x3) (a stride-1, dilation-1 convolution with enough channels).
+    let winogradEligible: Bool
 
-    /// Packs `data` (outChannels × channels × 3 × 3); with `winograd` (a stride-1, dilation-1 convolution) also for
-    /// `sq_winograd_conv3x3`, where `winogradApplies` (4x the weights' size again, so only where it may run).
+    /// Packs `data` (outChannels × channels × 3 × 3). `winograd`: a stride-1, dilation-1 convolution, which may also
+    /// run by `sq_winograd_conv3x3` where `winogradApplies`.
     public init?(outChannels: Int, channels: Int, data: UnsafePointer<Float>, winograd: Bool = false) {
         guard sq_cpu_level() == 3 else { return nil }
         self.outChannels = outChannels
         self.channels = channels
         self.data = .allocate(capacity: sq_conv3x3_packed_size(Int32(outChannels), Int32(channels)))
         sq_conv3x3_pack(Int32(outChannels), Int32(channels), data, self.data)
-        if winograd && Self.winogradWorthIt(outChannels: outChannels, channels: channels) {
-            let w = UnsafeMutablePointer<Float>.allocate(capacity: sq_winograd_packed_size(Int32(outChannels), Int32(channels)))
-            sq_winograd_pack(Int32(outChannels), Int32(channels), data, w)
-            self.winograd = w
-        } else {
-            self.winograd = nil
-        }
+        winogradEligible = winograd && Self.winogradWorthIt(outChannels: outChannels, channels: channels)
     }
 
-    deinit {
-        data.deallocate()
-        winograd?.deallocate()
+    deinit { data.deallocate() }
+
+    private let winogradPacking = PackedOnFirstUse()
+
+    /// The weights transformed and packed for `sq_winograd_conv3x3` (4x the weights' size), made from the direct
+    /// packing on first use: only convolutions that run by Winograd need them (a 7x7 map never does).
+    var winograd: UnsafePointer<Float> {
+        winogradPacking.floats(sq_winograd_packed_size(Int32(outChannels), Int32(channels))) { out in
+            let block = Int(SQ_CONV3X3_BLOCK), c9 = channels * 9
+            var raw = [Float](repeating: 0, count: outChannels * c9)
+            for m in 0..<outChannels {
+                let b = data + (m / block) * block * c9 + m % block
+                for k in 0..<c9 { raw[m * c9 + k] = b[k * block] }
+            }
+            sq_winograd_pack(Int32(outChannels), Int32(channels), raw, out)
+        }
     }
 
     /// Channel counts below which the transforms and the 36 small products cost more than they save (1 thread, Zen 4:
@@ -130,7 +137,7 @@ public final class Direct3x3Weights: @unchecked Sendable {
     /// (32 → 32 at 13x13 ran 0.63x the direct kernel's speed, 48 → 192 1.55x, 16 → 64 at 55x55 1.7x, 64 → 64 at 40x40
     /// 2.0x).
     public func winogradApplies(to g: ConvGeometry) -> Bool {
-        winograd != nil && g.group == 1 && g.channels == channels && g.outChannels == outChannels && g.kernelH == 3 && g.kernelW == 3
+        winogradEligible && g.group == 1 && g.channels == channels && g.outChannels == outChannels && g.kernelH == 3 && g.kernelW == 3
             && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
             && Int(sq_winograd_tiles(Int32(g.outHeight), Int32(g.outWidth))) >= 16
             && channels * outChannels * g.outHeight * g.outWidth >= 1 << 19
@@ -445,7 +452,8 @@ public enum Fast {
         let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
-            if let d = direct, let wp = d.winograd, d.winogradApplies(to: g) {
+            if let d = direct, d.winogradApplies(to: g) {
+                let wp = d.winograd
                 let tiles = Int(sq_winograd_tiles(Int32(g.outHeight), Int32(g.outWidth)))
                 let split = d.winogradSplit(tiles: tiles, threads: threads)
                 let perChunk = (tiles + split.chunks - 1) / split.chunks, mr = Int(sq_packed_mr(wp))
