@@ -143,11 +143,13 @@ public final class Direct3x3Weights: @unchecked Sendable {
             && channels * outChannels * g.outHeight * g.outWidth >= 1 << 19
     }
 
-    /// How `threads` share a Winograd convolution with `tiles` tiles: `chunks` runs of about 128 tiles (their
-    /// transformed inputs stay in L2), each split into `rowParts` ranges of output channels when there are fewer
-    /// chunks than threads can share evenly (each such part transforms the chunk's input again).
+    /// How `threads` share a Winograd convolution with `tiles` tiles: `chunks` runs of about 128 tiles, fewer with
+    /// over 512 input channels (a thread's scratch holds 36 x (channels + 48) x the chunk's tiles floats: 16 tiles of
+    /// 4096 channels 9.5 MiB), each split into `rowParts` ranges of output channels when there are fewer chunks than
+    /// threads can share evenly (each such part transforms the chunk's input again).
     func winogradSplit(tiles: Int, threads: Int) -> (chunks: Int, rowParts: Int) {
-        var chunks = max(1, (tiles + 127) / 128), rowParts = 1
+        let most = max(16, min(128, (1 << 16) / channels) / 16 * 16)
+        var chunks = max(1, (tiles + most - 1) / most), rowParts = 1
         if threads > 1 && chunks % threads != 0 {
             if tiles >= 64 * threads { chunks = (chunks + threads - 1) / threads * threads } else { rowParts = threads }
         }

@@ -326,15 +326,15 @@ final class FastKernelTests: XCTestCase {
     /// differently: within the sweep's tolerance), on 1 and 2 threads, with clamps. The shapes: the smallest that runs
     /// it (16 tiles, 13x13, 16 channels each way), odd map sizes (partial tiles on the right and the bottom), tile rows
     /// longer than a vector (18 tiles), no padding (16x16 out of 18x18), uneven pads, output channels that fill no
-    /// whole panel (33), more input channels than one block of the product (260), SqueezeNet's 64 -> 256 at 13x13, and
-    /// one split into many tile chunks (80x80: 400 tiles).
+    /// whole panel (33), more input channels than one block of the product (260), SqueezeNet's 64 -> 256 at 13x13,
+    /// one split into many tile chunks (80x80: 400 tiles), and 1030 input channels (chunks of at most 48 tiles).
     func testWinogradConvSweep() throws {
         guard sq_cpu_level() == 3 else { throw XCTSkip("the Winograd path runs where the direct 3x3 kernels do (AVX-512)") }
         // (channels, outChannels, H, W, pads top, left, bottom, right)
         let cases: [(Int, Int, Int, Int, Int, Int, Int, Int)] = [
             (16, 208, 13, 13, 1, 1, 1, 1), (24, 64, 17, 23, 1, 1, 1, 1), (20, 40, 30, 70, 1, 1, 1, 1), (32, 64, 18, 18, 0, 0, 0, 0),
             (17, 33, 40, 40, 1, 1, 1, 1), (260, 16, 13, 13, 1, 1, 1, 1), (64, 256, 13, 13, 1, 1, 1, 1), (16, 24, 80, 80, 1, 1, 1, 1),
-            (24, 32, 29, 31, 2, 0, 1, 2),
+            (24, 32, 29, 31, 2, 0, 1, 2), (1030, 16, 26, 26, 1, 1, 1, 1),
         ]
         for (c, m, h, w, pt, pl, pb, pr) in cases {
             let oh = h + pt + pb - 2, ow = w + pl + pr - 2
