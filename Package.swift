@@ -65,7 +65,7 @@ let package = Package(
         .testTarget(name: "SwiftQONNXTests", dependencies: ["SwiftQONNX", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQImagesTests", dependencies: ["SwiftQImages", "CImage", "TestSupport"]),
         .testTarget(name: "SwiftQKernelsTests", dependencies: ["SwiftQKernels", "CKernels"]),
-        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQReport", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport"]),
+        .testTarget(name: "SwiftQPipelineTests", dependencies: ["SwiftQPipeline", "SwiftQReport", "SwiftQImages", "SwiftQCore", "SwiftQInteger", "SwiftQONNX", "SwiftQQuantize", "SwiftQRuntime", "TestSupport", "CKernels"]),
         .testTarget(name: "SwiftQPassesTests", dependencies: ["SwiftQPasses", "SwiftQRuntime", "SwiftQCore", "TestSupport"]),
         .testTarget(name: "SwiftQCalibrateTests", dependencies: ["SwiftQCalibrate"]),
         .testTarget(name: "SwiftQQuantizeTests", dependencies: ["SwiftQQuantize", "SwiftQONNX", "SwiftQRuntime", "SwiftQCore", "SwiftQInteger", "TestSupport", "CKernels"]),

@@ -445,16 +445,17 @@ public enum Fast {
 
     /// The fast 2-D convolution. `packed` holds one packed weight matrix per group (M/group × C/group·KH·KW);
     /// `depthwise` the raw weights when `g.isDepthwise`.
-    /// `direct`, when given and it applies to `g`, replaces im2col + GEMM. `residual` (the output's shape; only where
-    /// `canAddResidual(g)`) is added to the output, as a following Add would add it.
+    /// `direct`, when given and it applies to `g`, replaces im2col + GEMM; with `winograd`, by Winograd's F(4x4, 3x3)
+    /// where `direct.winogradApplies(to: g)`. `residual` (the output's shape; only where `canAddResidual(g)`) is added
+    /// to the output, as a following Add would add it.
     public static func conv(x: UnsafePointer<Float>, packed: [PackedMatrix], direct: Direct3x3Weights? = nil, depthwise: UnsafePointer<Float>?,
                             bias: UnsafePointer<Float>?, y: UnsafeMutablePointer<Float>, _ g: ConvGeometry, lo: Float, hi: Float,
-                            residual: UnsafePointer<Float>? = nil, scratch: Scratch, threads: Int) {
+                            residual: UnsafePointer<Float>? = nil, winograd: Bool = true, scratch: Scratch, threads: Int) {
         precondition(residual == nil || canAddResidual(g), "a residual only on a group-1 pointwise convolution")
         let hw = g.height * g.width, ohw = g.outHeight * g.outWidth
         for n in 0..<g.batch {
             let xn = x + n * g.channels * hw, yn = y + n * g.outChannels * ohw
-            if let d = direct, d.winogradApplies(to: g) {
+            if winograd, let d = direct, d.winogradApplies(to: g) {
                 let wp = d.winograd
                 let tiles = Int(sq_winograd_tiles(Int32(g.outHeight), Int32(g.outWidth)))
                 let split = d.winogradSplit(tiles: tiles, threads: threads)

@@ -73,7 +73,10 @@ final class CalibrationPass {
         if used == 0, !plan.measured.allSatisfy(seen.contains) {
             // The runtime's own Conv+activation fusion hides a value the plan quantizes (an excluded
             // Conv before a quantized Relu): run unfused from here on.
-            interpreter = try Interpreter(model: interpreter.model, options: .init(threads: threads, fuse: false))
+            var options = interpreter.options   // calibration's (no Winograd), unfused
+            options.fuse = false
+            options.threads = threads
+            interpreter = try Interpreter(model: interpreter.model, options: options)
             _ = try interpreter.run(feeds) { name, t in
                 if !seen.contains(name) { self.see(name, t) }
             }

@@ -71,11 +71,14 @@ public final class ExecutionContext: @unchecked Sendable {
     public let threads: Int
     /// Use the reference kernels only (the specification), for tests.
     public let referenceOnly: Bool
+    /// Let convolutions run by Winograd's F(4x4, 3x3) where it applies (`Interpreter.Options.winograd`).
+    public let winograd: Bool
 
-    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, referenceOnly: Bool = false) {
+    public init(threads: Int = ProcessInfo.processInfo.activeProcessorCount, referenceOnly: Bool = false, winograd: Bool = true) {
         pool = BufferPool()
         self.threads = max(1, threads)
         self.referenceOnly = referenceOnly
+        self.winograd = winograd
     }
 
     /// A tensor with uninitialized contents whose storage comes from the pool.

@@ -34,6 +34,10 @@ public final class Interpreter: @unchecked Sendable {
         /// With `fuse`, also run a SiLU (`x · Sigmoid(x)`) or HardSwish after a Conv as the Conv's activation: the
         /// Conv's output before it is then not observable (calibration, which measures it, turns this off).
         public var fuseActivations = true
+        /// Run 3x3 stride-1 convolutions by Winograd's F(4x4, 3x3) where it applies (`Fast.conv`): 4x fewer
+        /// multiply-adds, rounding at the scale of the layer's largest values (about 1e-5 of them). Calibration turns
+        /// it off: its ranges, and so the quantized model, stay those of the direct form.
+        public var winograd = true
         /// Use only the reference kernels.
         public var referenceOnly: Bool
         /// Accumulate the time spent in each op type (`Interpreter.profile`).
@@ -84,7 +88,7 @@ public final class Interpreter: @unchecked Sendable {
         self.model = model
         self.options = options
         profiling = options.profile
-        context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly)
+        context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly, winograd: options.winograd)
         var slot: [String: Int] = [:]
         var names: [String] = []
         func id(_ name: String) -> Int {
@@ -147,7 +151,7 @@ public final class Interpreter: @unchecked Sendable {
         options.profile = false
         self.options = options
         profiling = false
-        context = ExecutionContext(threads: threads, referenceOnly: other.options.referenceOnly)
+        context = ExecutionContext(threads: threads, referenceOnly: other.options.referenceOnly, winograd: other.options.winograd)
         inputNames = other.inputNames
         outputNames = other.outputNames
         steps = other.steps.map { s in

@@ -1,3 +1,4 @@
+import CKernels
 import SwiftQCore
 import SwiftQImages
 import SwiftQInteger
@@ -173,6 +174,28 @@ final class PipelineTests: XCTestCase {
             // A plain run's interpreter hides them.
             XCTAssertFalse(try unseen(Interpreter(model: job.model, options: .init(threads: 1))).isEmpty, name)
         }
+    }
+
+    /// Calibration's interpreter runs 3x3 convolutions as the direct form sums them, not by Winograd's F(4x4, 3x3)
+    /// (which rounds at about 1e-5 of the layer's scale): the values it measures, and so the quantized model, are those
+    /// of the direct kernel bit for bit, while a plain run's interpreter takes Winograd and differs.
+    func testCalibrationMeasuresTheDirectConvolution() throws {
+        guard sq_cpu_level() == 3 else { throw XCTSkip("Winograd runs where the direct 3x3 kernels do (AVX-512)") }
+        var rng = SeededRandom(seed: 5)
+        let c = 16, m = 32, hw = 32
+        let w = Tensor(floats: rng.floats(m * c * 9), shape: [m, c, 3, 3])
+        let nodes = [Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["a"], attributes: [Attribute(name: "pads", value: .ints([1, 1, 1, 1]))]),
+                     Node(name: "relu", opType: "Relu", inputs: ["a"], outputs: ["y"])]
+        let model = Model(graph: Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(c), .value(hw), .value(hw)])],
+                                       outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: [Initializer(name: "w", tensor: w)]))
+        let feed = ["x": RTensor(floats: rng.floats(c * hw * hw), shape: [1, c, hw, hw])]
+        let job = try QuantizationJob.prepare(model, path: "conv3x3", inputShapes: [:], exclude: [], threads: 1)
+        func output(_ i: Interpreter) throws -> [UInt32] { try i.run(feed)["y"]!.floatArray().map(\.bitPattern) }
+        var direct = Interpreter.Options(threads: 1)
+        direct.winograd = false
+        let want = try output(Interpreter(model: job.model, options: direct))
+        XCTAssertEqual(try output(job.interpreter), want, "calibration's interpreter runs the direct kernel")
+        XCTAssertNotEqual(try output(Interpreter(model: job.model, options: .init(threads: 1))), want, "a plain run takes Winograd")
     }
 
     /// Calibration and evaluation from Swift in a few library calls, on Fixtures (one image of five is corrupt).

@@ -98,7 +98,7 @@ struct ConvOp: OwnsOneScratch {
         let fastOK = !ctx.referenceOnly && (p.g.isDepthwise || packed.count == group)
         if fastOK {
             Fast.conv(x: p.x.f, packed: packed, direct: direct, depthwise: p.g.isDepthwise ? p.w.f : nil, bias: p.b.map { UnsafePointer($0.f) }, y: y,
-                      p.g, lo: lo, hi: hi, scratch: scratch, threads: ctx.threads)
+                      p.g, lo: lo, hi: hi, winograd: ctx.winograd, scratch: scratch, threads: ctx.threads)
         } else {
             Reference.conv(x: p.x.f, w: p.w.f, bias: p.b.map { UnsafePointer($0.f) }, y: y, p.g, lo: lo, hi: hi)
         }
