@@ -129,8 +129,9 @@ public final class Direct3x3Weights: @unchecked Sendable {
     }
 
     /// Channel counts below which the transforms and the 36 small products cost more than they save (1 thread, Zen 4:
-    /// 8 → 16 at 28x28 0.56x the direct kernel's speed, 16 → 16 at 14x14 0.75x, 16 → 16 at 160x160 1.3x).
-    static func winogradWorthIt(outChannels: Int, channels: Int) -> Bool { outChannels >= 16 && channels >= 16 }
+    /// 8 → 16 at 28x28 0.56x the direct kernel's speed, 16 → 16 at 14x14 0.75x, 16 → 16 at 160x160 1.3x); and at most
+    /// 4096 input channels, so that a thread's scratch stays under about 19 MiB (`winogradSplit`).
+    static func winogradWorthIt(outChannels: Int, channels: Int) -> Bool { outChannels >= 16 && channels >= 16 && channels <= 4096 }
 
     /// Whether `g` runs by Winograd's F(4x4, 3x3): stride 1, at least 16 tiles of 4x4 outputs (maps of 13x13 and up:
     /// a 7x7 map's 4 tiles leave the products' columns mostly empty) and enough work to pay for the transforms
@@ -144,9 +145,10 @@ public final class Direct3x3Weights: @unchecked Sendable {
     }
 
     /// How `threads` share a Winograd convolution with `tiles` tiles: `chunks` runs of about 128 tiles, fewer with
-    /// over 512 input channels (a thread's scratch holds 36 x (channels + 48) x the chunk's tiles floats: 16 tiles of
-    /// 4096 channels 9.5 MiB), each split into `rowParts` ranges of output channels when there are fewer chunks than
-    /// threads can share evenly (each such part transforms the chunk's input again).
+    /// over 512 input channels (a thread's scratch holds 36 x (channels + 48) x (the chunk's tiles + 16 to 31) floats:
+    /// 11 MiB at 512 channels and 128 tiles, 19 MiB at 4096 channels and 16), each split into `rowParts` ranges of
+    /// output channels when there are fewer chunks than threads can share evenly (each such part transforms the
+    /// chunk's input again).
     func winogradSplit(tiles: Int, threads: Int) -> (chunks: Int, rowParts: Int) {
         let most = max(16, min(128, (1 << 16) / channels) / 16 * 16)
         var chunks = max(1, (tiles + most - 1) / most), rowParts = 1
