@@ -191,8 +191,8 @@ static void transform_output(const float *mb, size_t xs, int ld, int rows, int m
 }
 
 // The output transform of 16 consecutive tiles on AVX-512 from q (the products of the first, ξ rows xs floats apart),
-// + bias, clamped: o[r][c] holds output row r, column c of each tile. The same arithmetic in the same order as
-// transform_output (the same bits).
+// + bias, clamped: o[r][c] holds output row r, column c of each tile. AT6 on __m512 (the compiler's vector
+// operators, contraction off): the same arithmetic in the same order as transform_output, the same bits.
 static inline __attribute__((always_inline, target("avx512f"))) void output_tiles(const float *q, size_t xs, __m512 bv, __m512 vlo,
                                                                                 __m512 vhi, __m512 o[4][4]) {
     __m512 s[6][4];
@@ -213,23 +213,15 @@ static inline __attribute__((always_inline, target("avx512f"))) void output_tile
         NEXT_ROW(q3);
         NEXT_ROW(q4);
         NEXT_ROW(q5);
-        __m512 a_ = _mm512_add_ps(q1, q2), b_ = _mm512_sub_ps(q1, q2), c_ = _mm512_add_ps(q3, q4), d_ = _mm512_sub_ps(q3, q4);
-        s[r][0] = _mm512_add_ps(_mm512_add_ps(q0, a_), c_);
-        s[r][1] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
-        s[r][2] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
-        s[r][3] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), q5);
+        AT6(__m512, q0, q1, q2, q3, q4, q5, s[r]);
     }
 #undef NEXT_ROW
     for (int c = 0; c < 4; c++) {
-        __m512 a_ = _mm512_add_ps(s[1][c], s[2][c]), b_ = _mm512_sub_ps(s[1][c], s[2][c]);
-        __m512 c_ = _mm512_add_ps(s[3][c], s[4][c]), d_ = _mm512_sub_ps(s[3][c], s[4][c]);
-        o[0][c] = _mm512_add_ps(_mm512_add_ps(s[0][c], a_), c_);
-        o[1][c] = _mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(2.0f), d_));
-        o[2][c] = _mm512_add_ps(a_, _mm512_mul_ps(_mm512_set1_ps(4.0f), c_));
-        o[3][c] = _mm512_add_ps(_mm512_add_ps(b_, _mm512_mul_ps(_mm512_set1_ps(8.0f), d_)), s[5][c]);
+        __m512 col[4];
+        AT6(__m512, s[0][c], s[1][c], s[2][c], s[3][c], s[4][c], s[5][c], col);
         // vmaxps gives its second operand when the first is NaN: a NaN sum becomes lo, as with
         // __builtin_elementwise_max (maxnum) in the plain transform.
-        for (int r = 0; r < 4; r++) o[r][c] = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(o[r][c], bv), vlo), vhi);
+        for (int r = 0; r < 4; r++) o[r][c] = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(col[r], bv), vlo), vhi);
     }
 }
 
@@ -334,9 +326,10 @@ void sq_winograd_conv3x3(const float *x, int C, int H, int W, int PT, int PL, co
     float *v = sq_thread_scratch(SQ_SCRATCH_WINOGRAD, sizeof(float) * (WG_X * (vs + ms) + 6 * (size_t)sw));
     float *mb = v + WG_X * vs, *stage = mb + WG_X * ms;
     // The products' columns past n are read (and dropped) by the output transform's last vectors: zeros, not whatever
-    // the scratch held (a denormal there would slow the additions).
+    // the scratch held (a denormal there would slow the additions); in the rows the blocks below use.
+    int rows = m1 - m0 < WG_ROWS ? m1 - m0 : WG_ROWS;
     for (int xi = 0; xi < WG_X; xi++)
-        for (int r = 0; r < WG_ROWS; r++) memset(mb + xi * ms + (size_t)r * ld + n, 0, sizeof(float) * (size_t)(ld - n));
+        for (int r = 0; r < rows; r++) memset(mb + xi * ms + (size_t)r * ld + n, 0, sizeof(float) * (size_t)(ld - n));
     for (int c = 0; c < C; c++)
         transform_input(x + (size_t)c * H * W, H, W, PT, PL, TW, t0, t1, v + (size_t)c * ld, vs, stage, sw);
     for (int r0 = m0; r0 < m1; r0 += WG_ROWS) {

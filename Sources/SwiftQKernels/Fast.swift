@@ -138,8 +138,7 @@ public final class Direct3x3Weights: @unchecked Sendable {
     /// (32 → 32 at 13x13 ran 0.63x the direct kernel's speed, 48 → 192 1.55x, 16 → 64 at 55x55 1.7x, 64 → 64 at 40x40
     /// 2.0x).
     public func winogradApplies(to g: ConvGeometry) -> Bool {
-        winogradEligible && g.group == 1 && g.channels == channels && g.outChannels == outChannels && g.kernelH == 3 && g.kernelW == 3
-            && g.strideH == 1 && g.strideW == 1 && g.dilationH == 1 && g.dilationW == 1
+        winogradEligible && isThis3x3(g) && g.strideH == 1 && g.strideW == 1
             && Int(sq_winograd_tiles(Int32(g.outHeight), Int32(g.outWidth))) >= 16
             && channels * outChannels * g.outHeight * g.outWidth >= 1 << 19
     }
@@ -198,15 +197,19 @@ public final class Direct3x3Weights: @unchecked Sendable {
         return Double(channelCost) < 0.97 * Double(rowCost) ? (threads, per, true, blocks) : (rowParts, rows, false, blocks)
     }
 
+    /// Whether `g` is a group-1, dilation-1 3x3 convolution with these weights' channel counts.
+    private func isThis3x3(_ g: ConvGeometry) -> Bool {
+        g.group == 1 && g.channels == channels && g.outChannels == outChannels && g.kernelH == 3 && g.kernelW == 3
+            && g.dilationH == 1 && g.dilationW == 1
+    }
+
     /// Whether the direct kernel runs `g`: 3x3, dilation 1, the same stride 1 or 2 both ways, and either the
     /// image's size kept (stride 1, one pad each side: the kernel walks the plane as one flat run, no lane wasted)
     /// or output rows wide enough that the 16-wide vectors are at least 3/4 used (narrower maps go to the GEMM).
     func applies(to g: ConvGeometry) -> Bool {
         let used = Double(g.outWidth) / Double((g.outWidth + 15) / 16 * 16)
         let sameSize = g.strideH == 1 && g.padTop == 1 && g.padLeft == 1 && g.outHeight == g.height && g.outWidth == g.width
-        return sq_cpu_level() == 3 && g.group == 1 && g.channels == channels && g.outChannels == outChannels
-            && g.kernelH == 3 && g.kernelW == 3 && g.dilationH == 1 && g.dilationW == 1
-            && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2) && (sameSize || used >= 0.75)
+        return sq_cpu_level() == 3 && isThis3x3(g) && g.strideH == g.strideW && (g.strideH == 1 || g.strideH == 2) && (sameSize || used >= 0.75)
     }
 }
 

@@ -82,13 +82,18 @@ public final class Interpreter: @unchecked Sendable {
     private var stepMACs: [Int] = []
     let profiling: Bool
 
+    /// The kernels' context for a run with `options`.
+    private static func context(_ options: Options) -> ExecutionContext {
+        ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly, winograd: options.winograd)
+    }
+
     public init(model: Model, options: Options = Options()) throws {
         var graph = model.graph
         if options.fuse { graph = fuseForExecution(graph, opset: model.opset, smoothActivations: options.fuseActivations) }
         self.model = model
         self.options = options
         profiling = options.profile
-        context = ExecutionContext(threads: options.threads, referenceOnly: options.referenceOnly, winograd: options.winograd)
+        context = Self.context(options)
         var slot: [String: Int] = [:]
         var names: [String] = []
         func id(_ name: String) -> Int {
@@ -151,7 +156,7 @@ public final class Interpreter: @unchecked Sendable {
         options.profile = false
         self.options = options
         profiling = false
-        context = ExecutionContext(threads: threads, referenceOnly: other.options.referenceOnly, winograd: other.options.winograd)
+        context = Self.context(options)
         inputNames = other.inputNames
         outputNames = other.outputNames
         steps = other.steps.map { s in

@@ -52,12 +52,12 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
 void sq_gemm_packed_residual(int M, int N, int K, const float *packedA, const float *B, int ldb, float *C, int ldc,
                              int m0, int m1, int n0, int n1, const float *bias, float lo, float hi, const float *R);
 
-/// 3x3 stride-1 convolution (dilation 1, group 1) by Winograd's F(2x2, 3x3), at every level (winograd.c).
+/// 3x3 stride-1 convolution (dilation 1, group 1) by Winograd's F(4x4, 3x3), at every level (winograd.c).
 /// Floats needed by sq_winograd_pack for M output and C input channels.
 size_t sq_winograd_packed_size(int M, int C);
-/// Transforms weights w (M x C x 3 x 3) and packs the 16 transformed M x C matrices for sq_gemm_packed.
+/// Transforms weights w (M x C x 3 x 3) and packs the 36 transformed M x C matrices for sq_gemm_packed.
 void sq_winograd_pack(int M, int C, const float *w, float *packed);
-/// Tiles of an OH x OW output: 2x2 blocks, ceil(OH / 2) rows of ceil(OW / 2), numbered row by row.
+/// Tiles of an OH x OW output: 4x4 blocks, ceil(OH / 4) rows of ceil(OW / 4), numbered row by row.
 int sq_winograd_tiles(int OH, int OW);
 /// Tiles [t0, t1) of output channels [m0, m1) (m0 a multiple of sq_packed_mr of the packed matrices) of one image:
 /// y[m] = w * x[C][H][W] with PT rows and PL columns of zeros before the image (and as many after as the OH x OW
