@@ -35,9 +35,11 @@ public final class IntegerProgram {
     /// The op types the last plan ran in float (islands between dequantized inputs and quantized outputs), with counts.
     public private(set) var floatOps: [String: Int] = [:]
     private var plan: Plan?
-    /// When set, runs after the first time each step (labelled "OpType name") into `stepSeconds`.
+    /// When set, runs after the first time each step (labelled "OpType name") into `stepSeconds`, and each
+    /// step's fastest run into `stepBest` (on a shared machine a step's mean swings with whatever else ran).
     public var profile = false
     public private(set) var stepSeconds: [String: Double] = [:]
+    public private(set) var stepBest: [String: Double] = [:]
 
     /// Loads `model` with its weight file: the file's CRC must be the one the model records, and every record
     /// must equal the model's initializer of that name.
@@ -104,7 +106,9 @@ public final class IntegerProgram {
                 for (k, step) in plan.steps.enumerated() {
                     let t0 = DispatchTime.now().uptimeNanoseconds
                     try step()
-                    stepSeconds[plan.labels[k], default: 0] += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    let t = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    stepSeconds[plan.labels[k], default: 0] += t
+                    stepBest[plan.labels[k]] = min(stepBest[plan.labels[k]] ?? .infinity, t)
                 }
             } else {
                 for step in plan.steps { try step() }

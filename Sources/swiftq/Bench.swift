@@ -131,7 +131,7 @@ struct Bench: ParsableCommand {
                     }
                     print("  slowest steps:")
                     for (label, t) in steps.sorted(by: { $0.value > $1.value }).prefix(profileNodes) {
-                        print("  \(String(format: "%7.3f", t / runs * 1000)) ms  \(label)")
+                        print("  \(String(format: "%7.3f", t / runs * 1000)) ms (best \(String(format: "%.3f", (integer.stepBest[label] ?? 0) * 1000)))  \(label)")
                     }
                 } else if profile {
                     let total = interp.profile.values.reduce(0, +)
@@ -155,6 +155,10 @@ struct Bench: ParsableCommand {
                     o["peak_gflops"] = peak / 1e9
                     o["macs"] = macs
                     o["nodes"] = nodes.map { ["node": $0.node, "op": $0.op, "shape": $0.shape, "ms": $0.ms, "best_ms": $0.bestMs, "macs": $0.macs, "gflops": $0.gflops] as [String: Any] }
+                }
+                if profile, let integer {
+                    let runs = Double(times.count + warmup - 1)
+                    o["steps"] = integer.stepSeconds.map { ["step": $0.key, "ms": $0.value / runs * 1000, "best_ms": (integer.stepBest[$0.key] ?? 0) * 1000] as [String: Any] }
                 }
                 try writeJSON(o, to: json, outputs: outputs)
             }
