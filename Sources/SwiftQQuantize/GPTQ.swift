@@ -250,7 +250,13 @@ public enum GPTQ {
         var hd = h
         // Columns that never saw input: their weights cannot matter on these inputs; a unit diagonal keeps H invertible.
         for c in 0..<k where hd[c * k + c] <= 0 { hd[c * k + c] = 1 }
-        let meanDiag = (0..<k).reduce(0.0) { $0 + hd[$1 * k + $1] } / Double(k)
+        var meanDiag = (0..<k).reduce(0.0) { $0 + hd[$1 * k + $1] } / Double(k)
+        if meanDiag > 1e30 || meanDiag < 1e-30 {
+            // The inverse factor (about H^-1/2) is applied in Float: for inputs this large or small it would leave Float's
+            // range. GPTQ's updates are ratios of its entries, so H scaled to a unit mean diagonal gives the same result.
+            for i in hd.indices { hd[i] /= meanDiag }
+            meanDiag = 1
+        }
         let damp = options.dampening * meanDiag
         for c in 0..<k { hd[c * k + c] += damp }
         let order = options.activationOrder ? (0..<k).sorted { hd[$0 * k + $0] > hd[$1 * k + $1] } : Array(0..<k)
@@ -260,11 +266,16 @@ public enum GPTQ {
             // Not positive definite even dampened (numerically singular): more dampening until it is.
             var extra = hp
             var d = damp + meanDiag
-            while true {
+            for _ in 0..<40 where d.isFinite {
                 for c in 0..<k { extra[c * k + c] = hp[c * k + c] + d }
                 if let u = inverseCholeskyUpper(extra, k) { return u }
                 d *= 10
             }
+            // Past any dampening (values that overflow the factorization): the identity, each column rounded to nearest
+            // with nothing pushed onto the others.
+            var identity = [Double](repeating: 0, count: k * k)
+            for c in 0..<k { identity[c * k + c] = 1 }
+            return identity
         }()
         let diag = (0..<k).map { h[$0 * k + $0] }
         let uf = u.map(Float.init)

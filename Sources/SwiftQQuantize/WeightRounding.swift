@@ -46,9 +46,10 @@ public func roundWeights(_ model: Model, plan: QuantizationPlan, hessians: [Int:
     return out
 }
 
-/// One layer's weights by GPTQ, group by group; nil when the Hessian does not fit the weight.
+/// One layer's weights by GPTQ, group by group; nil when the Hessian does not fit the weight or is not finite (inputs
+/// that overflowed float32: the layer is then rounded to nearest).
 func roundLayer(_ n: Node, weight w: Tensor, hessian h: LayerHessian, options: QuantizeOptions) -> RoundedWeight? {
-    guard h.rows > 0 else { return nil }
+    guard h.rows > 0, h.sums.allSatisfy(\.isFinite) else { return nil }
     let perChannel = weightPerChannel(n, options: options)
     let bits = options.weightBits(of: n)
     let qmax = Int32((1 << (bits - 1)) - 1)

@@ -181,6 +181,46 @@ final class GPTQTests: XCTestCase {
 }
 
 extension IntegerProgramTests {
+    /// Hessians that break the factorization: one scaled far out of Float's range for the inverse factor gives the
+    /// result of the unscaled one; one that no dampening makes positive definite (a NaN off the diagonal) ends in
+    /// rounding to nearest instead of dampening forever; a layer whose Hessian is not finite (its inputs overflowed
+    /// float32) is left to nearest rounding.
+    func testHessiansPastDampeningOrNotFiniteFallBackToNearest() throws {
+        let k = 6
+        let w = values.floats(2 * k)
+        var h = [Double](repeating: 0.8, count: k * k)
+        for c in 0..<k { h[c * k + c] = 1 + 0.1 * Double(c) }
+        var options = GPTQOptions()
+        options.smallestRange = 1
+        let plain = GPTQ.round(w, rows: 2, columns: k, hessian: h, qmax: 7, options: options)
+        let nearest = (0..<(2 * k)).map { i in Int32((w[i] / plain.scales[i / k]).rounded()) }
+        XCTAssertNotEqual(plain.q, nearest, "GPTQ moves some weights on these correlated columns")
+        for factor in [1e300, 1e-300] {
+            XCTAssertEqual(GPTQ.round(w, rows: 2, columns: k, hessian: h.map { $0 * factor }, qmax: 7, options: options).q, plain.q, "H x \(factor)")
+        }
+        var broken = h
+        broken[1] = .nan
+        XCTAssertEqual(GPTQ.round(w, rows: 2, columns: k, hessian: broken, qmax: 7, options: options).q, nearest)
+
+        let model = fireNet()
+        let plan = QuantizationPlan(model.graph, exclude: [], floatTypes: { _ in true })
+        let float = try Interpreter(model: model, options: .init(threads: 1, fuse: false))
+        let hessians = HessianCollector(graph: model.graph, opset: model.opset, nodes: plan.quantized.sorted(), threads: 1)
+        for _ in 0..<4 {
+            let x = RTensor(floats: values.floats(3 * 225), shape: [1, 3, 15, 15])
+            hessians.observe("x", x)
+            _ = try float.run(["x": x]) { hessians.observe($0, $1) }
+        }
+        var sums = hessians.hessians
+        let overflowed = sums.keys.sorted()[2]
+        sums[overflowed]!.sums[1] = Double.nan
+        var q = QuantizeOptions()
+        q.weightBits = 4
+        q.weightRounding = .gptq
+        let rounded = roundWeights(model, plan: plan, hessians: sums, options: q, threads: 1)
+        XCTAssertEqual(Set(rounded.keys), Set(sums.keys).subtracting([overflowed]))
+    }
+
     /// 4-bit weights rounded by GPTQ on the fire net (grouped, depthwise, 1x1 and 3x3 Conv): the model moves to
     /// opset 21 with INT4 weights; its integer program gives exactly the outputs of the same weights in INT8
     /// containers (the integer kernels, equal to their reference bit for bit, see the same values); the float
