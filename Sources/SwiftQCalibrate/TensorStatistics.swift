@@ -10,8 +10,10 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
     public var max: Float = -.infinity
     /// Upper edge of the histogram (0 until a non-zero value is seen).
     public var range: Float = 0
-    /// Values counted (NaNs in the last bin).
+    /// Values counted (infinities and NaN in the last bin).
     public var count: Double = 0
+    /// How many of them were infinite or NaN (nil: none); min, max and range leave them out.
+    public var nonFinite: Double?
     public var histogram: [Double] = Array(repeating: 0, count: TensorStatistics.binCount)
     /// Per channel (axis 1) sums and the values counted per channel, when asked for (inputs of weighted
     /// layers: their means correct the bias shift weight rounding causes).
@@ -32,32 +34,34 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
     public var binWidth: Float { range / Float(histogram.count) }
     public var absMax: Float { Swift.max(abs(min), abs(max)) }
 
-    /// Adds `values`, using up to `threads` threads.
+    /// Adds `values`, using up to `threads` threads. Infinities and NaN (a float model overflowing on an input) are
+    /// counted in `nonFinite` and in the last bin, and left out of min, max and range.
     public mutating func add(_ values: UnsafeBufferPointer<Float>, threads: Int = 1) {
-        guard let base = values.baseAddress, !values.isEmpty else { return }
-        var lo: Float = 0, hi: Float = 0
-        sq_minmax_parallel(base, values.count, &lo, &hi, Int32(threads))
-        min = Swift.min(min, lo)
-        max = Swift.max(max, hi)
-        let a = Swift.max(abs(lo), abs(hi))
-        if a > range {
-            if range == 0 {
-                range = a
-            } else {
-                var factor = 1
-                while range * Float(factor) < a { factor *= 2 }
-                rebin(by: factor)
+        guard let base = values.baseAddress, !values.isEmpty, !histogram.isEmpty else { return }
+        let bins = histogram.count
+        var r = sq_value_range()
+        // One pass when the values fit the range so far (on every image once the first few have widened it).
+        var counted = histogram.withUnsafeMutableBufferPointer { h in
+            sq_abs_stats(base, values.count, range, range > 0 ? Float(bins) / range : 0, Int32(bins), h.baseAddress!, &r, Int32(threads)) != 0
+        }
+        if r.min <= r.max {
+            min = Swift.min(min, r.min)
+            max = Swift.max(max, r.max)
+            let a = Swift.max(abs(r.min), abs(r.max))
+            if a > range { widen(toCover: a) }
+        }
+        if !counted && range > 0 {
+            counted = histogram.withUnsafeMutableBufferPointer { h in
+                sq_abs_stats(base, values.count, range, Float(bins) / range, Int32(bins), h.baseAddress!, &r, Int32(threads)) != 0
             }
         }
-        if range > 0 {
-            let bins = histogram.count
-            histogram.withUnsafeMutableBufferPointer { h in
-                sq_histogram_abs_parallel(base, values.count, Float(bins) / range, Int32(bins), h.baseAddress!, Int32(threads))
-            }
-        } else {
-            histogram[0] += Double(values.count)
+        if !counted {
+            // Every finite value is 0 (no range yet).
+            histogram[0] += Double(values.count - r.nonfinite)
+            histogram[bins - 1] += Double(r.nonfinite)
         }
         count += Double(values.count)
+        if r.nonfinite > 0 { nonFinite = (nonFinite ?? 0) + Double(r.nonfinite) }
     }
 
     /// Adds per-channel sums of `values` laid out [outer, channels, inner].
@@ -68,12 +72,21 @@ public struct TensorStatistics: Codable, Sendable, Equatable {
         channelCount! += Double(outer * inner)
     }
 
-    /// Widens the range `factor` times (a power of two): bins i·factor ..< (i+1)·factor become bin i.
-    mutating func rebin(by factor: Int) {
-        guard factor > 1 else { return }
-        var merged = [Double](repeating: 0, count: histogram.count)
-        for (i, c) in histogram.enumerated() { merged[i / factor] += c }
+    /// Widens the range by the smallest power of two that makes it cover `a` (a finite |x| above it): bins i·factor ..<
+    /// (i+1)·factor become bin i (all of them bin 0 when the factor is `binCount` or more), the values that were not
+    /// finite staying in the last bin. A first range is `a` itself.
+    mutating func widen(toCover a: Float) {
+        guard range > 0 else { range = a; return }
+        var factor = 1.0
+        while Double(range) * factor < Double(a) { factor *= 2 }
+        let bins = histogram.count, merge = Int(Swift.min(factor, Double(bins)))
+        let kept = nonFinite ?? 0
+        histogram[bins - 1] -= kept
+        var merged = [Double](repeating: 0, count: bins)
+        for (i, c) in histogram.enumerated() { merged[i / merge] += c }
+        merged[bins - 1] += kept
         histogram = merged
-        range *= Float(factor)
+        // Within a factor of 2 of the largest float the exact widening would overflow: the largest float instead.
+        range = Float(Swift.min(Double(range) * factor, Double(Float.greatestFiniteMagnitude)))
     }
 }

@@ -146,6 +146,7 @@ extension QuantizationJob {
                                   limits: limits, inputShape: shapes.values.first!, threads: threads, hessians: hessians, events: events)
             table.preprocessing = preprocessing.metadataValue
         }
+        for w in table.nonFiniteWarnings { events.warning(w) }
         return CalibratedModel(job: job, table: table, hessians: hessians?.hessians ?? [:], inputShapes: shapes)
     }
 }

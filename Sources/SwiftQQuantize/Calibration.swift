@@ -28,6 +28,7 @@ public struct CalibrationTable: Codable, Sendable {
     public func ranges(method: CalibrationMethod, percentile: Double, bits: Int) -> [String: (lo: Float, hi: Float)] {
         var r: [String: (lo: Float, hi: Float)] = [:]
         for (name, s) in tensors where !s.histogram.isEmpty {
+            guard s.min <= s.max else { r[name] = (0, 0); continue }   // no finite value seen
             let t = Self.threshold(s, method: method, percentile: percentile, bits: bits)
             r[name] = (Swift.max(s.min, -t), Swift.min(s.max, t))
         }
@@ -36,9 +37,24 @@ public struct CalibrationTable: Codable, Sendable {
 
     /// The clipping threshold on |x| that `method` picks for a tensor quantized to `bits`: its levels over [0, T] are
     /// all of them for a tensor that never goes negative, half of them for a signed one.
+    /// Values that were not finite (counted in the last bin) are left out.
     public static func threshold(_ s: TensorStatistics, method: CalibrationMethod, percentile: Double, bits: Int) -> Float {
         let levels = s.min >= 0 ? (1 << bits) - 1 : ((1 << bits) - 1) / 2
+        var s = s
+        if let n = s.nonFinite, n > 0, !s.histogram.isEmpty {
+            s.histogram[s.histogram.count - 1] -= n
+            s.count -= n
+            s.nonFinite = nil
+        }
         return method.threshold(s, percentile: percentile, levels: levels)
+    }
+
+    /// One line per tensor that held infinities or NaN (a float model overflowing on some calibration inputs).
+    public var nonFiniteWarnings: [String] {
+        tensors.sorted(by: { $0.key < $1.key }).compactMap { name, s in
+            guard let n = s.nonFinite, n > 0 else { return nil }
+            return "tensor '\(name)': \(Int(n)) of \(Int(s.count)) values on the calibration inputs were infinite or NaN (the float model overflows there); its range leaves them out"
+        }
     }
 }
 
@@ -126,7 +142,8 @@ extension CalibrationTable {
     }
 
     /// Refuses statistics no run can produce: negative or fractional counts, a histogram that does not add
-    /// up to the count, NaN or infinite bounds, min above max, a histogram range that does not cover them.
+    /// up to the count, more values not finite than its last bin holds, NaN or infinite bounds (unless no value was
+    /// finite), min above max, a histogram range that does not cover them.
     public func check(path: String) throws {
         guard images >= 0, skipped >= 0 else { throw CalibrationTableError("\(path): negative image counts") }
         for (name, s) in tensors.sorted(by: { $0.key < $1.key }) {
@@ -142,6 +159,11 @@ extension CalibrationTable {
             let total = s.histogram.reduce(0, +)
             guard abs(total - s.count) <= max(0.5, s.count * 1e-12) else { throw bad("the histogram counts \(total) values but the count is \(s.count)") }
             guard s.count > 0 else { throw bad("no values were seen") }
+            let nonFinite = s.nonFinite ?? 0
+            guard nonFinite >= 0, nonFinite == nonFinite.rounded(), nonFinite <= s.histogram[s.histogram.count - 1] else {
+                throw bad("\(nonFinite) values not finite, more than the last bin holds")
+            }
+            if nonFinite == s.count, s.min == .infinity, s.max == -.infinity, s.range == 0 { continue }   // nothing finite seen
             guard s.min.isFinite, s.max.isFinite else { throw bad("min \(s.min) / max \(s.max) are not finite") }
             guard s.min <= s.max else { throw bad("min \(s.min) is above max \(s.max)") }
             guard s.range.isFinite, s.range >= s.absMax, s.range > 0 || s.absMax == 0 else {
@@ -214,6 +236,7 @@ extension CalibrationTable {
             key("histogram"); array(s.histogram)
             key("max"); float(s.max)
             key("min"); float(s.min)
+            if let n = s.nonFinite { key("nonFinite"); number(n) }
             key("range"); float(s.range)
             out.append(UInt8(ascii: "}"))
         }

@@ -74,6 +74,50 @@ final class ThresholdTests: XCTestCase {
         XCTAssertEqual(s.histogram[Int(7.9 / w)], 1)
     }
 
+    /// A float model that overflows on some inputs: its infinities and NaN are counted (in the last bin, kept there when
+    /// the range widens) and left out of min, max and range, which stay finite.
+    func testNonFiniteValuesStayOutOfTheRange() {
+        var s = TensorStatistics()
+        ([1, 2, -3] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        ([.infinity, .nan, -.infinity, 2.5] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        XCTAssertEqual([s.min, s.max], [-3, 2.5])
+        XCTAssertEqual(s.nonFinite, 3)
+        XCTAssertEqual(s.count, 7)
+        XCTAssertEqual(s.range, 3)
+        XCTAssertEqual(s.histogram.last, 4, "the three, and -3 at the range's edge")
+        ([100] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        XCTAssertEqual(s.range, 192)
+        XCTAssertEqual(s.histogram.reduce(0, +), 8)
+        XCTAssertEqual(s.histogram.last, 3, "the values that were not finite stay in the last bin")
+        XCTAssertEqual(s.histogram[Int(100 / s.binWidth)], 1)
+        for m in CalibrationMethod.allCases { XCTAssertEqual(m.threshold(s, levels: 255).isFinite, true, "\(m)") }
+        var means = TensorStatistics(histogram: [])
+        ([1, .infinity, 3, 5, .nan, -1, 2, 2] as [Float]).withUnsafeBufferPointer { means.addChannelSums($0, outer: 1, channels: 2, inner: 4) }
+        XCTAssertEqual(means.channelSums, [9, 3], "infinities and NaN count as 0 in the channel sums")
+        let long = (0..<40).map { $0 == 5 ? Float.infinity : 1 }   // in a vector of 16, not a tail
+        long.withUnsafeBufferPointer { means.addChannelSums($0, outer: 1, channels: 2, inner: 20) }
+        XCTAssertEqual(means.channelSums, [28, 23])
+        var none = TensorStatistics()
+        ([.nan, .infinity] as [Float]).withUnsafeBufferPointer { none.add($0) }
+        XCTAssertEqual([none.count, none.nonFinite, none.histogram.last], [2, 2, 2])
+        XCTAssertEqual(none.range, 0)
+    }
+
+    /// Widening by more than the bins (a first image of tiny values, then large ones; a range near the largest float)
+    /// neither traps nor leaves an infinite range.
+    func testWideningFarPastTheBins() {
+        var s = TensorStatistics()
+        ([1e-30, 0] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        ([1e30] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        XCTAssertGreaterThanOrEqual(s.range, 1e30)
+        XCTAssertEqual(s.histogram[0], 2)
+        XCTAssertEqual(s.histogram.reduce(0, +), 3)
+        ([3e38] as [Float]).withUnsafeBufferPointer { s.add($0) }
+        XCTAssertEqual(s.range, .greatestFiniteMagnitude)
+        XCTAssertEqual(s.histogram.reduce(0, +), 4)
+        XCTAssertEqual(s.max, 3e38)
+    }
+
     func testRealTableIfGiven() throws {
         guard let path = ProcessInfo.processInfo.environment["SWIFTQ_DEBUG_TABLE"] else { return }
         struct T: Decodable { var tensors: [String: TensorStatistics] }

@@ -8,9 +8,10 @@ final class CalibrationTableTests: XCTestCase {
     func sampleTable() -> CalibrationTable {
         var rng = SeededRandom(seed: 5)
         var tensors: [String: TensorStatistics] = [:]
-        for name in ["conv \"1\"\\out", "relu_2", "dead", "ünïcode\n"] {
+        for name in ["conv \"1\"\\out", "relu_2", "dead", "ünïcode\n", "overflowed"] {
             var s = TensorStatistics()
-            let values = rng.floats(999).map { $0 * (name == "dead" ? 0 : 3.7) + (name == "relu_2" ? 1e-3 : 0) }
+            var values = rng.floats(999).map { $0 * (name == "dead" ? 0 : 3.7) + (name == "relu_2" ? 1e-3 : 0) }
+            if name == "overflowed" { values[5] = .infinity; values[6] = .nan }
             values.withUnsafeBufferPointer { s.add($0) }
             if name == "relu_2" {
                 values.withUnsafeBufferPointer { s.addChannelSums($0, outer: 1, channels: 3, inner: 333) }
@@ -38,6 +39,24 @@ final class CalibrationTableTests: XCTestCase {
         XCTAssertEqual(ours, viaFoundation)
     }
 
+    /// A tensor that held infinities or NaN: counted in the table, named in a warning, left out of every method's threshold.
+    func testNonFiniteValuesAreReportedAndLeftOutOfThresholds() throws {
+        let table = sampleTable()
+        XCTAssertEqual(table.tensors["overflowed"]?.nonFinite, 2)
+        XCTAssertEqual(table.nonFiniteWarnings.count, 1)
+        XCTAssertTrue(table.nonFiniteWarnings[0].hasPrefix("tensor 'overflowed': 2 of 999 values"), table.nonFiniteWarnings[0])
+        var many = TensorStatistics()
+        var values = (0..<20_000).map { i -> Float in Float(i % 100) / 1000 }
+        for i in stride(from: 0, to: values.count, by: 50) { values[i] = .infinity }
+        values[1] = 10
+        values.withUnsafeBufferPointer { many.add($0) }
+        // 2% infinite and one far value: without leaving them out, the 99.99th percentile would be the range's top.
+        for method in [CalibrationMethod.percentile, .entropy] {
+            XCTAssertLessThan(CalibrationTable.threshold(many, method: method, percentile: 99.99, bits: 8), 1, "\(method)")
+        }
+        XCTAssertEqual(CalibrationTable.threshold(many, method: .max, percentile: 99.99, bits: 8), 10)
+    }
+
     func testImpossibleStatisticsAreRefusedNamingTheTensor() throws {
         func refusal(_ change: (inout TensorStatistics) -> Void) -> String {
             var t = sampleTable()
@@ -54,6 +73,7 @@ final class CalibrationTableTests: XCTestCase {
         XCTAssertTrue(refusal { $0.histogram.removeLast() }.contains("bins"))
         XCTAssertTrue(refusal { $0.channelSums![1] = .infinity }.contains("channel sums"))
         XCTAssertTrue(refusal { $0 = TensorStatistics() }.contains("no values"))
+        XCTAssertTrue(refusal { $0.nonFinite = $0.histogram.last! + 1 }.contains("more than the last bin holds"))
         for bad in ["", "[]", "{\"format\":\"x\"}", "{\"format\": \"swiftq-calibration\", \"version\": 2, \"model\": \"m\", \"images\": 1, \"skipped\": 0, \"tensors\": {}}"] {
             XCTAssertThrowsError(try CalibrationTable(json: Data(bad.utf8), path: "t.json")) { XCTAssertTrue("\($0)".hasPrefix("t.json: not a swiftq calibration table"), "\($0)") }
         }

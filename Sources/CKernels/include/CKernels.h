@@ -172,15 +172,22 @@ void sq_unary(int op, const float *x, float *y, int n, float a, float b);
 /// dst[i·stride] += src[i] for i < n (ConvTranspose's col2im, one row).
 void sq_col2im_add(float *dst, const float *src, int n, int stride);
 
-/// The smallest and largest of x[0..<n] (NaNs ignored; +inf / -inf when n is 0).
-void sq_minmax(const float *x, size_t n, float *mn, float *mx);
-/// counts[min(floor(|x[i]| * bins_per_unit), bins - 1)] += 1 for i < n.
-void sq_histogram_abs(const float *x, size_t n, float bins_per_unit, int bins, double *counts);
-/// sums[c] += the sum of x[o][c][0..<inner] over o < outer (x laid out outer x channels x inner).
+/// What sq_abs_stats finds in a tensor: the smallest and largest finite value (+inf / -inf when there is none) and how
+/// many values are infinite or NaN.
+typedef struct {
+    float min, max;
+    size_t nonfinite;
+} sq_value_range;
+/// One pass over x[0..<n]: its sq_value_range into r and, when bins_per_unit > 0 and no finite |x| exceeds `range`, a
+/// histogram of |x| added into counts: counts[min(floor(|x| * bins_per_unit), bins - 1)] += 1, infinities and NaN in
+/// the last bin. Returns 1 when the histogram was added, else 0 with counts untouched (the caller widens its range and
+/// calls again). The work is split over up to `threads` threads (sq_parallel) for large n.
+int sq_abs_stats(const float *x, size_t n, float range, float bins_per_unit, int bins, double *counts, sq_value_range *r, int threads);
+/// The same one value at a time (the reference).
+int sq_abs_stats_ref(const float *x, size_t n, float range, float bins_per_unit, int bins, double *counts, sq_value_range *r);
+/// sums[c] += the sum of the finite values of x[o][c][0..<inner] over o < outer (x laid out outer x channels x inner;
+/// infinities and NaN count as 0).
 void sq_channel_sums(const float *x, int outer, int channels, size_t inner, double *sums);
-/// sq_minmax and sq_histogram_abs with the work split over up to `threads` threads (sq_parallel).
-void sq_minmax_parallel(const float *x, size_t n, float *mn, float *mx, int threads);
-void sq_histogram_abs_parallel(const float *x, size_t n, float bins_per_unit, int bins, double *counts, int threads);
 
 /// int8 GEMM (integer runtime). Bytes needed by sq_qgemm_pack_a for M x K int8 weights.
 size_t sq_qgemm_packed_size(int M, int K);
