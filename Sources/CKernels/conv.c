@@ -34,6 +34,27 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
                 int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
                 if (ow1 > OW) ow1 = OW;
                 if (ow0 > ow1) ow0 = ow1;
+                if (SW == 1 && SH == 1 && OW == W && ow0 < ow1) {
+                    // Output rows in the image are the input rows shifted by one offset: one copy for all of them (the
+                    // rows were a memcpy call each, 28 floats for a 5x5 depthwise on 28x28), then the columns that came
+                    // from the neighbouring rows set to zero. Some column is inside the image (ow0 < ow1), so the copy
+                    // starts and ends inside the plane.
+                    int a = PT - kh * DH, b = H + PT - kh * DH;   // rows with ih in [0, H)
+                    a = a < oh0 ? oh0 : a > oh1 ? oh1 : a;
+                    b = b < a ? a : b > oh1 ? oh1 : b;
+                    for (int oh = oh0; oh < a; oh++) memset(out + (size_t)oh * OW, 0, sizeof(float) * OW);
+                    for (int oh = b; oh < oh1; oh++) memset(out + (size_t)oh * OW, 0, sizeof(float) * OW);
+                    if (a < b) {
+                        size_t first = (size_t)a * OW + ow0, last = (size_t)(b - 1) * OW + ow1;   // [first, last)
+                        if (last > first) memcpy(out + first, xc + (ptrdiff_t)((a - PT + kh * DH) * W + off) + ow0, sizeof(float) * (last - first));
+                        for (int oh = a; oh < b; oh++) {
+                            float *o = out + (size_t)oh * OW;
+                            for (int ow = 0; ow < ow0; ow++) o[ow] = 0.0f;
+                            for (int ow = ow1; ow < OW; ow++) o[ow] = 0.0f;
+                        }
+                    }
+                    continue;
+                }
                 for (int oh = oh0; oh < oh1; oh++) {
                     int ih = oh * SH - PT + kh * DH;
                     float *o = out + (size_t)oh * OW;
@@ -244,6 +265,26 @@ static inline __attribute__((always_inline)) void gram_pair(const float *pa, con
     gram_pair_tail(pa, pc, full, r1, acc, h);
 }
 
+// a[p][l] -> a[l][p] for 16 vectors of 16: at each level b = 8, 4, 2, 1 the off-diagonal b x b blocks of every 2b x 2b
+// block swap (rows p and p + b exchange their halves).
+#define SWAP_BLOCKS(x, y, ...) do { v16 lo_ = __builtin_shufflevector(x, y, __VA_ARGS__); \
+        y = __builtin_shufflevector(x, y, TRANSPOSE_HI); x = lo_; } while (0)
+static inline __attribute__((always_inline)) void transpose16(v16 *a) {
+#define TRANSPOSE_HI 8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31
+    for (int p = 0; p < 8; p++) SWAP_BLOCKS(a[p], a[p + 8], 0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+#undef TRANSPOSE_HI
+#define TRANSPOSE_HI 4, 5, 6, 7, 20, 21, 22, 23, 12, 13, 14, 15, 28, 29, 30, 31
+    for (int p = 0; p < 16; p++) if (!(p & 4)) SWAP_BLOCKS(a[p], a[p + 4], 0, 1, 2, 3, 16, 17, 18, 19, 8, 9, 10, 11, 24, 25, 26, 27);
+#undef TRANSPOSE_HI
+#define TRANSPOSE_HI 2, 3, 18, 19, 6, 7, 22, 23, 10, 11, 26, 27, 14, 15, 30, 31
+    for (int p = 0; p < 16; p++) if (!(p & 2)) SWAP_BLOCKS(a[p], a[p + 2], 0, 1, 16, 17, 4, 5, 20, 21, 8, 9, 24, 25, 12, 13, 28, 29);
+#undef TRANSPOSE_HI
+#define TRANSPOSE_HI 1, 17, 3, 19, 5, 21, 7, 23, 9, 25, 11, 27, 13, 29, 15, 31
+    for (int p = 0; p < 16; p += 2) SWAP_BLOCKS(a[p], a[p + 1], 0, 16, 2, 18, 4, 20, 6, 22, 8, 24, 10, 26, 12, 28, 14, 30);
+#undef TRANSPOSE_HI
+}
+#undef SWAP_BLOCKS
+
 CLONES
 void sq_gram(const float *x, int k, int n, float *h) {
     for (int i = 0; i < k * k; i++) h[i] = 0;
@@ -256,29 +297,32 @@ void sq_gram(const float *x, int k, int n, float *h) {
                 if (a0 + 4 <= k && c0 + 4 <= k) {
                     const float *pa0 = x + (size_t)a0 * n, *pa1 = pa0 + n, *pa2 = pa1 + n, *pa3 = pa2 + n;
                     const float *pc0 = x + (size_t)c0 * n, *pc1 = pc0 + n, *pc2 = pc1 + n, *pc3 = pc2 + n;
-                    float acc[4][4][16] = {{{0}}};
-                    for (int r = r0; r < full; r += 16)
-                        for (int l = 0; l < 16; l++) {
-                            float u0 = pa0[r + l], u1 = pa1[r + l], u2 = pa2[r + l], u3 = pa3[r + l];
-                            float v0 = pc0[r + l], v1 = pc1[r + l], v2 = pc2[r + l], v3 = pc3[r + l];
-                            acc[0][0][l] += u0 * v0; acc[0][1][l] += u0 * v1; acc[0][2][l] += u0 * v2; acc[0][3][l] += u0 * v3;
-                            acc[1][0][l] += u1 * v0; acc[1][1][l] += u1 * v1; acc[1][2][l] += u1 * v2; acc[1][3][l] += u1 * v3;
-                            acc[2][0][l] += u2 * v0; acc[2][1][l] += u2 * v1; acc[2][2][l] += u2 * v2; acc[2][3][l] += u2 * v3;
-                            acc[3][0][l] += u3 * v0; acc[3][1][l] += u3 * v1; acc[3][2][l] += u3 * v2; acc[3][3][l] += u3 * v3;
-                        }
-                    // gram_pair_tail for the 16 pairs side by side: the lanes added in order, then the tail.
-                    float t[4][4] = {{0}};
-                    for (int l = 0; l < 16; l++)
+                    v16 acc[16];   // pair (i, j) at 4 i + j, lane l summing the rows r = l mod 16
+                    for (int p = 0; p < 16; p++) acc[p] = 0;
+                    for (int r = r0; r < full; r += 16) {
+                        v16 u[4], v[4];
+                        __builtin_memcpy(&u[0], pa0 + r, sizeof(v16)); __builtin_memcpy(&u[1], pa1 + r, sizeof(v16));
+                        __builtin_memcpy(&u[2], pa2 + r, sizeof(v16)); __builtin_memcpy(&u[3], pa3 + r, sizeof(v16));
+                        __builtin_memcpy(&v[0], pc0 + r, sizeof(v16)); __builtin_memcpy(&v[1], pc1 + r, sizeof(v16));
+                        __builtin_memcpy(&v[2], pc2 + r, sizeof(v16)); __builtin_memcpy(&v[3], pc3 + r, sizeof(v16));
                         for (int i = 0; i < 4; i++)
-                            for (int j = 0; j < 4; j++) t[i][j] += acc[i][j][l];
+                            for (int j = 0; j < 4; j++) acc[4 * i + j] += u[i] * v[j];
+                    }
+                    // gram_pair_tail for the 16 pairs side by side: transposed, so that one vector holds lane l of every
+                    // pair, the lanes are added in order 16 pairs at a time (they were 256 scalar adds a tile).
+                    transpose16(acc);
+                    v16 t = 0;
+                    for (int l = 0; l < 16; l++) t += acc[l];
                     for (int r = full; r < r1; r++) {
-                        float u[4] = {pa0[r], pa1[r], pa2[r], pa3[r]}, v[4] = {pc0[r], pc1[r], pc2[r], pc3[r]};
-                        for (int i = 0; i < 4; i++)
-                            for (int j = 0; j < 4; j++) t[i][j] += u[i] * v[j];
+                        v16 u = {pa0[r], pa0[r], pa0[r], pa0[r], pa1[r], pa1[r], pa1[r], pa1[r],
+                                 pa2[r], pa2[r], pa2[r], pa2[r], pa3[r], pa3[r], pa3[r], pa3[r]};
+                        v16 v = {pc0[r], pc1[r], pc2[r], pc3[r], pc0[r], pc1[r], pc2[r], pc3[r],
+                                 pc0[r], pc1[r], pc2[r], pc3[r], pc0[r], pc1[r], pc2[r], pc3[r]};
+                        t += u * v;
                     }
                     for (int i = 0; i < 4; i++)
                         for (int j = 0; j < 4; j++)
-                            if (c0 + j >= a0 + i) h[(a0 + i) * k + c0 + j] += t[i][j];
+                            if (c0 + j >= a0 + i) h[(a0 + i) * k + c0 + j] += t[4 * i + j];
                     continue;
                 }
                 // Edge tiles: pair by pair.

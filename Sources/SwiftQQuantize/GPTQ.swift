@@ -167,7 +167,9 @@ public final class HessianCollector: @unchecked Sendable {
         for b in 0..<g.batch {
             func one(_ grp: Int, slot: Int, threads: Int) {
                 let xg = x + (b * g.channels + grp * cpg) * hw
-                add(acc, group: grp, rows: ohw, slot: slot, threads: threads) { col in
+                // A 1x1 convolution at stride 1 without pads reads the planes themselves as its columns.
+                let plain = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0 && ohw == hw
+                add(acc, group: grp, rows: ohw, slot: slot, threads: threads, columns: plain ? xg : nil) { col in
                     sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
                               Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth),
                               0, Int32(g.outHeight), col)
@@ -189,11 +191,17 @@ public final class HessianCollector: @unchecked Sendable {
     /// Below this many columns the Gram matrix is summed directly (sq_gram), above by GEMM.
     static let smallColumns = 32
 
-    /// Adds cols·colsᵀ of the K × rows matrix `fill` writes to group `group` of `acc`, with scratch `slot`.
-    func add(_ acc: Accumulator, group: Int, rows: Int, slot: Int, threads: Int, fill: (UnsafeMutablePointer<Float>) -> Void) {
+    /// Adds cols·colsᵀ of the K × rows matrix `columns` (or, when nil, the one `fill` writes) to group `group` of
+    /// `acc`, with scratch `slot`.
+    func add(_ acc: Accumulator, group: Int, rows: Int, slot: Int, threads: Int, columns: UnsafePointer<Float>? = nil,
+             fill: (UnsafeMutablePointer<Float>) -> Void) {
         let k = acc.columns, s = scratch[slot]
-        let cols = s.cols.floats(k * rows)
-        fill(cols)
+        let cols: UnsafePointer<Float>
+        if let columns { cols = columns } else {
+            let c = s.cols.floats(k * rows)
+            fill(c)
+            cols = UnsafePointer(c)
+        }
         let h = s.product.floats(k * k)
         if k <= HessianCollector.smallColumns {
             sq_gram(cols, Int32(k), Int32(rows), h)
