@@ -55,8 +55,30 @@ static inline void reduce(const v16 *lo, const v16 *hi, const vi16 *bad, sq_valu
     }
 }
 
-// One piece of x, plain vectors: every 16 values' bins (min() sends infinities, NaN and values at the edge to the last
-// bin) into a buffer, then counted.
+// One vector of values: its finite ones into the running lo / hi, the others counted in bad, and its bins as floats
+// (min() sends infinities, NaN and values at the edge to the last bin). Shared by both forms below (a macro: v16
+// arguments would change the ABI of a function compiled without AVX-512).
+#define RANGE_AND_BINS(v, bins_f) do {                                  \
+        v16 a_ = __builtin_elementwise_abs(v);                          \
+        vi16 finite_ = a_ <= FLT_MAX;                                   \
+        lo = __builtin_elementwise_min(lo, finite_ ? (v) : inf);        \
+        hi = __builtin_elementwise_max(hi, finite_ ? (v) : -inf);       \
+        bad += ~finite_ & 1;                                            \
+        a_ = __builtin_elementwise_min(a_ * scale, top);                \
+        bins_f = a_ == a_ ? a_ : top;                                   \
+    } while (0)
+
+// One value of the scalar tails: into the range (or counted as not finite); its bin.
+static inline int tail_value(float v, sq_value_range *r, float bins_per_unit, int bins) {
+    if (__builtin_fabsf(v) <= FLT_MAX) {
+        r->min = v < r->min ? v : r->min;
+        r->max = v > r->max ? v : r->max;
+    } else r->nonfinite++;
+    return bin_of(v, bins_per_unit, bins);
+}
+
+// One piece of x, plain vectors: every 16 values' bins into a buffer, then counted (without a histogram, bins_per_unit
+// 0, the bins are all 0 and not counted).
 CLONES
 static int stats_plain(const float *x, size_t n, float range, float bins_per_unit, int bins, double *counts, sq_value_range *r, uint32_t *h) {
     int idx[CHUNK];
@@ -67,27 +89,14 @@ static int stats_plain(const float *x, size_t n, float range, float bins_per_uni
     for (size_t s = 0; s < n; s += CHUNK) {
         int m = n - s < CHUNK ? (int)(n - s) : CHUNK, i = 0;
         for (; i + 16 <= m; i += 16) {
-            v16 v;
+            v16 v, a;
             __builtin_memcpy(&v, x + s + i, sizeof v);
-            v16 a = __builtin_elementwise_abs(v);
-            vi16 finite = a <= FLT_MAX;
-            lo = __builtin_elementwise_min(lo, finite ? v : inf);
-            hi = __builtin_elementwise_max(hi, finite ? v : -inf);
-            bad += ~finite & 1;
+            RANGE_AND_BINS(v, a);
             if (!histogram) continue;
-            a = __builtin_elementwise_min(a * scale, top);
-            a = a == a ? a : top;
             vi16 b = __builtin_convertvector(a, vi16);
             __builtin_memcpy(idx + i, &b, sizeof b);
         }
-        for (; i < m; i++) {
-            float v = x[s + i];
-            if (__builtin_fabsf(v) <= FLT_MAX) {
-                r->min = v < r->min ? v : r->min;
-                r->max = v > r->max ? v : r->max;
-            } else r->nonfinite++;
-            if (histogram) idx[i] = bin_of(v, bins_per_unit, bins);
-        }
+        for (; i < m; i++) idx[i] = tail_value(x[s + i], r, bins_per_unit, bins);
         if (histogram) count_indices(idx, m, bins, h);
     }
     reduce(&lo, &hi, &bad, r);
@@ -108,16 +117,10 @@ static int stats_avx512(const float *x, size_t n, float range, float bins_per_un
     for (size_t s = 0; s < n; s += CHUNK) {
         int m = n - s < CHUNK ? (int)(n - s) : CHUNK, i = 0, k = 0;
         for (; i + 16 <= m; i += 16) {
-            v16 v;
+            v16 v, a;
             __builtin_memcpy(&v, x + s + i, sizeof v);
-            v16 a = __builtin_elementwise_abs(v);
-            vi16 finite = a <= FLT_MAX;
-            lo = __builtin_elementwise_min(lo, finite ? v : inf);
-            hi = __builtin_elementwise_max(hi, finite ? v : -inf);
-            bad += ~finite & 1;
+            RANGE_AND_BINS(v, a);
             if (!histogram) continue;
-            a = __builtin_elementwise_min(a * scale, top);
-            a = a == a ? a : top;
             __m512i b = (__m512i)__builtin_convertvector(a, vi16);
             __mmask16 used = _mm512_test_epi32_mask(b, b);
             _mm512_storeu_si512(idx + k, _mm512_maskz_compress_epi32(used, b));
@@ -126,13 +129,7 @@ static int stats_avx512(const float *x, size_t n, float range, float bins_per_un
             zeros += (size_t)(16 - c);
         }
         for (; i < m; i++) {
-            float v = x[s + i];
-            if (__builtin_fabsf(v) <= FLT_MAX) {
-                r->min = v < r->min ? v : r->min;
-                r->max = v > r->max ? v : r->max;
-            } else r->nonfinite++;
-            if (!histogram) continue;
-            int b = bin_of(v, bins_per_unit, bins);
+            int b = tail_value(x[s + i], r, bins_per_unit, bins);
             if (b) idx[k++] = b; else zeros++;
         }
         if (histogram) count_indices(idx, k, bins, h);
