@@ -78,7 +78,9 @@ final class FastIntegerTests: XCTestCase {
 
     func testDepthwiseEqualsTheReferenceExactly() {
         var rng = SystemRandomNumberGenerator()
-        for (c, h, w, k, s, p) in [(8, 9, 11, 3, 1, 1), (19, 14, 13, 3, 2, 1), (3, 17, 20, 5, 2, 2), (40, 7, 7, 5, 1, 2), (2, 6, 9, 3, 2, 0), (16, 1, 1, 3, 1, 1), (33, 8, 8, 7, 1, 3), (48, 12, 12, 3, 3, 1), (20, 15, 9, 5, 2, 2), (4, 20, 19, 17, 1, 8), (3, 17, 16, 16, 1, 7), (16, 9, 17, 4, 4, 0), (24, 6, 10, 4, 2, 1)] {
+        for (c, h, w, k, s, p) in [(8, 9, 11, 3, 1, 1), (19, 14, 13, 3, 2, 1), (3, 17, 20, 5, 2, 2), (40, 7, 7, 5, 1, 2), (2, 6, 9, 3, 2, 0), (16, 1, 1, 3, 1, 1), (33, 8, 8, 7, 1, 3), (48, 12, 12, 3, 3, 1), (20, 15, 9, 5, 2, 2), (4, 20, 19, 17, 1, 8), (3, 17, 16, 16, 1, 7), (16, 9, 17, 4, 4, 0), (24, 6, 10, 4, 2, 1),
+                                     // 64 channels and more: groups of four whole blocks (one store a pixel), then the blocks left
+                                     (64, 9, 11, 3, 1, 1), (150, 8, 9, 5, 2, 2), (128, 7, 7, 5, 1, 2), (80, 6, 13, 3, 2, 1), (64, 5, 5, 7, 1, 3)] {
             let g = geometry(batch: 2, c: c, m: c, h: h, w: w, k: k, s: s, p: p, group: c)
             let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
             let wt = (0..<c * k * k).map { _ in Int32.random(in: -127...127, using: &rng) }
