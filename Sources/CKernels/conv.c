@@ -34,26 +34,19 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
                 int ow1 = W - off <= 0 ? 0 : (W - off + SW - 1) / SW;
                 if (ow1 > OW) ow1 = OW;
                 if (ow0 > ow1) ow0 = ow1;
-                if (SW == 1 && SH == 1 && OW == W && ow0 < ow1) {
-                    // Output rows in the image are the input rows shifted by one offset: one copy for all of them (the
-                    // rows were a memcpy call each, 28 floats for a 5x5 depthwise on 28x28), then the columns that came
-                    // from the neighbouring rows set to zero. Some column is inside the image (ow0 < ow1), so the copy
-                    // starts and ends inside the plane.
+                // At stride 1 on a map as wide as the output, the output rows inside the image are the input rows
+                // shifted by one offset: one copy for all of them (the rows were a memcpy call each, 28 floats for a 5x5
+                // depthwise on 28x28); the row loop then zeroes the columns that came from neighbouring rows. Some
+                // column is inside the image (ow0 < ow1), so the copy starts and ends inside the plane.
+                int whole = SW == 1 && SH == 1 && OW == W && ow0 < ow1;
+                if (whole) {
                     int a = PT - kh * DH, b = H + PT - kh * DH;   // rows with ih in [0, H)
                     a = a < oh0 ? oh0 : a > oh1 ? oh1 : a;
                     b = b < a ? a : b > oh1 ? oh1 : b;
-                    for (int oh = oh0; oh < a; oh++) memset(out + (size_t)oh * OW, 0, sizeof(float) * OW);
-                    for (int oh = b; oh < oh1; oh++) memset(out + (size_t)oh * OW, 0, sizeof(float) * OW);
                     if (a < b) {
                         size_t first = (size_t)a * OW + ow0, last = (size_t)(b - 1) * OW + ow1;   // [first, last)
-                        if (last > first) memcpy(out + first, xc + (ptrdiff_t)((a - PT + kh * DH) * W + off) + ow0, sizeof(float) * (last - first));
-                        for (int oh = a; oh < b; oh++) {
-                            float *o = out + (size_t)oh * OW;
-                            for (int ow = 0; ow < ow0; ow++) o[ow] = 0.0f;
-                            for (int ow = ow1; ow < OW; ow++) o[ow] = 0.0f;
-                        }
+                        memcpy(out + first, xc + (ptrdiff_t)((a - PT + kh * DH) * W + off) + ow0, sizeof(float) * (last - first));
                     }
-                    continue;
                 }
                 for (int oh = oh0; oh < oh1; oh++) {
                     int ih = oh * SH - PT + kh * DH;
@@ -61,9 +54,11 @@ void sq_im2col(const float *x, int C, int H, int W, int KH, int KW, int SH, int 
                     if (ih < 0 || ih >= H) { memset(o, 0, sizeof(float) * OW); continue; }
                     const float *row = xc + (size_t)ih * W + off;
                     for (int ow = 0; ow < ow0; ow++) o[ow] = 0.0f;
-                    if (SW == 1) memcpy(o + ow0, row + ow0, sizeof(float) * (ow1 - ow0));
-                    else if (SW == 2) copy_stride2(o + ow0, row + 2 * ow0, ow1 - ow0);
-                    else for (int ow = ow0; ow < ow1; ow++) o[ow] = row[ow * SW];
+                    if (!whole) {
+                        if (SW == 1) memcpy(o + ow0, row + ow0, sizeof(float) * (ow1 - ow0));
+                        else if (SW == 2) copy_stride2(o + ow0, row + 2 * ow0, ow1 - ow0);
+                        else for (int ow = ow0; ow < ow1; ow++) o[ow] = row[ow * SW];
+                    }
                     for (int ow = ow1; ow < OW; ow++) o[ow] = 0.0f;
                 }
             }

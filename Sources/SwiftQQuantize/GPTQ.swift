@@ -168,8 +168,7 @@ public final class HessianCollector: @unchecked Sendable {
             func one(_ grp: Int, slot: Int, threads: Int) {
                 let xg = x + (b * g.channels + grp * cpg) * hw
                 // A 1x1 convolution at stride 1 without pads reads the planes themselves as its columns.
-                let plain = g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0 && ohw == hw
-                add(acc, group: grp, rows: ohw, slot: slot, threads: threads, columns: plain ? xg : nil) { col in
+                add(acc, group: grp, rows: ohw, slot: slot, threads: threads, columns: g.isPointwise ? xg : nil) { col in
                     sq_im2col(xg, Int32(cpg), Int32(g.height), Int32(g.width), Int32(g.kernelH), Int32(g.kernelW), Int32(g.strideH), Int32(g.strideW),
                               Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft), Int32(g.outHeight), Int32(g.outWidth),
                               0, Int32(g.outHeight), col)

@@ -118,20 +118,25 @@ struct Bench: ParsableCommand {
             let nodes = integer == nil && profile ? interp.nodeProfile.map { n in
                 (node: n.node, op: n.opType, shape: n.shape, ms: n.seconds / runs * 1000, bestMs: n.best * 1000, macs: n.macs, gflops: n.seconds > 0 ? Double(2 * n.macs) * runs / n.seconds / 1e9 : 0)
             } : []
+            // Per step of the integer runtime, per run after the first: total, mean and best time.
+            let stepRuns = Double(times.count + warmup - 1)
+            let steps = integer.map { p in
+                profile ? p.stepSeconds.map { (label: $0.key, seconds: $0.value, ms: $0.value / stepRuns * 1000, bestMs: (p.stepBest[$0.key] ?? 0) * 1000) } : []
+            } ?? []
             let macs = nodes.reduce(0) { $0 + $1.macs }
             let peak = nodes.isEmpty ? nil : PeakThroughput.measure(threads: threads)
             if json != "-" {
                 print("\(model) (\(runtime) runtime): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
-                if profile, let integer {
-                    let steps = integer.stepSeconds, total = steps.values.reduce(0, +), runs = Double(times.count + warmup - 1)
+                if profile, integer != nil {
+                    let total = steps.reduce(0) { $0 + $1.seconds }
                     var byOp: [String: Double] = [:]
-                    for (label, t) in steps { byOp[String(label.split(separator: " ")[0]), default: 0] += t }
+                    for s in steps { byOp[String(s.label.split(separator: " ")[0]), default: 0] += s.seconds }
                     for (op, t) in byOp.sorted(by: { $0.value > $1.value }) {
-                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.3f", t / runs * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
+                        print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.3f", t / stepRuns * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
                     }
                     print("  slowest steps:")
-                    for (label, t) in steps.sorted(by: { $0.value > $1.value }).prefix(profileNodes) {
-                        print("  \(String(format: "%7.3f", t / runs * 1000)) ms (best \(String(format: "%.3f", (integer.stepBest[label] ?? 0) * 1000)))  \(label)")
+                    for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(profileNodes) {
+                        print("  \(String(format: "%7.3f", s.ms)) ms (best \(String(format: "%.3f", s.bestMs)))  \(s.label)")
                     }
                 } else if profile {
                     let total = interp.profile.values.reduce(0, +)
@@ -156,10 +161,7 @@ struct Bench: ParsableCommand {
                     o["macs"] = macs
                     o["nodes"] = nodes.map { ["node": $0.node, "op": $0.op, "shape": $0.shape, "ms": $0.ms, "best_ms": $0.bestMs, "macs": $0.macs, "gflops": $0.gflops] as [String: Any] }
                 }
-                if profile, let integer {
-                    let runs = Double(times.count + warmup - 1)
-                    o["steps"] = integer.stepSeconds.map { ["step": $0.key, "ms": $0.value / runs * 1000, "best_ms": (integer.stepBest[$0.key] ?? 0) * 1000] as [String: Any] }
-                }
+                if profile, integer != nil { o["steps"] = steps.map { ["step": $0.label, "ms": $0.ms, "best_ms": $0.bestMs] as [String: Any] } }
                 try writeJSON(o, to: json, outputs: outputs)
             }
             try outputs.commit()
