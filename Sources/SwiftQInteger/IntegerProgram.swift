@@ -35,6 +35,15 @@ public final class IntegerProgram {
     /// The op types the last plan ran in float (islands between dequantized inputs and quantized outputs), with counts.
     public private(set) var floatOps: [String: Int] = [:]
     private var plan: Plan?
+    /// Keep every activation of a run in memory of its own, for `activations()` afterwards. Off (the default), a
+    /// plan's buffers share memory wherever their steps do not overlap (faster: the memory a layer writes is
+    /// still in cache).
+    public var keepsActivations = false
+    /// Bytes of memory the current plan's 8-bit activations occupy (0 before the first run).
+    public var activationBytes: Int {
+        var seen = Set<ObjectIdentifier>()
+        return plan?.buffers.reduce(0) { $0 + (seen.insert(ObjectIdentifier($1.memory)).inserted ? $1.memory.count : 0) } ?? 0
+    }
     /// When set, runs after the first time each step (labelled "OpType name") into `stepSeconds`, and each
     /// step's fastest run into `stepBest` (on a shared machine a step's mean swings with whatever else ran).
     public var profile = false
@@ -78,6 +87,7 @@ public final class IntegerProgram {
         producers = other.producers
         graphOutputs = other.graphOutputs
         integerConstants = other.integerConstants
+        keepsActivations = other.keepsActivations
         self.threads = threads
         context = ExecutionContext(threads: threads)
     }
@@ -101,6 +111,7 @@ public final class IntegerProgram {
     public func run(_ feeds: [String: RTensor]) throws -> [String: RTensor] {
         let shapes = feeds.mapValues(\.shape)
         if let plan, plan.inputShapes == shapes, plan.threads == threads {
+            plan.share(!keepsActivations)
             for (k, v) in feeds { plan.slots[k]?.f = v }
             if profile {
                 for (k, step) in plan.steps.enumerated() {
@@ -120,13 +131,15 @@ public final class IntegerProgram {
         plan = p
         integerNodes = p.integerNodes
         floatOps = p.floatOps
-        return try p.outputs()
+        let outputs = try p.outputs()
+        p.share(!keepsActivations)   // after the planning run: its activations stay for `activations()` when wanted
+        return outputs
     }
 
     /// The 8-bit activations of the last run, dequantized (NCHW), each named by the float tensor it stands for
-    /// (the input of its QuantizeLinear).
+    /// (the input of its QuantizeLinear); empty unless the run kept them (`keepsActivations`).
     public func activations() -> [(name: String, value: RTensor)] {
-        guard let plan else { return [] }
+        guard let plan, !plan.sharing else { return [] }
         var seen = Set<ObjectIdentifier>()
         var out: [(String, RTensor)] = []
         for n in model.graph.nodes where n.opType == "QuantizeLinear" {
@@ -193,6 +206,9 @@ public final class IntegerProgram {
 /// An 8-bit activation in memory a plan owns: bytes b = q − lo (an int8 tensor is stored as q + 128), NHWC for
 /// rank 4 when `nhwc`, else in the logical (row-major) order; real = scale × (b − zero). 64 bytes of slack
 /// follow the data (the GEMM reads up to 3 bytes past a row); the data starts on a 64-byte boundary.
+///
+/// A buffer the planner made (`uses` set while the plan is made) records the first and last step that touched
+/// its bytes, so that after planning buffers whose steps do not overlap can share memory (`Plan.share`).
 final class QBuffer {
     let shape: [Int]
     let nhwc: Bool
@@ -203,10 +219,26 @@ final class QBuffer {
     var zeroPoint: Int32 { zero + dtype.integerRange!.lo }
     let dtype: DType
     let count: Int
-    private let storage: AlignedBuffer<UInt8>
-    var bytes: UnsafeMutablePointer<UInt8> { storage.p }
+    private var storage: AlignedBuffer<UInt8>
+    private var start: UnsafeMutablePointer<UInt8>
+    /// The planner's record of steps while the plan is made; nil afterwards (and for buffers made elsewhere).
+    weak var uses: BufferUses?
+    /// The first and last step that touched the bytes (-1: none), and whether anything outside a step did.
+    private(set) var firstStep = -1, lastStep = -1, touchedOutsideSteps = false
 
-    init(shape: [Int], nhwc: Bool, scale: Float, zeroPoint: Int32, dtype: DType) {
+    var bytes: UnsafeMutablePointer<UInt8> {
+        if let uses {
+            if let step = uses.step {
+                if firstStep < 0 { firstStep = step }
+                lastStep = step
+            } else {
+                touchedOutsideSteps = true
+            }
+        }
+        return start
+    }
+
+    init(shape: [Int], nhwc: Bool, scale: Float, zeroPoint: Int32, dtype: DType, uses: BufferUses? = nil) {
         self.shape = shape
         self.nhwc = nhwc && shape.count == 4
         self.scale = scale
@@ -214,11 +246,27 @@ final class QBuffer {
         zero = zeroPoint - dtype.integerRange!.lo
         count = shape.reduce(1, *)
         storage = AlignedBuffer(count: count + 64, repeating: 0)
+        start = storage.p
+        self.uses = uses
+        uses?.buffers.append(self)
     }
 
-    /// The same quantization, another shape and layout.
+    /// The same quantization, another shape and layout (recorded by the same planner).
     func like(shape: [Int], nhwc: Bool) -> QBuffer {
-        QBuffer(shape: shape, nhwc: nhwc, scale: scale, zeroPoint: zeroPoint, dtype: dtype)
+        QBuffer(shape: shape, nhwc: nhwc, scale: scale, zeroPoint: zeroPoint, dtype: dtype, uses: uses)
+    }
+
+    /// The memory the buffer lives in now.
+    var memory: AlignedBuffer<UInt8> { storage }
+
+    /// Bytes this buffer needs, slack included.
+    var bytesNeeded: Int { count + 64 }
+
+    /// Moves the buffer onto `memory` (at least `bytesNeeded`), shared with others or its own; the contents are not kept.
+    func bind(_ memory: AlignedBuffer<UInt8>) {
+        precondition(memory.count >= bytesNeeded)
+        storage = memory
+        start = memory.p
     }
 
     /// Bytes per image and the (channels, pixels) of one image for the plane conversions.
@@ -242,6 +290,14 @@ final class Slot {
     init(q: QBuffer? = nil, f: RTensor? = nil) { self.q = q; self.f = f }
 }
 
+/// The steps a planner touched a buffer's bytes in, counted while it makes (and runs) the plan.
+final class BufferUses {
+    /// The step running; nil between steps (the planner's own code).
+    var step: Int?
+    /// The buffers made with this record, in the order made.
+    var buffers: [QBuffer] = []
+}
+
 final class Plan {
     let inputShapes: [String: [Int]]
     let threads: Int
@@ -252,10 +308,62 @@ final class Plan {
     var outputNames: [String] = []
     var integerNodes = 0
     var floatOps: [String: Int] = [:]
+    /// Every buffer the planner made.
+    var buffers: [QBuffer] = []
+    /// Buffers that can share memory, a group each (`pools`); `sharing` says whether they do now.
+    var pools: [[QBuffer]] = []
+    private(set) var sharing = false
 
     init(inputShapes: [String: [Int]], threads: Int) {
         self.inputShapes = inputShapes
         self.threads = threads
+    }
+
+    /// Groups buffers whose steps never overlap, so each group can live in one piece of memory: in order of
+    /// first step, a buffer takes the memory a buffer released most recently (its last step before this one's
+    /// first): the most recent one large enough, else the most recent one, grown; else memory of its own. The
+    /// memory a step writes was then read or written a few steps earlier (in cache), where every buffer of its
+    /// own was last written a whole run ago. Buffers touched outside the steps (written while planning), never
+    /// touched, or in `keeping` (graph outputs, read after the run) stay alone.
+    static func pools(_ buffers: [QBuffer], keeping: Set<ObjectIdentifier>) -> [[QBuffer]] {
+        let movable = buffers.enumerated()
+            .filter { $0.element.firstStep >= 0 && !$0.element.touchedOutsideSteps && !keeping.contains(ObjectIdentifier($0.element)) }
+            .sorted { ($0.element.firstStep, $0.offset) < ($1.element.firstStep, $1.offset) }.map(\.element)
+        var pools: [[QBuffer]] = [], size: [Int] = []
+        var busy: [(pool: Int, last: Int)] = []
+        var free: [Int] = []   // released pools, the most recent last
+        for b in movable {
+            // Everything released before b's first step, in the order released (every earlier buffer's first step
+            // is at most b's, so no buffer released later can have ended before one released now).
+            free += busy.filter { $0.last < b.firstStep }.sorted { $0.last < $1.last }.map(\.pool)
+            busy.removeAll { $0.last < b.firstStep }
+            let pool: Int
+            if let k = free.lastIndex(where: { size[$0] >= b.bytesNeeded }) ?? free.indices.last {
+                pool = free.remove(at: k)
+            } else {
+                pool = pools.count
+                pools.append([])
+                size.append(0)
+            }
+            pools[pool].append(b)
+            size[pool] = max(size[pool], b.bytesNeeded)
+            busy.append((pool, b.lastStep))
+        }
+        return pools.filter { $0.count > 1 }
+    }
+
+    /// Puts each pool's buffers in one piece of memory (`on`) or each in its own, zeroed; contents are not kept.
+    func share(_ on: Bool) {
+        guard on != sharing else { return }
+        sharing = on
+        for pool in pools {
+            if on {
+                let memory = AlignedBuffer<UInt8>(count: pool.map(\.bytesNeeded).max()!, repeating: 0)
+                for b in pool { b.bind(memory) }
+            } else {
+                for b in pool { b.bind(AlignedBuffer(count: b.bytesNeeded, repeating: 0)) }
+            }
+        }
     }
 
     func outputs() throws -> [String: RTensor] {

@@ -29,7 +29,7 @@ extension Planner {
             plan.slots[n.outputs[0]] = slot
             return true
         }
-        let y = QBuffer(shape: x.shape, nhwc: x.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: x.shape, nhwc: x.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         var table = [UInt8](repeating: 0, count: 256)
         FastInteger.quantize(f.f, channels: 1, pixels: 256, scale: o.scale, zero: y.zero, lo: o.lo, hi: o.hi, nhwc: false, into: &table)
         let t = RequantTable(bytes: table), count = x.count, threads = threads
@@ -76,19 +76,21 @@ extension Planner {
         if a0.shape == b0.shape {
             guard isMul else { return false }   // same-shape Add is `addNode`
             let a = a0.shape.count == 4 ? try nhwc(a0) : a0, b = b0.shape.count == 4 ? try nhwc(b0) : b0
-            let y = QBuffer(shape: a.shape, nhwc: a.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+            let y = QBuffer(shape: a.shape, nhwc: a.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
             let threads = threads
             try add { mul.run(a.bytes, b.bytes, y: y.bytes, count: y.count, threads: threads) }
             publish(y, o)
             return true
         }
         if small0.count == 1 {
+            // The table is made each run: the one value may be an activation, not a constant.
             var bytes = [UInt8](repeating: 0, count: 256)
-            table(small0.bytes[0], into: &bytes)
-            let t = RequantTable(bytes: bytes)
-            let y = QBuffer(shape: big0.shape, nhwc: big0.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+            let y = QBuffer(shape: big0.shape, nhwc: big0.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
             let count = y.count, threads = threads
-            try add { FastInteger.lookup(big0.bytes, count: count, table: t, into: y.bytes, threads: threads) }
+            try add {
+                table(small0.bytes[0], into: &bytes)
+                FastInteger.lookup(big0.bytes, count: count, table: RequantTable(bytes: bytes), into: y.bytes, threads: threads)
+            }
             publish(y, o)
             return true
         }
@@ -99,7 +101,7 @@ extension Planner {
         guard padded[1] == c, padded[2] == 1, padded[3] == 1, padded[0] == 1 || padded[0] == batch else { return false }
         let perImage = padded[0] != 1
         let big = try nhwc(big0), small = small0
-        let y = QBuffer(shape: big.shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: big.shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         let hw = big.shape[2] * big.shape[3]
         var tables = [UInt8](repeating: 0, count: c * 256)
         let threads = threads
@@ -146,7 +148,7 @@ extension Planner {
                                 floatScales: [Float](repeating: 1, count: rows))
         let geo = ConvGeometry(batch: 1, channels: c, height: h, width: wd, outChannels: rows, group: 1, kernelH: 1, kernelW: 1, strideH: 1, strideW: 1,
                                dilationH: 1, dilationW: 1, padTop: 0, padLeft: 0, padBottom: 0, padRight: 0, outHeight: h, outWidth: wd)
-        let y = QBuffer(shape: [x.shape[0], mOut, oh, ow], nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: [x.shape[0], mOut, oh, ow], nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         let columns = AlignedBuffer<Float>(count: h * wd * rows, repeating: 0)
         let scales = (0..<mOut).map { x.scale * wScale[$0] / o.scale }
         let zy = Float(y.zero), lo = Float(o.lo), hi = Float(o.hi), threads = threads
@@ -201,7 +203,7 @@ extension Planner {
         guard let x0 = q(n.input(0)), let o = outputQuantization(after: n.outputs[0]), let (spec, shape, maps) = try spatialResize(n, x0),
               spec.mode != .nearest, spec.coordinates != "tf_crop_and_resize", !spec.antialias else { return false }
         let x = try nhwc(x0)
-        let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         let (rows, cols) = (maps[2], maps[3])
         let (c, w, oh, ow) = (x.shape[1], x.shape[3], shape[2], shape[3])
         let ratio = x.scale / o.scale, zx = Float(x.zero), zy = Float(y.zero), lo = Float(o.lo), hi = Float(o.hi), threads = threads

@@ -20,6 +20,8 @@ final class Planner {
     var graph: Graph { p.model.graph }
     /// The node being lowered, as a step label.
     var current = ""
+    /// Which steps touch the buffers made here (for `Plan.share`).
+    let uses = BufferUses()
 
     init(_ program: IntegerProgram, feeds: [String: RTensor]) {
         p = program
@@ -35,6 +37,10 @@ final class Planner {
             if try lower(n) { plan.integerNodes += 1 } else { try floatNode(n); plan.floatOps[n.opType, default: 0] += 1 }
         }
         plan.outputNames = graph.outputs.map(\.name)
+        let outputs = Set(plan.outputNames.compactMap { plan.slots[$0]?.q.map(ObjectIdentifier.init) })
+        for b in uses.buffers { b.uses = nil }
+        plan.buffers = uses.buffers
+        plan.pools = Plan.pools(uses.buffers, keeping: outputs)
         return plan
     }
 
@@ -42,6 +48,8 @@ final class Planner {
     func add(_ step: @escaping () throws -> Void) throws {
         plan.steps.append(step)
         plan.labels.append(current)
+        uses.step = plan.steps.count - 1
+        defer { uses.step = nil }
         try step()
     }
 
@@ -149,14 +157,14 @@ final class Planner {
                 plan.slots[n.outputs[0]] = Slot(q: xq)
                 return true
             }
-            let out = QBuffer(shape: xq.shape, nhwc: xq.nhwc, scale: s, zeroPoint: z, dtype: t)
+            let out = QBuffer(shape: xq.shape, nhwc: xq.nhwc, scale: s, zeroPoint: z, dtype: t, uses: uses)
             let table = RequantTable(xScale: xq.scale, xZero: xq.zero, yScale: s, yZero: out.zero, lo: 0, hi: 255)
             try add { FastInteger.copy(xq.bytes, ldx: xq.count, rows: 1, count: xq.count, table: table, into: out.bytes, ldy: xq.count) }
             plan.slots[n.outputs[0]] = Slot(q: out)
             return true
         }
         guard let f = slot.f, f.dtype == .float else { return false }
-        let y = QBuffer(shape: f.shape, nhwc: true, scale: s, zeroPoint: z, dtype: t)
+        let y = QBuffer(shape: f.shape, nhwc: true, scale: s, zeroPoint: z, dtype: t, uses: uses)
         let (c, hw, images) = y.image
         let name = n.displayName, threads = threads
         try add {
@@ -194,7 +202,7 @@ final class Planner {
             guard let o else { return false }
             let packed = PackedDepthwiseWeights(values: w.values, channels: geo.channels, kernelH: geo.kernelH, kernelW: geo.kernelW)
             let rq = requantization(bias: folding(x.zero, into: bias, weightSums: packed.tapSums), x: x, wScale: wScale, to: o)
-            let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+            let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
             let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = AlignedBuffer<UInt8>(count: bytes, repeating: 0)
             try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.p : nil, threads: threads) }
             publish(y, o)
@@ -205,7 +213,7 @@ final class Planner {
         let scratch = AlignedBuffer<UInt8>(count: FastInteger.scratchBytes(geo), repeating: 0)
         if let o {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
-            let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+            let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: scratch.p, threads: threads) }
             publish(y, o)
         } else {
@@ -241,7 +249,7 @@ final class Planner {
         let threads = threads
         if let o = outputQuantization(after: n.outputs[0]) {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
-            let y = QBuffer(shape: [batch, m], nhwc: false, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+            let y = QBuffer(shape: [batch, m], nhwc: false, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
             try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: nil, threads: threads) }
             publish(y, o)
         } else {
@@ -261,7 +269,7 @@ final class Planner {
         guard n.inputs.count == 2, let a0 = q(n.inputs[0]), let b0 = q(n.inputs[1]), a0.shape == b0.shape,
               let o = outputQuantization(after: n.outputs[0]) else { return false }
         let a = a0.shape.count == 4 ? try nhwc(a0) : a0, b = b0.shape.count == 4 ? try nhwc(b0) : b0
-        let y = QBuffer(shape: a.shape, nhwc: a.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: a.shape, nhwc: a.nhwc, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         let r = AddRescale(aScale: a.scale, aZero: a.zero, bScale: b.scale, bZero: b.zero, yScale: o.scale, yZero: y.zero, lo: o.lo, hi: o.hi,
                            offA: -a.dtype.integerRange!.lo, offB: -b.dtype.integerRange!.lo, offY: -o.dtype.integerRange!.lo)
         let threads = threads
@@ -292,7 +300,7 @@ final class Planner {
             // mean = Σ (x − zero) / HW, requantized by s_x / (s_y · HW) as ONNX Runtime's QLinearGlobalAveragePool, or dequantized.
             if let o {
                 let m = FixedPointMultiplier.ortPool(x: x.scale, y: o.scale, count: hw)
-                let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+                let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
                 try add {
                     for i in 0..<images {
                         let sums = FastInteger.sumPixels(x.bytes + i * c * hw, pixels: hw, channels: c)
@@ -323,7 +331,7 @@ final class Planner {
         guard let o, geo.dilationH == 1, geo.dilationW == 1, !(includePad && (n.int("ceil_mode") ?? 0) != 0) else { return false }
         let taps = geo.kernelH * geo.kernelW
         let multipliers = (1...taps).map { FixedPointMultiplier.ortPool(x: x.scale, y: o.scale, count: $0) }
-        let y = QBuffer(shape: [geo.batch, geo.channels, geo.outHeight, geo.outWidth], nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype)
+        let y = QBuffer(shape: [geo.batch, geo.channels, geo.outHeight, geo.outWidth], nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
         let outSize = geo.channels * geo.outHeight * geo.outWidth
         try add {
             for i in 0..<images {
@@ -350,7 +358,7 @@ final class Planner {
         let total = xs.reduce(0) { $0 + $1.shape[1] }
         var shape = first.shape
         shape[1] = total
-        let y = QBuffer(shape: shape, nhwc: true, scale: ys, zeroPoint: yz, dtype: yt)
+        let y = QBuffer(shape: shape, nhwc: true, scale: ys, zeroPoint: yz, dtype: yt, uses: uses)
         let (_, hw, images) = y.image
         var offset = 0
         var parts: [(x: QBuffer, offset: Int, table: RequantTable?)] = []
@@ -381,7 +389,7 @@ final class Planner {
         let (ys, yz, yt) = target ?? (first.scale, first.zeroPoint, first.dtype)
         var shape = first.shape
         shape[axis] = xs.reduce(0) { $0 + $1.shape[axis] }
-        let y = QBuffer(shape: shape, nhwc: false, scale: ys, zeroPoint: yz, dtype: yt)
+        let y = QBuffer(shape: shape, nhwc: false, scale: ys, zeroPoint: yz, dtype: yt, uses: uses)
         let outer = shape[..<axis].reduce(1, *), rowOut = shape[axis...].reduce(1, *)
         var parts: [(x: QBuffer, offset: Int, row: Int, table: RequantTable?)] = []
         var offset = 0

@@ -358,6 +358,7 @@ struct ScoredImage {
     /// Runs every model of `runs` on `input` (each counts its top-1/top-5 against `label`).
     init(_ runs: [ClassifierRun], input: RTensor, label: Int?, path: String, keepOutputs: Bool, measureSQNR: Bool) throws {
         var all: [[String: RTensor]] = []
+        if runs.count == 2 { runs[1].integer?.keepsActivations = measureSQNR }   // the SQNR reads every activation afterwards
         for run in runs {
             let scores: RTensor
             do {

@@ -134,6 +134,7 @@ struct Bench: ParsableCommand {
                     for (op, t) in byOp.sorted(by: { $0.value > $1.value }) {
                         print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.3f", t / stepRuns * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
                     }
+                    print(String(format: "  8-bit activations in %.2f MiB of buffers", Double(integer!.activationBytes) / 1048576))
                     print("  slowest steps:")
                     for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(profileNodes) {
                         print("  \(String(format: "%7.3f", s.ms)) ms (best \(String(format: "%.3f", s.bestMs)))  \(s.label)")
@@ -154,7 +155,7 @@ struct Bench: ParsableCommand {
             }
             if let json {
                 var o: [String: Any] = ["model": model, "runtime": runtime, "threads": threads, "runs": times.count, "median_ms": median * 1000, "best_ms": best * 1000,
-                                        "images_per_second": 1 / median, "buffer_bytes": interp.context.pool.freeBytes,
+                                        "images_per_second": 1 / median, "buffer_bytes": integer?.activationBytes ?? interp.context.pool.freeBytes,
                                         "run_ms": times.map { $0 * 1000 }]
                 if let peak {
                     o["peak_gflops"] = peak / 1e9

@@ -294,6 +294,68 @@ final class IntegerProgramTests: XCTestCase {
         return Model(graph: g)
     }
 
+    /// x ─┬→ Conv (4 channels) ──────────────────────┬→ Mul → Conv → y
+    ///    └→ Conv (1 channel) → GlobalAveragePool ─┘    (a gate of one value, computed from the input)
+    func scalarGateNet() -> Model {
+        let g = Graph(nodes: [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["a"]),
+            Node(name: "c2", opType: "Conv", inputs: ["x", "w2"], outputs: ["b"]),
+            Node(name: "gap", opType: "GlobalAveragePool", inputs: ["b"], outputs: ["g"]),
+            Node(name: "gate", opType: "Mul", inputs: ["a", "g"], outputs: ["m"]),
+            Node(name: "head", opType: "Conv", inputs: ["m", "wh"], outputs: ["y"]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(6), .value(6)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [4, 3, 1, 1]), tensor("b1", [4]), tensor("w2", [1, 3, 1, 1]), tensor("wh", [3, 4, 1, 1])])
+        return Model(graph: g)
+    }
+
+    /// x → Conv → Relu → MaxPool → p (a graph output, also read by) → Conv → Relu → Conv → Relu → Conv → y
+    func poolOutputNet() -> Model {
+        let g = Graph(nodes: [
+            Node(name: "c1", opType: "Conv", inputs: ["x", "w1", "b1"], outputs: ["a"]),
+            Node(name: "r1", opType: "Relu", inputs: ["a"], outputs: ["r"]),
+            Node(name: "pool", opType: "MaxPool", inputs: ["r"], outputs: ["p"], attributes: [Attribute(name: "kernel_shape", value: .ints([2, 2])),
+                                                                                            Attribute(name: "strides", value: .ints([2, 2]))]),
+            Node(name: "c2", opType: "Conv", inputs: ["p", "w2"], outputs: ["c"]),
+            Node(name: "r2", opType: "Relu", inputs: ["c"], outputs: ["s"]),
+            Node(name: "c3", opType: "Conv", inputs: ["s", "w3"], outputs: ["t"]),
+            Node(name: "r3", opType: "Relu", inputs: ["t"], outputs: ["u"]),
+            Node(name: "c4", opType: "Conv", inputs: ["u", "w4"], outputs: ["y"]),
+        ], inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(8), .value(8)])],
+           outputs: [ValueInfo(name: "y", dtype: .float, shape: nil), ValueInfo(name: "p", dtype: .float, shape: nil)],
+           initializers: [tensor("w1", [4, 3, 1, 1]), tensor("b1", [4]), tensor("w2", [4, 4, 1, 1]), tensor("w3", [4, 4, 1, 1]), tensor("w4", [2, 4, 1, 1])])
+        return Model(graph: g)
+    }
+
+    /// A plan's buffers share memory where their steps do not overlap, and a program that ran other inputs
+    /// before (its shared buffers holding their values) gives the same bytes as a new program with buffers of
+    /// its own, at 1 and 2 threads, on every input; keeping activations keeps every buffer apart.
+    func testSharedBuffersGiveTheSameOutputs() throws {
+        for (name, model, shape) in [("fire", fireNet(), [1, 3, 15, 15]), ("residual", residualNet(), [1, 3, 8, 8]), ("gate", scalarGateNet(), [1, 3, 6, 6]),
+                                      ("pool", poolOutputNet(), [1, 3, 8, 8])] {
+            let inputs = (0..<6).map { _ in RTensor(floats: values.floats(shape.reduce(1, *), -2, 2), shape: shape) }
+            var (_, _, q) = try calibrateAndQuantize(model, inputs: inputs, options: QuantizeOptions())
+            let bytes = try recordWeightFile(&q)
+            for threads in [1, 2] {
+                let shared = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "\(name).swq")
+                shared.threads = threads
+                for (k, x) in inputs.enumerated() {
+                    let own = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "\(name).swq")
+                    own.threads = threads
+                    own.keepsActivations = true
+                    let want = try own.run(["x": x]), got = try shared.run(["x": x])
+                    XCTAssertEqual(Set(got.keys), Set(q.model.graph.outputs.map(\.name)))
+                    for (output, value) in want {
+                        XCTAssertEqual(got[output]?.floatArray(), value.floatArray(), "\(name) output \(output), \(threads) threads, input \(k)")
+                    }
+                    XCTAssertLessThan(shared.activationBytes, own.activationBytes, name)
+                    XCTAssertTrue(shared.activations().isEmpty, "activations are not kept unless asked")
+                    XCTAssertFalse(own.activations().isEmpty)
+                }
+            }
+        }
+    }
+
     /// MaxPool, Concat, grouped and depthwise Conv, AveragePool and GlobalAveragePool run on integers; Softmax
     /// stays a float island; the result tracks the Q/DQ model run as fake quantization.
     func testPoolingConcatAndGroupsRunOnIntegers() throws {
@@ -303,6 +365,7 @@ final class IntegerProgramTests: XCTestCase {
         let bytes = try recordWeightFile(&q)
         let program = try IntegerProgram(model: q.model, weights: bytes, weightsPath: "fire.swq")
         program.threads = 2
+        program.keepsActivations = true
         let fake = try Interpreter(model: q.model, options: .init(threads: 1))
         var worst: Float = 0
         for x in inputs {
