@@ -290,6 +290,19 @@ final class Slot {
     init(q: QBuffer? = nil, f: RTensor? = nil) { self.q = q; self.f = f }
 }
 
+/// Scratch memory every step of a plan uses in turn (im2col, depthwise rings): the largest any step needs, so the
+/// scratch a step writes was written by an earlier step of the same run (in cache). Steps leave nothing in it
+/// for a later run.
+final class ScratchArea {
+    private var memory = AlignedBuffer<UInt8>(count: 64, repeating: 0)
+    var bytes: UnsafeMutablePointer<UInt8> { memory.p }
+
+    /// At least `count` bytes from here on (the contents are not kept).
+    func reserve(_ count: Int) {
+        if count > memory.count { memory = AlignedBuffer(count: count, repeating: 0) }
+    }
+}
+
 /// The steps a planner touched a buffer's bytes in, counted while it makes (and runs) the plan.
 final class BufferUses {
     /// The step running; nil between steps (the planner's own code).
@@ -308,6 +321,7 @@ final class Plan {
     var outputNames: [String] = []
     var integerNodes = 0
     var floatOps: [String: Int] = [:]
+    let scratch = ScratchArea()
     /// Every buffer the planner made.
     var buffers: [QBuffer] = []
     /// Buffers that can share memory, a group each (`pools`); `sharing` says whether they do now.

@@ -203,18 +203,20 @@ final class Planner {
             let packed = PackedDepthwiseWeights(values: w.values, channels: geo.channels, kernelH: geo.kernelH, kernelW: geo.kernelW)
             let rq = requantization(bias: folding(x.zero, into: bias, weightSums: packed.tapSums), x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
-            let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = AlignedBuffer<UInt8>(count: bytes, repeating: 0)
-            try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.p : nil, threads: threads) }
+            let bytes = FastInteger.depthwiseScratchBytes(geo, threads: threads), scratch = plan.scratch
+            scratch.reserve(bytes)
+            try add { FastInteger.depthwise(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: y.bytes, scratch: bytes > 0 ? scratch.bytes : nil, threads: threads) }
             publish(y, o)
             return true
         }
         let packed = PackedConvWeights(values: w.values, outChannels: geo.outChannels, groupInputs: geo.channels / geo.group, kernelH: geo.kernelH, kernelW: geo.kernelW, group: geo.group)
         let shifted = folding(x.zero, into: bias, weightSums: packed.rowSums)
-        let scratch = AlignedBuffer<UInt8>(count: FastInteger.scratchBytes(geo), repeating: 0)
+        let scratch = plan.scratch
+        scratch.reserve(FastInteger.scratchBytes(geo))
         if let o {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
-            try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: scratch.p, threads: threads) }
+            try add { FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(y.bytes), scratch: scratch.bytes, threads: threads) }
             publish(y, o)
         } else {
             // Float output: the accumulators dequantized (NHWC staging, then NCHW).
@@ -222,7 +224,7 @@ final class Planner {
             let staging = AlignedBuffer<Float>(count: outShape.reduce(1, *), repeating: 0)
             let slot = Slot()
             try add {
-                FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(staging.p), scratch: scratch.p, threads: threads)
+                FastInteger.conv(x: x.bytes, xZero: x.zero, w: packed, rq: rq, geo, y: UnsafeMutableRawPointer(staging.p), scratch: scratch.bytes, threads: threads)
                 slot.f = Planner.nchw(staging.p, outShape)
             }
             plan.slots[n.outputs[0]] = slot
