@@ -221,8 +221,9 @@ final class QBuffer {
     let count: Int
     private var storage: AlignedBuffer<UInt8>
     private var start: UnsafeMutablePointer<UInt8>
-    /// The planner's record of steps while the plan is made; nil afterwards (and for buffers made elsewhere).
-    weak var uses: BufferUses?
+    /// The planner's record of steps while the plan is made; nil afterwards (and for buffers made elsewhere). A
+    /// strong reference (a weak one costs a runtime call on every `bytes`), dropped when planning ends.
+    var uses: BufferUses?
     /// The first and last step that touched the bytes (-1: none), and whether anything outside a step did.
     private(set) var firstStep = -1, lastStep = -1, touchedOutsideSteps = false
 

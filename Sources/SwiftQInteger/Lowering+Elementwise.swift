@@ -23,7 +23,8 @@ extension Planner {
             let slot = Slot()
             try add {
                 let y = RTensor(dtype: .float, shape: planar.shape)
-                table.withUnsafeBufferPointer { t in for i in 0..<planar.count { y.f[i] = t[Int(planar.bytes[i])] } }
+                let xb = planar.bytes
+                table.withUnsafeBufferPointer { t in for i in 0..<planar.count { y.f[i] = t[Int(xb[i])] } }
                 slot.f = y
             }
             plan.slots[n.outputs[0]] = slot

@@ -31,6 +31,7 @@ final class Planner {
     }
 
     func build() throws -> Plan {
+        defer { for b in uses.buffers { b.uses = nil } }   // ends the record (and the buffers' references to it), also on a throw
         for i in p.order where !skip.contains(i) {
             let n = graph.nodes[i]
             current = "\(n.opType) \(n.displayName)"
@@ -38,7 +39,6 @@ final class Planner {
         }
         plan.outputNames = graph.outputs.map(\.name)
         let outputs = Set(plan.outputNames.compactMap { plan.slots[$0]?.q.map(ObjectIdentifier.init) })
-        for b in uses.buffers { b.uses = nil }
         plan.buffers = uses.buffers
         plan.pools = Plan.pools(uses.buffers, keeping: outputs)
         return plan
@@ -304,11 +304,12 @@ final class Planner {
                 let m = FixedPointMultiplier.ortPool(x: x.scale, y: o.scale, count: hw)
                 let y = QBuffer(shape: shape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)
                 try add {
+                    let yb = y.bytes
                     for i in 0..<images {
                         let sums = FastInteger.sumPixels(x.bytes + i * c * hw, pixels: hw, channels: c)
                         for ch in 0..<c {
                             let v = m.apply(sums[ch] &- Int32(hw) &* x.zero) &+ y.zero
-                            y.bytes[i * c + ch] = UInt8(min(max(v, o.lo), o.hi))
+                            yb[i * c + ch] = UInt8(min(max(v, o.lo), o.hi))
                         }
                     }
                 }
@@ -423,9 +424,13 @@ final class Planner {
             guard ys.count == n.outputs.count else { return false }
             unowned let program = p
             try add {
-                for i in 0..<x.count { f.f[i] = Float(x.bytes[i]) }
+                let xb = x.bytes
+                for i in 0..<x.count { f.f[i] = Float(xb[i]) }
                 let ts = try program.runFloatAll(n, [f] + consts)
-                for (t, y) in zip(ts, ys) { for i in 0..<y.count { y.bytes[i] = UInt8(t.f[i]) } }
+                for (t, y) in zip(ts, ys) {
+                    let yb = y.bytes
+                    for i in 0..<y.count { yb[i] = UInt8(t.f[i]) }
+                }
             }
             for (name, y) in zip(n.outputs, ys) where !name.isEmpty { plan.slots[name] = Slot(q: y) }
             return true

@@ -235,6 +235,35 @@ final class FastIntegerTests: XCTestCase {
         } }
     }
 
+    /// A 256-entry table over a run of bytes (`lookup`, split between threads) and over rows of a strided copy
+    /// (`copy`: a Concat input), at every level: whole 64-byte vectors, tails of 1 to 63, every byte value.
+    func testTableLookupEqualsTheTable() {
+        var rng = SystemRandomNumberGenerator()
+        for level in levels {
+            _ = sq_set_cpu_level(level)
+            let table = RequantTable(bytes: (0..<256).map { _ in UInt8.random(in: 0...255, using: &rng) })
+            for n in [1, 37, 63, 64, 65, 256, 1000, 70_001] {
+                let x = (0..<n).map { i in i < 256 ? UInt8(i) : UInt8.random(in: 0...255, using: &rng) }
+                for threads in [1, 2] {
+                    var y = [UInt8](repeating: 0, count: n + 64)
+                    FastInteger.lookup(x, count: n, table: table, into: &y, threads: threads)
+                    XCTAssertEqual(Array(y[..<n]), x.map { table.bytes[Int($0)] }, "lookup level \(level) n \(n) threads \(threads)")
+                    XCTAssertEqual(Array(y[n...]), [UInt8](repeating: 0, count: 64), "lookup level \(level) n \(n) wrote past the end")
+                }
+            }
+            for (rows, count) in [(3, 5), (4, 64), (2, 100), (7, 129)] {
+                let (ldx, ldy) = (count + 3, count + 70)
+                let x = (0..<rows * ldx).map { _ in UInt8.random(in: 0...255, using: &rng) }
+                var y = [UInt8](repeating: 7, count: rows * ldy)
+                y.withUnsafeMutableBufferPointer { FastInteger.copy(x, ldx: ldx, rows: rows, count: count, table: table, into: $0.baseAddress! + 2, ldy: ldy) }
+                for r in 0..<rows { for i in 0..<ldy - 2 {
+                    let want = i < count ? table.bytes[Int(x[r * ldx + i])] : 7
+                    if y[r * ldy + 2 + i] != want { return XCTFail("copy level \(level) rows \(rows) count \(count) [\(r)][\(i)]: \(y[r * ldy + 2 + i]) vs \(want)") }
+                } }
+            }
+        }
+    }
+
     /// QLinearMul (the elementwise kernel and so every table made from it) against MulRescale.apply, per-channel
     /// tables and nearest Resize against plain loops, at every level and thread count.
     func testMulTablesAndResizeEqualTheReference() {
