@@ -36,25 +36,35 @@ void sq_qresize_nearest_nhwc(const uint8_t *x, int W, int C, const int *rows, co
     }
 }
 
-// ConvTranspose output rows [r0, r1) of one image, gathered from the GEMM columns (one row of M·KH·KW exact integer
-// sums per input pixel, as floats), plus the int32 bias, requantized per channel: rint(acc · scales[m]) + zy.
-// acc is M int32 of scratch.
+// ConvTranspose output rows [r0, r1) of one image, gathered from the GEMM columns (one row of KH·KW·M exact integer
+// sums per input pixel, as floats: tap (a, e) of output channel m at (a·KW + e)·M + m, so a tap's channels are
+// contiguous), plus the int32 bias, requantized per channel: rint(acc · scales[m]) + zy. acc is M int32 of scratch.
+CLONES
 void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
                             const int32_t *bias, const float *scales, float zy, float lo, float hi, uint8_t *y, int OW,
                             int r0, int r1, int32_t *acc) {
     const int rows = M * KH * KW;
     if (SH == KH && SW == KW && DH == 1 && DW == 1) {
-        // Stride = kernel (the usual 2x up-sampling): every output pixel takes exactly one tap of one input pixel.
+        // Stride = kernel (the usual 2x up-sampling): every output pixel takes exactly one tap of one input pixel;
+        // its M channels are one contiguous run of the columns (the loop over them vectorizes).
         for (int r = r0; r < r1; r++) {
             int ih = (r + PT) / SH, a = (r + PT) % SH;
             uint8_t *out = y + (size_t)r * OW * M;
             for (int q = 0; q < OW; q++, out += M) {
                 int iw = (q + PL) / SW, e = (q + PL) % SW;
-                const float *col = (ih < H && iw < W) ? cols + ((size_t)ih * W + iw) * rows + a * KW + e : 0;
-                for (int m = 0; m < M; m++) {
-                    float v = __builtin_rintf((float)(bias[m] + (col ? (int32_t)col[(size_t)m * KH * KW] : 0)) * scales[m]) + zy;
-                    v = v < lo ? lo : (v > hi ? hi : v);
-                    out[m] = (uint8_t)(int)v;
+                if (ih < H && iw < W) {
+                    const float *col = cols + ((size_t)ih * W + iw) * rows + (size_t)(a * KW + e) * M;
+                    for (int m = 0; m < M; m++) {
+                        float v = __builtin_rintf((float)(bias[m] + (int32_t)col[m]) * scales[m]) + zy;
+                        v = v < lo ? lo : (v > hi ? hi : v);
+                        out[m] = (uint8_t)(int)v;
+                    }
+                } else {
+                    for (int m = 0; m < M; m++) {
+                        float v = __builtin_rintf((float)bias[m] * scales[m]) + zy;
+                        v = v < lo ? lo : (v > hi ? hi : v);
+                        out[m] = (uint8_t)(int)v;
+                    }
                 }
             }
         }
@@ -73,8 +83,8 @@ void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int 
                     if (u < 0 || u % SW) continue;
                     int iw = u / SW;
                     if (iw >= W) continue;
-                    const float *col = cols + ((size_t)ih * W + iw) * rows + a * KW + e;
-                    for (int m = 0; m < M; m++) acc[m] += (int32_t)col[(size_t)m * KH * KW];
+                    const float *col = cols + ((size_t)ih * W + iw) * rows + (size_t)(a * KW + e) * M;
+                    for (int m = 0; m < M; m++) acc[m] += (int32_t)col[m];
                 }
             }
             uint8_t *out = y + ((size_t)r * OW + q) * M;

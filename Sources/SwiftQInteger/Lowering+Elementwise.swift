@@ -124,7 +124,7 @@ extension Planner {
 }
 
 extension Planner {
-    /// ConvTranspose with one group: the columns Σ_c (x − z_x)·w[c, (m, a, e)] of every input pixel by the int8
+    /// ConvTranspose with one group: the columns Σ_c (x − z_x)·w[c, m, a, e] (ordered (a, e, m)) of every input pixel by the int8
     /// GEMM (exact integers), added into place (col2im) in int32 with the bias, then requantized once per output
     /// channel: round_half_even(acc · s_x·s_w[m]/s_y) + z_y. ONNX Runtime runs ConvTranspose in float between its
     /// DequantizeLinear and QuantizeLinear, so its rounding of the sums differs in the last bit now and then;
@@ -139,10 +139,10 @@ extension Planner {
         let (s, d, pads) = (geometry.strides, geometry.dilations, geometry.pads)
         let (oh, ow) = (geometry.output[0], geometry.output[1])
         guard oh > 0, ow > 0 else { return false }
-        let rows = mOut * kh * kw
-        // Row r = (m, a, e) of the GEMM holds w[·, m, a, e].
+        let rows = mOut * kh * kw, taps = kh * kw
+        // Row r = (a, e, m) of the GEMM holds w[·, m, a, e]: each tap's output channels side by side in the columns.
         var values = [Int32](repeating: 0, count: rows * c)
-        for ci in 0..<c { for r in 0..<rows { values[r * c + ci] = w.values[ci * rows + r] } }
+        for ci in 0..<c { for m in 0..<mOut { for t in 0..<taps { values[(t * mOut + m) * c + ci] = w.values[ci * rows + m * taps + t] } } }
         let packed = PackedConvWeights(values: values, outChannels: rows, groupInputs: c, kernelH: 1, kernelW: 1, group: 1)
         let x = try nhwc(xq)
         let rq = Requantization(bias: folding(x.zero, into: [Int32](repeating: 0, count: rows), weightSums: packed.rowSums),

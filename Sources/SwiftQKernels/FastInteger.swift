@@ -139,8 +139,8 @@ public enum FastInteger {
         }
     }
 
-    /// ConvTranspose's col2im and requantization for one image: `columns` holds per input pixel the M·KH·KW exact
-    /// sums as floats; output pixel (r, q), channel m, gathers the taps that land on it, adds bias[m], and becomes
+    /// ConvTranspose's col2im and requantization for one image: `columns` holds per input pixel the KH·KW·M exact
+    /// sums as floats (tap (a, e) of channel m at (a·KW + e)·M + m); output pixel (r, q), channel m, gathers the taps that land on it, adds bias[m], and becomes
     /// clamp(rint(acc · scales[m]) + zy, lo, hi) in NHWC bytes. Split by output rows between threads.
     public static func convTransposeColumns(_ columns: UnsafePointer<Float>, height: Int, width: Int, channels m: Int, kernel: (Int, Int),
                                             stride: (Int, Int), dilation: (Int, Int), pads: (Int, Int), bias: [Int32], scales: [Float],

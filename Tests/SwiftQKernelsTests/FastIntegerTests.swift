@@ -304,16 +304,19 @@ final class FastIntegerTests: XCTestCase {
     /// that make outputs with zero, one and several taps.
     func testConvTransposeColumnsEqualTheReference() {
         var rng = SystemRandomNumberGenerator()
-        for (h, w, m, k, s, d, pad) in [(5, 4, 3, 2, 2, 1, 0), (4, 3, 2, 3, 3, 1, 1), (4, 6, 2, 3, 2, 1, 1), (3, 3, 4, 3, 1, 2, 2), (6, 5, 1, 4, 3, 1, 1)] {
+        // Output channels from 1 to past two 16-lane vectors (the stride = kernel path's contiguous loop); an output
+        // padding (`extra`) leaves a last row and column that no tap reaches (the bias alone).
+        for (h, w, m, k, s, d, pad, extra) in [(5, 4, 3, 2, 2, 1, 0, 0), (4, 3, 2, 3, 3, 1, 1, 0), (4, 6, 2, 3, 2, 1, 1, 0), (3, 3, 4, 3, 1, 2, 2, 0),
+                                               (6, 5, 1, 4, 3, 1, 1, 0), (5, 4, 37, 2, 2, 1, 0, 1), (3, 5, 24, 2, 2, 1, 1, 0), (4, 3, 20, 3, 2, 1, 1, 1)] {
             let rows = m * k * k
             let cols = (0..<h * w * rows).map { _ in Float(Int32.random(in: -30000...30000, using: &rng)) }
             let bias = (0..<m).map { _ in Int32.random(in: -9000...9000, using: &rng) }, scales = (0..<m).map { _ in Float.random(in: 0.0005...0.01, using: &rng) }
-            let oh = (h - 1) * s + (k - 1) * d + 1 - 2 * pad, ow = (w - 1) * s + (k - 1) * d + 1 - 2 * pad
+            let oh = (h - 1) * s + (k - 1) * d + 1 - 2 * pad + extra, ow = (w - 1) * s + (k - 1) * d + 1 - 2 * pad + extra
             var want = [UInt8](repeating: 0, count: oh * ow * m)
             for r in 0..<oh { for q in 0..<ow { for c in 0..<m {
                 var acc = bias[c]
                 for ih in 0..<h { for a in 0..<k where ih * s - pad + a * d == r { for iw in 0..<w { for e in 0..<k where iw * s - pad + e * d == q {
-                    acc += Int32(cols[(ih * w + iw) * rows + (c * k + a) * k + e])
+                    acc += Int32(cols[(ih * w + iw) * rows + (a * k + e) * m + c])
                 } } } }
                 want[(r * ow + q) * m + c] = UInt8(min(max((Float(acc) * scales[c]).rounded(.toNearestOrEven) + 7, 2), 251))
             } } }
