@@ -354,7 +354,7 @@ void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int K
                     int PT, int PL, int OW, uint8_t pad, uint8_t *col, int ldcol, int p0, int p1) {
     for (int p = p0; p < p1; p++) {
         int oh = p / OW, ow = p % OW;
-        uint8_t *d = col + (size_t)p * ldcol;
+        uint8_t *d = col + (size_t)(p - p0) * ldcol;
         int iw0 = ow * SW - PL, whole = cn == C && DW == 1 && iw0 >= 0 && iw0 + KW <= W;
         for (int kh = 0; kh < KH; kh++) {
             int ih = oh * SH - PT + kh * DH;

@@ -212,7 +212,7 @@ final class Planner {
         let packed = PackedConvWeights(values: w.values, outChannels: geo.outChannels, groupInputs: geo.channels / geo.group, kernelH: geo.kernelH, kernelW: geo.kernelW, group: geo.group)
         let shifted = folding(x.zero, into: bias, weightSums: packed.rowSums)
         let scratch = plan.scratch
-        scratch.reserve(FastInteger.scratchBytes(geo))
+        scratch.reserve(FastInteger.scratchBytes(geo, threads: threads))
         if let o {
             let rq = requantization(bias: shifted, x: x, wScale: wScale, to: o)
             let y = QBuffer(shape: outShape, nhwc: true, scale: o.scale, zeroPoint: o.zeroPoint, dtype: o.dtype, uses: uses)

@@ -172,26 +172,40 @@ public enum FastInteger {
         } }
     }
 
-    /// Bytes of im2col scratch `conv` needs for `g` (0 when it reads the input directly: 1x1, stride 1, no padding, one group).
-    public static func scratchBytes(_ g: ConvGeometry) -> Int {
-        direct(g) ? 0 : g.outHeight * g.outWidth * ((g.channels / g.group * g.kernelH * g.kernelW + 3) / 4 * 4)
+    /// Bytes of im2col scratch `conv` needs for `g` on up to `threads` threads (0 when it reads the input directly:
+    /// 1x1, stride 1, no padding, one group): a chunk of rows per thread, or every row when the threads split
+    /// output channels instead (fewer than 48 pixels).
+    public static func scratchBytes(_ g: ConvGeometry, threads: Int) -> Int {
+        if direct(g) { return 0 }
+        let k4 = rowBytes(g), ohw = g.outHeight * g.outWidth
+        return k4 * max(min(ohw, 48), max(1, threads) * min(ohw, chunkPixels(k4)))
     }
 
     static func direct(_ g: ConvGeometry) -> Bool {
         g.group == 1 && g.kernelH == 1 && g.kernelW == 1 && g.strideH == 1 && g.strideW == 1 && g.padTop == 0 && g.padLeft == 0
     }
 
+    /// Bytes of one im2col row: a group's K rounded up to 4.
+    static func rowBytes(_ g: ConvGeometry) -> Int { (g.channels / g.group * g.kernelH * g.kernelW + 3) / 4 * 4 }
+
+    /// Pixels of im2col made at a time before the GEMM reads them: about 128 KiB (still in cache when read, where
+    /// a thread's whole share written first went out to memory and back: a 3x3 layer of 96 channels at 160x160
+    /// writes 22 MB of rows), a multiple of 24 so that every tile height divides it.
+    static func chunkPixels(_ k4: Int) -> Int { min(2016, max(24, (1 << 17) / k4 / 24 * 24)) }
+
     /// A convolution (any group count) of NHWC bytes `x` (zero point `xZero`) into NHWC `y` (bytes, or floats when
     /// `rq` produces floats), requantized per output channel. `rq`'s bias must already hold bias − xZero · rowSums.
-    /// The int8 GEMM (VNNI when present) over the input itself or over an NHWC im2col in `scratch`
-    /// (`scratchBytes(g)`, padded with the zero point).
+    /// The int8 GEMM (VNNI when present) over the input itself or over NHWC im2col rows in `scratch`
+    /// (`scratchBytes(g, threads:)`, padded with the zero point), made a chunk at a time per thread.
     public static func conv(x: UnsafePointer<UInt8>, xZero: Int32, w: PackedConvWeights, rq: Requantization, _ g: ConvGeometry,
                             y: UnsafeMutableRawPointer, scratch: UnsafeMutablePointer<UInt8>?, threads: Int) {
         precondition(w.outChannels == g.outChannels && w.group == g.group && w.groupInputs * g.group == g.channels)
         let ohw = g.outHeight * g.outWidth, m = g.outChannels, mg = m / g.group, cg = w.groupInputs, k = w.rowLength
         let k4 = (k + 3) / 4 * 4, isDirect = direct(g)
+        precondition(isDirect || k4 == rowBytes(g))
         let elem = rq.producesFloats ? 4 : 1
         let groups = rq.slices(g.group)
+        let chunk = chunkPixels(k4)
         for n in 0..<g.batch {
             let xn = x + n * g.height * g.width * g.channels
             let yn = y + n * ohw * m * elem
@@ -201,13 +215,13 @@ public enum FastInteger {
                 let parts = threads <= 1 ? 1 : byPixels ? min(threads, max(1, ohw / 24)) : min(threads, (mg + 63) / 64)
                 let w = w.packed[grp]
                 var rc = groups[grp].c()
-                let im2col = { (p0: Int, p1: Int) in
+                let im2col = { (p0: Int, p1: Int, col: UnsafeMutablePointer<UInt8>) in
                     sq_im2col_nhwc(xn, Int32(g.height), Int32(g.width), Int32(g.channels), Int32(grp * cg), Int32(cg), Int32(g.kernelH), Int32(g.kernelW),
                                    Int32(g.strideH), Int32(g.strideW), Int32(g.dilationH), Int32(g.dilationW), Int32(g.padTop), Int32(g.padLeft),
-                                   Int32(g.outWidth), UInt8(xZero), scratch, Int32(k4), Int32(p0), Int32(p1))
+                                   Int32(g.outWidth), UInt8(xZero), col, Int32(k4), Int32(p0), Int32(p1))
                 }
-                if !isDirect && !byPixels { im2col(0, ohw) }
-                let (src, ld) = isDirect ? (xn, g.channels) : (UnsafePointer(scratch!), k4)
+                if !isDirect && !byPixels { im2col(0, ohw, scratch!) }
+                let yg = yn + grp * mg * elem
                 withUnsafePointer(to: &rc) { rp in
                     parallelFor(parts, threads: threads) { part in
                         var p0 = 0, p1 = ohw, m0 = 0, m1 = mg
@@ -216,9 +230,18 @@ public enum FastInteger {
                             m0 = blocks * part / parts * 64; m1 = min(mg, blocks * (part + 1) / parts * 64)
                         }
                         guard p0 < p1, m0 < m1 else { return }
-                        if !isDirect && byPixels { im2col(p0, p1) }
-                        sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), w.p, rp, yn + grp * mg * elem, Int32(m),
-                                      Int32(p0), Int32(p1), Int32(m0), Int32(m1))
+                        if isDirect || !byPixels {
+                            let (src, ld) = isDirect ? (xn, g.channels) : (UnsafePointer(scratch!), k4)
+                            sq_qgemm_nhwc(Int32(mg), Int32(k), src, Int32(ld), w.p, rp, yg, Int32(m), Int32(p0), Int32(p1), Int32(m0), Int32(m1))
+                            return
+                        }
+                        // This thread's rows a chunk at a time, each read by the GEMM right after it is made.
+                        let col = scratch! + part * min(ohw, chunk) * k4
+                        for q0 in stride(from: p0, to: p1, by: chunk) {
+                            let q1 = min(p1, q0 + chunk)
+                            im2col(q0, q1, col)
+                            sq_qgemm_nhwc(Int32(mg), Int32(k), col, Int32(k4), w.p, rp, yg + q0 * m * elem, Int32(m), 0, Int32(q1 - q0), Int32(m0), Int32(m1))
+                        }
                     }
                 }
             }

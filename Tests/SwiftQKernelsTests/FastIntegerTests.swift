@@ -33,7 +33,8 @@ final class FastIntegerTests: XCTestCase {
         // 4, 8 and 12 bytes past the last 16.
         let cases = [(3, 8, 9, 11, 3, 1, 1, 1), (16, 33, 7, 7, 1, 1, 0, 1), (5, 16, 12, 10, 3, 2, 1, 1), (4, 17, 6, 9, 5, 2, 2, 1),
                      (24, 70, 13, 5, 1, 1, 0, 1), (8, 12, 6, 6, 3, 1, 1, 2), (64, 200, 1, 1, 1, 1, 0, 1), (6, 96, 4, 30, 1, 2, 0, 1),
-                     (8, 20, 20, 20, 3, 1, 1, 1)]   // 400 pixels: more than one chunk of the AVX2 GEMM
+                     (8, 20, 20, 20, 3, 1, 1, 1),   // 400 pixels: more than one chunk of the AVX2 GEMM
+                     (64, 24, 20, 21, 3, 1, 1, 1), (200, 20, 9, 30, 3, 1, 1, 2)]   // im2col made in chunks of 216 and 120 rows, with a part left
         for (c, m, h, w, k, s, p, group) in cases {
             let g = geometry(batch: 2, c: c, m: m, h: h, w: w, k: k, s: s, p: p, group: group)
             let x = (0..<2 * c * h * w).map { _ in Int32.random(in: 0...255, using: &rng) }
@@ -52,7 +53,7 @@ final class FastIntegerTests: XCTestCase {
             let fref = Requantization(bias: bias, floatScales: mults.map(\.float))
             let ohw = g.outHeight * g.outWidth
             let xb = nhwc(x, c: c, hw: h * w)
-            var scratch = [UInt8](repeating: 0, count: FastInteger.scratchBytes(g) + 64)
+            var scratch = [UInt8](repeating: 0, count: FastInteger.scratchBytes(g, threads: 2))
             for level in levels {
                 _ = sq_set_cpu_level(level)
                 for threads in [1, 2] {

@@ -215,8 +215,8 @@ typedef struct {
 void sq_qgemm_nhwc(int M, int K, const uint8_t *X, int ldx, const int8_t *W, const sq_qrequant *rq, void *Y, int ldy,
                    int p0, int p1, int m0, int m1);
 
-/// Rows [p0, p1) of the NHWC im2col of channels [c0, c0 + cn): row p = output pixel p, k = (kh * KW + kw) * cn + c,
-/// `pad` outside the image (the zero point), zeros from KH*KW*cn up to ldcol.
+/// Rows [p0, p1) of the NHWC im2col of channels [c0, c0 + cn): output pixel p at row p − p0 of `col`,
+/// k = (kh * KW + kw) * cn + c, `pad` outside the image (the zero point), zeros from KH*KW*cn up to ldcol.
 void sq_im2col_nhwc(const uint8_t *x, int H, int W, int C, int c0, int cn, int KH, int KW, int SH, int SW, int DH, int DW,
                     int PT, int PL, int OW, uint8_t pad, uint8_t *col, int ldcol, int p0, int p1);
 
