@@ -39,6 +39,13 @@ void sq_qresize_nearest_nhwc(const uint8_t *x, int W, int C, const int *rows, co
 // ConvTranspose output rows [r0, r1) of one image, gathered from the GEMM columns (one row of KH·KW·M exact integer
 // sums per input pixel, as floats: tap (a, e) of output channel m at (a·KW + e)·M + m, so a tap's channels are
 // contiguous), plus the int32 bias, requantized per channel: rint(acc · scales[m]) + zy. acc is M int32 of scratch.
+// One output: rint(acc · scale) + zy, clamped to [lo, hi].
+static inline uint8_t requant_sum(int32_t acc, float scale, float zy, float lo, float hi) {
+    float v = __builtin_rintf((float)acc * scale) + zy;
+    v = v < lo ? lo : (v > hi ? hi : v);
+    return (uint8_t)(int)v;
+}
+
 CLONES
 void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int KW, int SH, int SW, int DH, int DW, int PT, int PL,
                             const int32_t *bias, const float *scales, float zy, float lo, float hi, uint8_t *y, int OW,
@@ -54,17 +61,9 @@ void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int 
                 int iw = (q + PL) / SW, e = (q + PL) % SW;
                 if (ih < H && iw < W) {
                     const float *col = cols + ((size_t)ih * W + iw) * rows + (size_t)(a * KW + e) * M;
-                    for (int m = 0; m < M; m++) {
-                        float v = __builtin_rintf((float)(bias[m] + (int32_t)col[m]) * scales[m]) + zy;
-                        v = v < lo ? lo : (v > hi ? hi : v);
-                        out[m] = (uint8_t)(int)v;
-                    }
+                    for (int m = 0; m < M; m++) out[m] = requant_sum(bias[m] + (int32_t)col[m], scales[m], zy, lo, hi);
                 } else {
-                    for (int m = 0; m < M; m++) {
-                        float v = __builtin_rintf((float)bias[m] * scales[m]) + zy;
-                        v = v < lo ? lo : (v > hi ? hi : v);
-                        out[m] = (uint8_t)(int)v;
-                    }
+                    for (int m = 0; m < M; m++) out[m] = requant_sum(bias[m], scales[m], zy, lo, hi);
                 }
             }
         }
@@ -88,11 +87,7 @@ void sq_qconvtranspose_rows(const float *cols, int H, int W, int M, int KH, int 
                 }
             }
             uint8_t *out = y + ((size_t)r * OW + q) * M;
-            for (int m = 0; m < M; m++) {
-                float v = __builtin_rintf((float)acc[m] * scales[m]) + zy;
-                v = v < lo ? lo : (v > hi ? hi : v);
-                out[m] = (uint8_t)(int)v;
-            }
+            for (int m = 0; m < M; m++) out[m] = requant_sum(acc[m], scales[m], zy, lo, hi);
         }
     }
 }

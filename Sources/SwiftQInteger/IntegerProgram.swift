@@ -219,7 +219,8 @@ final class QBuffer {
     var zeroPoint: Int32 { zero + dtype.integerRange!.lo }
     let dtype: DType
     let count: Int
-    private var storage: AlignedBuffer<UInt8>
+    /// The memory the buffer lives in now.
+    private(set) var memory: AlignedBuffer<UInt8>
     private var start: UnsafeMutablePointer<UInt8>
     /// The planner's record of steps while the plan is made; nil afterwards (and for buffers made elsewhere). A
     /// strong reference (a weak one costs a runtime call on every `bytes`), dropped when planning ends.
@@ -246,8 +247,8 @@ final class QBuffer {
         self.dtype = dtype
         zero = zeroPoint - dtype.integerRange!.lo
         count = shape.reduce(1, *)
-        storage = AlignedBuffer(count: count + 64, repeating: 0)
-        start = storage.p
+        memory = AlignedBuffer(count: count + 64, repeating: 0)
+        start = memory.p
         self.uses = uses
         uses?.buffers.append(self)
     }
@@ -257,16 +258,13 @@ final class QBuffer {
         QBuffer(shape: shape, nhwc: nhwc, scale: scale, zeroPoint: zeroPoint, dtype: dtype, uses: uses)
     }
 
-    /// The memory the buffer lives in now.
-    var memory: AlignedBuffer<UInt8> { storage }
-
     /// Bytes this buffer needs, slack included.
     var bytesNeeded: Int { count + 64 }
 
     /// Moves the buffer onto `memory` (at least `bytesNeeded`), shared with others or its own; the contents are not kept.
     func bind(_ memory: AlignedBuffer<UInt8>) {
         precondition(memory.count >= bytesNeeded)
-        storage = memory
+        self.memory = memory
         start = memory.p
     }
 

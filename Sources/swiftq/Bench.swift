@@ -127,14 +127,14 @@ struct Bench: ParsableCommand {
             let peak = nodes.isEmpty ? nil : PeakThroughput.measure(threads: threads)
             if json != "-" {
                 print("\(model) (\(runtime) runtime): \(times.count) runs, \(threads) threads: median \(String(format: "%.2f", median * 1000)) ms (\(String(format: "%.1f", 1 / median)) images/s), best \(String(format: "%.2f", best * 1000)) ms")
-                if profile, integer != nil {
+                if profile, let integer {
                     let total = steps.reduce(0) { $0 + $1.seconds }
                     var byOp: [String: Double] = [:]
                     for s in steps { byOp[String(s.label.split(separator: " ")[0]), default: 0] += s.seconds }
                     for (op, t) in byOp.sorted(by: { $0.value > $1.value }) {
                         print("  \(op.padding(toLength: 22, withPad: " ", startingAt: 0)) \(String(format: "%7.3f", t / stepRuns * 1000)) ms  \(String(format: "%5.1f", 100 * t / total))%")
                     }
-                    print(String(format: "  8-bit activations in %.2f MiB of buffers", Double(integer!.activationBytes) / 1048576))
+                    print(String(format: "  8-bit activations in %.2f MiB of buffers", Double(integer.activationBytes) / 1048576))
                     print("  slowest steps:")
                     for s in steps.sorted(by: { $0.seconds > $1.seconds }).prefix(profileNodes) {
                         print("  \(String(format: "%7.3f", s.ms)) ms (best \(String(format: "%.3f", s.bestMs)))  \(s.label)")
