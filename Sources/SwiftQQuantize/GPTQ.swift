@@ -27,6 +27,9 @@ public struct GPTQOptions: Sendable, Equatable {
     /// Per output channel, try ranges from the absolute maximum down to this fraction of it and keep the one
     /// with the least diag(H)-weighted rounding error (1 turns the search off).
     public var smallestRange: Float = 0.5
+    /// After rounding, each output channel's step is refitted to the integers GPTQ chose: s = qᵀHw / qᵀHq, the step
+    /// that minimizes the layer's output error (w − s·q)ᵀ H (w − s·q) for those integers (per-channel grids only).
+    public var refitSteps = true
     public init() {}
 }
 
@@ -264,6 +267,8 @@ public enum GPTQ {
             for i in hd.indices { hd[i] /= meanDiag }
             meanDiag = 1
         }
+        // H as the error is measured (unit diagonal where no input came, scaled), before dampening.
+        let measured = hd.map(Float.init)
         let damp = options.dampening * meanDiag
         for c in 0..<k { hd[c * k + c] += damp }
         let order = options.activationOrder ? (0..<k).sorted { hd[$0 * k + $0] > hd[$1 * k + $1] } : Array(0..<k)
@@ -290,11 +295,10 @@ public enum GPTQ {
         var scales = [Float](repeating: 1, count: rows)
         var q = [Int32](repeating: 0, count: rows * k)
         // Δw of nearest rounding and of the result, for the error report.
-        var dNearest = [Float](repeating: 0, count: rows * k), dRounded = dNearest
+        var dNearest = [Float](repeating: 0, count: rows * k)
         scales.withUnsafeMutableBufferPointer { scales in
         q.withUnsafeMutableBufferPointer { q in
         dNearest.withUnsafeMutableBufferPointer { dNearest in
-        dRounded.withUnsafeMutableBufferPointer { dRounded in
             parallelRanges(rows, minimum: 8, threads: threads) { range in
                 var wr = [Float](repeating: 0, count: k)
                 for r in range {
@@ -319,16 +323,35 @@ public enum GPTQ {
                     for c in 0..<k {
                         let v = row[r * k + c]
                         dNearest[r * k + c] = Swift.min(Swift.max((v / base).rounded(.toNearestOrEven), -qm), qm) * base - v
-                        dRounded[r * k + c] = Float(q[r * k + c]) * s - v
                     }
                 }
             }
-        } } } }
+        } } }
+        if options.refitSteps && tensorMax == nil { refit(&scales, q: q, w: w, h: measured, rows: rows, k: k, threads: threads) }
+        var dRounded = [Float](repeating: 0, count: rows * k)
+        for j in 0..<(rows * k) { dRounded[j] = Float(q[j]) * scales[j / k] - w[j] }
         let hf = h.map(Float.init)
         let error = RoundingError(nearest: quadratic(dNearest, hf, rows: rows, k: k, threads: threads),
                                   rounded: quadratic(dRounded, hf, rows: rows, k: k, threads: threads),
                                   energy: quadratic(w, hf, rows: rows, k: k, threads: threads))
         return (scales, q, error)
+    }
+
+    /// Each row's step replaced by the least-squares one for its integers, s = qᵀHw / qᵀHq (kept when that is not a
+    /// positive finite number: integers all zero, or pointing away from w).
+    static func refit(_ scales: inout [Float], q: [Int32], w: [Float], h: [Float], rows: Int, k: Int, threads: Int) {
+        let qf = q.map(Float.init)
+        var qh = [Float](repeating: 0, count: rows * k)
+        Fast.matmul(m: rows, n: k, k: k, a: qf, lda: k, b: h, ldb: k, c: &qh, ldc: k, scratch: Scratch(), threads: threads)
+        for r in 0..<rows {
+            var num = 0.0, den = 0.0
+            for j in (r * k)..<(r * k + k) {
+                num += Double(qh[j]) * Double(w[j])
+                den += Double(qh[j]) * Double(qf[j])
+            }
+            let s = Float(num / den)
+            if s > 0 && s.isFinite { scales[r] = s }
+        }
     }
 
     /// Σ over rows v of vᵀ H v for the rows × k matrix `v`.
