@@ -300,30 +300,47 @@ public enum GPTQ {
         q.withUnsafeMutableBufferPointer { q in
         dNearest.withUnsafeMutableBufferPointer { dNearest in
             parallelRanges(rows, minimum: 8, threads: threads) { range in
-                var wr = [Float](repeating: 0, count: k)
-                for r in range {
-                    let row = w[(r * k)..<(r * k + k)]
-                    let absMax = tensorMax ?? row.reduce(Float(0)) { Swift.max($0, abs($1)) }
-                    let base = absMax > 0 && absMax.isFinite ? absMax / qm : 1
-                    let s = tensorMax != nil ? base : bestScale(Array(row), diag: diag, base: base, qmax: qm, smallest: options.smallestRange)
-                    scales[r] = s
-                    for c in 0..<k { wr[c] = row[r * k + order[c]] }
-                    wr.withUnsafeMutableBufferPointer { wr in
+                // Sixteen rows at a time, one lane each: every row of U is read once per sixteen rows (U of a 1280-column
+                // layer is 6.5 MB). Each weight gets the same updates, in the same order, as one row at a time.
+                typealias Lanes = SIMD16<Float>
+                var wb = [Lanes](repeating: Lanes(), count: k)
+                var steps = Lanes(repeating: 1)
+                for r0 in stride(from: range.lowerBound, to: range.upperBound, by: Lanes.scalarCount) {
+                    let lanes = Swift.min(Lanes.scalarCount, range.upperBound - r0)
+                    for l in 0..<Lanes.scalarCount {
+                        guard l < lanes else {
+                            steps[l] = 1
+                            for c in 0..<k { wb[c][l] = 0 }
+                            continue
+                        }
+                        let r = r0 + l
+                        let row = w[(r * k)..<(r * k + k)]
+                        let absMax = tensorMax ?? row.reduce(Float(0)) { Swift.max($0, abs($1)) }
+                        let base = absMax > 0 && absMax.isFinite ? absMax / qm : 1
+                        let s = tensorMax != nil ? base : bestScale(Array(row), diag: diag, base: base, qmax: qm, smallest: options.smallestRange)
+                        scales[r] = s
+                        steps[l] = s
+                        for c in 0..<k { wb[c][l] = row[r * k + order[c]] }
                         for c in 0..<k {
-                            let v = (wr[c] / s).rounded(.toNearestOrEven)
-                            let qc = Swift.min(Swift.max(v.isNaN ? 0 : v, -qm), qm)
-                            q[r * k + order[c]] = Int32(qc)
-                            let e = (wr[c] - qc * s) / uf[c * k + c]
-                            uf.withUnsafeBufferPointer { uf in
-                                let urow = uf.baseAddress! + c * k
-                                for j in (c + 1)..<k { wr[j] -= e * urow[j] }
-                            }
+                            let v = row[r * k + c]
+                            dNearest[r * k + c] = Swift.min(Swift.max(roundedEven(v / base), -qm), qm) * base - v
                         }
                     }
-                    for c in 0..<k {
-                        let v = row[r * k + c]
-                        dNearest[r * k + c] = Swift.min(Swift.max((v / base).rounded(.toNearestOrEven), -qm), qm) * base - v
-                    }
+                    wb.withUnsafeMutableBufferPointer { wb in
+                    uf.withUnsafeBufferPointer { uf in
+                        for c in 0..<k {
+                            let wc = wb[c], d = uf[c * k + c]
+                            var e = Lanes()
+                            for l in 0..<lanes {
+                                let v = roundedEven(wc[l] / steps[l])
+                                let qc = Swift.min(Swift.max(v.isNaN ? 0 : v, -qm), qm)
+                                q[(r0 + l) * k + order[c]] = Int32(qc)
+                                e[l] = (wc[l] - qc * steps[l]) / d
+                            }
+                            let urow = uf.baseAddress! + c * k
+                            for j in (c + 1)..<k { wb[j] -= e * urow[j] }
+                        }
+                    } }
                 }
             }
         } } }
@@ -368,29 +385,46 @@ public enum GPTQ {
         guard smallest < 1 else { return base }
         var best = base, bestErr = Double.infinity
         var f: Float = 1
-        while f >= smallest - 1e-6 {
-            let s = base * f
-            var e = 0.0
-            for (c, v) in row.enumerated() {
-                let qv = Swift.min(Swift.max((v / s).rounded(.toNearestOrEven), -qmax), qmax)
-                let d = Double(qv * s - v)
-                e += diag[c] * d * d
+        row.withUnsafeBufferPointer { row in
+        diag.withUnsafeBufferPointer { diag in
+            while f >= smallest - 1e-6 {
+                let s = base * f
+                var e = 0.0
+                for c in 0..<row.count {
+                    let v = row[c]
+                    let qv = Swift.min(Swift.max(roundedEven(v / s), -qmax), qmax)
+                    let d = Double(qv * s - v)
+                    e += diag[c] * d * d
+                }
+                if e < bestErr { bestErr = e; best = s }
+                f -= 0.02
             }
-            if e < bestErr { bestErr = e; best = s }
-            f -= 0.02
-        }
+        } }
         return best
     }
 
+    /// x rounded half to even, as `x.rounded(.toNearestOrEven)` (whose baseline x86-64 code is a call to rintf per
+    /// value): below 2²³ in magnitude, adding and taking away 1.5 · 2²³ leaves the nearest integer, ties to even (1.5 · 2²³
+    /// is even); from 2²³ on every Float is an integer; NaN stays NaN. The sign of a zero may differ, which no use
+    /// here sees (it is clamped, multiplied and subtracted).
+    @inline(__always)
+    static func roundedEven(_ x: Float) -> Float {
+        let magic: Float = 12_582_912
+        return abs(x) < 8_388_608 ? (x + magic) - magic : x
+    }
+
     /// U upper triangular with H⁻¹ = Uᵀ U (the Cholesky factor of the inverse GPTQ reads its updates from), or nil
-    /// when H is not positive definite: H = L Lᵀ, H⁻¹ = L⁻ᵀ L⁻¹ = C Cᵀ with C lower, U = Cᵀ (C kernels, linalg.c).
+    /// when H is not positive definite. With J the order reversal, J H J = L Lᵀ (Cholesky), so H = R Rᵀ with
+    /// R = J L J upper triangular and H⁻¹ = R⁻ᵀ R⁻¹: U = R⁻¹ = J L⁻¹ J, one factorization and one triangular inverse
+    /// (C kernels, linalg.c) where inverting H and factoring the inverse take twice the arithmetic.
     static func inverseCholeskyUpper(_ h: [Double], _ k: Int) -> [Double]? {
-        guard let l = cholesky(h, k) else { return nil }
-        var m = [Double](repeating: 0, count: k * k), inv = m
-        sq_cholesky_inverse(l, Int32(k), &m, &inv)
-        guard let c = cholesky(inv, k) else { return nil }
+        var reversed = [Double](repeating: 0, count: k * k)
+        for a in 0..<k { for b in 0..<k { reversed[a * k + b] = h[(k - 1 - a) * k + (k - 1 - b)] } }
+        guard let l = cholesky(reversed, k) else { return nil }
+        var m = [Double](repeating: 0, count: k * k)
+        sq_lower_inverse(l, Int32(k), &m)
         var u = [Double](repeating: 0, count: k * k)
-        for i in 0..<k { for j in i..<k { u[i * k + j] = c[j * k + i] } }
+        for a in 0..<k { for b in a..<k { u[a * k + b] = m[(k - 1 - a) * k + (k - 1 - b)] } }
         return u
     }
 

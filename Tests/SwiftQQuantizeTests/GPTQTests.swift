@@ -1,3 +1,4 @@
+import CKernels
 import SwiftQCore
 import SwiftQInteger
 import SwiftQONNX
@@ -83,6 +84,33 @@ final class GPTQTests: XCTestCase {
             }
             XCTAssertEqual(r.error.rounded, e, accuracy: 1e-5 * e)
             XCTAssertLessThan(r.error.rounded, r.error.nearest, "GPTQ's output error is below nearest rounding's on correlated inputs")
+        }
+    }
+
+    /// The Cholesky factor and the triangular inverse GPTQ's U comes from, at sizes on both sides of their 32-row
+    /// blocks: L Lᵀ = A and L · L⁻¹ = I to 1e-9, both lower triangular; a matrix that is not positive definite
+    /// (a negative eigenvalue, found in a later block) is refused.
+    func testCholeskyAndLowerInverse() {
+        for n in [1, 2, 7, 31, 32, 33, 64, 65, 97] {
+            let a = hessian(rows: 2 * n + 3, k: n).enumerated().map { $0.element + ($0.offset % (n + 1) == 0 ? 0.1 : 0) }
+            var l = [Double](repeating: 0, count: n * n), m = l
+            XCTAssertEqual(sq_cholesky(a, Int32(n), &l), 1, "n \(n)")
+            sq_lower_inverse(l, Int32(n), &m)
+            let scale = a.map(abs).max()!
+            for i in 0..<n {
+                for j in 0..<n {
+                    var llt = 0.0, lm = 0.0
+                    for p in 0..<n { llt += l[i * n + p] * l[j * n + p]; lm += l[i * n + p] * m[p * n + j] }
+                    XCTAssertEqual(llt, a[i * n + j], accuracy: 1e-9 * scale, "L Lᵀ, n \(n) (\(i), \(j))")
+                    XCTAssertEqual(lm, i == j ? 1 : 0, accuracy: 1e-9, "L L⁻¹, n \(n) (\(i), \(j))")
+                    if j > i { XCTAssertEqual(l[i * n + j], 0); XCTAssertEqual(m[i * n + j], 0) }
+                }
+            }
+            if n > 40 {
+                var b = a
+                b[40 * n + 40] = -1
+                XCTAssertEqual(sq_cholesky(b, Int32(n), &l), 0, "not positive definite, n \(n)")
+            }
         }
     }
 

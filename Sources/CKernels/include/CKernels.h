@@ -71,8 +71,8 @@ void sq_winograd_ref(const float *x, int C, int H, int W, int PT, int PL, const 
 
 /// Lower Cholesky factor l of the symmetric positive definite n x n matrix a (row-major); 0 when a is not.
 int sq_cholesky(const double *a, int n, double *l);
-/// inv = (L Lᵀ)⁻¹ from the lower Cholesky factor l; m is n x n scratch (it receives L⁻¹).
-void sq_cholesky_inverse(const double *l, int n, double *m, double *inv);
+/// m = L⁻¹ for a lower triangular l with a positive diagonal (lower too).
+void sq_lower_inverse(const double *l, int n, double *m);
 
 /// Frees the scratch the kernels keep per thread (float GEMM packing, depthwise phases, int8 GEMM rows, pooling rows);
 /// the end of the thread frees it too.
