@@ -10,7 +10,8 @@ public enum WeightRounding: String, Sendable, CaseIterable, Codable {
     case nearest
     /// GPTQ (Frantar et al. 2023): columns in order of decreasing input energy, each rounded to the grid and its
     /// error pushed onto the columns not yet rounded through the inverse input Hessian; grid ranges chosen to
-    /// minimize the Hessian-diagonal-weighted rounding error first.
+    /// minimize the Hessian-diagonal-weighted rounding error first, each channel's step refitted to its integers
+    /// after.
     case gptq
 }
 
