@@ -253,7 +253,7 @@ public struct RoundingError: Sendable, Equatable {
 
 public enum GPTQ {
     /// Rounds `w` (rows × columns row-major; each row one output channel, columns in the order of `h`) onto the
-    /// symmetric grid of ±`qmax` per row (one grid for all rows, tensorMax / qmax, when `tensorMax` is given) with GPTQ. `h` is the columns × columns input second-moment matrix.
+    /// symmetric grid of ±`qmax` per row (one grid for all rows, tensorMax / qmax, when `tensorMax` is given) with GPTQ. `h` is the columns × columns input second-moment matrix (symmetric).
     /// Rows are independent given H, so they are split between `threads`.
     public static func round(_ w: [Float], rows: Int, columns k: Int, hessian h: [Double], qmax: Int32, tensorMax: Float? = nil,
                              options: GPTQOptions = GPTQOptions(), threads: Int = 1) -> (scales: [Float], q: [Int32], error: RoundingError) {
@@ -275,11 +275,13 @@ public enum GPTQ {
         let order = options.activationOrder ? (0..<k).sorted { hd[$0 * k + $0] > hd[$1 * k + $1] } : Array(0..<k)
         var hp = [Double](repeating: 0, count: k * k)
         for a in 0..<k { for b in 0..<k { hp[a * k + b] = hd[order[a] * k + order[b]] } }
-        let u = inverseCholeskyUpper(hp, k) ?? {
+        // The factorization reads one triangle: a value that is not finite in either sends the layer to nearest rounding.
+        let finite = hp.allSatisfy(\.isFinite)
+        let u = (finite ? inverseCholeskyUpper(hp, k) : nil) ?? {
             // Not positive definite even dampened (numerically singular): more dampening until it is.
             var extra = hp
             var d = damp + meanDiag
-            for _ in 0..<40 where d.isFinite {
+            for _ in 0..<40 where d.isFinite && finite {
                 for c in 0..<k { extra[c * k + c] = hp[c * k + c] + d }
                 if let u = inverseCholeskyUpper(extra, k) { return u }
                 d *= 10

@@ -260,11 +260,12 @@ extension IntegerProgramTests {
         for factor in [1e300, 1e-300] {
             XCTAssertEqual(GPTQ.round(w, rows: 2, columns: k, hessian: h.map { $0 * factor }, qmax: 7, options: options).q, plain.q, "H x \(factor)")
         }
-        var broken = h
-        // Both triangles (a Hessian is symmetric; the factorization reads one of them).
-        broken[1] = .nan
-        broken[k] = .nan
-        XCTAssertEqual(GPTQ.round(w, rows: 2, columns: k, hessian: broken, qmax: 7, options: options).q, nearest)
+        // In one triangle, either one (the factorization reads one of them), and in both.
+        for spots in [[1], [k], [1, k]] {
+            var broken = h
+            for i in spots { broken[i] = .nan }
+            XCTAssertEqual(GPTQ.round(w, rows: 2, columns: k, hessian: broken, qmax: 7, options: options).q, nearest, "NaN at \(spots)")
+        }
 
         let model = fireNet()
         let plan = QuantizationPlan(model.graph, exclude: [], floatTypes: { _ in true })
