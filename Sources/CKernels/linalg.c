@@ -15,35 +15,30 @@ static double dot(const double *a, const double *b, int n) {
     return s;
 }
 
-// Both factorizations below take rows in blocks of LA_BLOCK: a row finished earlier is read once per block, not once
-// per row (the factor of a 1280 x 1280 Hessian is 13 MB, past the caches). Every entry is the same expression, summed
-// in the same order, as row by row.
+// Both factorizations below take rows in blocks of LA_BLOCK: for each block, every earlier row is read once while it
+// serves all the block's rows (not once per row: the factor of a 1280 x 1280 Hessian is 13 MB, past the caches).
+// Every entry is the same expression, summed in the same order, as row by row.
 #define LA_BLOCK 32
 
 // Lower Cholesky factor of the symmetric positive definite n x n matrix a (row-major), into l (upper part zero):
-// l[i][j] = (a[i][j] - dot(l[i], l[j], j)) / l[j][j]. Returns 0 when a is not positive definite.
+// l[i][j] = (a[i][j] - dot(l[i], l[j], j)) / l[j][j], the diagonal the square root. Returns 0 when a is not positive
+// definite.
 CLONES
 int sq_cholesky(const double *a, int n, double *l) {
     for (size_t i = 0; i < (size_t)n * n; i++) l[i] = 0;
     for (int i0 = 0; i0 < n; i0 += LA_BLOCK) {
         int i1 = i0 + LA_BLOCK < n ? i0 + LA_BLOCK : n;
-        // Columns left of the block: rows before it are finished.
-        for (int j = 0; j < i0; j++) {
+        // Column j of the block's rows once row j is finished (inside the block: its diagonal, computed first).
+        for (int j = 0; j < i1; j++) {
             const double *lj = l + (size_t)j * n;
-            for (int i = i0; i < i1; i++) {
+            for (int i = j > i0 ? j : i0; i < i1; i++) {
                 double *li = l + (size_t)i * n;
-                li[j] = (a[(size_t)i * n + j] - dot(li, lj, j)) / lj[j];
-            }
-        }
-        for (int i = i0; i < i1; i++) {
-            double *li = l + (size_t)i * n;
-            for (int j = i0; j <= i; j++) {
-                double s = a[(size_t)i * n + j] - dot(li, l + (size_t)j * n, j);
+                double s = a[(size_t)i * n + j] - dot(li, lj, j);
                 if (i == j) {
                     if (!(s > 0) || !isfinite(s)) return 0;
                     li[i] = sqrt(s);
                 } else {
-                    li[j] = s / l[(size_t)j * n + j];
+                    li[j] = s / lj[j];
                 }
             }
         }
@@ -58,26 +53,20 @@ void sq_lower_inverse(const double *l, int n, double *m) {
     for (size_t i = 0; i < (size_t)n * n; i++) m[i] = 0;
     for (int i0 = 0; i0 < n; i0 += LA_BLOCK) {
         int i1 = i0 + LA_BLOCK < n ? i0 + LA_BLOCK : n;
-        for (int p = 0; p < i0; p++) {
-            const double *mp = m + (size_t)p * n;
-            for (int i = i0; i < i1; i++) {
+        for (int p = 0; p < i1; p++) {
+            double *mp = m + (size_t)p * n;
+            if (p >= i0) {
+                // Row p of the block has every earlier row's share: it is finished.
+                double d = 1 / l[(size_t)p * n + p];
+                for (int j = 0; j < p; j++) mp[j] = -mp[j] * d;
+                mp[p] = d;
+            }
+            for (int i = p + 1 > i0 ? p + 1 : i0; i < i1; i++) {
                 double lip = l[(size_t)i * n + p];
                 if (lip == 0) continue;
                 double *mi = m + (size_t)i * n;
                 for (int j = 0; j <= p; j++) mi[j] += lip * mp[j];
             }
-        }
-        for (int i = i0; i < i1; i++) {
-            double *mi = m + (size_t)i * n;
-            for (int p = i0; p < i; p++) {
-                double lip = l[(size_t)i * n + p];
-                if (lip == 0) continue;
-                const double *mp = m + (size_t)p * n;
-                for (int j = 0; j <= p; j++) mi[j] += lip * mp[j];
-            }
-            double d = 1 / l[(size_t)i * n + i];
-            for (int j = 0; j < i; j++) mi[j] = -mi[j] * d;
-            mi[i] = d;
         }
     }
 }

@@ -268,8 +268,9 @@ public enum GPTQ {
             for i in hd.indices { hd[i] /= meanDiag }
             meanDiag = 1
         }
-        // H as the error is measured (unit diagonal where no input came, scaled), before dampening.
-        let measured = hd.map(Float.init)
+        let refitting = options.refitSteps && tensorMax == nil
+        // H as the error is measured (unit diagonal where no input came, scaled), before dampening: what the refit fits.
+        let measured = refitting ? hd.map(Float.init) : []
         let damp = options.dampening * meanDiag
         for c in 0..<k { hd[c * k + c] += damp }
         let order = options.activationOrder ? (0..<k).sorted { hd[$0 * k + $0] > hd[$1 * k + $1] } : Array(0..<k)
@@ -347,7 +348,7 @@ public enum GPTQ {
                 }
             }
         } } }
-        if options.refitSteps && tensorMax == nil { refit(&scales, q: q, w: w, h: measured, rows: rows, k: k, threads: threads) }
+        if refitting { refit(&scales, q: q, w: w, h: measured, rows: rows, k: k, threads: threads) }
         var dRounded = [Float](repeating: 0, count: rows * k)
         for j in 0..<(rows * k) { dRounded[j] = Float(q[j]) * scales[j / k] - w[j] }
         let hf = h.map(Float.init)
@@ -361,8 +362,7 @@ public enum GPTQ {
     /// positive finite number: integers all zero, or pointing away from w).
     static func refit(_ scales: inout [Float], q: [Int32], w: [Float], h: [Float], rows: Int, k: Int, threads: Int) {
         let qf = q.map(Float.init)
-        var qh = [Float](repeating: 0, count: rows * k)
-        Fast.matmul(m: rows, n: k, k: k, a: qf, lda: k, b: h, ldb: k, c: &qh, ldc: k, scratch: Scratch(), threads: threads)
+        let qh = timesH(qf, h, rows: rows, k: k, threads: threads)
         for r in 0..<rows {
             var num = 0.0, den = 0.0
             for j in (r * k)..<(r * k + k) {
@@ -376,11 +376,17 @@ public enum GPTQ {
 
     /// Σ over rows v of vᵀ H v for the rows × k matrix `v`.
     static func quadratic(_ v: [Float], _ h: [Float], rows: Int, k: Int, threads: Int) -> Double {
-        var vh = [Float](repeating: 0, count: rows * k)
-        Fast.matmul(m: rows, n: k, k: k, a: v, lda: k, b: h, ldb: k, c: &vh, ldc: k, scratch: Scratch(), threads: threads)
+        let vh = timesH(v, h, rows: rows, k: k, threads: threads)
         var s = 0.0
         for j in 0..<(rows * k) { s += Double(v[j]) * Double(vh[j]) }
         return s
+    }
+
+    /// v · H for the rows × k matrix `v` and the k × k matrix `h`.
+    static func timesH(_ v: [Float], _ h: [Float], rows: Int, k: Int, threads: Int) -> [Float] {
+        var vh = [Float](repeating: 0, count: rows * k)
+        Fast.matmul(m: rows, n: k, k: k, a: v, lda: k, b: h, ldb: k, c: &vh, ldc: k, scratch: Scratch(), threads: threads)
+        return vh
     }
 
     /// The step among base · {1, 0.98, …, smallest} whose nearest rounding has the least Σ diag(H)·Δw².
