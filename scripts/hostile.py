@@ -145,6 +145,12 @@ case('eval --save-outputs = labels', ['eval', 'm.onnx', '--data', 'imgs', '--lab
     lambda d: (plain(d), open(os.path.join(d, 'labels.txt'), 'w').write('a/photo0.jpg 1\n')))
 case('quantize --max-drop with a missing --eval-data', ['quantize', 'm.onnx', '--calib', 'imgs', '--weight-bits', '4', '--max-drop', '0.5',
      '--eval-data', 'nowhere', '-o', 'q.onnx'], 2, ['nowhere'])(plain)
+# --exclude and --bits names that would do nothing
+case('quantize --exclude a misspelt node', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--exclude', 'convl'], 2, ['m.onnx', 'convl', 'conv1'])(plain)
+case('quantize --exclude a folded BatchNormalization', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--exclude', 'bn1'], 2, ['bn1', 'conv1'])(plain)
+case('quantize --bits on a node without weights', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--weight-bits', '4', '--bits', 'relu1=8'], 2,
+     ['m.onnx', 'relu1', 'Relu'])(plain)
+case('sensitivity --bits on an unknown node', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--bits', 'nosuch=4'], 2, ['m.onnx', 'nosuch'])(plain)
 case('sensitivity --json = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('sensitivity on a missing --data', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'nowhere', '--json', 's.json'], 2, ['nowhere'])(plain)
 case('quantize --report = the model', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--report', 'm.onnx'], 2, ['m.onnx'])(plain)

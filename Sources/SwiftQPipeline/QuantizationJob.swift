@@ -129,6 +129,7 @@ extension QuantizationJob {
             shapes = [original.graph.dataInputs.first?.name ?? "": try ImageInput.shape(of: original, path: path, preprocessing: preprocessing, maxElements: maxElements)]
         }
         let job = try prepare(original, path: path, inputShapes: shapes, exclude: options.exclude, threads: threads)
+        try job.checkNames(options, path: path)
         prepared(job)
         let hessians = hessianCollector(job, options: options, threads: threads)
         var table: CalibrationTable

@@ -32,8 +32,10 @@ public struct QuantizeOptions: Sendable {
 
     public init() {}
 
-    /// The weight bits of node `n`.
-    public func weightBits(of n: Node) -> Int { nodeWeightBits[n.reportName] ?? nodeWeightBits[n.name] ?? weightBits }
+    /// The weight bits of node `n` (named in `nodeWeightBits` by its name or one of its outputs).
+    public func weightBits(of n: Node) -> Int {
+        nodeWeightBits[n.reportName] ?? nodeWeightBits[n.name] ?? n.outputs.lazy.compactMap { nodeWeightBits[$0] }.first ?? weightBits
+    }
 }
 
 extension Node {

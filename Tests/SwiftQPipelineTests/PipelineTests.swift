@@ -227,6 +227,57 @@ final class PipelineTests: XCTestCase {
         XCTAssertThrowsError(try QuantizationJob.quantize(job, table: partial, options: QuantizeOptions())) { XCTAssertTrue("\($0)".contains("lack 1 tensors"), "\($0)") }
     }
 
+    /// `--exclude` and `--bits` names that would do nothing are refused, each with its reason: an unknown name (with
+    /// the close one), a node the rewrites fold away (with the layer before it), a node without weights, a node
+    /// kept float. A node is named by its name or any of its outputs; an op type the model lacks may be excluded.
+    func testNamesThatWouldDoNothingAreRefused() throws {
+        var rng = SeededRandom(seed: 5)
+        let nodes = [
+            Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["c"]),
+            Node(name: "bn", opType: "BatchNormalization", inputs: ["c", "s", "b", "mean", "var"], outputs: ["n"]),
+            Node(name: "relu", opType: "Relu", inputs: ["n"], outputs: ["r"]),
+            Node(name: "", opType: "Conv", inputs: ["r", "w2"], outputs: ["y"]),
+        ]
+        let inits = [
+            Initializer(name: "w", tensor: Tensor(floats: rng.floats(4 * 3), shape: [4, 3, 1, 1])),
+            Initializer(name: "s", tensor: Tensor(floats: rng.floats(4, 0.5, 2), shape: [4])),
+            Initializer(name: "b", tensor: Tensor(floats: rng.floats(4), shape: [4])),
+            Initializer(name: "mean", tensor: Tensor(floats: rng.floats(4), shape: [4])),
+            Initializer(name: "var", tensor: Tensor(floats: rng.floats(4, 0.1, 2), shape: [4])),
+            Initializer(name: "w2", tensor: Tensor(floats: rng.floats(2 * 4), shape: [2, 4, 1, 1])),
+        ]
+        let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(4), .value(4)])],
+                      outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: inits)
+        let model = Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g)
+        func check(exclude: Set<String> = [], bits: [String: Int] = [:]) -> String? {
+            do {
+                let job = try QuantizationJob.prepare(model, path: "m.onnx", inputShapes: [:], exclude: exclude, threads: 1)
+                var o = QuantizeOptions()
+                o.exclude = exclude
+                o.nodeWeightBits = bits
+                try job.checkNames(o, path: "m.onnx")
+                return nil
+            } catch { return "\(error)" }
+        }
+        XCTAssertNil(check(exclude: ["conv", "relu", "y", "MatMul", "Relu", "BatchNormalization"], bits: [:]))
+        XCTAssertNil(check(bits: ["conv": 4, "y": 3]))
+        XCTAssertNil(check(bits: ["n": 4]), "the folded layer writes the BatchNormalization's output")
+        XCTAssertEqual(check(exclude: ["nosuch"]), "m.onnx: --exclude 'nosuch' names no node, output or op type of the model")
+        XCTAssertEqual(check(bits: ["cnv": 4]), "m.onnx: --bits 'cnv' names no node, output or op type of the model (did you mean 'conv'?)")
+        XCTAssertEqual(check(exclude: ["bn"]), "m.onnx: --exclude 'bn': swiftq's rewrites remove that BatchNormalization node (folded into or merged with a neighbour); the nearest layer before it is 'conv'")
+        XCTAssertEqual(check(bits: ["relu": 4]), "m.onnx: --bits 'relu': node 'relu' is a Relu node, which has no weights")
+        XCTAssertEqual(check(exclude: ["conv"], bits: ["conv": 4]), "m.onnx: --bits 'conv': node 'conv' (Conv) stays float (excluded), so it has no weight bits")
+
+        // The bits reach the layer named by its output, and the one named by its node name.
+        let job = try QuantizationJob.prepare(model, path: "m.onnx", inputShapes: [:], exclude: [], threads: 1)
+        var o = QuantizeOptions()
+        o.nodeWeightBits = ["y": 3, "conv": 5]
+        let weighted = job.model.graph.nodes.filter { $0.opType == "Conv" }
+        XCTAssertEqual(weighted.map { o.weightBits(of: $0) }, [5, 3])
+        o.nodeWeightBits = ["n": 6]
+        XCTAssertEqual(weighted.map { o.weightBits(of: $0) }, [6, 8])
+    }
+
     func testCalibrateAndEvaluateThroughTheLibrary() throws {
         let model = try ONNXReader.read(path: Paths.fixture("tiny_cnn.onnx"))
         let prep = Preprocessing.preset("torch", size: 32)!
