@@ -151,6 +151,18 @@ case('quantize --exclude a folded BatchNormalization', ['quantize', 'm.onnx', '-
 case('quantize --bits on a node without weights', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--weight-bits', '4', '--bits', 'relu1=8'], 2,
      ['m.onnx', 'relu1', 'Relu'])(plain)
 case('sensitivity --bits on an unknown node', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--bits', 'nosuch=4'], 2, ['m.onnx', 'nosuch'])(plain)
+def map_model(d):
+    """A model whose only output is a feature map (a detector's shape): no class scores."""
+    w = numpy_helper.from_array(np.random.default_rng(1).standard_normal((4, 3, 1, 1)).astype(np.float32), 'w')
+    g = helper.make_graph([helper.make_node('Conv', ['input', 'w'], ['map'], name='conv')], 'map',
+                          [helper.make_tensor_value_info('input', TensorProto.FLOAT, [1, 3, 32, 32])],
+                          [helper.make_tensor_value_info('map', TensorProto.FLOAT, [1, 4, 32, 32])], [w])
+    save(helper.make_model(g, opset_imports=[helper.make_opsetid('', 13)]), os.path.join(d, 'm.onnx'))
+    images(os.path.join(d, 'imgs'))
+case('quantize --max-drop on a model without class scores', ['quantize', 'm.onnx', '--calib', 'imgs', '--max-drop', '0.5', '--eval-data', 'imgs',
+     '-o', 'q.onnx'], 2, ['m.onnx', "'map'", '--min-sqnr'])(map_model)
+case('quantize --min-sqnr on a model without class scores', ['quantize', 'm.onnx', '--calib', 'imgs', '--weight-bits', '4', '--min-sqnr', '10',
+     '--eval-data', 'imgs', '-o', 'q.onnx'], 0, outputs=['q.onnx', 'q.swq', 'q.calib.json'])(map_model)
 case('sensitivity --json = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('sensitivity on a missing --data', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'nowhere', '--json', 's.json'], 2, ['nowhere'])(plain)
 case('quantize --report = the model', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--report', 'm.onnx'], 2, ['m.onnx'])(plain)

@@ -21,9 +21,15 @@ public struct EvaluationSet {
     let preprocessing: Preprocessing?
     let byteTable: [Float]
     public var labels: [Int?] = []
-    /// The float model's first output per image, flattened.
-    public var reference: [[Float]] = []
-    /// The float model's top-1 (percent of the labelled images), nil without labels.
+    /// The float outputs compared, in the graph's order.
+    public private(set) var outputNames: [String] = []
+    /// The float model's outputs per image (in `outputNames` order), flattened.
+    public var reference: [[[Float]]] = []
+    /// The first output's shape on the first image.
+    public private(set) var firstOutputShape: [Int] = []
+    /// The first output holds class scores ([N, K] or [N, K, 1, 1]): top-1 and agreement are read from it.
+    public var classScores: Bool { OutputFidelity.classCount(firstOutputShape) != nil }
+    /// The float model's top-1 (percent of the labelled images), nil without labels or class scores.
     public var floatTop1: Double?
 
     /// Decodes `items` (skipping, with a warning, those that fail) and runs them through `float`.
@@ -41,12 +47,12 @@ public struct EvaluationSet {
                 let x = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
                 stored.append(preprocessing.bytes(of: pixels).map { .bytes($0, shape: x.shape) } ?? .tensor(x))
                 labels.append(item.label)
-                reference.append(try float.run([inputName: x]).values.first!.floatArray())
+                try addReference(float.run([inputName: x]), outputs: float.outputNames)
             }
             events.progress(i + 1, "")
         }
         guard !stored.isEmpty else { throw PipelineError("every evaluation image failed to load (\(items.count) of \(items.count))") }
-        floatTop1 = top1(reference)
+        floatTop1 = top1(reference.map { $0[0] })
     }
 
     /// The number of inputs.
@@ -77,12 +83,27 @@ public struct EvaluationSet {
         byteTable = []
         stored = inputs.map { .tensor($0) }
         self.labels = labels
-        reference = try inputs.map { try float.run([inputName: $0]).values.first!.floatArray() }
-        floatTop1 = top1(reference)
+        for x in inputs { try addReference(float.run([inputName: x]), outputs: float.outputNames) }
+        floatTop1 = top1(reference.map { $0[0] })
     }
 
-    /// Percent of the labelled images whose top class is their label; nil without labels.
+    /// Keeps one image's float outputs: those of `outputs` that hold floats (the first image decides which).
+    private mutating func addReference(_ out: [String: RTensor], outputs: [String]) throws {
+        if reference.isEmpty {
+            outputNames = outputs.filter { out[$0]?.dtype == .float }
+            guard let first = outputNames.first else { throw PipelineError("the model has no float output to compare") }
+            firstOutputShape = out[first]!.shape
+        }
+        reference.append(try outputNames.map { name in
+            guard let t = out[name], t.dtype == .float else { throw PipelineError("output '\(name)' is missing or not float on an evaluation image") }
+            return t.floatArray()
+        })
+    }
+
+    /// Percent of the labelled images whose top class (of the first output's scores) is their label; nil without
+    /// labels or class scores.
     func top1(_ outputs: [[Float]]) -> Double? {
+        guard classScores else { return nil }
         var hits = 0, labelled = 0
         for (o, l) in zip(outputs, labels) {
             guard let l else { continue }
@@ -97,14 +118,32 @@ public struct EvaluationSet {
 
 /// How a model variant compares with the float model on an `EvaluationSet`.
 public struct VariantScore: Sendable, Codable, Equatable {
-    /// Top-1 points below the float model's (nil without labels).
+    /// Top-1 points below the float model's (nil without labels or class scores).
     public var top1Drop: Double?
-    /// Percent of images whose top class is the float model's.
-    public var agreement: Double
-    /// Output SQNR against the float model, in dB, over all images.
+    /// Percent of images whose top class is the float model's (nil when the first output holds no class scores).
+    public var agreement: Double?
+    /// Output SQNR against the float model, in dB, over all images: the lowest of the outputs'.
     public var sqnr: Double
-    /// What budgets are checked against: the top-1 drop, or without labels the disagreement with the float model.
-    public var drop: Double { top1Drop ?? 100 - agreement }
+    /// What `--max-drop` is checked against: the top-1 drop, or without labels the disagreement with the float
+    /// model; nil without class scores.
+    public var drop: Double? { top1Drop ?? agreement.map { 100 - $0 } }
+}
+
+/// What a mixed-precision plan must keep on the evaluation images: a top-1 drop (without labels, a disagreement
+/// with float) of at most `maxDrop` points, an output SQNR (every output's) of at least `minSQNR` dB, or both.
+public struct AccuracyBudget: Sendable, Equatable {
+    public var maxDrop: Double?
+    public var minSQNR: Double?
+    public init(maxDrop: Double? = nil, minSQNR: Double? = nil) {
+        self.maxDrop = maxDrop
+        self.minSQNR = minSQNR
+    }
+
+    public func holds(_ s: VariantScore) -> Bool {
+        if let maxDrop, !(s.drop.map { $0 <= maxDrop } ?? false) { return false }
+        if let minSQNR, !(s.sqnr >= minSQNR) { return false }
+        return true
+    }
 }
 
 /// A weighted layer's precision in a mixed-precision plan: its weight bits, or float.
@@ -226,32 +265,41 @@ public final class MixedPrecision {
     public func score(_ q: QuantizedModel, on set: EvaluationSet, limit: Int? = nil, float: Bool = false) throws -> VariantScore {
         evaluations += 1
         let n = min(limit ?? set.count, set.count)
-        let run: (RTensor) throws -> [Float]
+        let run: (RTensor) throws -> [String: RTensor]
         if float {
             let interpreter = try Interpreter(model: q.model, options: .init(threads: threads))
-            run = { try interpreter.run([set.inputName: $0]).values.first!.floatArray() }
+            run = { try interpreter.run([set.inputName: $0]) }
         } else {
             var m = q.model
             let bytes = try Int8WeightFile.serialize(q.weightRecords)
             m.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(bytes)))
             let program = try IntegerProgram(model: m, weights: bytes, weightsPath: "variant.swq")
             program.threads = threads
-            let output = job.model.graph.outputs[0].name
-            run = { try program.run([set.inputName: $0])[output]!.floatArray() }
+            run = { try program.run([set.inputName: $0]) }
         }
-        var outputs: [[Float]] = []
-        var signal = 0.0, noise = 0.0, same = 0
+        var firstOutputs: [[Float]] = []
+        var signal = Array(repeating: 0.0, count: set.outputNames.count), noise = signal
+        var same = 0
         for k in 0..<n {
-            let y = try run(set.input(k)), r = set.reference[k]
-            for (a, b) in zip(y, r) { signal += Double(b) * Double(b); noise += Double(a - b) * Double(a - b) }
-            if set.argmax(y) == set.argmax(r) { same += 1 }
-            outputs.append(y)
+            let out = try run(set.input(k))
+            for (o, name) in set.outputNames.enumerated() {
+                guard let t = out[name], t.dtype == .float, t.count == set.reference[k][o].count else {
+                    throw PipelineError("the quantized model's output '\(name)' is missing or of another size")
+                }
+                let y = t.floatArray()
+                for (a, b) in zip(y, set.reference[k][o]) { signal[o] += Double(b) * Double(b); noise[o] += Double(a - b) * Double(a - b) }
+                if o == 0 && set.classScores {
+                    if set.argmax(y) == set.argmax(set.reference[k][0]) { same += 1 }
+                    firstOutputs.append(y)
+                }
+            }
         }
         var sub = set
         sub.labels = Array(set.labels.prefix(n))
-        let top1 = sub.top1(outputs), floatTop1 = sub.top1(Array(set.reference.prefix(n)))
-        return VariantScore(top1Drop: top1.flatMap { t in floatTop1.map { $0 - t } }, agreement: 100 * Double(same) / Double(max(n, 1)),
-                            sqnr: 10 * log10(signal / max(noise, .leastNormalMagnitude)))
+        let top1 = sub.top1(firstOutputs), floatTop1 = sub.top1(set.reference.prefix(n).map { $0[0] })
+        let sqnr = zip(signal, noise).map { 10 * log10($0 / max($1, .leastNormalMagnitude)) }.min() ?? 0
+        return VariantScore(top1Drop: top1.flatMap { t in floatTop1.map { $0 - t } },
+                            agreement: set.classScores ? 100 * Double(same) / Double(max(n, 1)) : nil, sqnr: sqnr)
     }
 
     /// Every weighted layer's damage on the first `limit` images of `set`, most damaging first (by what moving it
@@ -273,13 +321,17 @@ public final class MixedPrecision {
         return out.sorted { $0.gain > $1.gain }
     }
 
-    /// The accuracy-budget search (as NNCF's quantize_with_accuracy_control): while the drop on `set` exceeds
-    /// `maxDrop`, move the layer whose move gains most output SQNR (ranked on the first `rankLimit` images, every
-    /// layer one step up; re-ranked after `rerank` moves) one step up, and evaluate again. Once the budget holds,
-    /// each moved layer, last first, is tried one step down again and stays there when the budget still holds.
-    /// Returns the plan, the moves (and the moves back), and whether the budget holds.
-    public func fit(maxDrop: Double, on set: EvaluationSet, rankLimit: Int, rerank: Int = 4,
+    /// The accuracy-budget search (as NNCF's quantize_with_accuracy_control): while `budget` does not hold on `set`,
+    /// move the layer whose move gains most output SQNR (ranked on the first `rankLimit` images, every layer one
+    /// step up; re-ranked after `rerank` moves) one step up, and evaluate again. Once the budget holds, each moved
+    /// layer, last first, is tried one step down again and stays there when the budget still holds. Returns the
+    /// plan, the moves (and the moves back), and whether the budget holds. A top-1 budget on a model whose first
+    /// output holds no class scores (a detector) is refused: there is no top class to compare.
+    public func fit(_ budget: AccuracyBudget, on set: EvaluationSet, rankLimit: Int, rerank: Int = 4,
                     step: (PrecisionStep) -> Void = { _ in }) throws -> (precisions: [Int: LayerPrecision], base: VariantScore, steps: [PrecisionStep], met: Bool) {
+        if budget.maxDrop != nil && !set.classScores {
+            throw PipelineError("--max-drop compares top classes, and the output '\(set.outputNames[0])' \(set.firstOutputShape) holds no class scores; give --min-sqnr DB (the output SQNR the model must keep) instead")
+        }
         var p = initial
         let base = try score(quantize(p), on: set)
         var current = base
@@ -293,7 +345,7 @@ public final class MixedPrecision {
         }
         var ranking: [Int] = []
         var sinceRank = 0
-        while current.drop > maxDrop {
+        while !budget.holds(current) {
             if ranking.isEmpty || sinceRank >= rerank {
                 let reference = try score(quantize(p), on: set, limit: rankLimit).sqnr
                 var gains: [(Int, Double)] = []
@@ -315,21 +367,21 @@ public final class MixedPrecision {
             moves.append((i, from, p[i]!))
             record(i, from, p[i]!, current)
         }
-        if current.drop <= maxDrop {
+        if budget.holds(current) {
             // Moves made early, on a coarse ranking, may not have been needed once later ones were made: each moved
             // layer, last moved first, goes back down one step if the budget still holds without it.
             for (i, from, to) in moves.reversed() where p[i] == to {
                 var trial = p
                 trial[i] = from
                 let score = try self.score(quantize(trial), on: set)
-                if score.drop <= maxDrop {
+                if budget.holds(score) {
                     p = trial
                     current = score
                     record(i, to, from, score)
                 }
             }
         }
-        return (p, base, steps, current.drop <= maxDrop)
+        return (p, base, steps, budget.holds(current))
     }
 }
 

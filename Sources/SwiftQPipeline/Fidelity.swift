@@ -38,8 +38,7 @@ public struct OutputFidelity: Sendable {
                 let c = (i / inner) % channels
                 s.channelSignal[c] += a * a; s.channelNoise[c] += d * d
             }
-            let k = shape.count == 2 ? shape[1] : shape.count == 4 && shape[2] == 1 && shape[3] == 1 ? shape[1] : 0
-            if k > 1 {
+            if let k = OutputFidelity.classCount(shape) {
                 s.classifier = true
                 for r in 0..<(f.count / k) {
                     let a = topK(UnsafeBufferPointer(start: f.f + r * k, count: k), 1), b = topK(UnsafeBufferPointer(start: q.f + r * k, count: k), 1)
@@ -61,6 +60,12 @@ public struct OutputFidelity: Sendable {
         public var worstChannel: (index: Int, sqnr: Double)?
         /// Percent of rows (images) whose top-1 agrees, for classifier-shaped outputs.
         public var top1Agreement: Double?
+    }
+
+    /// The number of classes of a classifier-shaped output ([N, K] or [N, K, 1, 1] with K > 1), nil for others.
+    public static func classCount(_ shape: [Int]) -> Int? {
+        let k = shape.count == 2 ? shape[1] : shape.count == 4 && shape[2] == 1 && shape[3] == 1 ? shape[1] : 0
+        return k > 1 ? k : nil
     }
 
     static func db(_ signal: Double, _ noise: Double) -> Double { noise > 0 ? 10 * log10(signal / noise) : .infinity }

@@ -42,9 +42,10 @@ public struct QuantizationReport {
     public var summary: [(String, String)]
     public var layers: [Layer] = []
     public var activations: [Activation] = []
-    /// The accuracy budget's moves (`--max-drop`), in order.
+    /// The accuracy budget's moves (`--max-drop`, `--min-sqnr`), in order.
     public var budget: [PrecisionStep] = []
-    /// How the budget reads its score: top-1 drop, or disagreement with float without labels.
+    /// How the budget reads its score: top-1 drop, or disagreement with float without labels (shown as "–" for a
+    /// model without class scores).
     public var budgetMeasure = "top-1 drop"
     public var options: QuantizeOptions
 
@@ -177,11 +178,12 @@ public struct QuantizationReport {
     }
 
     var budgetSection: String {
-        "<p class=\"note\">The moves of the accuracy budget (--max-drop), in order: each moved the layer that hurt most one step up, then " +
+        func points(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
+        return "<p class=\"note\">The moves of the accuracy budget (--max-drop, --min-sqnr), in order: each moved the layer that hurt most one step up, then " +
             "the model was evaluated again.</p>"
             + table(["step", "layer", "from", "to", budgetMeasure + " (points)", "agreement %", "output SQNR dB"],
                     budget.enumerated().map { k, s in
-                        ["\(k + 1)", s.node, s.from, s.to, String(format: "%.2f", s.score.drop), String(format: "%.2f", s.score.agreement), dB(s.score.sqnr)]
+                        ["\(k + 1)", s.node, s.from, s.to, points(s.score.drop), points(s.score.agreement), dB(s.score.sqnr)]
                     }, numeric: [0, 4, 5, 6])
     }
 }

@@ -39,10 +39,13 @@ struct Quantize: ParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Accuracy budget: after quantizing, evaluate on --eval-data and, while the top-1 drop exceeds PTS points, move the layer whose move gains most to a higher precision (below 8 bits → 8, then float), re-ranking as it goes; exit 1 when the budget cannot be met (the files are still written).", valueName: "pts"))
     var maxDrop: Double?
 
-    @Option(help: ArgumentHelp("Labelled images for --max-drop (a labels.txt in the folder, or class folders).", valueName: "dir"))
+    @Option(name: .customLong("min-sqnr"), parsing: .unconditional, help: ArgumentHelp("Accuracy budget by fidelity, for models without class scores (detectors, segmenters): as --max-drop, until every output's SQNR against the float model on --eval-data is at least DB (with --max-drop, both must hold).", valueName: "db"))
+    var minSQNR: Double?
+
+    @Option(help: ArgumentHelp("Images for --max-drop or --min-sqnr (labels: a labels.txt in the folder, or class folders; without labels --max-drop reads the disagreement with float).", valueName: "dir"))
     var evalData: String?
 
-    @Option(parsing: .unconditional, help: ArgumentHelp("Evaluate --max-drop on the first N images of --eval-data (shuffled with a fixed seed).", valueName: "n"))
+    @Option(parsing: .unconditional, help: ArgumentHelp("Evaluate the budget on the first N images of --eval-data (shuffled with a fixed seed).", valueName: "n"))
     var evalLimit: Int = 500
 
     @OptionGroup(title: "Preprocessing (as for eval)")
@@ -59,7 +62,8 @@ struct Quantize: ParsableCommand {
 
     func validate() throws {
         if threads <= 0 { throw ValidationError("--threads must be positive") }
-        if (maxDrop == nil) != (evalData == nil) { throw ValidationError("--max-drop and --eval-data go together") }
+        if (maxDrop == nil && minSQNR == nil) != (evalData == nil) { throw ValidationError("--eval-data goes with --max-drop or --min-sqnr, and they with it") }
+        if let minSQNR, !minSQNR.isFinite { throw ValidationError("--min-sqnr must be a number of dB") }
         if report == "-" { throw ValidationError("--report needs a file name") }
         if let maxDrop, !(maxDrop >= 0) { throw ValidationError("--max-drop must be 0 or more points") }
         if evalLimit <= 0 { throw ValidationError("--eval-limit must be positive") }
@@ -125,8 +129,9 @@ struct Quantize: ParsableCommand {
             lap("calibrate")
             var q: QuantizedModel
             var budget: [String: Any]?, steps: [PrecisionStep] = []
-            if let maxDrop, let evalImages {
-                (q, budget, steps) = try fitBudget(c, options: options, maxDrop: maxDrop, images: evalImages, prep: prep, say: say)
+            if let evalImages {
+                (q, budget, steps) = try fitBudget(c, options: options, budget: AccuracyBudget(maxDrop: maxDrop, minSQNR: minSQNR), images: evalImages,
+                                                   prep: prep, say: say)
             } else {
                 let bar = Progress("gptq", total: c.hessians.count, unit: "layers")
                 q = try QuantizationJob.quantize(job, table: table, hessians: c.hessians, options: options, threads: threads) { done, _, node in
@@ -193,8 +198,8 @@ struct Quantize: ParsableCommand {
         }
     }
 
-    /// --max-drop: the evaluation images in memory, then the search; prints each move.
-    func fitBudget(_ c: CalibratedModel, options: QuantizeOptions, maxDrop: Double, images: (Dataset, [Dataset.Item]), prep: Preprocessing,
+    /// --max-drop, --min-sqnr: the evaluation images in memory, then the search; prints each move.
+    func fitBudget(_ c: CalibratedModel, options: QuantizeOptions, budget: AccuracyBudget, images: (Dataset, [Dataset.Item]), prep: Preprocessing,
                    say: (String) -> Void) throws -> (QuantizedModel, [String: Any], [PrecisionStep]) {
         let (dataset, items) = images
         let progress = Progress("evaluate", total: items.count)
@@ -202,18 +207,26 @@ struct Quantize: ParsableCommand {
         progress.clear()
         let mixed = MixedPrecision(c, options: options, threads: threads)
         let what = set.floatTop1 == nil ? "disagreement with float (no labels)" : "top-1 drop"
-        let r = try mixed.fit(maxDrop: maxDrop, on: set, rankLimit: min(set.count, 100)) { s in
-            say(String(format: "budget      %@ %@ → %@: %@ %.2f points, SQNR %.1f dB", s.node, s.from, s.to, what, s.score.drop, s.score.sqnr))
+        // The measures the budget names, as printed: "top-1 drop 0.46 points, SQNR 14.0 dB".
+        func measures(_ s: VariantScore) -> String {
+            (budget.maxDrop != nil ? String(format: "%@ %.2f points, ", what, s.drop ?? .nan) : "") + String(format: "SQNR %.1f dB", s.sqnr)
         }
+        let r: (precisions: [Int: LayerPrecision], base: VariantScore, steps: [PrecisionStep], met: Bool)
+        do {
+            r = try mixed.fit(budget, on: set, rankLimit: min(set.count, 100)) { s in say("budget      \(s.node) \(s.from) → \(s.to): \(measures(s.score))") }
+        } catch let e as PipelineError { throw PipelineError("\(model): \(e)") }
         let initial = mixed.initial
         let moved = r.precisions.filter { initial[$0.key] != $0.value }
-        say(String(format: "budget      %@ %.2f points at the start, %.2f at the end (budget %.2f, %d images): %@; %d of %d layers moved, %d evaluations",
-                   what, r.base.drop, r.steps.last?.score.drop ?? r.base.drop, maxDrop, set.count, r.met ? "met" : "NOT met",
-                   moved.count, mixed.layers.count, mixed.evaluations))
+        let end = r.steps.last?.score ?? r.base
+        let limits = [budget.maxDrop.map { String(format: "%@ at most %.2f points", what, $0) }, budget.minSQNR.map { String(format: "SQNR at least %.1f dB", $0) }]
+        say("budget      at the start \(measures(r.base)); at the end \(measures(end)) (budget: \(limits.compactMap { $0 }.joined(separator: ", ")), \(set.count) images): "
+            + "\(r.met ? "met" : "NOT met"); \(moved.count) of \(mixed.layers.count) layers moved, \(mixed.evaluations) evaluations")
         let plan = Dictionary(uniqueKeysWithValues: r.precisions.map { (c.job.model.graph.nodes[$0.key].reportName, $0.value.description) })
-        let budget: [String: Any] = ["max_drop": maxDrop, "met": r.met, "images": set.count, "float_top1": set.floatTop1 as Any,
-                                     "start": try jsonObject(r.base), "end": try jsonObject(r.steps.last?.score ?? r.base), "steps": try jsonObject(r.steps), "moved": moved.count,
-                                     "evaluations": mixed.evaluations, "plan": plan]
-        return (try mixed.quantize(r.precisions), budget, r.steps)
+        var json: [String: Any] = ["met": r.met, "images": set.count, "float_top1": set.floatTop1 as Any, "outputs": set.outputNames,
+                                   "start": try jsonObject(r.base), "end": try jsonObject(end), "steps": try jsonObject(r.steps), "moved": moved.count,
+                                   "evaluations": mixed.evaluations, "plan": plan]
+        if let maxDrop = budget.maxDrop { json["max_drop"] = maxDrop }
+        if let minSQNR = budget.minSQNR { json["min_sqnr"] = minSQNR }
+        return (try mixed.quantize(r.precisions), json, r.steps)
     }
 }

@@ -457,11 +457,11 @@ final class AccuracyControlTests: XCTestCase {
         XCTAssertEqual(ranking.map(\.gain), ranking.map(\.gain).sorted(by: >))
         XCTAssertTrue(ranking.allSatisfy { $0.precision == "2-bit" && $0.alone.sqnr > $0.allBut.sqnr - 100 })
 
-        let easy = try mixed.fit(maxDrop: 100, on: set, rankLimit: 6)
+        let easy = try mixed.fit(AccuracyBudget(maxDrop: 100), on: set, rankLimit: 6)
         XCTAssertTrue(easy.met)
         XCTAssertTrue(easy.steps.isEmpty)
         let before = mixed.evaluations
-        let impossible = try mixed.fit(maxDrop: -1, on: set, rankLimit: 6)
+        let impossible = try mixed.fit(AccuracyBudget(maxDrop: -1), on: set, rankLimit: 6)
         XCTAssertFalse(impossible.met)
         XCTAssertEqual(impossible.steps.count, 2 * mixed.layers.count, "each layer 2 → 8 bits, then 8 → float")
         XCTAssertTrue(impossible.precisions.values.allSatisfy { $0 == .float })
@@ -469,5 +469,71 @@ final class AccuracyControlTests: XCTestCase {
         XCTAssertGreaterThan(mixed.evaluations - before, impossible.steps.count)
         // With every weighted layer float the output tracks the float model far better than at 2 bits.
         XCTAssertGreaterThan(impossible.steps.last!.score.sqnr, impossible.base.sqnr)
+
+        // A fidelity budget: met above the 2-bit model's SQNR by moving layers, with the SQNR it asks for.
+        let target = impossible.base.sqnr + 3
+        let sqnr = try mixed.fit(AccuracyBudget(minSQNR: target), on: set, rankLimit: 6)
+        XCTAssertTrue(sqnr.met)
+        XCTAssertFalse(sqnr.steps.isEmpty)
+        XCTAssertGreaterThanOrEqual(try mixed.score(mixed.quantize(sqnr.precisions), on: set).sqnr, target)
+        XCTAssertFalse(try mixed.fit(AccuracyBudget(maxDrop: 100, minSQNR: 1e6), on: set, rankLimit: 6).met, "both must hold")
+    }
+
+    /// The evaluation set keeps every float output in graph order; a variant's SQNR is the lowest output's (as
+    /// `OutputFidelity` measures each), top-1 and agreement come from the first output when it holds class scores,
+    /// and a top-1 budget on a model whose first output is a map is refused.
+    func testEvaluationSetComparesEveryOutput() throws {
+        var rng = SeededRandom(seed: 9)
+        for scoresFirst in [false, true] {
+            let nodes = [
+                Node(name: "conv", opType: "Conv", inputs: ["x", "w"], outputs: ["map"]),
+                Node(name: "gap", opType: "GlobalAveragePool", inputs: ["map"], outputs: ["pooled"]),
+                Node(name: "flat", opType: "Flatten", inputs: ["pooled"], outputs: ["scores"]),
+            ]
+            let outputs = [ValueInfo(name: "map", dtype: .float, shape: nil), ValueInfo(name: "scores", dtype: .float, shape: nil)]
+            let g = Graph(nodes: nodes, inputs: [ValueInfo(name: "x", dtype: .float, shape: [.value(1), .value(3), .value(8), .value(8)])],
+                          outputs: scoresFirst ? outputs.reversed() : outputs,
+                          initializers: [Initializer(name: "w", tensor: Tensor(floats: rng.floats(5 * 3), shape: [5, 3, 1, 1]))])
+            let model = Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g)
+            var options = QuantizeOptions()
+            options.weightBits = 3
+            let (dataset, items) = try calibrationImages(root: Paths.fixture("images"), list: nil, limit: 8, seed: 0)
+            let c = try QuantizationJob.calibrated(model, path: "two_outputs", data: .images(dataset, items), preprocessing: Preprocessing.preset("torch", size: 8)!,
+                                                   limits: ImageLimits(), maxElements: Model.defaultMaxTensorElements, options: options, threads: 1)
+            let inputs = (0..<4).map { _ in RTensor(floats: rng.floats(3 * 64, -2, 2), shape: [1, 3, 8, 8]) }
+            let set = try EvaluationSet(c.job.interpreter, inputs: inputs, labels: [1, 0, nil, 3])
+            XCTAssertEqual(set.outputNames, scoresFirst ? ["scores", "map"] : ["map", "scores"])
+            XCTAssertEqual(set.reference[0].map(\.count), scoresFirst ? [5, 320] : [320, 5])
+            XCTAssertEqual(set.classScores, scoresFirst)
+            XCTAssertEqual(set.floatTop1 != nil, scoresFirst)
+
+            let mixed = MixedPrecision(c, options: options, threads: 1)
+            let q = try mixed.quantize(mixed.initial)
+            let score = try mixed.score(q, on: set)
+            // The same outputs through the integer runtime, measured by OutputFidelity.
+            var m = q.model
+            let bytes = try Int8WeightFile.serialize(q.weightRecords)
+            m.metadataProps.append((Int8WeightFile.metadataKey, Int8WeightFile.metadataValue(bytes)))
+            let program = try IntegerProgram(model: m, weights: bytes, weightsPath: "q.swq")
+            let float = c.job.interpreter
+            var fidelity = OutputFidelity()
+            for x in inputs { fidelity.add(float: try float.run(["x": x]), quantized: try program.run(["x": x]), order: set.outputNames) }
+            XCTAssertEqual(fidelity.rows.count, 2)
+            XCTAssertEqual(score.sqnr, fidelity.rows.map(\.sqnr).min()!, accuracy: 1e-6)
+            XCTAssertLessThan(fidelity.rows.map(\.sqnr).min()!, fidelity.rows.map(\.sqnr).max()! - 0.01, "the outputs differ, so the lowest is picked")
+            if scoresFirst {
+                XCTAssertEqual(score.agreement!, fidelity.rows.first { $0.name == "scores" }!.top1Agreement!, accuracy: 1e-9)
+                XCTAssertNotNil(score.top1Drop)
+                XCTAssertNoThrow(try mixed.fit(AccuracyBudget(maxDrop: 100), on: set, rankLimit: 4))
+            } else {
+                XCTAssertNil(score.agreement)
+                XCTAssertNil(score.top1Drop)
+                XCTAssertNil(score.drop)
+                XCTAssertThrowsError(try mixed.fit(AccuracyBudget(maxDrop: 100), on: set, rankLimit: 4)) {
+                    XCTAssertTrue("\($0)".contains("'map' [1, 5, 8, 8] holds no class scores"), "\($0)")
+                }
+                XCTAssertTrue(try mixed.fit(AccuracyBudget(minSQNR: -100), on: set, rankLimit: 4).met)
+            }
+        }
     }
 }
