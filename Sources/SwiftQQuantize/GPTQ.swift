@@ -45,6 +45,13 @@ public struct LayerHessian: Sendable {
     /// Input rows accumulated (per group).
     public var rows: Double
 
+    public init(columns: Int, groups: Int, sums: [Double], rows: Double) {
+        self.columns = columns
+        self.groups = groups
+        self.sums = sums
+        self.rows = rows
+    }
+
     /// Group `g`'s matrix.
     public func matrix(_ g: Int) -> [Double] { Array(sums[(g * columns * columns)..<((g + 1) * columns * columns)]) }
 }
@@ -104,12 +111,15 @@ public final class HessianCollector: @unchecked Sendable {
         }
     }
 
-    /// Conv (1-D or 2-D) and Gemm without transA whose weight is an initializer.
+    /// Conv (1-D or 2-D), Gemm without transA, MatMul by a matrix and 2-D ConvTranspose without groups, whose
+    /// weight is an initializer.
     static func supports(_ n: Node, _ inits: [String: Tensor]) -> Bool {
         guard n.inputs.count >= 2, let w = inits[n.inputs[1]] else { return false }
         switch n.opType {
         case "Conv": return w.shape.count == 3 || w.shape.count == 4
         case "Gemm": return (n.int("transA") ?? 0) == 0 && w.shape.count == 2
+        case "MatMul": return w.shape.count == 2
+        case "ConvTranspose": return w.shape.count == 4 && (n.int("group") ?? 1) == 1
         default: return false
         }
     }
@@ -153,15 +163,20 @@ public final class HessianCollector: @unchecked Sendable {
         let n = graph.nodes[i]
         let w = inits[n.inputs[1]]!
         let x = UnsafePointer(t.f)
-        if n.opType == "Gemm" {
-            guard t.rank == 2 else { return }
-            let k = t.shape[1], rows = t.shape[0]
+        if n.opType == "Gemm" || n.opType == "MatMul" {
+            // A MatMul's leading dimensions are rows as a Gemm's batch is.
+            guard n.opType == "Gemm" ? t.rank == 2 : t.rank >= 2 else { return }
+            let k = t.shape[t.rank - 1], rows = t.count / max(k, 1)
             guard k == ((n.int("transB") ?? 0) != 0 ? w.shape[1] : w.shape[0]), let acc = accumulator(i, columns: k, groups: 1) else { return }
             add(acc, group: 0, rows: rows, slot: base, threads: threads) { cols in
                 // K × rows: the transpose of x.
                 for r in 0..<rows { for c in 0..<k { cols[c * rows + r] = x[r * k + c] } }
             }
             acc.rows += Double(rows)
+            return
+        }
+        if n.opType == "ConvTranspose" {
+            accumulateTransposed(i, n, t, weightShape: w.shape, slot: base, threads: threads)
             return
         }
         let setup = OperatorSetup(node: n, opset: opset, constants: [])
@@ -191,14 +206,74 @@ public final class HessianCollector: @unchecked Sendable {
         }
     }
 
+    /// A ConvTranspose's rows: one per output pixel, its columns (input channel, tap) in the weight's order, each
+    /// the input value that tap of that pixel reads (0 where the tap falls between inputs or outside them). Output
+    /// pixels are taken by stride phase (oy mod stride, ox mod stride): within a phase the same taps can read,
+    /// the others are 0 for every pixel, so each phase adds the Gram matrix of its taps' columns only (a 2x2
+    /// kernel at stride 2 reads one tap per phase: a quarter of the columns, a sixteenth of the products).
+    /// Rows are taken in chunks of about `transposedChunk` pixels, so the columns never hold a whole map.
+    func accumulateTransposed(_ i: Int, _ n: Node, _ t: RTensor, weightShape ws: [Int], slot: Int, threads: Int) {
+        guard t.rank == 4, t.shape[1] == ws[0] else { return }
+        let c = t.shape[1], h = t.shape[2], wd = t.shape[3], kh = ws[2], kw = ws[3]
+        let geo = ConvTransposeGeometry(node: n, input: (h, wd), kernel: (kh, kw))
+        let (oh, ow) = (geo.output[0], geo.output[1]), (sy, sx) = (geo.strides[0], geo.strides[1])
+        guard oh > 0, ow > 0, sy > 0, sx > 0, let acc = accumulator(i, columns: c * kh * kw, groups: 1) else { return }
+        let x = UnsafePointer(t.f)
+        // The taps along one axis that can read at output positions ≡ phase (mod stride).
+        func taps(phase: Int, axis a: Int, count: Int) -> [Int] {
+            (0..<count).filter { k in ((phase + geo.pads[a] - k * geo.dilations[a]) % geo.strides[a] + geo.strides[a]) % geo.strides[a] == 0 }
+        }
+        // Where tap k of output position o reads along one axis (o in its tap's phase): the input index, or -1.
+        func source(_ o: Int, _ k: Int, axis a: Int, size: Int) -> Int {
+            let p = o + geo.pads[a] - k * geo.dilations[a]
+            return p >= 0 && p / geo.strides[a] < size ? p / geo.strides[a] : -1
+        }
+        for py in 0..<min(sy, oh) {
+            for px in 0..<min(sx, ow) {
+                let ky = taps(phase: py, axis: 0, count: kh), kx = taps(phase: px, axis: 1, count: kw)
+                guard !ky.isEmpty, !kx.isEmpty else { continue }  // no tap reaches these pixels: zero rows
+                let index = (0..<c).flatMap { ci in ky.flatMap { a in kx.map { b in (ci * kh + a) * kw + b } } }
+                let ys = Array(stride(from: py, to: oh, by: sy)), xs = Array(stride(from: px, to: ow, by: sx))
+                let band = max(1, transposedChunk / xs.count)
+                for b in 0..<t.shape[0] {
+                    let xb = x + b * c * h * wd
+                    for r0 in stride(from: 0, to: ys.count, by: band) {
+                        let rowsHere = ys[r0..<min(ys.count, r0 + band)], pixels = rowsHere.count * xs.count
+                        add(acc, group: 0, rows: pixels, slot: slot, threads: threads, index: index) { cols in
+                            var col = cols
+                            for ci in 0..<c {
+                                for a in ky {
+                                    for bx in kx {
+                                        let ix = xs.map { source($0, bx, axis: 1, size: wd) }
+                                        for (r, oy) in rowsHere.enumerated() {
+                                            let iy = source(oy, a, axis: 0, size: h), row = col + r * xs.count
+                                            let plane = xb + (ci * h + max(iy, 0)) * wd
+                                            for j in 0..<xs.count { row[j] = iy >= 0 && ix[j] >= 0 ? plane[ix[j]] : 0 }
+                                        }
+                                        col += pixels
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        acc.rows += Double(t.shape[0] * oh * ow)
+    }
+
+    /// Output pixels per chunk of a ConvTranspose's Hessian rows.
+    public var transposedChunk = 16384
+
     /// Below this many columns the Gram matrix is summed directly (sq_gram), above by GEMM.
     static let smallColumns = 32
 
     /// Adds cols·colsᵀ of the K × rows matrix `columns` (or, when nil, the one `fill` writes) to group `group` of
-    /// `acc`, with scratch `slot`.
-    func add(_ acc: Accumulator, group: Int, rows: Int, slot: Int, threads: Int, columns: UnsafePointer<Float>? = nil,
+    /// `acc`, with scratch `slot`; with `index`, the K = index.count columns are columns index[0] < index[1] < …
+    /// of the layer's matrix (the others are 0 in these rows).
+    func add(_ acc: Accumulator, group: Int, rows: Int, slot: Int, threads: Int, columns: UnsafePointer<Float>? = nil, index: [Int]? = nil,
              fill: (UnsafeMutablePointer<Float>) -> Void) {
-        let k = acc.columns, s = scratch[slot]
+        let k = index?.count ?? acc.columns, s = scratch[slot]
         let cols: UnsafePointer<Float>
         if let columns { cols = columns } else {
             let c = s.cols.floats(k * rows)
@@ -220,7 +295,13 @@ public final class HessianCollector: @unchecked Sendable {
             }
         }
         // The lower triangle only (both paths fill it); `hessians` mirrors it.
-        sq_add_lower_f64(h, Int32(k), acc.sums + group * k * k)
+        if let index {
+            // Increasing indices keep the lower triangle lower.
+            let full = acc.columns, sums = acc.sums + group * full * full
+            for a in 0..<k { for b in 0...a { sums[index[a] * full + index[b]] += Double(h[a * k + b]) } }
+        } else {
+            sq_add_lower_f64(h, Int32(k), acc.sums + group * k * k)
+        }
     }
 }
 

@@ -10,9 +10,10 @@ func weightPerChannel(_ n: Node, options: QuantizeOptions) -> Bool {
     options.perChannel && n.opType != "MatMul" && !(n.opType == "ConvTranspose" && (n.int("group") ?? 1) != 1)
 }
 
-/// The weight-rounding stage: for every quantized Conv and Gemm that `hessians` covers, its weights rounded by
-/// `options.weightRounding` (GPTQ: one call per group over that group's input Hessian). Nodes left out (MatMul,
-/// ConvTranspose, a layer calibration never reached) are rounded to nearest by `materialize`. Layers are
+/// The weight-rounding stage: for every quantized weighted layer that `hessians` covers, its weights rounded by
+/// `options.weightRounding` (GPTQ: one call per group over that group's input Hessian). Nodes left out (a grouped
+/// ConvTranspose, a MatMul by a batch of matrices, a layer calibration never reached) are rounded to nearest by
+/// `materialize`. Layers are
 /// independent and split between `threads`, largest first; `progress` is told each layer as it is done (done,
 /// total, node name), from whichever thread finished it, one call at a time.
 public func roundWeights(_ model: Model, plan: QuantizationPlan, hessians: [Int: LayerHessian], options: QuantizeOptions, threads: Int,
@@ -53,12 +54,30 @@ func roundLayer(_ n: Node, weight w: Tensor, hessian h: LayerHessian, options: Q
     let perChannel = weightPerChannel(n, options: options)
     let bits = options.weightBits(of: n)
     let qmax = Int32((1 << (bits - 1)) - 1)
-    var values = w.floats()
-    // Rows are output channels, columns the layer's input features in the Hessian's order.
-    let transposed = n.opType == "Gemm" && (n.int("transB") ?? 0) == 0
-    let rows = transposed ? w.shape[1] : w.shape[0], k = values.count / max(rows, 1)
+    let weights = w.floats()
+    // Rows are output channels, columns the layer's input features in the Hessian's order: `at[r * k + c]` is where
+    // row r, column c sits in the weight tensor (K × N for a Gemm without transB and a MatMul; C × M × KH × KW for
+    // a ConvTranspose, whose columns are (input channel, tap)).
+    let rows: Int, at: [Int]?
+    switch n.opType {
+    case "Gemm" where (n.int("transB") ?? 0) == 0, "MatMul":
+        rows = w.shape[1]
+        let k = w.shape[0]
+        at = (0..<(rows * k)).map { ($0 % k) * rows + $0 / k }
+    case "ConvTranspose":
+        rows = w.shape[1]
+        let taps = w.shape[2] * w.shape[3], k = w.shape[0] * taps
+        at = (0..<(rows * k)).map { v in
+            let r = v / k, col = v % k
+            return ((col / taps) * rows + r) * taps + col % taps
+        }
+    default:
+        rows = w.shape[0]
+        at = nil
+    }
+    let k = weights.count / max(rows, 1)
     guard rows > 0, rows % h.groups == 0, k == h.columns else { return nil }
-    if transposed { values = (0..<(rows * k)).map { values[($0 % k) * rows + $0 / k] } }
+    let values = at.map { $0.map { weights[$0] } } ?? weights
     var scales: [Float] = [], q: [Int32] = [], error = RoundingError(nearest: 0, rounded: 0, energy: 0)
     let perGroup = rows / h.groups
     // One scale for the tensor: every group's grid is the tensor's absolute maximum.
@@ -70,6 +89,10 @@ func roundLayer(_ n: Node, weight w: Tensor, hessian h: LayerHessian, options: Q
         q += r.q
         error = error + r.error
     }
-    if transposed { q = (0..<(rows * k)).map { q[($0 % rows) * k + $0 / rows] } }
+    if let at {
+        var inPlace = q
+        for (v, o) in at.enumerated() { inPlace[o] = q[v] }
+        q = inPlace
+    }
     return RoundedWeight(scales: perChannel ? scales : [scales[0]], values: q, bits: bits, error: error)
 }

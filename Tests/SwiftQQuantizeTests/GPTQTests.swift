@@ -211,6 +211,90 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// A ConvTranspose's Hessian is Σ over output pixels of the column of input values its taps read: the reference
+    /// columns come from the float runtime's ConvTranspose with one-hot weights (strides, pads, dilations and an
+    /// output padding that no tap reaches), whole and in chunks of a few output rows. A MatMul's rows are its
+    /// input's leading dimensions. On an identity Hessian GPTQ is nearest rounding on each output channel's grid,
+    /// which checks that both layouts (C × M × KH × KW; K × N) go in and out of GPTQ's rows in place.
+    func testTransposedAndMatMulLayers() throws {
+        let attributes = [Attribute(name: "strides", value: .ints([2, 2])), Attribute(name: "pads", value: .ints([1, 0, 0, 1])),
+                          Attribute(name: "dilations", value: .ints([2, 1])), Attribute(name: "output_padding", value: .ints([1, 0]))]
+        let xShape = [2, 3, 5, 4], wShape = [3, 2, 3, 2]
+        let x = RTensor(floats: values.floats(xShape.reduce(1, *)), shape: xShape)
+        func graph(_ op: String, _ w: Tensor, x shape: [Int], attributes: [Attribute] = []) -> Graph {
+            Graph(nodes: [Node(name: "t", opType: op, inputs: ["x", "w"], outputs: ["y"], attributes: attributes)],
+                  inputs: [ValueInfo(name: "x", dtype: .float, shape: shape.map { .value($0) })],
+                  outputs: [ValueInfo(name: "y", dtype: .float, shape: nil)], initializers: [Initializer(name: "w", tensor: w)])
+        }
+        // Column (ci, ky, kx) over every output pixel of both images: the output of a one-hot weight.
+        let k = 3 * 3 * 2
+        var columns: [[Float]] = []
+        for col in 0..<k {
+            var onehot = [Float](repeating: 0, count: 3 * 1 * 3 * 2)
+            onehot[col] = 1
+            let g = graph("ConvTranspose", Tensor(floats: onehot, shape: [3, 1, 3, 2]), x: xShape, attributes: attributes)
+            let y = try Interpreter(model: Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g), options: .init(threads: 1, fuse: false)).run(["x": x])["y"]!
+            XCTAssertEqual(y.shape, [2, 1, 13, 7])
+            columns.append(y.floatArray())
+        }
+        let weight = Tensor(floats: values.floats(wShape.reduce(1, *)), shape: wShape)
+        for chunk in [16384, 7] {
+            let collector = HessianCollector(graph: graph("ConvTranspose", weight, x: xShape, attributes: attributes), opset: 13, nodes: [0], threads: 1)
+            collector.transposedChunk = chunk
+            collector.observe("x", x)
+            let h = try XCTUnwrap(collector.hessians[0])
+            XCTAssertEqual(h.columns, k)
+            XCTAssertEqual(h.rows, 2 * 13 * 7)
+            for a in 0..<k {
+                for b in 0..<k {
+                    let want = zip(columns[a], columns[b]).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+                    XCTAssertEqual(h.sums[a * k + b], want, accuracy: 1e-4 * max(1, abs(want)), "chunk \(chunk) [\(a), \(b)]")
+                }
+            }
+        }
+        let mx = RTensor(floats: values.floats(2 * 3 * 6), shape: [2, 3, 6])
+        let matmul = HessianCollector(graph: graph("MatMul", Tensor(floats: values.floats(24), shape: [6, 4]), x: [2, 3, 6]), opset: 13, nodes: [0], threads: 1)
+        matmul.observe("x", mx)
+        let hm = try XCTUnwrap(matmul.hessians[0])
+        XCTAssertEqual(hm.rows, 6)
+        for a in 0..<6 {
+            for b in 0..<6 {
+                let want = (0..<6).reduce(0.0) { $0 + Double(mx.f[$1 * 6 + a]) * Double(mx.f[$1 * 6 + b]) }
+                XCTAssertEqual(hm.sums[a * 6 + b], want, accuracy: 1e-4 * max(1, abs(want)))
+            }
+        }
+
+        // Identity Hessians, no range search, no refit: GPTQ's integers are nearest rounding in the weight's own layout.
+        var options = QuantizeOptions()
+        options.weightBits = 4
+        options.weightRounding = .gptq
+        options.gptq.smallestRange = 1
+        options.gptq.refitSteps = false
+        func identity(_ k: Int) -> LayerHessian {
+            LayerHessian(columns: k, groups: 1, sums: (0..<(k * k)).map { $0 / k == $0 % k ? 1 : 0 }, rows: 1)
+        }
+        // Output channel m's weights scaled by 1 + 4m: a row that gathered another channel's weights gets another grid.
+        let graded = Tensor(floats: weight.floats().enumerated().map { $0.element * Float(1 + 4 * ($0.offset / 6 % 2)) }, shape: wShape)
+        for (op, w, xs, perChannel) in [("ConvTranspose", graded, xShape, true), ("MatMul", Tensor(floats: values.floats(24), shape: [6, 4]), [2, 3, 6], false)] {
+            let g = graph(op, w, x: xs, attributes: op == "ConvTranspose" ? attributes : [])
+            let model = Model(opsetImports: [OpsetID(domain: "", version: 13)], graph: g)
+            let plan = QuantizationPlan(g, exclude: [], floatTypes: { _ in true })
+            XCTAssertEqual(plan.quantized, [0])
+            let k = w.shape.count == 4 ? w.shape[0] * w.shape[2] * w.shape[3] : w.shape[0]
+            let r = try XCTUnwrap(roundWeights(model, plan: plan, hessians: [0: identity(k)], options: options, threads: 1)[0], op)
+            let v = w.floats(), m = w.shape[1], taps = w.shape.count == 4 ? w.shape[2] * w.shape[3] : 1
+            // The output channel of element e: axis 1 of both layouts.
+            let channel = { (e: Int) in (e / taps) % m }
+            let absMax = (0..<m).map { c in v.indices.filter { channel($0) == c }.map { abs(v[$0]) }.max()! }
+            let tensorMax = absMax.max()!
+            for e in v.indices {
+                let step = (perChannel ? absMax[channel(e)] : tensorMax) / 7
+                XCTAssertEqual(r.values[e], Int32((v[e] / step).rounded()), "\(op) element \(e)")
+            }
+            XCTAssertEqual(r.scales.count, perChannel ? m : 1)
+        }
+    }
+
     func testNibblesRoundTrip() {
         let v: [Int8] = [-8, -1, 0, 7, 3, -5, 1]
         let packed = Nibbles.pack(v.map { UInt8(bitPattern: $0) })
