@@ -40,6 +40,7 @@ public struct EvaluationSet {
         byteTable = preprocessing.byteTable
         let stream = ImageStream(dataset: dataset, items: items, preprocessing: preprocessing, limits: limits)
         defer { stream.cancel() }
+        var paths: [String] = []
         for (i, item) in items.enumerated() {
             switch stream.take(i) {
             case .failed(let why): events.warning("skipped \(why)")
@@ -47,12 +48,26 @@ public struct EvaluationSet {
                 let x = RTensor(floats: pixels, shape: preprocessing.mode == .fit32 ? shape : inputShape)
                 stored.append(preprocessing.bytes(of: pixels).map { .bytes($0, shape: x.shape) } ?? .tensor(x))
                 labels.append(item.label)
+                paths.append(item.path)
                 try addReference(float.run([inputName: x]), outputs: float.outputNames)
             }
             events.progress(i + 1, "")
         }
         guard !stored.isEmpty else { throw PipelineError("every evaluation image failed to load (\(items.count) of \(items.count))") }
+        if let why = dropForeignLabels(paths: paths) { events.warning(why) }
         floatTop1 = top1(reference.map { $0[0] })
+    }
+
+    /// Labels past the model's classes are not this model's (ImageNet labels on a 2-class model): counted, every
+    /// image would be wrong for the float and the quantized model alike, and a top-1 budget would hold at once.
+    /// The labels are dropped, so budgets read the disagreement with float; returns the warning saying so.
+    private mutating func dropForeignLabels(paths: [String]) -> String? {
+        guard let classes = OutputFidelity.classCount(firstOutputShape),
+              let k = labels.firstIndex(where: { $0.map { $0 < 0 || $0 >= classes } ?? false }) else { return nil }
+        let why = "\(k < paths.count ? paths[k] : "image \(k)") has label \(labels[k]!) but the model scores \(classes) classes: "
+            + "the labels are not this model's; measuring the disagreement with the float model instead of top-1"
+        labels = labels.map { _ in nil }
+        return why
     }
 
     /// The number of inputs.
@@ -84,6 +99,7 @@ public struct EvaluationSet {
         stored = inputs.map { .tensor($0) }
         self.labels = labels
         for x in inputs { try addReference(float.run([inputName: x]), outputs: float.outputNames) }
+        _ = dropForeignLabels(paths: [])
         floatTop1 = top1(reference.map { $0[0] })
     }
 

@@ -506,6 +506,10 @@ final class AccuracyControlTests: XCTestCase {
             XCTAssertEqual(set.reference[0].map(\.count), scoresFirst ? [5, 320] : [320, 5])
             XCTAssertEqual(set.classScores, scoresFirst)
             XCTAssertEqual(set.floatTop1 != nil, scoresFirst)
+            // Labels past the 5 classes are another model's: dropped, so budgets read the disagreement with float.
+            let foreign = try EvaluationSet(c.job.interpreter, inputs: inputs, labels: [1, 7, nil, 3])
+            XCTAssertNil(foreign.floatTop1)
+            XCTAssertEqual(foreign.labels.compactMap { $0 }, scoresFirst ? [] : [1, 7, 3])
 
             let mixed = MixedPrecision(c, options: options, threads: 1)
             let q = try mixed.quantize(mixed.initial)
