@@ -235,6 +235,7 @@ public final class HessianCollector: @unchecked Sendable {
                 let index = (0..<c).flatMap { ci in ky.flatMap { a in kx.map { b in (ci * kh + a) * kw + b } } }
                 let ys = Array(stride(from: py, to: oh, by: sy)), xs = Array(stride(from: px, to: ow, by: sx))
                 let band = max(1, transposedChunk / xs.count)
+                let ixs = kx.map { bx in xs.map { source($0, bx, axis: 1, size: wd) } }
                 for b in 0..<t.shape[0] {
                     let xb = x + b * c * h * wd
                     for r0 in stride(from: 0, to: ys.count, by: band) {
@@ -243,8 +244,7 @@ public final class HessianCollector: @unchecked Sendable {
                             var col = cols
                             for ci in 0..<c {
                                 for a in ky {
-                                    for bx in kx {
-                                        let ix = xs.map { source($0, bx, axis: 1, size: wd) }
+                                    for ix in ixs {
                                         for (r, oy) in rowsHere.enumerated() {
                                             let iy = source(oy, a, axis: 0, size: h), row = col + r * xs.count
                                             let plane = xb + (ci * h + max(iy, 0)) * wd

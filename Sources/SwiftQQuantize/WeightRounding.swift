@@ -13,9 +13,8 @@ func weightPerChannel(_ n: Node, options: QuantizeOptions) -> Bool {
 /// The weight-rounding stage: for every quantized weighted layer that `hessians` covers, its weights rounded by
 /// `options.weightRounding` (GPTQ: one call per group over that group's input Hessian). Nodes left out (a grouped
 /// ConvTranspose, a MatMul by a batch of matrices, a layer calibration never reached) are rounded to nearest by
-/// `materialize`. Layers are
-/// independent and split between `threads`, largest first; `progress` is told each layer as it is done (done,
-/// total, node name), from whichever thread finished it, one call at a time.
+/// `materialize`. Layers are independent and split between `threads`, largest first; `progress` is told each
+/// layer as it is done (done, total, node name), from whichever thread finished it, one call at a time.
 public func roundWeights(_ model: Model, plan: QuantizationPlan, hessians: [Int: LayerHessian], options: QuantizeOptions, threads: Int,
                          progress: (Int, Int, String) -> Void = { _, _, _ in }) -> [Int: RoundedWeight] {
     guard options.weightRounding == .gptq else { return [:] }
