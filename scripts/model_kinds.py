@@ -120,7 +120,7 @@ with tempfile.TemporaryDirectory() as tmp:
                 name_in = s4.get_inputs()[0].name
                 w4 = sqnr(np.concatenate([fl.run(None, {name_in: x})[0].ravel() for x in xs]), np.concatenate([s4.run(None, {name_in: x})[0].ravel() for x in xs]))
                 opset = onnx.load(out4).opset_import[0].version
-                ok, detail = opset == 21 and w4 >= 18, f'opset {opset}, {w4:.1f} dB against float on 8 images (at least 18; measured 20.6, 27.5, 30.9)'
+                ok, detail = opset == 21 and w4 >= 18, f'opset {opset}, {w4:.1f} dB against float on 8 images (at least 18; measured 21.2, 27.9, 31.5)'
             except Exception as ex:
                 ok, detail = False, str(ex)[:200]
         check(f'{name}: W4 (GPTQ, INT4) runs in ONNX Runtime', ok, detail)
