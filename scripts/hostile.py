@@ -163,6 +163,15 @@ case('quantize --max-drop on a model without class scores', ['quantize', 'm.onnx
      '-o', 'q.onnx'], 2, ['m.onnx', "'map'", '--min-sqnr'])(map_model)
 case('quantize --min-sqnr on a model without class scores', ['quantize', 'm.onnx', '--calib', 'imgs', '--weight-bits', '4', '--min-sqnr', '10',
      '--eval-data', 'imgs', '-o', 'q.onnx'], 0, outputs=['q.onnx', 'q.swq', 'q.calib.json'])(map_model)
+def flat_images(d):
+    plain(d)
+    os.makedirs(os.path.join(d, 'flat'))
+    for f in os.listdir(os.path.join(d, 'imgs', 'a')): shutil.copy(os.path.join(d, 'imgs', 'a', f), os.path.join(d, 'flat', f))
+case('eval --max-drop on unlabelled images', ['eval', 'm.onnx', 'm.onnx', '--data', 'flat', '--max-drop', '1', '--json', 'e.json'], 2,
+     ['flat', '--max-drop'])(flat_images)
+case('eval --max-drop with labels past the classes', ['eval', 'm.onnx', 'm.onnx', '--data', 'imgs', '--labels', 'labels.txt', '--max-drop', '1',
+     '--json', 'e.json'], 2, ['a/photo0.jpg', '50', 'not this model'])(
+    lambda d: (plain(d), open(os.path.join(d, 'labels.txt'), 'w').write('a/photo0.jpg 50\na/photo1.jpg 3\n')))
 case('sensitivity --json = the model', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'imgs', '--json', 'm.onnx'], 2, ['m.onnx'])(plain)
 case('sensitivity on a missing --data', ['sensitivity', 'm.onnx', '--calib', 'imgs', '--data', 'nowhere', '--json', 's.json'], 2, ['nowhere'])(plain)
 case('quantize --report = the model', ['quantize', 'm.onnx', '--calib', 'imgs', '-o', 'q.onnx', '--report', 'm.onnx'], 2, ['m.onnx'])(plain)

@@ -322,6 +322,8 @@ public struct EvaluationResult {
     public var sqnr = SQNRMeter()
     /// With two models: every output of the second against the first's, over all images.
     public var fidelity = OutputFidelity()
+    /// The first image whose label is past a model's classes (the labels are another model's), as warned.
+    public var foreignLabel: String?
 
     /// With exactly two models: the second's top-1 drop against the first (points; nil without labels) and the
     /// share of images (in percent) on which both predict the same class.
@@ -416,7 +418,8 @@ public func evaluate(_ runs: [ClassifierRun], dataset: Dataset, items: [Dataset.
             for (m, run) in runs.enumerated() {
                 if let label = items[i].label, label >= s.classes[m], !warnedClasses {
                     warnedClasses = true
-                    events.warning("\(items[i].path) has label \(label) but \(run.path) scores only \(s.classes[m]) classes")
+                    result.foreignLabel = "\(items[i].path) has label \(label) but \(run.path) scores only \(s.classes[m]) classes"
+                    events.warning(result.foreignLabel!)
                 }
                 result.predicted[m].append(s.predicted[m])
                 if keepOutputs { result.outputs[m].append(s.outputs[m]) }

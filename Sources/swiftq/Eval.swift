@@ -26,7 +26,8 @@ struct Eval: ParsableCommand {
             beside it runs on the integer runtime.
 
             Exit codes: 0 done; 1 the int8 top-1 dropped more than --max-drop; 2 a model, the data or an output \
-            file could not be used, or every image failed.
+            file could not be used, every image failed, or --max-drop has no labels to compare (none, or labels \
+            past the model's classes).
             """
     )
 
@@ -108,6 +109,9 @@ struct Eval: ParsableCommand {
             for run in runs { if let w = run.warning { printWarning(w) } }
             let quiet = json == "-"
             let labelled = items.filter { $0.label != nil }.count
+            if maxDrop != nil && labelled == 0 {
+                throw CLIError(message: "\(data): no image is labelled, and --max-drop compares top-1 accuracy (give a labels.txt or class folders; without labels gate on --min-sqnr)")
+            }
             let summary = [("data", "\(data): \(items.count) images, \(labelled == items.count ? "all" : "\(labelled)") labelled\(labels.map { " (\($0))" } ?? "")"),
                            ("preprocess", "\(source): \(prep.summary)")]
             if !quiet { summary.forEach { print(factLine($0.0, $0.1)) } }
@@ -154,6 +158,10 @@ struct Eval: ParsableCommand {
             if let report {
                 let r = EvaluationReport(summary: summary + [("images", throughput(runs, result))], runs: runs, result: result, floatModel: loaded[0].1)
                 try outputs.write(Data(r.html.utf8), to: report)
+            }
+            if maxDrop != nil, let foreign = result.foreignLabel {
+                // Counted, every image is wrong for both models, and the gate would pass whatever the int8 model does.
+                throw CLIError(message: "\(foreign): the labels are not this model's, so --max-drop has no top-1 to compare")
             }
             try outputs.commit()
             if let minSQNR, let low = result.fidelity.lowestSQNR, low < minSQNR {
