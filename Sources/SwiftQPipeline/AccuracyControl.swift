@@ -143,6 +143,12 @@ public struct VariantScore: Sendable, Codable, Equatable {
     /// What `--max-drop` is checked against: the top-1 drop, or without labels the disagreement with the float
     /// model; nil without class scores.
     public var drop: Double? { top1Drop ?? agreement.map { 100 - $0 } }
+
+    public init(top1Drop: Double?, agreement: Double?, sqnr: Double) {
+        self.top1Drop = top1Drop
+        self.agreement = agreement
+        self.sqnr = sqnr
+    }
 }
 
 /// What a mixed-precision plan must keep on the evaluation images: a top-1 drop (without labels, a disagreement
@@ -192,6 +198,13 @@ public struct PrecisionStep: Sendable, Codable, Equatable {
     public var to: String
     /// The whole model's score after the move, on the evaluation images.
     public var score: VariantScore
+
+    public init(node: String, from: String, to: String, score: VariantScore) {
+        self.node = node
+        self.from = from
+        self.to = to
+        self.score = score
+    }
 }
 
 /// Quantizes one prepared model many times with different per-layer precisions, without calibrating again: the

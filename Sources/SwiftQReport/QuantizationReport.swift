@@ -179,11 +179,13 @@ public struct QuantizationReport {
 
     var budgetSection: String {
         func points(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "–" }
+        // A model without class scores (a detector) has no drop or agreement: those columns are left out.
+        let classes = budget.contains { $0.score.agreement != nil }
         return "<p class=\"note\">The moves of the accuracy budget (--max-drop, --min-sqnr), in order: each moved the layer that hurt most one step up, then " +
             "the model was evaluated again.</p>"
-            + table(["step", "layer", "from", "to", budgetMeasure + " (points)", "agreement %", "output SQNR dB"],
+            + table(["step", "layer", "from", "to"] + (classes ? [budgetMeasure + " (points)", "agreement %"] : []) + ["output SQNR dB"],
                     budget.enumerated().map { k, s in
-                        ["\(k + 1)", s.node, s.from, s.to, points(s.score.drop), points(s.score.agreement), dB(s.score.sqnr)]
-                    }, numeric: [0, 4, 5, 6])
+                        ["\(k + 1)", s.node, s.from, s.to] + (classes ? [points(s.score.drop), points(s.score.agreement)] : []) + [dB(s.score.sqnr)]
+                    }, numeric: classes ? [0, 4, 5, 6] : [0, 4])
     }
 }

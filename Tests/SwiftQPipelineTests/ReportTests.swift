@@ -71,5 +71,14 @@ final class ReportTests: XCTestCase {
         XCTAssertFalse(html.contains("http:") || html.contains("https:"))
         XCTAssertTrue(html.contains("a &lt;b&gt;bold&lt;/b&gt; &amp; name"))
         XCTAssertFalse(html.contains("<b>bold</b>"))
+
+        // The budget's moves: drop and agreement columns for a classifier, none for a model without class scores.
+        var budgeted = report
+        budgeted.budget = [PrecisionStep(node: "stem", from: "4-bit", to: "8-bit", score: VariantScore(top1Drop: 0.25, agreement: 97.5, sqnr: 21))]
+        XCTAssertTrue(budgeted.html.contains("agreement %"))
+        XCTAssertTrue(budgeted.html.contains("97.50"))
+        budgeted.budget = [PrecisionStep(node: "stem", from: "4-bit", to: "8-bit", score: VariantScore(top1Drop: nil, agreement: nil, sqnr: 21))]
+        XCTAssertFalse(budgeted.html.contains("agreement %"))
+        XCTAssertTrue(budgeted.html.contains("output SQNR dB"))
     }
 }
