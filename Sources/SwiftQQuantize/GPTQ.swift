@@ -247,8 +247,9 @@ public final class HessianCollector: @unchecked Sendable {
                                     for ix in ixs {
                                         for (r, oy) in rowsHere.enumerated() {
                                             let iy = source(oy, a, axis: 0, size: h), row = col + r * xs.count
-                                            let plane = xb + (ci * h + max(iy, 0)) * wd
-                                            for j in 0..<xs.count { row[j] = iy >= 0 && ix[j] >= 0 ? plane[ix[j]] : 0 }
+                                            guard iy >= 0 else { row.update(repeating: 0, count: xs.count); continue }
+                                            let plane = xb + (ci * h + iy) * wd
+                                            for j in 0..<xs.count { row[j] = ix[j] >= 0 ? plane[ix[j]] : 0 }
                                         }
                                         col += pixels
                                     }
